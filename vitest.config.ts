@@ -1,0 +1,21 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^stock-ledger\/memory$/, replacement: here('./adapters/memory/index.ts') },
+      { find: /^stock-ledger\/sqlite$/, replacement: here('./adapters/sqlite/index.ts') },
+      { find: /^stock-ledger\/testing$/, replacement: here('./test/conformance/index.ts') },
+      { find: /^stock-ledger$/, replacement: here('./src/index.ts') },
+    ],
+  },
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+  },
+});
