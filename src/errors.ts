@@ -1,0 +1,135 @@
+import type { Rejection } from './types.js';
+
+const BRAND = Symbol.for('stock-ledger.error');
+
+/** Codes of errors that are thrown (business outcomes are returned instead). */
+export type ErrorCode =
+  | 'INVALID_INPUT'
+  | 'IDEMPOTENCY_CONFLICT'
+  | 'STORE_UNAVAILABLE'
+  | 'INVARIANT_VIOLATION'
+  | Rejection['code'];
+
+/**
+ * Base of every error the library throws. Check with {@link isStockLedgerError}, which keeps
+ * working when an app ends up with two copies of the package.
+ *
+ * @example
+ * ```ts
+ * try { await ledger.deduct(input); }
+ * catch (e) { if (isStockLedgerError(e) && e.code === 'STORE_UNAVAILABLE') retryLater(); else throw e; }
+ * ```
+ */
+export class StockLedgerError extends Error {
+  readonly code: ErrorCode;
+  readonly [BRAND] = true;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * True for any error thrown by any copy of stock-ledger (it checks a `Symbol.for` brand,
+ * not `instanceof`).
+ *
+ * @example
+ * ```ts
+ * if (isStockLedgerError(e)) console.log(e.code);
+ * ```
+ */
+export function isStockLedgerError(value: unknown): value is StockLedgerError {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/**
+ * Input that can never be valid: checked before any store access, so nothing was changed.
+ *
+ * @example
+ * ```ts
+ * await ledger.deduct({ requestId: 'r1', sku: 'A', qty: 0 }); // rejects with InvalidInputError
+ * ```
+ */
+export class InvalidInputError extends StockLedgerError {
+  /** Path of the offending field, such as `lines[2].qty`. */
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super('INVALID_INPUT', `${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/**
+ * The request id was already used for another payload. Nothing was changed.
+ *
+ * @example
+ * ```ts
+ * await ledger.deduct({ requestId: 'o1', sku: 'A', qty: 1 });
+ * await ledger.deduct({ requestId: 'o1', sku: 'A', qty: 2 }); // rejects: IdempotencyConflictError
+ * ```
+ */
+export class IdempotencyConflictError extends StockLedgerError {
+  readonly requestId: string;
+  /** The kind of operation recorded under that id. */
+  readonly storedKind: string;
+
+  constructor(requestId: string, storedKind: string) {
+    super('IDEMPOTENCY_CONFLICT', `request ${JSON.stringify(requestId)} was already used for a different ${storedKind} payload`);
+    this.requestId = requestId;
+    this.storedKind = storedKind;
+  }
+}
+
+/**
+ * The store could not be reached or did not answer. The outcome may be unknown: retrying
+ * with the same request id is always safe and returns a replay if it had been applied.
+ *
+ * @example
+ * ```ts
+ * catch (e) { if (isStockLedgerError(e) && e.code === 'STORE_UNAVAILABLE') queueForRetry(input); }
+ * ```
+ */
+export class StoreUnavailableError extends StockLedgerError {
+  /** How many attempts were made before giving up (1 when it was not retried). */
+  readonly attempts: number;
+
+  constructor(message: string, options?: { cause?: unknown; attempts?: number }) {
+    super('STORE_UNAVAILABLE', message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.attempts = options?.attempts ?? 1;
+  }
+}
+
+/**
+ * A broken invariant: a bug in a store or the core. Fails loudly instead of guessing.
+ *
+ * @example
+ * ```ts
+ * throw new InvariantViolationError('reserved exceeds onHand for SKU A');
+ * ```
+ */
+export class InvariantViolationError extends StockLedgerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVARIANT_VIOLATION', message, options);
+  }
+}
+
+/**
+ * Thrown by the `...OrThrow` variants for a returned business rejection; `rejection` holds it.
+ *
+ * @example
+ * ```ts
+ * try { await ledger.deductOrThrow(input); }
+ * catch (e) { if (e instanceof RejectedError && e.code === 'INSUFFICIENT_STOCK') showSoldOut(); }
+ * ```
+ */
+export class RejectedError extends StockLedgerError {
+  readonly rejection: Rejection;
+
+  constructor(rejection: Rejection) {
+    super(rejection.code, `operation rejected: ${rejection.code}`);
+    this.rejection = rejection;
+  }
+}

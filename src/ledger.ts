@@ -1,0 +1,275 @@
+import { IdempotencyConflictError, InvalidInputError, RejectedError, StoreUnavailableError } from './errors.js';
+import { LIMITS } from './limits.js';
+import { DEFAULT_RETRY_POLICY, checkRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
+import type { Command, StockStore, StoreOutcome, VerifyChunk } from './store.js';
+import type {
+  AdjustInput, AdjustResult, Applied, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, Level,
+  OperationResult, RequestRecord, RestockInput, RestockResult, ReverseInput, ReverseResult, VerifyReport,
+} from './types.js';
+import { checkRequestId, checkSku, checkSkus, toAdjust, toDeduct, toEntriesQuery, toRestock, toReverse } from './validate.js';
+import { verifyItem } from './verify.js';
+
+/** Options of {@link StockLedger}. */
+export interface StockLedgerOptions {
+  /** Where the stock lives: `MemoryStore`, `SqliteStore`, or any {@link StockStore}. */
+  store: StockStore;
+  /** Current time in ms; injectable so tests can move time. Default `Date.now`. */
+  clock?: () => number;
+  /**
+   * Retry of `STORE_UNAVAILABLE` with the same request id (safe: every operation is
+   * idempotent). Partial policies fill in from {@link DEFAULT_RETRY_POLICY}; `false` disables.
+   */
+  retry?: Partial<RetryPolicy> | false;
+}
+
+/**
+ * One ledger of stock: every change is an idempotent operation under a caller-chosen request
+ * id, applied atomically by the store, and recorded as immutable entries.
+ *
+ * Business outcomes are returned (`{ ok: true, ... }` or `{ ok: false, code, ... }`); bad input,
+ * idempotency conflicts and store failures are thrown as `StockLedgerError`s. A rejected
+ * operation records nothing, so retrying its request id evaluates it again.
+ *
+ * @example
+ * ```ts
+ * const ledger = new StockLedger({ store: new MemoryStore() });
+ * await ledger.restock({ requestId: 'po-1', sku: 'TSHIRT-M', qty: 10 });
+ * const r = await ledger.deduct({ requestId: 'order-1', sku: 'TSHIRT-M', qty: 2 });
+ * if (!r.ok) console.log(r.code); // 'INSUFFICIENT_STOCK' when sold out
+ * ```
+ */
+export class StockLedger {
+  readonly store: StockStore;
+  readonly #clock: () => number;
+  readonly #retry: RetryPolicy | null;
+
+  constructor(options: StockLedgerOptions) {
+    if (typeof options?.store?.execute !== 'function') throw new InvalidInputError('store', 'must be a StockStore');
+    this.store = options.store;
+    this.#clock = options.clock ?? Date.now;
+    this.#retry = options.retry === false ? null : checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...options.retry });
+  }
+
+  /**
+   * Adds units: `onHand += qty`. Rejected with `QUANTITY_LIMIT` past {@link LIMITS.quantityMax}.
+   *
+   * @example
+   * ```ts
+   * await ledger.restock({ requestId: 'po-17', sku: 'A', qty: 50, meta: { supplier: 'acme' } });
+   * ```
+   */
+  async restock(input: RestockInput): Promise<RestockResult> {
+    return (await this.#run((at) => toRestock(input, at))) as RestockResult;
+  }
+
+  /**
+   * Takes units from one or more SKUs, all or none. Lines naming one SKU twice are merged.
+   * Rejected with `INSUFFICIENT_STOCK` (naming the SKU, requested and available) when any line's
+   * available stock is short; the rejection records nothing.
+   *
+   * @example
+   * ```ts
+   * await ledger.deduct({ requestId: 'order-9', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 2 }] });
+   * await ledger.deduct({ requestId: 'order-10', sku: 'A', qty: 1 });
+   * ```
+   */
+  async deduct(input: DeductInput): Promise<DeductResult> {
+    return (await this.#run((at) => toDeduct(input, at))) as DeductResult;
+  }
+
+  /**
+   * Sets on-hand absolutely (a stocktake); the entry records the delta, even a zero one.
+   * With `expectedVersion`, applies only if the SKU's version is still that one.
+   *
+   * @example
+   * ```ts
+   * const { version } = await ledger.stock('A');
+   * await ledger.adjust({ requestId: 'count-3', sku: 'A', onHand: 42, expectedVersion: version });
+   * ```
+   */
+  async adjust(input: AdjustInput): Promise<AdjustResult> {
+    return (await this.#run((at) => toAdjust(input, at))) as AdjustResult;
+  }
+
+  /**
+   * Gives back units an earlier deduct took: the given lines, or all that is left to give back.
+   * The reversals of one request never give back more than it took.
+   *
+   * @example
+   * ```ts
+   * await ledger.reverse({ requestId: 'refund-9', of: 'order-9', lines: [{ sku: 'B', qty: 1 }] });
+   * ```
+   */
+  async reverse(input: ReverseInput): Promise<ReverseResult> {
+    return (await this.#run((at) => toReverse(input, at))) as ReverseResult;
+  }
+
+  /** {@link restock}, throwing a `RejectedError` instead of returning a rejection. */
+  async restockOrThrow(input: RestockInput): Promise<Applied> {
+    return orThrow(await this.restock(input));
+  }
+
+  /**
+   * {@link deduct}, throwing a `RejectedError` instead of returning a rejection.
+   *
+   * @example
+   * ```ts
+   * const { levels } = await ledger.deductOrThrow({ requestId: 'order-11', sku: 'A', qty: 1 });
+   * ```
+   */
+  async deductOrThrow(input: DeductInput): Promise<Applied> {
+    return orThrow(await this.deduct(input));
+  }
+
+  /** {@link adjust}, throwing a `RejectedError` instead of returning a rejection. */
+  async adjustOrThrow(input: AdjustInput): Promise<Applied> {
+    return orThrow(await this.adjust(input));
+  }
+
+  /** {@link reverse}, throwing a `RejectedError` instead of returning a rejection. */
+  async reverseOrThrow(input: ReverseInput): Promise<Applied> {
+    return orThrow(await this.reverse(input));
+  }
+
+  /**
+   * The level of one SKU; an unknown SKU has all zeros.
+   *
+   * @example
+   * ```ts
+   * const { available } = await ledger.stock('A');
+   * ```
+   */
+  async stock(sku: string): Promise<Level> {
+    const checked = checkSku(sku);
+    const [level] = await this.#read(() => this.store.stocks([checked], this.#clock()));
+    return level ?? { sku: checked, onHand: 0, reserved: 0, available: 0, version: 0 };
+  }
+
+  /**
+   * Levels of several SKUs, in the order given (a SKU named twice appears twice).
+   *
+   * @example
+   * ```ts
+   * const [a, b] = await ledger.stocks(['A', 'B']);
+   * ```
+   */
+  async stocks(skus: string[]): Promise<Level[]> {
+    const checked = checkSkus(skus);
+    const distinct = [...new Set(checked)];
+    const levels = await this.#read(() => this.store.stocks(distinct, this.#clock()));
+    const bySku = new Map(levels.map((level) => [level.sku, level]));
+    return checked.map((sku) => ({ ...(bySku.get(sku) ?? { sku, onHand: 0, reserved: 0, available: 0, version: 0 }) }));
+  }
+
+  /**
+   * A page of entries in `seq` order, after a cursor, optionally for one SKU. Store `next` and
+   * pass it as `after` to read on; `next` is null when the page is empty.
+   *
+   * @example
+   * ```ts
+   * let after = 0;
+   * const page = await ledger.entries({ after, limit: 500 });
+   * if (page.next !== null) after = page.next;
+   * ```
+   */
+  async entries(query: EntriesQuery = {}): Promise<EntriesPage> {
+    const checked = toEntriesQuery(query);
+    const entries = await this.#read(() => this.store.entries(checked));
+    const last = entries[entries.length - 1];
+    return { entries, next: last === undefined ? null : last.seq };
+  }
+
+  /**
+   * The stored outcome of an applied request, or null (rejected requests record nothing).
+   *
+   * @example
+   * ```ts
+   * const record = await ledger.request('order-9');
+   * if (record) console.log(record.kind, record.entries);
+   * ```
+   */
+  async request(requestId: string): Promise<RequestRecord | null> {
+    const id = checkRequestId(requestId);
+    const stored = await this.#read(() => this.store.request(id));
+    if (stored === null) return null;
+    return { ...stored.outcome, replayed: true, requestId: stored.requestId, kind: stored.kind, at: stored.at };
+  }
+
+  /**
+   * Folds every SKU's entries and compares them with its stored level, in bounded atomic
+   * chunks, while writes go on. `ok` is false with the drift per SKU when anything differs or
+   * breaks an invariant (negative stock, reserved above on-hand).
+   *
+   * @example
+   * ```ts
+   * const report = await ledger.verify();
+   * if (!report.ok) alert(report.drift);
+   * ```
+   */
+  async verify(): Promise<VerifyReport> {
+    const drift: Drift[] = [];
+    let skusChecked = 0;
+    let cursor: string | null = null;
+    for (let chunk = 0; chunk < LIMITS.verifyChunksMax; chunk += 1) {
+      const at: string | null = cursor;
+      const page: VerifyChunk = await this.#read(() => this.store.verifyChunk({ cursor: at, limit: LIMITS.verifyChunkSkus }));
+      skusChecked += page.items.length;
+      for (const item of page.items) {
+        const found = verifyItem(item);
+        if (found !== null) drift.push(found);
+      }
+      cursor = page.cursor;
+      if (cursor === null) break;
+    }
+    return { ok: drift.length === 0, skusChecked, drift };
+  }
+
+  /**
+   * Closes the store (which closes only what it opened itself).
+   *
+   * @example
+   * ```ts
+   * await ledger.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  async #run(build: (at: number) => Command): Promise<OperationResult> {
+    const first = build(this.#clock());
+    const outcome = await this.#retrying((attempt) => this.store.execute(attempt === 1 ? first : { ...first, at: this.#clock() }));
+    return settle(outcome);
+  }
+
+  #read<T>(read: () => Promise<T>): Promise<T> {
+    return this.#retrying(read);
+  }
+
+  #retrying<T>(fn: (attempt: number) => Promise<T>): Promise<T> {
+    if (this.#retry === null) return guard(fn(1));
+    return withRetry((attempt) => guard(fn(attempt)), this.#retry);
+  }
+}
+
+/** Turns a store's conflict outcome into the thrown error; passes results through. */
+function settle(outcome: StoreOutcome): OperationResult {
+  if (outcome.ok) return outcome;
+  if (outcome.code === 'IDEMPOTENCY_CONFLICT') throw new IdempotencyConflictError(outcome.requestId, outcome.storedKind);
+  return outcome;
+}
+
+/** Makes sure a store never rejects with a non-Error, and unknown failures stay visible. */
+async function guard<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    if (error instanceof Error) throw error;
+    throw new StoreUnavailableError(`store failed with a non-Error: ${String(error)}`, { cause: error });
+  }
+}
+
+function orThrow(result: OperationResult): Applied {
+  if (result.ok) return result;
+  throw new RejectedError(result);
+}

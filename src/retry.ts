@@ -1,0 +1,104 @@
+import { StoreUnavailableError, isStockLedgerError } from './errors.js';
+
+/** How to retry an operation whose outcome may be unknown. Every bound is hard. */
+export interface RetryPolicy {
+  /** Most attempts in all, the first included (1 means no retry). */
+  attemptsMax: number;
+  /** Backoff before the second attempt, before jitter, in ms; doubles per attempt. */
+  baseMs: number;
+  /** Largest backoff before jitter, in ms. */
+  capMs: number;
+  /** No new attempt starts once this much time has passed since the first, in ms. */
+  totalMsMax: number;
+}
+
+/** The ledger's default: 4 attempts, 20 ms base, 500 ms cap, 3 s in all. */
+export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
+  attemptsMax: 4,
+  baseMs: 20,
+  capMs: 500,
+  totalMsMax: 3000,
+});
+
+/** Options of {@link withRetry}: a policy plus hooks, mostly for tests. */
+export interface RetryOptions extends Partial<RetryPolicy> {
+  /** Which errors to retry; default: `STORE_UNAVAILABLE` only. */
+  retryable?: (error: unknown) => boolean;
+  /** Random source in [0, 1) for the jitter. */
+  random?: () => number;
+  /** How to wait; default `setTimeout`. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Monotonic time in ms; default `performance.now`. */
+  now?: () => number;
+}
+
+const isUnavailable = (error: unknown): boolean => isStockLedgerError(error) && error.code === 'STORE_UNAVAILABLE';
+const sleepMs = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Checks a policy's numbers, so a typo cannot turn into an endless loop. */
+export function checkRetryPolicy(policy: RetryPolicy): RetryPolicy {
+  const { attemptsMax, baseMs, capMs, totalMsMax } = policy;
+  const ok =
+    Number.isInteger(attemptsMax) && attemptsMax >= 1 && attemptsMax <= 100 &&
+    [baseMs, capMs, totalMsMax].every((n) => Number.isFinite(n) && n >= 0);
+  if (!ok) throw new RangeError(`invalid retry policy ${JSON.stringify(policy)}`);
+  return policy;
+}
+
+/**
+ * Full-jitter exponential backoff: a uniform wait in `[0, min(cap, base * 2^(attempt-1)))`.
+ *
+ * @example
+ * ```ts
+ * backoffMs({ ...DEFAULT_RETRY_POLICY, attempt: 2, random: Math.random });
+ * ```
+ */
+export function backoffMs(options: RetryPolicy & { attempt: number; random: () => number }): number {
+  const ceiling = Math.min(options.capMs, options.baseMs * 2 ** (options.attempt - 1));
+  return Math.floor(options.random() * ceiling);
+}
+
+/**
+ * Runs `fn` and retries it while it throws a retryable error (by default `STORE_UNAVAILABLE`),
+ * with full-jitter exponential backoff, at most `attemptsMax` times and no new attempt after
+ * `totalMsMax`. The last error is rethrown as a `StoreUnavailableError` carrying the attempt
+ * count (other errors are rethrown as they are). Only wrap idempotent work: ledger operations
+ * with a fixed request id are.
+ *
+ * @example
+ * ```ts
+ * const result = await withRetry(() => callInventoryService({ requestId: 'order-7', sku: 'A', qty: 1 }));
+ * ```
+ */
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
+  const policy = checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...definedOnly(options) });
+  const retryable = options.retryable ?? isUnavailable;
+  const now = options.now ?? (() => performance.now());
+  const started = now();
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await fn(attempt);
+    } catch (error) {
+      const last = attempt >= policy.attemptsMax;
+      if (!retryable(error)) throw error;
+      const waitMs = backoffMs({ ...policy, attempt, random: options.random ?? Math.random });
+      if (last || now() - started + waitMs > policy.totalMsMax) throw exhausted(error, attempt);
+      await (options.sleep ?? sleepMs)(waitMs);
+    }
+  }
+}
+
+function exhausted(error: unknown, attempts: number): unknown {
+  if (!isUnavailable(error)) return error;
+  const message = `${(error as Error).message} (after ${attempts} attempt${attempts === 1 ? '' : 's'})`;
+  return new StoreUnavailableError(message, { cause: error, attempts });
+}
+
+function definedOnly(options: RetryOptions): Partial<RetryPolicy> {
+  const out: Partial<RetryPolicy> = {};
+  for (const key of ['attemptsMax', 'baseMs', 'capMs', 'totalMsMax'] as const) {
+    const value = options[key];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}

@@ -1,0 +1,122 @@
+import type { Applied, Counters, Entry, JsonObject, Level, Line, OperationKind, Rejection } from './types.js';
+
+/**
+ * Fields every command carries. Commands reach a store already validated and normalized:
+ * a store never sees bad input and never re-validates it.
+ */
+export interface CommandBase {
+  requestId: string;
+  /**
+   * Canonical fingerprint of the normalized payload (kind, lines, quantities, meta). Two
+   * commands under one request id are the same request exactly when fingerprints are equal.
+   */
+  fingerprint: string;
+  /** The ledger clock's time for this attempt, in ms. */
+  at: number;
+  meta: JsonObject | null;
+}
+
+export interface RestockCommand extends CommandBase {
+  kind: 'restock';
+  sku: string;
+  qty: number;
+}
+
+export interface DeductCommand extends CommandBase {
+  kind: 'deduct';
+  /** Duplicates merged, sorted by SKU (JavaScript string order), 1 or more. */
+  lines: Line[];
+}
+
+export interface AdjustCommand extends CommandBase {
+  kind: 'adjust';
+  sku: string;
+  onHand: number;
+  expectedVersion: number | null;
+}
+
+export interface ReverseCommand extends CommandBase {
+  kind: 'reverse';
+  of: string;
+  /** Duplicates merged, sorted by SKU; null means everything the original took. */
+  lines: Line[] | null;
+}
+
+/** A normalized operation, as a store receives it. */
+export type Command = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand;
+
+/** The request id is already recorded with another fingerprint. The ledger throws for it. */
+export interface ConflictOutcome {
+  ok: false;
+  code: 'IDEMPOTENCY_CONFLICT';
+  requestId: string;
+  storedKind: OperationKind;
+}
+
+/** What `StockStore.execute` returns. */
+export type StoreOutcome = Applied | Rejection | ConflictOutcome;
+
+/** A stored request: its id, kind, time and original outcome (with `replayed: false`). */
+export interface StoredRequest {
+  requestId: string;
+  kind: OperationKind;
+  fingerprint: string;
+  at: number;
+  outcome: Applied;
+}
+
+/** One SKU's stored counters next to the counters folded from its entries. */
+export interface VerifyItem {
+  sku: string;
+  stored: Counters;
+  folded: Counters;
+}
+
+/** One atomic chunk of a verification walk. */
+export interface VerifyChunk {
+  items: VerifyItem[];
+  /** Opaque cursor for the next chunk; null when the walk is complete. */
+  cursor: string | null;
+}
+
+/**
+ * The seam every store plugs into. The core validates input, computes fingerprints, reads the
+ * clock and retries; a store does the rest, and must:
+ *
+ * - run each `execute` as **one atomic step**, linearizable per ledger: look up the request id,
+ *   check every line, then write the entries, the levels and the request record, or nothing;
+ * - treat a request id already recorded with the same fingerprint as a replay: return the stored
+ *   outcome with `replayed: true` and change nothing; with another fingerprint, return a
+ *   {@link ConflictOutcome} and change nothing;
+ * - record nothing for a rejection (no request record, no entry);
+ * - assign entry `seq` from 1, growing by one per entry, in SKU order within an operation;
+ * - throw `StoreUnavailableError` when the outcome is unknown or the engine is unreachable
+ *   (the core retries with the same command), and nothing else for operating errors.
+ *
+ * Stores that run JavaScript inside their atomic step can reuse `decide()` from the core.
+ * `stock-ledger/testing` proves a store against this contract.
+ *
+ * @example
+ * ```ts
+ * import { StockLedger } from 'stock-ledger';
+ * class MyStore implements StockStore { ... }
+ * const ledger = new StockLedger({ store: new MyStore() });
+ * ```
+ */
+export interface StockStore {
+  /** Applies one command atomically and idempotently. */
+  execute(command: Command): Promise<StoreOutcome>;
+  /** Levels of these SKUs (distinct, validated), in the same order, as of time `now`. */
+  stocks(skus: readonly string[], now: number): Promise<Level[]>;
+  /** Entries with `seq > after`, optionally of one SKU, ascending, at most `limit`. */
+  entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]>;
+  /** The stored request, or null. */
+  request(requestId: string): Promise<StoredRequest | null>;
+  /**
+   * One chunk of at most `limit` SKUs (every SKU with a level or an entry), each compared
+   * atomically; pass the returned cursor back for the next chunk, null for the first.
+   */
+  verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk>;
+  /** Releases what the store opened; never what it was handed. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,194 @@
+import { InvalidInputError } from './errors.js';
+import { canonicalJson, fingerprint } from './fingerprint.js';
+import { LIMITS } from './limits.js';
+import type { AdjustCommand, DeductCommand, RestockCommand, ReverseCommand } from './store.js';
+import type { AdjustInput, DeductInput, EntriesQuery, JsonObject, JsonValue, Line, RestockInput, ReverseInput } from './types.js';
+
+type Bag = Record<string, unknown>;
+
+function bag(value: unknown, field: string): Bag {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidInputError(field, 'must be an object');
+  }
+  return value as Bag;
+}
+
+/** A well-formed string of 1 to `bytesMax` UTF-8 bytes. */
+function text(value: unknown, field: string, bytesMax: number): string {
+  if (typeof value !== 'string') throw new InvalidInputError(field, 'must be a string');
+  if (value.length === 0) throw new InvalidInputError(field, 'must not be empty');
+  if (!value.isWellFormed()) throw new InvalidInputError(field, 'must be well-formed Unicode (no lone surrogates)');
+  if (Buffer.byteLength(value, 'utf8') > bytesMax) throw new InvalidInputError(field, `must be at most ${bytesMax} UTF-8 bytes`);
+  return value;
+}
+
+/** A well-formed SKU. */
+export function checkSku(value: unknown, field = 'sku'): string {
+  return text(value, field, LIMITS.skuBytesMax);
+}
+
+/** A well-formed request or reservation id. */
+export function checkRequestId(value: unknown, field = 'requestId'): string {
+  return text(value, field, LIMITS.requestIdBytesMax);
+}
+
+/** An integer from `min` to {@link LIMITS.quantityMax}. */
+function integer(value: unknown, field: string, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new InvalidInputError(field, 'must be an integer');
+  if (value < min) throw new InvalidInputError(field, `must be at least ${min}`);
+  if (value > LIMITS.quantityMax) throw new InvalidInputError(field, `must be at most ${LIMITS.quantityMax}`);
+  return value;
+}
+
+/** A positive quantity up to {@link LIMITS.quantityMax}. */
+export function checkQty(value: unknown, field = 'qty'): number {
+  return integer(value, field, 1);
+}
+
+function jsonValue(value: unknown, field: string, depth: number): JsonValue {
+  if (typeof value === 'string') {
+    if (!value.isWellFormed()) throw new InvalidInputError(field, 'must be well-formed Unicode');
+    return value;
+  }
+  if (value === null || typeof value === 'boolean') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new InvalidInputError(field, 'must be a finite number');
+    return value;
+  }
+  if (depth >= LIMITS.metaDepthMax) throw new InvalidInputError(field, `nests deeper than ${LIMITS.metaDepthMax}`);
+  if (Array.isArray(value)) return value.map((item, i) => jsonValue(item, `${field}[${i}]`, depth + 1));
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: JsonObject = {};
+    for (const [key, item] of Object.entries(value)) {
+      if (!key.isWellFormed()) throw new InvalidInputError(field, 'keys must be well-formed Unicode');
+      out[key] = jsonValue(item, `${field}.${key}`, depth + 1);
+    }
+    return out;
+  }
+  throw new InvalidInputError(field, 'must hold only JSON values (plain objects, arrays, strings, finite numbers, booleans, null)');
+}
+
+/** A plain JSON object within the size and depth limits, copied; null when absent. */
+export function checkMeta(value: unknown): JsonObject | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidInputError('meta', 'must be a plain JSON object');
+  }
+  const meta = jsonValue(value, 'meta', 0) as JsonObject;
+  if (Buffer.byteLength(canonicalJson(meta), 'utf8') > LIMITS.metaBytesMax) {
+    throw new InvalidInputError('meta', `must be at most ${LIMITS.metaBytesMax} bytes as JSON`);
+  }
+  return deepFreeze(meta);
+}
+
+/** Frozen, so stores can hand the same meta to every reader without copying it. */
+function deepFreeze<T extends JsonValue>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const item of Object.values(value)) deepFreeze(item);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Lines checked, duplicates merged (the sum within the limit), sorted by SKU. */
+export function checkLines(value: unknown, field = 'lines'): Line[] {
+  if (!Array.isArray(value)) throw new InvalidInputError(field, 'must be an array');
+  if (value.length === 0) throw new InvalidInputError(field, 'must not be empty');
+  if (value.length > LIMITS.linesPerOperationMax) {
+    throw new InvalidInputError(field, `must have at most ${LIMITS.linesPerOperationMax} lines`);
+  }
+  const merged = new Map<string, number>();
+  value.forEach((raw, i) => {
+    const line = bag(raw, `${field}[${i}]`);
+    const sku = checkSku(line['sku'], `${field}[${i}].sku`);
+    const qty = checkQty(line['qty'], `${field}[${i}].qty`);
+    merged.set(sku, checkQty((merged.get(sku) ?? 0) + qty, `${field}[${i}].qty (merged with earlier lines of ${sku})`));
+  });
+  return [...merged].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sku, qty]) => ({ sku, qty }));
+}
+
+function linesJson(lines: Line[]): JsonValue {
+  return lines.map((line) => [line.sku, line.qty]);
+}
+
+/** Normalizes a restock input. */
+export function toRestock(input: unknown, at: number): RestockCommand {
+  const b = bag(input, 'input');
+  const requestId = checkRequestId(b['requestId']);
+  const sku = checkSku(b['sku']);
+  const qty = checkQty(b['qty']);
+  const meta = checkMeta(b['meta']);
+  return { kind: 'restock', requestId, sku, qty, meta, at, fingerprint: fingerprint(['restock', sku, qty, meta]) };
+}
+
+/** Normalizes a deduct input: `lines`, or the one-SKU shorthand `sku` + `qty`. */
+export function toDeduct(input: unknown, at: number): DeductCommand {
+  const b = bag(input, 'input');
+  const requestId = checkRequestId(b['requestId']);
+  const hasShorthand = b['sku'] !== undefined || b['qty'] !== undefined;
+  if (hasShorthand && b['lines'] !== undefined) throw new InvalidInputError('lines', 'give either lines or sku and qty, not both');
+  const lines = hasShorthand ? [{ sku: checkSku(b['sku']), qty: checkQty(b['qty']) }] : checkLines(b['lines']);
+  const meta = checkMeta(b['meta']);
+  return { kind: 'deduct', requestId, lines, meta, at, fingerprint: fingerprint(['deduct', linesJson(lines), meta]) };
+}
+
+/** Normalizes an adjust input. */
+export function toAdjust(input: unknown, at: number): AdjustCommand {
+  const b = bag(input, 'input');
+  const requestId = checkRequestId(b['requestId']);
+  const sku = checkSku(b['sku']);
+  const onHand = integer(b['onHand'], 'onHand', 0);
+  const expectedVersion = b['expectedVersion'] === undefined ? null : versionOf(b['expectedVersion']);
+  const meta = checkMeta(b['meta']);
+  const print = fingerprint(['adjust', sku, onHand, expectedVersion, meta]);
+  return { kind: 'adjust', requestId, sku, onHand, expectedVersion, meta, at, fingerprint: print };
+}
+
+function versionOf(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidInputError('expectedVersion', 'must be a non-negative safe integer');
+  }
+  return value;
+}
+
+/** Normalizes a reverse input. */
+export function toReverse(input: unknown, at: number): ReverseCommand {
+  const b = bag(input, 'input');
+  const requestId = checkRequestId(b['requestId']);
+  const of = checkRequestId(b['of'], 'of');
+  const lines = b['lines'] === undefined ? null : checkLines(b['lines']);
+  const meta = checkMeta(b['meta']);
+  if (of === requestId) throw new InvalidInputError('of', 'must name another request than requestId');
+  const print = fingerprint(['reverse', of, lines === null ? null : linesJson(lines), meta]);
+  return { kind: 'reverse', requestId, of, lines, meta, at, fingerprint: print };
+}
+
+/** Distinct, well-formed SKUs, at most {@link LIMITS.skusPerReadMax}. */
+export function checkSkus(value: unknown): string[] {
+  if (!Array.isArray(value)) throw new InvalidInputError('skus', 'must be an array');
+  if (value.length > LIMITS.skusPerReadMax) throw new InvalidInputError('skus', `must have at most ${LIMITS.skusPerReadMax} SKUs`);
+  return value.map((sku, i) => checkSku(sku, `skus[${i}]`));
+}
+
+/** Normalizes an entries query. */
+export function toEntriesQuery(input: unknown): { after: number; sku: string | null; limit: number } {
+  const b = input === undefined ? {} : bag(input, 'query');
+  const after = b['after'] === undefined || b['after'] === null ? 0 : cursorOf(b['after']);
+  const sku = b['sku'] === undefined ? null : checkSku(b['sku']);
+  const limit = b['limit'] === undefined ? LIMITS.entriesPageDefault : limitOf(b['limit']);
+  return { after, sku, limit };
+}
+
+function cursorOf(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidInputError('after', 'must be a non-negative safe integer');
+  }
+  return value;
+}
+
+function limitOf(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > LIMITS.entriesPageMax) {
+    throw new InvalidInputError('limit', `must be an integer from 1 to ${LIMITS.entriesPageMax}`);
+  }
+  return value;
+}
