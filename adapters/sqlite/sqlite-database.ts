@@ -1,0 +1,37 @@
+/**
+ * The subset of better-sqlite3's `Statement` the store uses, typed structurally so the core
+ * compiles without the driver installed.
+ */
+export interface SqliteStatement {
+  run(...params: unknown[]): { changes: number };
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+
+/** A function wrapped in a transaction; `immediate` starts it with `BEGIN IMMEDIATE`. */
+export interface SqliteTransaction<F extends (...args: never[]) => unknown> {
+  (...args: Parameters<F>): ReturnType<F>;
+  immediate(...args: Parameters<F>): ReturnType<F>;
+  deferred(...args: Parameters<F>): ReturnType<F>;
+}
+
+/**
+ * The subset of better-sqlite3's `Database` (version 12) the store uses.
+ *
+ * @example
+ * ```ts
+ * import Database from 'better-sqlite3';
+ * const database: SqliteDatabase = new Database('stock.db');
+ * ```
+ */
+export interface SqliteDatabase {
+  readonly open: boolean;
+  prepare(source: string): SqliteStatement;
+  exec(source: string): unknown;
+  pragma(source: string, options?: { simple?: boolean }): unknown;
+  transaction<F extends (...args: never[]) => unknown>(fn: F): SqliteTransaction<F>;
+  close(): unknown;
+}
+
+/** The better-sqlite3 constructor, as loaded on demand. */
+export type SqliteDatabaseConstructor = new (path: string, options?: { timeout?: number }) => SqliteDatabase;

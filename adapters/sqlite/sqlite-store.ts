@@ -1,0 +1,273 @@
+import { createRequire } from 'node:module';
+import { InvalidInputError, StoreUnavailableError, decide, materialize, zeroCounters } from '../../src/index.js';
+import type {
+  Applied, Command, Counters, Entry, JsonObject, Level, OperationKind, StateView, StockStore, StoreOutcome, StoredRequest,
+  VerifyChunk, VerifyItem, Write,
+} from '../../src/index.js';
+import type { SqliteDatabase, SqliteDatabaseConstructor, SqliteStatement } from './sqlite-database.js';
+import { migrate } from './sqlite-schema.js';
+
+/** How hard each commit is pushed to disk. */
+export type SqliteDurability = 'full' | 'normal';
+
+interface CommonOptions {
+  /**
+   * `'full'` (default): `synchronous=FULL`, a commit survives power loss. `'normal'`:
+   * `synchronous=NORMAL`, faster; in WAL mode the last commits may be lost on power loss
+   * (never on a process crash), and the file is never corrupted.
+   */
+  durability?: SqliteDurability;
+  /** How long to wait for another connection's lock before `STORE_UNAVAILABLE`. Default 5000. */
+  busyTimeoutMs?: number;
+}
+
+/** Options of {@link SqliteStore}: a file to open, or a database the app owns. */
+export type SqliteStoreOptions =
+  | (CommonOptions & { path: string; database?: never })
+  | (CommonOptions & { database: SqliteDatabase; path?: never });
+
+interface Statements {
+  level: SqliteStatement;
+  request: SqliteStatement;
+  reversed: SqliteStatement;
+  lastSeq: SqliteStatement;
+  insertEntry: SqliteStatement;
+  upsertLevel: SqliteStatement;
+  insertRequest: SqliteStatement;
+  upsertReversal: SqliteStatement;
+  entries: SqliteStatement;
+  entriesOfSku: SqliteStatement;
+  chunkSkus: SqliteStatement;
+  foldRange: SqliteStatement;
+  foldFrom: SqliteStatement;
+}
+
+interface EntryRow {
+  seq: number; request_id: string; kind: OperationKind; sku: string; on_hand_delta: number; reserved_delta: number;
+  on_hand_after: number; reserved_after: number; at: number; meta: string | null;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * A ledger in one SQLite file (better-sqlite3 12). Every operation is one `BEGIN IMMEDIATE`
+ * transaction, so several processes can share the file safely. WAL mode; `synchronous` set
+ * explicitly on every connection.
+ *
+ * @example
+ * ```ts
+ * import { StockLedger } from 'stock-ledger';
+ * import { SqliteStore } from 'stock-ledger/sqlite';
+ * const ledger = new StockLedger({ store: new SqliteStore({ path: 'stock.db' }) });
+ * ```
+ */
+export class SqliteStore implements StockStore {
+  readonly #db: SqliteDatabase;
+  readonly #owned: boolean;
+  readonly #sql: Statements;
+  readonly #view: StateView;
+  readonly #execute: (command: Command) => StoreOutcome;
+  readonly #verifyChunk: (cursor: string | null, limit: number) => VerifyChunk;
+
+  constructor(options: SqliteStoreOptions) {
+    const busyTimeoutMs = checkBusyTimeout(options.busyTimeoutMs);
+    const durability = checkDurability(options.durability);
+    this.#owned = options.database === undefined;
+    this.#db = options.database ?? openFile(options.path, busyTimeoutMs);
+    try {
+      configure(this.#db, { busyTimeoutMs, durability, owned: this.#owned });
+      migrate(this.#db);
+    } catch (error) {
+      if (this.#owned) this.#db.close();
+      throw unavailable(error);
+    }
+    this.#sql = prepare(this.#db);
+    this.#view = {
+      counters: (sku) => this.#counters(sku),
+      request: (id) => this.#request(id),
+      reversed: (of, sku) => (this.#sql.reversed.get(of, sku) as { qty: number } | undefined)?.qty ?? 0,
+    };
+    this.#execute = this.#db.transaction((command: Command) => this.#decideAndWrite(command)).immediate;
+    this.#verifyChunk = this.#db.transaction((cursor: string | null, limit: number) => this.#chunk(cursor, limit)).deferred;
+  }
+
+  /** The database in use (the one handed in, or the one opened). */
+  get database(): SqliteDatabase {
+    return this.#db;
+  }
+
+  async execute(command: Command): Promise<StoreOutcome> {
+    return this.#guard(() => this.#execute(command));
+  }
+
+  async stocks(skus: readonly string[]): Promise<Level[]> {
+    return this.#guard(() => skus.map((sku) => {
+      const c = this.#counters(sku);
+      return { sku, onHand: c.onHand, reserved: c.reserved, available: c.onHand - c.reserved, version: c.version };
+    }));
+  }
+
+  async entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]> {
+    return this.#guard(() => {
+      const rows = query.sku === null
+        ? this.#sql.entries.all(query.after, query.limit)
+        : this.#sql.entriesOfSku.all(query.sku, query.after, query.limit);
+      return (rows as EntryRow[]).map(entryOf);
+    });
+  }
+
+  async request(requestId: string): Promise<StoredRequest | null> {
+    return this.#guard(() => this.#request(requestId));
+  }
+
+  async verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk> {
+    return this.#guard(() => this.#verifyChunk(query.cursor, query.limit));
+  }
+
+  async close(): Promise<void> {
+    if (this.#owned && this.#db.open) this.#db.close();
+  }
+
+  #guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  #counters(sku: string): Counters {
+    const row = this.#sql.level.get(sku) as { on_hand: number; reserved: number; version: number } | undefined;
+    return row === undefined ? zeroCounters() : { onHand: row.on_hand, reserved: row.reserved, version: row.version };
+  }
+
+  #request(requestId: string): StoredRequest | null {
+    const row = this.#sql.request.get(requestId) as { kind: OperationKind; fingerprint: string; at: number; outcome: string } | undefined;
+    if (row === undefined) return null;
+    return { requestId, kind: row.kind, fingerprint: row.fingerprint, at: row.at, outcome: JSON.parse(row.outcome) as Applied };
+  }
+
+  #decideAndWrite(command: Command): StoreOutcome {
+    const decision = decide(command, this.#view);
+    return decision.write === null ? decision.outcome : this.#write(decision.write);
+  }
+
+  #write(write: Write): StoreOutcome {
+    const last = (this.#sql.lastSeq.get() as { seq: number | null }).seq ?? 0;
+    const { outcome, entries, request } = materialize(write, last + 1);
+    for (const e of entries) {
+      const meta = e.meta === undefined ? null : JSON.stringify(e.meta);
+      this.#sql.insertEntry.run(e.seq, e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.onHandAfter, e.reservedAfter, e.at, meta);
+      const level = outcome.levels.find((l) => l.sku === e.sku) as Level;
+      this.#sql.upsertLevel.run(e.sku, level.onHand, level.reserved, level.version);
+    }
+    this.#sql.insertRequest.run(request.requestId, request.kind, request.fingerprint, request.at, JSON.stringify(outcome));
+    if (write.command.kind === 'reverse') {
+      for (const line of write.reversals) this.#sql.upsertReversal.run(write.command.of, line.sku, line.qty);
+    }
+    return outcome;
+  }
+
+  #chunk(cursor: string | null, limit: number): VerifyChunk {
+    const skus = (this.#sql.chunkSkus.all(cursor ?? '', cursor === null ? 1 : 0, limit) as Array<{ sku: string }>).map((r) => r.sku);
+    const complete = skus.length < limit;
+    const upper = complete ? null : (skus[skus.length - 1] as string);
+    const foldArgs = [cursor ?? '', cursor === null ? 1 : 0];
+    const rows = (upper === null ? this.#sql.foldFrom.all(...foldArgs) : this.#sql.foldRange.all(...foldArgs, upper)) as Array<{
+      sku: string; on_hand: number; reserved: number; version: number;
+    }>;
+    const folded = new Map(rows.map((r) => [r.sku, { onHand: r.on_hand, reserved: r.reserved, version: r.version }]));
+    const all = [...new Set([...skus, ...folded.keys()])].sort(byBytes);
+    const items: VerifyItem[] = all.map((sku) => ({ sku, stored: this.#counters(sku), folded: folded.get(sku) ?? zeroCounters() }));
+    return { items, cursor: upper };
+  }
+}
+
+/** SQLite's default (BINARY) collation orders by UTF-8 bytes. */
+function byBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+function entryOf(row: EntryRow): Entry {
+  const entry: Entry = {
+    seq: row.seq, requestId: row.request_id, kind: row.kind, sku: row.sku, onHandDelta: row.on_hand_delta,
+    reservedDelta: row.reserved_delta, onHandAfter: row.on_hand_after, reservedAfter: row.reserved_after, at: row.at,
+  };
+  if (row.meta !== null) entry.meta = JSON.parse(row.meta) as JsonObject;
+  return entry;
+}
+
+function prepare(db: SqliteDatabase): Statements {
+  const entryColumns = 'seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta';
+  // `sku > ? OR ? = 1` lets one statement serve the first chunk (no lower bound) and the next ones.
+  const foldSelect = 'SELECT sku, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved, COUNT(*) AS version FROM stock_entries';
+  return {
+    level: db.prepare('SELECT on_hand, reserved, version FROM stock_levels WHERE sku = ?'),
+    request: db.prepare('SELECT kind, fingerprint, at, outcome FROM stock_requests WHERE request_id = ?'),
+    reversed: db.prepare('SELECT qty FROM stock_reversals WHERE of_request = ? AND sku = ?'),
+    lastSeq: db.prepare('SELECT MAX(seq) AS seq FROM stock_entries'),
+    insertEntry: db.prepare(`INSERT INTO stock_entries (${entryColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    upsertLevel: db.prepare(
+      'INSERT INTO stock_levels (sku, on_hand, reserved, version) VALUES (?, ?, ?, ?) ' +
+        'ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version',
+    ),
+    insertRequest: db.prepare('INSERT INTO stock_requests (request_id, kind, fingerprint, at, outcome) VALUES (?, ?, ?, ?, ?)'),
+    upsertReversal: db.prepare(
+      'INSERT INTO stock_reversals (of_request, sku, qty) VALUES (?, ?, ?) ON CONFLICT (of_request, sku) DO UPDATE SET qty = qty + excluded.qty',
+    ),
+    entries: db.prepare(`SELECT ${entryColumns} FROM stock_entries WHERE seq > ? ORDER BY seq LIMIT ?`),
+    entriesOfSku: db.prepare(`SELECT ${entryColumns} FROM stock_entries WHERE sku = ? AND seq > ? ORDER BY seq LIMIT ?`),
+    chunkSkus: db.prepare('SELECT sku FROM stock_levels WHERE (sku > ? OR ? = 1) ORDER BY sku LIMIT ?'),
+    foldRange: db.prepare(`${foldSelect} WHERE (sku > ? OR ? = 1) AND sku <= ? GROUP BY sku`),
+    foldFrom: db.prepare(`${foldSelect} WHERE (sku > ? OR ? = 1) GROUP BY sku`),
+  };
+}
+
+function configure(db: SqliteDatabase, options: { busyTimeoutMs: number; durability: SqliteDurability; owned: boolean }): void {
+  db.pragma(`busy_timeout = ${options.busyTimeoutMs}`);
+  if (options.owned) db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+}
+
+function openFile(path: unknown, busyTimeoutMs: number): SqliteDatabase {
+  if (typeof path !== 'string' || path.length === 0) throw new InvalidInputError('path', 'must be a non-empty string');
+  let Database: SqliteDatabaseConstructor;
+  try {
+    Database = createRequire(import.meta.url)('better-sqlite3') as SqliteDatabaseConstructor;
+  } catch (error) {
+    throw new StoreUnavailableError('stock-ledger/sqlite needs better-sqlite3: npm install better-sqlite3@12', { cause: error });
+  }
+  try {
+    return new Database(path, { timeout: busyTimeoutMs });
+  } catch (error) {
+    throw unavailable(error);
+  }
+}
+
+function checkBusyTimeout(value: unknown): number {
+  if (value === undefined) return DEFAULT_BUSY_TIMEOUT_MS;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 600_000) {
+    throw new InvalidInputError('busyTimeoutMs', 'must be an integer from 0 to 600000');
+  }
+  return value;
+}
+
+function checkDurability(value: unknown): SqliteDurability {
+  if (value === undefined) return 'full';
+  if (value !== 'full' && value !== 'normal') throw new InvalidInputError('durability', "must be 'full' or 'normal'");
+  return value;
+}
+
+const TRANSIENT = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL|NOMEM|INTERRUPT)/;
+
+/** Engine failures become `STORE_UNAVAILABLE`; the library's own errors pass through. */
+function unavailable(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TRANSIENT.test(code)) {
+    return new StoreUnavailableError(`SQLite: ${(error as Error).message}`, { cause: error });
+  }
+  if (error instanceof TypeError && /database connection is not open/.test(error.message)) {
+    return new StoreUnavailableError('SQLite: the database is closed', { cause: error });
+  }
+  return error;
+}
