@@ -141,7 +141,7 @@ export class StockLedger {
    */
   async stock(sku: string): Promise<Level> {
     const checked = checkSku(sku);
-    const [level] = await this.#read(() => this.store.stocks([checked], this.#clock()));
+    const [level] = await this.#read(() => this.store.stocks([checked], this.#now()));
     return level ?? { sku: checked, onHand: 0, reserved: 0, available: 0, version: 0 };
   }
 
@@ -156,7 +156,7 @@ export class StockLedger {
   async stocks(skus: string[]): Promise<Level[]> {
     const checked = checkSkus(skus);
     const distinct = [...new Set(checked)];
-    const levels = await this.#read(() => this.store.stocks(distinct, this.#clock()));
+    const levels = await this.#read(() => this.store.stocks(distinct, this.#now()));
     const bySku = new Map(levels.map((level) => [level.sku, level]));
     return checked.map((sku) => ({ ...(bySku.get(sku) ?? { sku, onHand: 0, reserved: 0, available: 0, version: 0 }) }));
   }
@@ -237,9 +237,16 @@ export class StockLedger {
   }
 
   async #run(build: (at: number) => Command): Promise<OperationResult> {
-    const first = build(this.#clock());
-    const outcome = await this.#retrying((attempt) => this.store.execute(attempt === 1 ? first : { ...first, at: this.#clock() }));
+    const first = build(this.#now());
+    const outcome = await this.#retrying((attempt) => this.store.execute(attempt === 1 ? first : { ...first, at: this.#now() }));
     return settle(outcome);
+  }
+
+  /** The clock's time as whole ms; a clock that returns garbage is a bug worth failing on. */
+  #now(): number {
+    const ms = this.#clock();
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new InvalidInputError('clock', 'must return a finite number of ms');
+    return Math.floor(ms);
   }
 
   #read<T>(read: () => Promise<T>): Promise<T> {

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import {
+  IdempotencyConflictError, InvalidInputError, RejectedError, StockLedger, StockLedgerError, isStockLedgerError,
+} from 'stock-ledger';
+import { MemoryStore } from 'stock-ledger/memory';
+
+describe('errors', () => {
+  it('isStockLedgerError survives a second copy of the package (a brand, not instanceof)', async () => {
+    // @ts-expect-error a query makes the bundler load a second, independent copy of the module
+    const copy = await import('../src/errors.ts?second-copy');
+    const foreign: unknown = new copy.InvalidInputError('qty', 'bad');
+    expect(foreign).not.toBeInstanceOf(StockLedgerError);
+    expect(isStockLedgerError(foreign)).toBe(true);
+    expect(isStockLedgerError(new Error('x'))).toBe(false);
+    expect(isStockLedgerError({ code: 'INVALID_INPUT' })).toBe(false);
+    expect(isStockLedgerError(null)).toBe(false);
+  });
+
+  it('errors carry a stable code, a name and the offending field', () => {
+    const error = new InvalidInputError('lines[0].qty', 'must be an integer');
+    expect(error).toBeInstanceOf(Error);
+    expect(error.code).toBe('INVALID_INPUT');
+    expect(error.name).toBe('InvalidInputError');
+    expect(error.field).toBe('lines[0].qty');
+    expect(new IdempotencyConflictError('r', 'deduct').code).toBe('IDEMPOTENCY_CONFLICT');
+  });
+
+  it('the OrThrow variants throw the rejection as a RejectedError', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    await ledger.restockOrThrow({ requestId: 'po', sku: 'A', qty: 1 });
+    const error = await ledger.deductOrThrow({ requestId: 'o', sku: 'A', qty: 2 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RejectedError);
+    expect(error).toMatchObject({ code: 'INSUFFICIENT_STOCK', rejection: { sku: 'A', requested: 2, available: 1 } });
+    expect(isStockLedgerError(error)).toBe(true);
+    const reversed = await ledger.reverseOrThrow({ requestId: 'v', of: 'po' }).catch((e: unknown) => e);
+    expect(reversed).toMatchObject({ code: 'NOT_REVERSIBLE' });
+    const applied = await ledger.adjustOrThrow({ requestId: 'c', sku: 'A', onHand: 4 });
+    expect(applied.levels).toEqual([{ sku: 'A', onHand: 4, reserved: 0, available: 4, version: 2 }]);
+  });
+
+  it('a bad store option fails loudly at construction', () => {
+    expect(() => new StockLedger({ store: {} as never })).toThrow(InvalidInputError);
+    expect(() => new StockLedger({ store: new MemoryStore(), retry: { attemptsMax: -1 } })).toThrow(RangeError);
+  });
+});

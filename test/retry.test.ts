@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_RETRY_POLICY, InvalidInputError, StockLedger, StoreUnavailableError, backoffMs, isStockLedgerError, withRetry,
+  type Command, type StockStore, type StoreOutcome,
+} from 'stock-ledger';
+import { MemoryStore } from 'stock-ledger/memory';
+
+/** A real MemoryStore whose replies are lost: the write happens, then the caller sees a failure. */
+class LosingReplies implements StockStore {
+  readonly inner = new MemoryStore();
+  calls = 0;
+  constructor(private readonly lose: (call: number) => 'before' | 'after' | null) {}
+
+  async execute(command: Command): Promise<StoreOutcome> {
+    this.calls += 1;
+    const fault = this.lose(this.calls);
+    if (fault === 'before') throw new StoreUnavailableError('connection refused');
+    const outcome = await this.inner.execute(command);
+    if (fault === 'after') throw new StoreUnavailableError('reply lost');
+    return outcome;
+  }
+  stocks = this.inner.stocks.bind(this.inner);
+  entries = this.inner.entries.bind(this.inner);
+  request = this.inner.request.bind(this.inner);
+  verifyChunk = this.inner.verifyChunk.bind(this.inner);
+  close = this.inner.close.bind(this.inner);
+}
+
+describe('withRetry', () => {
+  const noSleep = { sleep: async () => {}, random: () => 0.5 };
+
+  it('retries STORE_UNAVAILABLE up to attemptsMax, then rethrows it with the attempt count', async () => {
+    let calls = 0;
+    const error = await withRetry(async () => {
+      calls += 1;
+      throw new StoreUnavailableError('down');
+    }, { ...noSleep, attemptsMax: 3 }).catch((e: unknown) => e);
+    expect(calls).toBe(3);
+    expect(isStockLedgerError(error) && error.code).toBe('STORE_UNAVAILABLE');
+    expect((error as StoreUnavailableError).attempts).toBe(3);
+    expect((error as Error).message).toMatch(/after 3 attempts/);
+  });
+
+  it('does not retry other errors', async () => {
+    let calls = 0;
+    const error = await withRetry(async () => {
+      calls += 1;
+      throw new InvalidInputError('qty', 'bad');
+    }, noSleep).catch((e: unknown) => e);
+    expect(calls).toBe(1);
+    expect(error).toBeInstanceOf(InvalidInputError);
+  });
+
+  it('returns the first success', async () => {
+    let calls = 0;
+    const value = await withRetry(async (attempt) => {
+      calls += 1;
+      if (attempt < 3) throw new StoreUnavailableError('flaky');
+      return 'done';
+    }, noSleep);
+    expect(value).toBe('done');
+    expect(calls).toBe(3);
+  });
+
+  it('stops before the total time budget is exceeded', async () => {
+    let now = 0;
+    let calls = 0;
+    const error = await withRetry(async () => {
+      calls += 1;
+      now += 400;
+      throw new StoreUnavailableError('slow');
+    }, { attemptsMax: 50, baseMs: 100, capMs: 100, totalMsMax: 1000, random: () => 0.99, now: () => now, sleep: async (ms) => { now += ms; } })
+      .catch((e: unknown) => e);
+    expect(calls).toBeLessThanOrEqual(3);
+    expect((error as StoreUnavailableError).attempts).toBe(calls);
+  });
+
+  it('uses full jitter below an exponentially growing, capped ceiling', () => {
+    const policy = { attemptsMax: 10, baseMs: 10, capMs: 100, totalMsMax: 1000 };
+    expect(backoffMs({ ...policy, attempt: 1, random: () => 0.999 })).toBe(9);
+    expect(backoffMs({ ...policy, attempt: 3, random: () => 0.999 })).toBe(39);
+    expect(backoffMs({ ...policy, attempt: 9, random: () => 0.999 })).toBe(99);
+    expect(backoffMs({ ...policy, attempt: 9, random: () => 0 })).toBe(0);
+  });
+
+  it('rejects a policy that could loop without end', async () => {
+    await expect(withRetry(async () => 1, { attemptsMax: 0 })).rejects.toThrow(RangeError);
+    await expect(withRetry(async () => 1, { baseMs: Number.NaN })).rejects.toThrow(RangeError);
+    expect(DEFAULT_RETRY_POLICY.attemptsMax).toBeGreaterThan(1);
+  });
+});
+
+describe('the ledger retries STORE_UNAVAILABLE with the same request id', () => {
+  it('turns a lost reply into a replay, applied once', async () => {
+    const store = new LosingReplies((call) => (call === 2 ? 'after' : null));
+    const ledger = new StockLedger({ store, retry: { baseMs: 0 } });
+    await ledger.restock({ requestId: 'po', sku: 'A', qty: 5 });
+    const result = await ledger.deduct({ requestId: 'o1', sku: 'A', qty: 2 });
+    expect(result).toMatchObject({ ok: true, replayed: true, levels: [{ sku: 'A', onHand: 3 }] });
+    expect(store.calls).toBe(3);
+    expect((await ledger.entries()).entries.filter((e) => e.requestId === 'o1')).toHaveLength(1);
+  });
+
+  it('gives up after attemptsMax and reports the attempts', async () => {
+    const store = new LosingReplies(() => 'before');
+    const ledger = new StockLedger({ store, retry: { attemptsMax: 3, baseMs: 0 } });
+    const error = await ledger.restock({ requestId: 'po', sku: 'A', qty: 5 }).catch((e: unknown) => e);
+    expect(isStockLedgerError(error) && error.code).toBe('STORE_UNAVAILABLE');
+    expect((error as StoreUnavailableError).attempts).toBe(3);
+    expect(store.calls).toBe(3);
+  });
+
+  it('does not retry when retry is false', async () => {
+    const store = new LosingReplies((call) => (call === 1 ? 'before' : null));
+    const ledger = new StockLedger({ store, retry: false });
+    await expect(ledger.restock({ requestId: 'po', sku: 'A', qty: 5 })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(store.calls).toBe(1);
+    expect(await ledger.restock({ requestId: 'po', sku: 'A', qty: 5 })).toMatchObject({ ok: true, replayed: false });
+  });
+});
