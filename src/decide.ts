@@ -1,7 +1,18 @@
 import { InvariantViolationError } from './errors.js';
 import { LIMITS } from './limits.js';
-import type { Command, ReverseCommand, StoreOutcome, StoredRequest } from './store.js';
-import type { Applied, Counters, Entry, Level, Line, Rejection } from './types.js';
+import type {
+  CommitCommand, Command, ReleaseCommand, RequestCommand, ReserveCommand, ReverseCommand, StoreOutcome, StoredRequest,
+  StoredReservation, SweepCommand,
+} from './store.js';
+import type {
+  Applied, Counters, Entry, EntryKind, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState,
+} from './types.js';
+
+/** One hold: a reservation's units of one SKU. */
+export interface HoldRef {
+  reservationId: string;
+  sku: string;
+}
 
 /**
  * What a JavaScript store lets {@link decide} read, synchronously, inside its atomic step.
@@ -12,33 +23,60 @@ export interface StateView {
   request(requestId: string): StoredRequest | null;
   /** Units of `sku` already given back by reversals of request `of`. */
   reversed(of: string, sku: string): number;
+  reservation(reservationId: string): StoredReservation | null;
+  /** Reservations still holding `sku` with `expiresAt <= now`, soonest first, at most `limit`. */
+  dueHolds(sku: string, now: number, limit: number): string[];
+  /** Holds with `expiresAt <= now` anywhere, soonest first, at most `limit`. */
+  dueAnywhere(now: number, limit: number): HoldRef[];
 }
 
-/** One SKU's change, before the store gives it a `seq`. */
+/** One SKU's change within a step, with the counters it leads to. */
 export interface Change {
   sku: string;
   onHandDelta: number;
   reservedDelta: number;
-  before: Counters;
+  after: Counters;
 }
 
-/** Everything an applied command writes; the store adds `seq` and persists it in one step. */
-export interface Write {
-  command: Command;
-  /** One per SKU, sorted by SKU. */
+/** Entries of one request id and kind, one per SKU, in SKU order. */
+export interface Step {
+  requestId: string;
+  kind: EntryKind;
+  meta: JsonObject | null;
   changes: Change[];
-  /** Increments of the reversed tally of `command.of`, for a reverse. */
-  reversals: Line[];
 }
 
-/** What to do: return an outcome without writing, or write. */
-export type Decision = { outcome: StoreOutcome; write: null } | { outcome: null; write: Write };
+/** Everything an operation writes; the store numbers the entries and persists it in one step. */
+export interface Write {
+  at: number;
+  /** Due expiries first, then the command's own steps. */
+  steps: Step[];
+  /** Steps from this index on are the command's own: their entries make the outcome. */
+  ownFrom: number;
+  /** Levels the outcome reports, sorted by SKU. */
+  levels: Level[];
+  /** The request record to insert (its outcome is the materialized one). */
+  request: { requestId: string; kind: OperationKind; fingerprint: string } | null;
+  /** Increments of the reversed tally of a request. */
+  reversal: { of: string; lines: Line[] } | null;
+  /** A reservation created by this write. */
+  reservation: StoredReservation | null;
+  /** Holds that end here (expired, committed or released). */
+  holdsEnded: HoldRef[];
+  /** Reservations whose stored state becomes `expired` (if still `held`). */
+  expired: string[];
+  /** A commit or release: the reservation's new state; its outcome is the materialized one. */
+  settled: { reservationId: string; state: 'committed' | 'released'; committed: Line[] | null } | null;
+  /** Set for a sweep. */
+  sweep: { more: boolean } | null;
+}
 
-const zero: Counters = Object.freeze({ onHand: 0, reserved: 0, version: 0 });
+/** What to do: return an outcome without writing, write (and return the write's outcome), or both. */
+export type Decision = { outcome: StoreOutcome; write: Write | null } | { outcome: null; write: Write };
 
 /** Counters of a SKU never seen. */
 export function zeroCounters(): Counters {
-  return { ...zero };
+  return { onHand: 0, reserved: 0, version: 0 };
 }
 
 /** A level from counters. */
@@ -46,38 +84,162 @@ export function levelOf(sku: string, c: Counters): Level {
   return { sku, onHand: c.onHand, reserved: c.reserved, available: c.onHand - c.reserved, version: c.version };
 }
 
-const reject = (rejection: Rejection): Decision => ({ outcome: rejection, write: null });
+/**
+ * A reservation's state at time `now`: a held one is expired from `expiresAt` on.
+ *
+ * @example
+ * ```ts
+ * reservationState(stored, Date.now()) === 'expired';
+ * ```
+ */
+export function reservationState(reservation: Pick<Reservation, 'state' | 'expiresAt'>, now: number): ReservationState {
+  return reservation.state === 'held' && now >= reservation.expiresAt ? 'expired' : reservation.state;
+}
+
+/** The public view of a stored reservation at time `now`. */
+export function publicReservation(stored: StoredReservation, now: number): Reservation {
+  const out: Reservation = {
+    id: stored.id, state: reservationState(stored, now), lines: stored.lines.map((l) => ({ ...l })),
+    expiresAt: stored.expiresAt, createdAt: stored.createdAt, committed: stored.committed?.map((l) => ({ ...l })) ?? null,
+  };
+  if (stored.meta !== undefined) out.meta = stored.meta;
+  return out;
+}
+
+/** Counters after a delta, checked against the invariants. */
+function next(sku: string, before: Counters, onHandDelta: number, reservedDelta: number): Counters {
+  const onHand = before.onHand + onHandDelta;
+  const reserved = before.reserved + reservedDelta;
+  if (reserved < 0 || onHand < reserved || onHand > LIMITS.quantityMax) {
+    throw new InvariantViolationError(`SKU ${JSON.stringify(sku)} would reach onHand ${onHand}, reserved ${reserved}`);
+  }
+  return { onHand, reserved, version: before.version + 1 };
+}
+
+type Delta = { sku: string; onHandDelta: number; reservedDelta: number };
+
+/** The state as the operation sees it: the view plus what the operation has decided so far. */
+class Draft {
+  readonly at: number;
+  readonly view: StateView;
+  readonly #counters = new Map<string, Counters>();
+  readonly #ended = new Set<string>();
+  readonly write: Write;
+
+  constructor(view: StateView, at: number) {
+    this.view = view;
+    this.at = at;
+    this.write = {
+      at, steps: [], ownFrom: 0, levels: [], request: null, reversal: null, reservation: null, holdsEnded: [], expired: [],
+      settled: null, sweep: null,
+    };
+  }
+
+  counters(sku: string): Counters {
+    return this.#counters.get(sku) ?? this.view.counters(sku);
+  }
+
+  step(requestId: string, kind: EntryKind, meta: JsonObject | null, deltas: Delta[]): void {
+    const changes = deltas.map((d) => {
+      const after = next(d.sku, this.counters(d.sku), d.onHandDelta, d.reservedDelta);
+      this.#counters.set(d.sku, after);
+      return { ...d, after };
+    });
+    this.write.steps.push({ requestId, kind, meta, changes });
+  }
+
+  /** Ends a hold (expiry, commit or release); false when it had already ended. */
+  endHold(reservationId: string, sku: string): boolean {
+    const key = `${reservationId}\u0000${sku}`;
+    if (this.#ended.has(key)) return false;
+    this.#ended.add(key);
+    this.write.holdsEnded.push({ reservationId, sku });
+    return true;
+  }
+
+  expireHold(reservation: StoredReservation, sku: string): void {
+    if (!reservation.holds.includes(sku) || !this.endHold(reservation.id, sku)) return;
+    const qty = reservation.lines.find((l) => l.sku === sku)?.qty ?? 0;
+    this.step(reservation.id, 'expire', reservation.meta ?? null, [{ sku, onHandDelta: 0, reservedDelta: -qty }]);
+    if (!this.write.expired.includes(reservation.id)) this.write.expired.push(reservation.id);
+  }
+
+  /** Expires the due holds of these SKUs, a bounded number per SKU. */
+  expireDue(skus: Iterable<string>): void {
+    for (const sku of skus) {
+      for (const id of this.view.dueHolds(sku, this.at, LIMITS.expiriesPerSkuMax)) {
+        const reservation = this.view.reservation(id);
+        if (reservation !== null) this.expireHold(reservation, sku);
+      }
+    }
+  }
+
+  /** From here on, steps are the command's own. */
+  own(): void {
+    this.write.ownFrom = this.write.steps.length;
+  }
+
+  /** The decision: `rejection` (still writing any expiry), or the write with levels of `skus`. */
+  finish(rejection: Rejection | null, skus: string[] = []): Decision {
+    if (rejection !== null) {
+      if (this.write.steps.length === 0) return { outcome: rejection, write: null };
+      this.write.ownFrom = this.write.steps.length;
+      return { outcome: rejection, write: this.write };
+    }
+    this.write.levels = [...skus].sort(byCodeUnits).map((sku) => levelOf(sku, this.counters(sku)));
+    return { outcome: null, write: this.write };
+  }
+}
+
+function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
 
 /**
  * The pure decision of one command against the current state: a replay, a conflict, a
- * rejection, or the changes to write. Memory and SQLite stores call it inside their atomic step.
+ * rejection, or what to write. Due holds of the SKUs the command touches expire first.
+ * Memory and SQLite stores call it inside their atomic step.
  *
  * @example
  * ```ts
  * const decision = decide(command, view);
- * if (decision.write) persist(decision.write); else return decision.outcome;
+ * const written = decision.write && persist(materialize(decision.write, lastSeq + 1));
+ * return decision.outcome ?? written.outcome;
  * ```
  */
 export function decide(command: Command, view: StateView): Decision {
-  const stored = view.request(command.requestId);
+  const draft = new Draft(view, command.at);
+  switch (command.kind) {
+    case 'commit':
+      return commit(command, draft);
+    case 'release':
+      return release(command, draft);
+    case 'sweep':
+      return sweep(command, draft);
+    default:
+      return requested(command, draft);
+  }
+}
+
+function requested(command: RequestCommand, draft: Draft): Decision {
+  const stored = draft.view.request(command.requestId);
   if (stored !== null) {
     if (stored.fingerprint === command.fingerprint) return { outcome: { ...stored.outcome, replayed: true }, write: null };
     return { outcome: { ok: false, code: 'IDEMPOTENCY_CONFLICT', requestId: command.requestId, storedKind: stored.kind }, write: null };
   }
+  draft.write.request = { requestId: command.requestId, kind: command.kind, fingerprint: command.fingerprint };
   switch (command.kind) {
     case 'restock':
-      return restock(command.sku, command.qty, command, view);
+      return restock(command.sku, command.qty, command, draft);
     case 'deduct':
-      return deduct(command.lines, command, view);
+      return deduct(command.lines, command, draft);
     case 'adjust':
-      return adjust(command, view);
+      return adjust(command, draft);
     case 'reverse':
-      return reverse(command, view);
+      return reverse(command, draft);
+    case 'reserve':
+      return reserve(command, draft);
   }
-}
-
-function written(command: Command, changes: Change[], reversals: Line[] = []): Decision {
-  return { outcome: null, write: { command, changes, reversals } };
 }
 
 function overLimit(sku: string, requested: number, c: Counters): Rejection | null {
@@ -85,103 +247,211 @@ function overLimit(sku: string, requested: number, c: Counters): Rejection | nul
   return { ok: false, code: 'QUANTITY_LIMIT', sku, requested, onHand: c.onHand, limit: LIMITS.quantityMax };
 }
 
-function restock(sku: string, qty: number, command: Command, view: StateView): Decision {
-  const before = view.counters(sku);
-  const limit = overLimit(sku, qty, before);
-  if (limit !== null) return reject(limit);
-  return written(command, [{ sku, onHandDelta: qty, reservedDelta: 0, before }]);
+function restock(sku: string, qty: number, command: RequestCommand, draft: Draft): Decision {
+  draft.expireDue([sku]);
+  const limit = overLimit(sku, qty, draft.counters(sku));
+  if (limit !== null) return draft.finish(limit);
+  draft.own();
+  draft.step(command.requestId, command.kind, command.meta, [{ sku, onHandDelta: qty, reservedDelta: 0 }]);
+  return draft.finish(null, [sku]);
 }
 
-function deduct(lines: Line[], command: Command, view: StateView): Decision {
-  const changes: Change[] = [];
+function shortOf(lines: Line[], draft: Draft): Rejection | null {
   for (const { sku, qty } of lines) {
-    const before = view.counters(sku);
-    const available = before.onHand - before.reserved;
-    if (available < qty) return reject({ ok: false, code: 'INSUFFICIENT_STOCK', sku, requested: qty, available });
-    changes.push({ sku, onHandDelta: -qty, reservedDelta: 0, before });
+    const c = draft.counters(sku);
+    const available = c.onHand - c.reserved;
+    if (available < qty) return { ok: false, code: 'INSUFFICIENT_STOCK', sku, requested: qty, available };
   }
-  return written(command, changes);
+  return null;
 }
 
-function adjust(command: Extract<Command, { kind: 'adjust' }>, view: StateView): Decision {
+function deduct(lines: Line[], command: RequestCommand, draft: Draft): Decision {
+  const skus = lines.map((l) => l.sku);
+  draft.expireDue(skus);
+  const short = shortOf(lines, draft);
+  if (short !== null) return draft.finish(short);
+  draft.own();
+  draft.step(command.requestId, 'deduct', command.meta, lines.map(({ sku, qty }) => ({ sku, onHandDelta: -qty, reservedDelta: 0 })));
+  return draft.finish(null, skus);
+}
+
+function adjust(command: Extract<Command, { kind: 'adjust' }>, draft: Draft): Decision {
   const { sku, onHand, expectedVersion } = command;
-  const before = view.counters(sku);
+  draft.expireDue([sku]);
+  const before = draft.counters(sku);
   if (expectedVersion !== null && expectedVersion !== before.version) {
-    return reject({ ok: false, code: 'VERSION_CONFLICT', sku, expectedVersion, level: levelOf(sku, before) });
+    return draft.finish({ ok: false, code: 'VERSION_CONFLICT', sku, expectedVersion, level: levelOf(sku, before) });
   }
-  if (onHand < before.reserved) return reject({ ok: false, code: 'BELOW_RESERVED', sku, requested: onHand, level: levelOf(sku, before) });
-  return written(command, [{ sku, onHandDelta: onHand - before.onHand, reservedDelta: 0, before }]);
+  if (onHand < before.reserved) return draft.finish({ ok: false, code: 'BELOW_RESERVED', sku, requested: onHand, level: levelOf(sku, before) });
+  draft.own();
+  draft.step(command.requestId, 'adjust', command.meta, [{ sku, onHandDelta: onHand - before.onHand, reservedDelta: 0 }]);
+  return draft.finish(null, [sku]);
 }
 
-/** Units of each SKU the original took, from its entries. */
-function takenBy(original: StoredRequest): Map<string, number> {
+function reserve(command: ReserveCommand, draft: Draft): Decision {
+  const skus = command.lines.map((l) => l.sku);
+  draft.expireDue(skus);
+  const short = shortOf(command.lines, draft);
+  if (short !== null) return draft.finish(short);
+  draft.own();
+  draft.step(command.requestId, 'reserve', command.meta, command.lines.map(({ sku, qty }) => ({ sku, onHandDelta: 0, reservedDelta: qty })));
+  const reservation: StoredReservation = {
+    id: command.requestId, state: 'held', lines: command.lines, expiresAt: command.expiresAt, createdAt: command.at,
+    committed: null, holds: skus, outcome: null,
+  };
+  if (command.meta !== null) reservation.meta = command.meta;
+  draft.write.reservation = reservation;
+  return draft.finish(null, skus);
+}
+
+/** Units of each SKU the original took: a deduct's lines, or what a commit sold. */
+function takenBy(original: StoredRequest, draft: Draft): Map<string, number> | Rejection {
+  const notReversible: Rejection = { ok: false, code: 'NOT_REVERSIBLE', requestId: original.requestId, kind: original.kind };
   const taken = new Map<string, number>();
-  for (const entry of original.outcome.entries) taken.set(entry.sku, (taken.get(entry.sku) ?? 0) - entry.onHandDelta);
+  if (original.kind === 'deduct') {
+    for (const entry of original.outcome.entries) taken.set(entry.sku, (taken.get(entry.sku) ?? 0) - entry.onHandDelta);
+    return taken;
+  }
+  if (original.kind !== 'reserve') return notReversible;
+  const reservation = draft.view.reservation(original.requestId);
+  if (reservation?.state !== 'committed' || reservation.committed === null) return notReversible;
+  for (const line of reservation.committed) if (line.qty > 0) taken.set(line.sku, line.qty);
   return taken;
 }
 
-function reverse(command: ReverseCommand, view: StateView): Decision {
-  const original = view.request(command.of);
-  if (original === null) return reject({ ok: false, code: 'REQUEST_NOT_FOUND', requestId: command.of });
-  if (original.kind !== 'deduct') return reject({ ok: false, code: 'NOT_REVERSIBLE', requestId: command.of, kind: original.kind });
-  const taken = takenBy(original);
-  const remaining = (sku: string): number => (taken.get(sku) ?? 0) - view.reversed(command.of, sku);
-  const lines = command.lines ?? [...taken.keys()].map((sku) => ({ sku, qty: remaining(sku) })).filter((l) => l.qty > 0);
+function reverse(command: ReverseCommand, draft: Draft): Decision {
+  const original = draft.view.request(command.of);
+  if (original === null) return draft.finish({ ok: false, code: 'REQUEST_NOT_FOUND', requestId: command.of });
+  const taken = takenBy(original, draft);
+  if (!(taken instanceof Map)) return draft.finish(taken);
+  const remaining = (sku: string): number => (taken.get(sku) ?? 0) - draft.view.reversed(command.of, sku);
+  const lines = command.lines ?? [...taken.keys()].sort(byCodeUnits).map((sku) => ({ sku, qty: remaining(sku) })).filter((l) => l.qty > 0);
   if (lines.length === 0) {
     const [sku = '', qty = 0] = [...taken][0] ?? [];
-    return reject({ ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku, requested: qty, remaining: 0 });
+    return draft.finish({ ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku, requested: qty, remaining: 0 });
   }
-  const changes: Change[] = [];
+  const skus = lines.map((l) => l.sku);
+  draft.expireDue(skus);
   for (const { sku, qty } of lines) {
-    if (qty > remaining(sku)) return reject({ ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku, requested: qty, remaining: remaining(sku) });
-    const before = view.counters(sku);
-    const limit = overLimit(sku, qty, before);
-    if (limit !== null) return reject(limit);
-    changes.push({ sku, onHandDelta: qty, reservedDelta: 0, before });
+    if (qty > remaining(sku)) return draft.finish({ ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku, requested: qty, remaining: remaining(sku) });
+    const limit = overLimit(sku, qty, draft.counters(sku));
+    if (limit !== null) return draft.finish(limit);
   }
-  return written(command, changes, lines);
+  draft.own();
+  draft.step(command.requestId, 'reverse', command.meta, lines.map(({ sku, qty }) => ({ sku, onHandDelta: qty, reservedDelta: 0 })));
+  draft.write.reversal = { of: command.of, lines };
+  return draft.finish(null, skus);
 }
 
-/** Counters after a change, checked against the invariants. */
-export function after(change: Change): Counters {
-  const onHand = change.before.onHand + change.onHandDelta;
-  const reserved = change.before.reserved + change.reservedDelta;
-  if (reserved < 0 || onHand < reserved || onHand > LIMITS.quantityMax) {
-    throw new InvariantViolationError(`SKU ${JSON.stringify(change.sku)} would reach onHand ${onHand}, reserved ${reserved}`);
+/** Due holds of the reservation's SKUs expire first; then its state decides. */
+function settling(reservationId: string, draft: Draft): StoredReservation | Rejection {
+  const found = draft.view.reservation(reservationId);
+  if (found === null) return { ok: false, code: 'RESERVATION_NOT_FOUND', reservationId };
+  draft.expireDue(found.lines.map((l) => l.sku));
+  if (reservationState(found, draft.at) === 'expired') {
+    for (const sku of found.holds) draft.expireHold(found, sku);
+    return { ok: false, code: 'RESERVATION_EXPIRED', reservationId, expiresAt: found.expiresAt };
   }
-  return { onHand, reserved, version: change.before.version + 1 };
+  return found;
+}
+
+function sameLines(a: Line[], b: Line[]): boolean {
+  return a.length === b.length && a.every((line, i) => line.sku === b[i]?.sku && line.qty === b[i]?.qty);
+}
+
+function commit(command: CommitCommand, draft: Draft): Decision {
+  const found = settling(command.reservationId, draft);
+  if (!('holds' in found)) return draft.finish(found);
+  const sold = command.lines ?? found.lines;
+  if (found.state === 'released') return draft.finish({ ok: false, code: 'RESERVATION_RELEASED', reservationId: found.id });
+  if (found.state === 'committed') {
+    if (found.committed !== null && found.outcome !== null && sameLines(found.committed, sold)) {
+      return { outcome: { ...found.outcome, replayed: true }, write: draft.write.steps.length > 0 ? draft.write : null };
+    }
+    return { outcome: { ok: false, code: 'IDEMPOTENCY_CONFLICT', requestId: found.id, storedKind: 'reserve' }, write: null };
+  }
+  const held = new Map(found.lines.map((l) => [l.sku, l.qty]));
+  for (const { sku, qty } of sold) {
+    const holding = held.get(sku) ?? 0;
+    if (qty > holding) return draft.finish({ ok: false, code: 'EXCEEDS_RESERVATION', reservationId: found.id, sku, requested: qty, held: holding });
+  }
+  const soldBySku = new Map(sold.map((l) => [l.sku, l.qty]));
+  draft.own();
+  for (const sku of found.holds) draft.endHold(found.id, sku);
+  draft.step(found.id, 'commit', found.meta ?? null, found.lines.map(({ sku, qty }) => ({
+    sku, onHandDelta: -(soldBySku.get(sku) ?? 0), reservedDelta: -qty,
+  })));
+  const committed = found.lines.map(({ sku }) => ({ sku, qty: soldBySku.get(sku) ?? 0 }));
+  draft.write.settled = { reservationId: found.id, state: 'committed', committed };
+  return draft.finish(null, found.lines.map((l) => l.sku));
+}
+
+function release(command: ReleaseCommand, draft: Draft): Decision {
+  const found = settling(command.reservationId, draft);
+  if (!('holds' in found)) return draft.finish(found);
+  if (found.state === 'committed') return draft.finish({ ok: false, code: 'RESERVATION_COMMITTED', reservationId: found.id });
+  if (found.state === 'released') {
+    if (found.outcome === null) throw new InvariantViolationError(`released reservation ${JSON.stringify(found.id)} has no outcome`);
+    return { outcome: { ...found.outcome, replayed: true }, write: draft.write.steps.length > 0 ? draft.write : null };
+  }
+  draft.own();
+  for (const sku of found.holds) draft.endHold(found.id, sku);
+  draft.step(found.id, 'release', found.meta ?? null, found.lines.map(({ sku, qty }) => ({ sku, onHandDelta: 0, reservedDelta: -qty })));
+  draft.write.settled = { reservationId: found.id, state: 'released', committed: null };
+  return draft.finish(null, found.lines.map((l) => l.sku));
+}
+
+function sweep(command: SweepCommand, draft: Draft): Decision {
+  const due = draft.view.dueAnywhere(command.at, command.limit + 1);
+  for (const hold of due.slice(0, command.limit)) {
+    const reservation = draft.view.reservation(hold.reservationId);
+    if (reservation !== null) draft.expireHold(reservation, hold.sku);
+  }
+  draft.write.sweep = { more: due.length > command.limit };
+  const skus = [...new Set(draft.write.steps.flatMap((s) => s.changes.map((c) => c.sku)))];
+  return draft.finish(null, skus);
+}
+
+/** What a materialized write gives the store to persist and the caller to see. */
+export interface Materialized {
+  outcome: StoreOutcome;
+  /** Every entry, numbered, in order. */
+  entries: Entry[];
+  /** Final counters of every SKU written. */
+  counters: Map<string, Counters>;
 }
 
 /**
- * Turns a write into its entries (numbered from `firstSeq`), its outcome and its request record.
+ * Numbers a write's entries from `firstSeq` and builds its outcome. The store then persists
+ * the entries, the counters, and the records the write names, with the outcome where needed.
  *
  * @example
  * ```ts
- * const { outcome, entries, request } = materialize(decision.write, lastSeq + 1);
+ * const { outcome, entries, counters } = materialize(write, lastSeq + 1);
  * ```
  */
-export function materialize(write: Write, firstSeq: number): { outcome: Applied; entries: Entry[]; request: StoredRequest } {
-  const { command } = write;
+export function materialize(write: Write, firstSeq: number): Materialized {
   const entries: Entry[] = [];
-  const levels: Level[] = [];
-  write.changes.forEach((change, i) => {
-    const next = after(change);
-    const entry: Entry = {
-      seq: firstSeq + i,
-      requestId: command.requestId,
-      kind: command.kind,
-      sku: change.sku,
-      onHandDelta: change.onHandDelta,
-      reservedDelta: change.reservedDelta,
-      onHandAfter: next.onHand,
-      reservedAfter: next.reserved,
-      at: command.at,
-    };
-    if (command.meta !== null) entry.meta = command.meta;
-    entries.push(entry);
-    levels.push(levelOf(change.sku, next));
+  const own: Entry[] = [];
+  const counters = new Map<string, Counters>();
+  write.steps.forEach((step, i) => {
+    for (const change of step.changes) {
+      const entry: Entry = {
+        seq: firstSeq + entries.length, requestId: step.requestId, kind: step.kind, sku: change.sku,
+        onHandDelta: change.onHandDelta, reservedDelta: change.reservedDelta,
+        onHandAfter: change.after.onHand, reservedAfter: change.after.reserved, at: write.at,
+      };
+      if (step.meta !== null) entry.meta = step.meta;
+      entries.push(entry);
+      if (i >= write.ownFrom) own.push(entry);
+      counters.set(change.sku, change.after);
+    }
   });
-  const outcome: Applied = { ok: true, replayed: false, entries, levels };
-  const request: StoredRequest = { requestId: command.requestId, kind: command.kind, fingerprint: command.fingerprint, at: command.at, outcome };
-  return { outcome, entries, request };
+  const applied: Applied = { ok: true, replayed: false, entries: own, levels: write.levels };
+  if (write.sweep !== null) {
+    const expired = write.holdsEnded.length;
+    return { outcome: { ...applied, entries, replayed: false, expired, more: write.sweep.more }, entries, counters };
+  }
+  const outcome = write.reservation === null ? applied : { ...applied, reservation: publicReservation(write.reservation, write.at) };
+  return { outcome, entries, counters };
 }

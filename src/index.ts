@@ -16,7 +16,10 @@ export {
 } from './errors.js';
 export { LIMITS, type Limits } from './limits.js';
 export { withRetry, backoffMs, DEFAULT_RETRY_POLICY, type RetryPolicy, type RetryOptions } from './retry.js';
-export { decide, materialize, levelOf, zeroCounters, after, type StateView, type Change, type Write, type Decision } from './decide.js';
+export {
+  decide, materialize, levelOf, zeroCounters, reservationState, publicReservation,
+  type StateView, type Change, type Step, type Write, type Decision, type HoldRef, type Materialized,
+} from './decide.js';
 export { canonicalJson, fingerprint } from './fingerprint.js';
 export { verifyItem } from './verify.js';
 export type * from './types.js';

@@ -1,12 +1,17 @@
-import { IdempotencyConflictError, InvalidInputError, RejectedError, StoreUnavailableError } from './errors.js';
+import { IdempotencyConflictError, InvalidInputError, InvariantViolationError, RejectedError, StoreUnavailableError } from './errors.js';
 import { LIMITS } from './limits.js';
 import { DEFAULT_RETRY_POLICY, checkRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
-import type { Command, StockStore, StoreOutcome, VerifyChunk } from './store.js';
+import type { Command, StockStore, StoreOutcome, SweepOutcome, VerifyChunk } from './store.js';
+import { publicReservation } from './decide.js';
 import type {
-  AdjustInput, AdjustResult, Applied, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, Level,
-  OperationResult, RequestRecord, RestockInput, RestockResult, ReverseInput, ReverseResult, VerifyReport,
+  AdjustInput, AdjustResult, Applied, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery,
+  Level, OperationResult, ReleaseInput, ReleaseResult, RequestRecord, Reservation, ReserveApplied, ReserveInput, ReserveResult,
+  RestockInput, RestockResult, ReverseInput, ReverseResult, SweepInput, SweepResult, VerifyReport,
 } from './types.js';
-import { checkRequestId, checkSku, checkSkus, toAdjust, toDeduct, toEntriesQuery, toRestock, toReverse } from './validate.js';
+import {
+  checkRequestId, checkSku, checkSkus, toAdjust, toCommit, toDeduct, toEntriesQuery, toRelease, toReserve, toRestock, toReverse,
+  toSweep,
+} from './validate.js';
 import { verifyItem } from './verify.js';
 
 /** Options of {@link StockLedger}. */
@@ -102,6 +107,94 @@ export class StockLedger {
    */
   async reverse(input: ReverseInput): Promise<ReverseResult> {
     return (await this.#run((at) => toReverse(input, at))) as ReverseResult;
+  }
+
+  /**
+   * Holds units of one or more SKUs for `ttlMs`, all or none: `reserved` grows, `available`
+   * drops, `onHand` stays. The reservation's id is the request id. A hold past its `expiresAt`
+   * never blocks anyone, swept or not.
+   *
+   * @example
+   * ```ts
+   * const r = await ledger.reserve({ requestId: 'cart-7', lines: [{ sku: 'A', qty: 2 }], ttlMs: 15 * 60_000 });
+   * if (r.ok) console.log(r.reservation.expiresAt);
+   * ```
+   */
+  async reserve(input: ReserveInput): Promise<ReserveResult> {
+    return (await this.#run((at) => toReserve(input, at))) as ReserveResult;
+  }
+
+  /**
+   * Turns a held reservation into a sale: `onHand` and `reserved` drop by what is sold. With
+   * `lines`, sells those (at most what is held per SKU) and releases the rest. Committing again
+   * with the same lines is a replay; with other lines, an `IDEMPOTENCY_CONFLICT`. A hold is
+   * expired from `expiresAt` on: a commit at or after that instant is `RESERVATION_EXPIRED`.
+   *
+   * @example
+   * ```ts
+   * await ledger.commit({ reservationId: 'cart-7' });
+   * ```
+   */
+  async commit(input: CommitInput): Promise<CommitResult> {
+    return (await this.#run((at) => toCommit(input, at))) as CommitResult;
+  }
+
+  /**
+   * Gives a held reservation back: `reserved` drops. Releasing again is a replay.
+   *
+   * @example
+   * ```ts
+   * await ledger.release({ reservationId: 'cart-7' });
+   * ```
+   */
+  async release(input: ReleaseInput): Promise<ReleaseResult> {
+    return (await this.#run((at) => toRelease(input, at))) as ReleaseResult;
+  }
+
+  /**
+   * Expires due holds anywhere in the ledger, at most `limit` (default and cap
+   * `LIMITS.sweepHoldsMax`) per call; `more` says whether to call again. Not needed for
+   * correctness (due holds never block), it keeps stored levels and entries current.
+   *
+   * @example
+   * ```ts
+   * while ((await ledger.sweepExpired()).more);
+   * ```
+   */
+  async sweepExpired(input: SweepInput = {}): Promise<SweepResult> {
+    const outcome = await this.#run((at) => toSweep(input, at));
+    if (!outcome.ok || !('expired' in outcome)) throw new InvariantViolationError('a sweep returned no sweep outcome');
+    return { expired: outcome.expired, more: outcome.more, entries: outcome.entries };
+  }
+
+  /**
+   * A reservation as of now (a held one past `expiresAt` reads as `expired`), or null.
+   *
+   * @example
+   * ```ts
+   * const r = await ledger.reservation('cart-7');
+   * if (r?.state === 'held') showCountdown(r.expiresAt);
+   * ```
+   */
+  async reservation(reservationId: string): Promise<Reservation | null> {
+    const id = checkRequestId(reservationId, 'reservationId');
+    const stored = await this.#read(() => this.store.reservation(id));
+    return stored === null ? null : publicReservation(stored, this.#now());
+  }
+
+  /** {@link reserve}, throwing a `RejectedError` instead of returning a rejection. */
+  async reserveOrThrow(input: ReserveInput): Promise<ReserveApplied> {
+    return orThrow(await this.reserve(input)) as ReserveApplied;
+  }
+
+  /** {@link commit}, throwing a `RejectedError` instead of returning a rejection. */
+  async commitOrThrow(input: CommitInput): Promise<Applied> {
+    return orThrow(await this.commit(input));
+  }
+
+  /** {@link release}, throwing a `RejectedError` instead of returning a rejection. */
+  async releaseOrThrow(input: ReleaseInput): Promise<Applied> {
+    return orThrow(await this.release(input));
   }
 
   /** {@link restock}, throwing a `RejectedError` instead of returning a rejection. */
@@ -236,7 +329,7 @@ export class StockLedger {
     await this.store.close();
   }
 
-  async #run(build: (at: number) => Command): Promise<OperationResult> {
+  async #run(build: (at: number) => Command): Promise<OperationResult | SweepOutcome> {
     const first = build(this.#now());
     const outcome = await this.#retrying((attempt) => this.store.execute(attempt === 1 ? first : { ...first, at: this.#now() }));
     return settle(outcome);
@@ -260,7 +353,7 @@ export class StockLedger {
 }
 
 /** Turns a store's conflict outcome into the thrown error; passes results through. */
-function settle(outcome: StoreOutcome): OperationResult {
+function settle(outcome: StoreOutcome): OperationResult | SweepOutcome {
   if (outcome.ok) return outcome;
   if (outcome.code === 'IDEMPOTENCY_CONFLICT') throw new IdempotencyConflictError(outcome.requestId, outcome.storedKind);
   return outcome;
@@ -276,7 +369,7 @@ async function guard<T>(promise: Promise<T>): Promise<T> {
   }
 }
 
-function orThrow(result: OperationResult): Applied {
+function orThrow(result: OperationResult | SweepOutcome): Applied {
   if (result.ok) return result;
   throw new RejectedError(result);
 }

@@ -34,6 +34,15 @@ export const LIMITS = Object.freeze({
   verifyChunkSkus: 200,
   /** Upper bound on chunks one `verify()` walks: 200 x 1,000,000 SKUs. */
   verifyChunksMax: 1_000_000,
+  /** Longest reservation, in ms (one year). */
+  ttlMsMax: 366 * 24 * 60 * 60 * 1000,
+  /**
+   * Most due holds one operation expires per SKU it touches before it checks. A SKU with more
+   * due holds than this still blocks until the next call or `sweepExpired()` clears them.
+   */
+  expiriesPerSkuMax: 1000,
+  /** Most holds one `sweepExpired()` call expires. */
+  sweepHoldsMax: 1000,
   /** Fingerprints longer than this are stored as a SHA-256 digest. */
   fingerprintInlineCharsMax: 256,
 });

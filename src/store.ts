@@ -1,4 +1,4 @@
-import type { Applied, Counters, Entry, JsonObject, Level, Line, OperationKind, Rejection } from './types.js';
+import type { Applied, Counters, Entry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReserveApplied } from './types.js';
 
 /**
  * Fields every command carries. Commands reach a store already validated and normalized:
@@ -42,8 +42,42 @@ export interface ReverseCommand extends CommandBase {
   lines: Line[] | null;
 }
 
+export interface ReserveCommand extends CommandBase {
+  kind: 'reserve';
+  /** Duplicates merged, sorted by SKU, 1 or more. */
+  lines: Line[];
+  ttlMs: number;
+  /** `at + ttlMs`. */
+  expiresAt: number;
+}
+
+/** Commit and release carry no request id: they are idempotent by the reservation's state. */
+export interface CommitCommand {
+  kind: 'commit';
+  reservationId: string;
+  /** Duplicates merged, sorted by SKU; null means all that is held. */
+  lines: Line[] | null;
+  at: number;
+}
+
+export interface ReleaseCommand {
+  kind: 'release';
+  reservationId: string;
+  at: number;
+}
+
+/** Expire up to `limit` due holds anywhere in the ledger. */
+export interface SweepCommand {
+  kind: 'sweep';
+  limit: number;
+  at: number;
+}
+
+/** A normalized operation that carries its own request id and fingerprint. */
+export type RequestCommand = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand | ReserveCommand;
+
 /** A normalized operation, as a store receives it. */
-export type Command = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand;
+export type Command = RequestCommand | CommitCommand | ReleaseCommand | SweepCommand;
 
 /** The request id is already recorded with another fingerprint. The ledger throws for it. */
 export interface ConflictOutcome {
@@ -53,8 +87,30 @@ export interface ConflictOutcome {
   storedKind: OperationKind;
 }
 
+/** What a sweep applied. */
+export interface SweepOutcome {
+  ok: true;
+  replayed: false;
+  entries: Entry[];
+  levels: Level[];
+  expired: number;
+  more: boolean;
+}
+
 /** What `StockStore.execute` returns. */
-export type StoreOutcome = Applied | Rejection | ConflictOutcome;
+export type StoreOutcome = Applied | ReserveApplied | Rejection | ConflictOutcome | SweepOutcome;
+
+/**
+ * A reservation as stored. `state` is the stored state: a `held` one past `expiresAt` is
+ * expired all the same; `expired` is stored once any of its holds was expired, so a clock
+ * moved back cannot revive it.
+ */
+export interface StoredReservation extends Reservation {
+  /** SKUs still held: not yet expired, committed or released. */
+  holds: string[];
+  /** The commit's or release's outcome, for replays. */
+  outcome: Applied | null;
+}
 
 /** A stored request: its id, kind, time and original outcome (with `replayed: false`). */
 export interface StoredRequest {
@@ -106,12 +162,18 @@ export interface VerifyChunk {
 export interface StockStore {
   /** Applies one command atomically and idempotently. */
   execute(command: Command): Promise<StoreOutcome>;
-  /** Levels of these SKUs (distinct, validated), in the same order, as of time `now`. */
+  /**
+   * Levels of these SKUs (distinct, validated), in the same order, as of time `now`: holds due
+   * at `now` count as expired (their reserved units freed, one version each), whether or not
+   * their expiry has been written yet.
+   */
   stocks(skus: readonly string[], now: number): Promise<Level[]>;
   /** Entries with `seq > after`, optionally of one SKU, ascending, at most `limit`. */
   entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]>;
   /** The stored request, or null. */
   request(requestId: string): Promise<StoredRequest | null>;
+  /** The stored reservation, or null (the core derives `expired` from `expiresAt`). */
+  reservation(reservationId: string): Promise<StoredReservation | null>;
   /**
    * One chunk of at most `limit` SKUs (every SKU with a level or an entry), each compared
    * atomically; pass the returned cursor back for the next chunk, null for the first.

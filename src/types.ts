@@ -16,15 +16,21 @@ export interface Level {
   version: number;
 }
 
-/** Kinds of operation, and of the entries they append. */
-export type OperationKind = 'restock' | 'deduct' | 'adjust' | 'reverse';
+/** Kinds of operation that carry their own request id. */
+export type OperationKind = 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve';
+
+/**
+ * Kinds of entry: one per operation kind, plus the moves of a reservation, which carry the
+ * reservation's id as their `requestId`.
+ */
+export type EntryKind = OperationKind | 'commit' | 'release' | 'expire';
 
 /** One immutable record of a change to one SKU. */
 export interface Entry {
   /** Position in the ledger, from 1, growing by one per entry: a cursor for readers. */
   seq: number;
   requestId: string;
-  kind: OperationKind;
+  kind: EntryKind;
   sku: string;
   onHandDelta: number;
   reservedDelta: number;
@@ -95,7 +101,7 @@ export interface RequestNotFound {
   requestId: string;
 }
 
-/** `reverse` names a request that is not a deduct. */
+/** `reverse` names a request that is not a deduct or a committed reservation. */
 export interface NotReversible {
   ok: false;
   code: 'NOT_REVERSIBLE';
@@ -113,6 +119,45 @@ export interface ReversalExceedsOriginal {
   remaining: number;
 }
 
+/** `commit` or `release` of a reservation id that was never reserved. */
+export interface ReservationNotFound {
+  ok: false;
+  code: 'RESERVATION_NOT_FOUND';
+  reservationId: string;
+}
+
+/** `commit` or `release` of a reservation whose hold has expired (`now >= expiresAt`). */
+export interface ReservationExpired {
+  ok: false;
+  code: 'RESERVATION_EXPIRED';
+  reservationId: string;
+  expiresAt: number;
+}
+
+/** `commit` of a reservation that was released. */
+export interface ReservationReleased {
+  ok: false;
+  code: 'RESERVATION_RELEASED';
+  reservationId: string;
+}
+
+/** `release` of a reservation that was committed. */
+export interface ReservationCommitted {
+  ok: false;
+  code: 'RESERVATION_COMMITTED';
+  reservationId: string;
+}
+
+/** A partial commit asks for more of a SKU than the reservation holds. */
+export interface ExceedsReservation {
+  ok: false;
+  code: 'EXCEEDS_RESERVATION';
+  reservationId: string;
+  sku: string;
+  requested: number;
+  held: number;
+}
+
 /** Every business rejection. A rejected operation records nothing. */
 export type Rejection =
   | InsufficientStock
@@ -121,13 +166,53 @@ export type Rejection =
   | QuantityLimit
   | RequestNotFound
   | NotReversible
-  | ReversalExceedsOriginal;
+  | ReversalExceedsOriginal
+  | ReservationNotFound
+  | ReservationExpired
+  | ReservationReleased
+  | ReservationCommitted
+  | ExceedsReservation;
 
 export type RestockResult = Applied | QuantityLimit;
 export type DeductResult = Applied | InsufficientStock;
 export type AdjustResult = Applied | VersionConflict | BelowReserved | QuantityLimit;
 export type ReverseResult = Applied | RequestNotFound | NotReversible | ReversalExceedsOriginal | QuantityLimit;
+export type ReserveResult = ReserveApplied | InsufficientStock;
+export type CommitResult = Applied | ReservationNotFound | ReservationExpired | ReservationReleased | ExceedsReservation;
+export type ReleaseResult = Applied | ReservationNotFound | ReservationExpired | ReservationCommitted;
 export type OperationResult = Applied | Rejection;
+
+/** Where a reservation stands. It moves one way: `held -> committed | released | expired`. */
+export type ReservationState = 'held' | 'committed' | 'released' | 'expired';
+
+/** A two-phase hold on stock. Its id is the `requestId` of the `reserve` that made it. */
+export interface Reservation {
+  id: string;
+  /** As of the time it was read: a held reservation past `expiresAt` reads as `expired`. */
+  state: ReservationState;
+  /** What it holds (or held), merged and sorted by SKU. */
+  lines: Line[];
+  /** From this instant on the hold is void: `now >= expiresAt` means expired. */
+  expiresAt: number;
+  createdAt: number;
+  /** What a commit sold, sorted by SKU (the rest was released); null unless committed. */
+  committed: Line[] | null;
+  meta?: JsonObject;
+}
+
+/** Outcome of an applied `reserve`: the usual fields plus the reservation it made. */
+export interface ReserveApplied extends Applied {
+  reservation: Reservation;
+}
+
+/** Outcome of `sweepExpired`. */
+export interface SweepResult {
+  /** Holds (one per reservation and SKU) expired by this call. */
+  expired: number;
+  /** True when due holds remain past this call's limit: call again. */
+  more: boolean;
+  entries: Entry[];
+}
 
 interface InputBase {
   /** Caller-chosen id, unique per ledger across every kind: the idempotency key. */
@@ -152,10 +237,32 @@ export interface AdjustInput extends InputBase {
 }
 
 export interface ReverseInput extends InputBase {
-  /** Request id of the deduct to give back. */
+  /** Request id of the deduct, or id of the committed reservation, to give back. */
   of: string;
   /** Lines to give back; all that the original took when omitted. */
   lines?: Line[];
+}
+
+export interface ReserveInput extends InputBase {
+  /** What to hold, all or none; the same SKU twice is merged. */
+  lines: Line[];
+  /** How long the hold lasts, in ms, from the ledger clock's now. */
+  ttlMs: number;
+}
+
+export interface CommitInput {
+  reservationId: string;
+  /** What to sell, at most what is held per SKU; the rest is released. All when omitted. */
+  lines?: Line[];
+}
+
+export interface ReleaseInput {
+  reservationId: string;
+}
+
+export interface SweepInput {
+  /** Most holds to expire in this call (default and maximum: `LIMITS.sweepHoldsMax`). */
+  limit?: number;
 }
 
 export interface EntriesQuery {

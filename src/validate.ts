@@ -1,7 +1,7 @@
 import { InvalidInputError } from './errors.js';
 import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
-import type { AdjustCommand, DeductCommand, RestockCommand, ReverseCommand } from './store.js';
+import type { AdjustCommand, CommitCommand, DeductCommand, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, SweepCommand } from './store.js';
 import type { AdjustInput, DeductInput, EntriesQuery, JsonObject, JsonValue, Line, RestockInput, ReverseInput } from './types.js';
 
 type Bag = Record<string, unknown>;
@@ -161,6 +161,44 @@ export function toReverse(input: unknown, at: number): ReverseCommand {
   if (of === requestId) throw new InvalidInputError('of', 'must name another request than requestId');
   const print = fingerprint(['reverse', of, lines === null ? null : linesJson(lines), meta]);
   return { kind: 'reverse', requestId, of, lines, meta, at, fingerprint: print };
+}
+
+/** Normalizes a reserve input. */
+export function toReserve(input: unknown, at: number): ReserveCommand {
+  const b = bag(input, 'input');
+  const requestId = checkRequestId(b['requestId']);
+  const lines = checkLines(b['lines']);
+  const ttlMs = b['ttlMs'];
+  if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > LIMITS.ttlMsMax) {
+    throw new InvalidInputError('ttlMs', `must be an integer from 1 to ${LIMITS.ttlMsMax}`);
+  }
+  const meta = checkMeta(b['meta']);
+  const print = fingerprint(['reserve', linesJson(lines), ttlMs, meta]);
+  return { kind: 'reserve', requestId, lines, ttlMs, expiresAt: at + ttlMs, meta, at, fingerprint: print };
+}
+
+/** Normalizes a commit input. */
+export function toCommit(input: unknown, at: number): CommitCommand {
+  const b = bag(input, 'input');
+  const reservationId = checkRequestId(b['reservationId'], 'reservationId');
+  const lines = b['lines'] === undefined ? null : checkLines(b['lines']);
+  return { kind: 'commit', reservationId, lines, at };
+}
+
+/** Normalizes a release input. */
+export function toRelease(input: unknown, at: number): ReleaseCommand {
+  const b = bag(input, 'input');
+  return { kind: 'release', reservationId: checkRequestId(b['reservationId'], 'reservationId'), at };
+}
+
+/** Normalizes a sweep input. */
+export function toSweep(input: unknown, at: number): SweepCommand {
+  const b = input === undefined ? {} : bag(input, 'input');
+  const limit = b['limit'] ?? LIMITS.sweepHoldsMax;
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > LIMITS.sweepHoldsMax) {
+    throw new InvalidInputError('limit', `must be an integer from 1 to ${LIMITS.sweepHoldsMax}`);
+  }
+  return { kind: 'sweep', limit, at };
 }
 
 /** Distinct, well-formed SKUs, at most {@link LIMITS.skusPerReadMax}. */

@@ -22,6 +22,7 @@ class LosingReplies implements StockStore {
   stocks = this.inner.stocks.bind(this.inner);
   entries = this.inner.entries.bind(this.inner);
   request = this.inner.request.bind(this.inner);
+  reservation = this.inner.reservation.bind(this.inner);
   verifyChunk = this.inner.verifyChunk.bind(this.inner);
   close = this.inner.close.bind(this.inner);
 }

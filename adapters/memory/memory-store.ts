@@ -1,5 +1,9 @@
 import { StoreUnavailableError, decide, materialize, zeroCounters } from '../../src/index.js';
-import type { Command, Counters, Entry, Level, StateView, StockStore, StoreOutcome, StoredRequest, VerifyChunk, Write } from '../../src/index.js';
+import type {
+  Applied, Command, Counters, Decision, Entry, HoldRef, Level, StateView, StockStore, StoreOutcome, StoredRequest,
+  StoredReservation, VerifyChunk, Write,
+} from '../../src/index.js';
+import { HoldIndex, type HoldItem } from './memory-holds.js';
 import { KeyedLocks } from './memory-locks.js';
 
 /** Options of {@link MemoryStore}. */
@@ -19,7 +23,7 @@ export interface MemoryStoreOptions {
  *
  * @example
  * ```ts
- * import { StockLedger } from '../../src/index.js';
+ * import { StockLedger } from 'stock-ledger';
  * import { MemoryStore } from 'stock-ledger/memory';
  * const ledger = new StockLedger({ store: new MemoryStore() });
  * ```
@@ -30,6 +34,9 @@ export class MemoryStore implements StockStore {
   readonly #entriesBySku = new Map<string, Entry[]>();
   readonly #requests = new Map<string, StoredRequest>();
   readonly #reversed = new Map<string, Map<string, number>>();
+  readonly #reservations = new Map<string, StoredReservation>();
+  readonly #holds = new HoldIndex();
+  readonly #holdsBySku = new Map<string, HoldIndex>();
   readonly #locks = new KeyedLocks();
   readonly #interleave: (() => Promise<void>) | null;
   readonly #view: StateView;
@@ -41,23 +48,24 @@ export class MemoryStore implements StockStore {
       counters: (sku) => this.#levels.get(sku) ?? zeroCounters(),
       request: (id) => this.#requests.get(id) ?? null,
       reversed: (of, sku) => this.#reversed.get(of)?.get(sku) ?? 0,
+      reservation: (id) => this.#reservations.get(id) ?? null,
+      dueHolds: (sku, now, limit) => (this.#holdsBySku.get(sku)?.due(now, limit) ?? []).map((h) => h.reservationId),
+      dueAnywhere: (now, limit) => this.#holds.due(now, limit).map(({ reservationId, sku }) => ({ reservationId, sku })),
     };
   }
 
   async execute(command: Command): Promise<StoreOutcome> {
     this.#open();
-    if (this.#interleave === null) {
-      const decision = decide(command, this.#view);
-      return decision.write === null ? copyOutcome(decision.outcome) : this.#apply(decision.write);
-    }
+    if (this.#interleave === null) return this.#settle(decide(command, this.#view));
     const release = await this.#locks.acquire(upfrontKeys(command));
     try {
-      const releaseMore = await this.#locks.acquire(this.#laterKeys(command));
+      const later = this.#laterKeys(command);
+      const releaseMore = await this.#locks.acquire(later.map((sku) => `c:${sku}`));
       try {
-        const decision = decide(command, this.#view);
+        const decision = decide(command, command.kind === 'sweep' ? this.#sweepView(new Set(later)) : this.#view);
         await this.#interleave();
         this.#open();
-        return decision.write === null ? copyOutcome(decision.outcome) : this.#apply(decision.write);
+        return this.#settle(decision);
       } finally {
         releaseMore();
       }
@@ -66,11 +74,13 @@ export class MemoryStore implements StockStore {
     }
   }
 
-  async stocks(skus: readonly string[]): Promise<Level[]> {
+  async stocks(skus: readonly string[], now: number): Promise<Level[]> {
     this.#open();
     return skus.map((sku) => {
       const c = this.#levels.get(sku) ?? zeroCounters();
-      return { sku, onHand: c.onHand, reserved: c.reserved, available: c.onHand - c.reserved, version: c.version };
+      const due = this.#holdsBySku.get(sku)?.dueTotals(now) ?? { qty: 0, count: 0 };
+      const reserved = c.reserved - due.qty;
+      return { sku, onHand: c.onHand, reserved, available: c.onHand - reserved, version: c.version + due.count };
     });
   }
 
@@ -86,7 +96,13 @@ export class MemoryStore implements StockStore {
   async request(requestId: string): Promise<StoredRequest | null> {
     this.#open();
     const stored = this.#requests.get(requestId);
-    return stored === undefined ? null : { ...stored, outcome: copyOutcome(stored.outcome) as StoredRequest['outcome'] };
+    return stored === undefined ? null : { ...stored, outcome: copyOutcome(stored.outcome) as Applied };
+  }
+
+  async reservation(reservationId: string): Promise<StoredReservation | null> {
+    this.#open();
+    const stored = this.#reservations.get(reservationId);
+    return stored === undefined ? null : structuredClone(stored);
   }
 
   async verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk> {
@@ -115,31 +131,86 @@ export class MemoryStore implements StockStore {
   }
 
   /** Writes everything synchronously, so no reader ever sees half of an operation. */
+  #settle(decision: Decision): StoreOutcome {
+    const written = decision.write === null ? null : this.#apply(decision.write);
+    return copyOutcome(decision.outcome ?? (written as StoreOutcome));
+  }
+
   #apply(write: Write): StoreOutcome {
-    const { outcome, entries, request } = materialize(write, this.#entries.length + 1);
+    const { outcome, entries, counters } = materialize(write, this.#entries.length + 1);
     for (const entry of entries) {
       this.#entries.push(entry);
       const list = this.#entriesBySku.get(entry.sku);
       if (list === undefined) this.#entriesBySku.set(entry.sku, [entry]);
       else list.push(entry);
-      this.#levels.set(entry.sku, { onHand: entry.onHandAfter, reserved: entry.reservedAfter, version: list === undefined ? 1 : list.length });
     }
-    this.#requests.set(request.requestId, request);
-    if (write.command.kind === 'reverse') this.#tally(write.command.of, write.reversals);
-    return copyOutcome(outcome);
+    for (const [sku, c] of counters) this.#levels.set(sku, c);
+    if (write.request !== null) this.#requests.set(write.request.requestId, { ...write.request, at: write.at, outcome: outcome as Applied });
+    if (write.reversal !== null) this.#tally(write.reversal.of, write.reversal.lines);
+    if (write.reservation !== null) this.#hold(write.reservation);
+    for (const hold of write.holdsEnded) this.#endHold(hold);
+    for (const id of write.expired) this.#update(id, (r) => (r.state === 'held' ? { ...r, state: 'expired' } : r));
+    const settled = write.settled;
+    if (settled !== null) this.#update(settled.reservationId, (r) => ({ ...r, state: settled.state, committed: settled.committed, outcome: outcome as Applied }));
+    return outcome;
   }
 
-  #tally(of: string, lines: Write['reversals']): void {
+  #hold(reservation: StoredReservation): void {
+    this.#reservations.set(reservation.id, reservation);
+    for (const { sku, qty } of reservation.lines) {
+      const item: HoldItem = { expiresAt: reservation.expiresAt, reservationId: reservation.id, sku, qty };
+      this.#holds.add(item);
+      let bySku = this.#holdsBySku.get(sku);
+      if (bySku === undefined) this.#holdsBySku.set(sku, (bySku = new HoldIndex()));
+      bySku.add(item);
+    }
+  }
+
+  #endHold({ reservationId, sku }: HoldRef): void {
+    const reservation = this.#reservations.get(reservationId);
+    if (reservation === undefined) return;
+    const item = { expiresAt: reservation.expiresAt, reservationId, sku, qty: 0 };
+    this.#holds.remove(item);
+    const bySku = this.#holdsBySku.get(sku);
+    bySku?.remove(item);
+    if (bySku?.size === 0) this.#holdsBySku.delete(sku);
+    this.#update(reservationId, (r) => ({ ...r, holds: r.holds.filter((s) => s !== sku) }));
+  }
+
+  /** Replaces a reservation record, so readers holding the old one keep a consistent copy. */
+  #update(id: string, change: (r: StoredReservation) => StoredReservation): void {
+    const found = this.#reservations.get(id);
+    if (found !== undefined) this.#reservations.set(id, change(found));
+  }
+
+  #tally(of: string, lines: Array<{ sku: string; qty: number }>): void {
     const tally = this.#reversed.get(of) ?? new Map<string, number>();
     for (const { sku, qty } of lines) tally.set(sku, (tally.get(sku) ?? 0) + qty);
     this.#reversed.set(of, tally);
   }
 
-  /** Keys a reverse without lines can only name after reading its original. */
+  /** SKUs an operation can only name after reading: a reverse's original, a reservation's, a sweep's. */
   #laterKeys(command: Command): string[] {
-    if (command.kind !== 'reverse' || command.lines !== null) return [];
-    const original = this.#requests.get(command.of);
-    return original === undefined ? [] : original.outcome.entries.map((entry) => `c:${entry.sku}`);
+    switch (command.kind) {
+      case 'reverse': {
+        if (command.lines !== null) return [];
+        const original = this.#requests.get(command.of);
+        if (original === undefined) return [];
+        return original.kind === 'reserve' ? (this.#reservations.get(command.of)?.lines ?? []).map((l) => l.sku) : original.outcome.entries.map((e) => e.sku);
+      }
+      case 'commit':
+      case 'release':
+        return (this.#reservations.get(command.reservationId)?.lines ?? []).map((l) => l.sku);
+      case 'sweep':
+        return this.#holds.due(command.at, command.limit + 1).map((h) => h.sku);
+      default:
+        return [];
+    }
+  }
+
+  /** A sweep only touches the SKUs it locked. */
+  #sweepView(locked: Set<string>): StateView {
+    return { ...this.#view, dueAnywhere: (now, limit) => this.#view.dueAnywhere(now, limit).filter((h) => locked.has(h.sku)) };
   }
 
   #open(): void {
@@ -147,23 +218,23 @@ export class MemoryStore implements StockStore {
   }
 }
 
-/** Lock keys known before reading: the request id, a reversed request, the SKUs. */
+/** Lock keys known before reading: the request or reservation id, a reversed request, the SKUs. */
 function upfrontKeys(command: Command): string[] {
-  const keys = [`a:${command.requestId}`];
   switch (command.kind) {
     case 'restock':
     case 'adjust':
-      keys.push(`c:${command.sku}`);
-      break;
+      return [`a:${command.requestId}`, `c:${command.sku}`];
     case 'deduct':
-      for (const line of command.lines) keys.push(`c:${line.sku}`);
-      break;
+    case 'reserve':
+      return [`a:${command.requestId}`, ...command.lines.map((l) => `c:${l.sku}`)];
     case 'reverse':
-      keys.push(`b:${command.of}`);
-      for (const line of command.lines ?? []) keys.push(`c:${line.sku}`);
-      break;
+      return [`a:${command.requestId}`, `b:${command.of}`, ...(command.lines ?? []).map((l) => `c:${l.sku}`)];
+    case 'commit':
+    case 'release':
+      return [`a:${command.reservationId}`];
+    case 'sweep':
+      return [];
   }
-  return keys;
 }
 
 /** Index of the first entry with `seq > after` in a list ascending by seq. */
@@ -185,5 +256,6 @@ function copyEntry(entry: Entry): Entry {
 /** A copy the caller may mutate without touching the store (meta is frozen at validation). */
 function copyOutcome(outcome: StoreOutcome): StoreOutcome {
   if (!outcome.ok) return { ...outcome };
-  return { ...outcome, entries: outcome.entries.map(copyEntry), levels: outcome.levels.map((level) => ({ ...level })) };
+  const copy = { ...outcome, entries: outcome.entries.map(copyEntry), levels: outcome.levels.map((level) => ({ ...level })) };
+  return 'reservation' in outcome ? { ...copy, reservation: structuredClone(outcome.reservation) } : copy;
 }

@@ -41,6 +41,27 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (of_request, sku)
   ) WITHOUT ROWID;
   `,
+  `
+  CREATE TABLE stock_reservations (
+    id TEXT PRIMARY KEY NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('held', 'committed', 'released', 'expired')),
+    lines TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    committed TEXT,
+    meta TEXT,
+    outcome TEXT
+  );
+  CREATE TABLE stock_holds (
+    reservation_id TEXT NOT NULL,
+    sku TEXT NOT NULL,
+    qty INTEGER NOT NULL CHECK (qty > 0),
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (reservation_id, sku)
+  ) WITHOUT ROWID;
+  CREATE INDEX stock_holds_by_sku ON stock_holds (sku, expires_at);
+  CREATE INDEX stock_holds_by_expiry ON stock_holds (expires_at, reservation_id, sku);
+  `,
 ];
 
 /** The schema version this code writes. */

@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
 import { InvalidInputError, StoreUnavailableError, decide, materialize, zeroCounters } from '../../src/index.js';
 import type {
-  Applied, Command, Counters, Entry, JsonObject, Level, OperationKind, StateView, StockStore, StoreOutcome, StoredRequest,
-  VerifyChunk, VerifyItem, Write,
+  Applied, Command, Counters, Entry, JsonObject, Level, Line, OperationKind, ReservationState, StateView, StockStore,
+  StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/index.js';
 import type { SqliteDatabase, SqliteDatabaseConstructor, SqliteStatement } from './sqlite-database.js';
 import { migrate } from './sqlite-schema.js';
@@ -40,6 +40,21 @@ interface Statements {
   chunkSkus: SqliteStatement;
   foldRange: SqliteStatement;
   foldFrom: SqliteStatement;
+  reservation: SqliteStatement;
+  holdsOf: SqliteStatement;
+  dueHolds: SqliteStatement;
+  dueAnywhere: SqliteStatement;
+  dueTotals: SqliteStatement;
+  insertReservation: SqliteStatement;
+  insertHold: SqliteStatement;
+  deleteHold: SqliteStatement;
+  expireReservation: SqliteStatement;
+  settleReservation: SqliteStatement;
+}
+
+interface ReservationRow {
+  id: string; state: ReservationState; lines: string; expires_at: number; created_at: number; committed: string | null;
+  meta: string | null; outcome: string | null;
 }
 
 interface EntryRow {
@@ -68,6 +83,8 @@ export class SqliteStore implements StockStore {
   readonly #view: StateView;
   readonly #execute: (command: Command) => StoreOutcome;
   readonly #verifyChunk: (cursor: string | null, limit: number) => VerifyChunk;
+  /** Runs reads of several statements in one snapshot, even while other processes write. */
+  readonly #snapshot: (read: () => unknown) => unknown;
 
   constructor(options: SqliteStoreOptions) {
     const busyTimeoutMs = checkBusyTimeout(options.busyTimeoutMs);
@@ -86,9 +103,14 @@ export class SqliteStore implements StockStore {
       counters: (sku) => this.#counters(sku),
       request: (id) => this.#request(id),
       reversed: (of, sku) => (this.#sql.reversed.get(of, sku) as { qty: number } | undefined)?.qty ?? 0,
+      reservation: (id) => this.#reservation(id),
+      dueHolds: (sku, now, limit) => (this.#sql.dueHolds.all(sku, now, limit) as Array<{ reservation_id: string }>).map((r) => r.reservation_id),
+      dueAnywhere: (now, limit) =>
+        (this.#sql.dueAnywhere.all(now, limit) as Array<{ reservation_id: string; sku: string }>).map((r) => ({ reservationId: r.reservation_id, sku: r.sku })),
     };
     this.#execute = this.#db.transaction((command: Command) => this.#decideAndWrite(command)).immediate;
     this.#verifyChunk = this.#db.transaction((cursor: string | null, limit: number) => this.#chunk(cursor, limit)).deferred;
+    this.#snapshot = this.#db.transaction((read: () => unknown) => read()).deferred;
   }
 
   /** The database in use (the one handed in, or the one opened). */
@@ -100,11 +122,8 @@ export class SqliteStore implements StockStore {
     return this.#guard(() => this.#execute(command));
   }
 
-  async stocks(skus: readonly string[]): Promise<Level[]> {
-    return this.#guard(() => skus.map((sku) => {
-      const c = this.#counters(sku);
-      return { sku, onHand: c.onHand, reserved: c.reserved, available: c.onHand - c.reserved, version: c.version };
-    }));
+  async stocks(skus: readonly string[], now: number): Promise<Level[]> {
+    return this.#guard(() => this.#snapshot(() => this.#stocks(skus, now)) as Level[]);
   }
 
   async entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]> {
@@ -118,6 +137,10 @@ export class SqliteStore implements StockStore {
 
   async request(requestId: string): Promise<StoredRequest | null> {
     return this.#guard(() => this.#request(requestId));
+  }
+
+  async reservation(reservationId: string): Promise<StoredReservation | null> {
+    return this.#guard(() => this.#snapshot(() => this.#reservation(reservationId)) as StoredReservation | null);
   }
 
   async verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk> {
@@ -141,6 +164,29 @@ export class SqliteStore implements StockStore {
     return row === undefined ? zeroCounters() : { onHand: row.on_hand, reserved: row.reserved, version: row.version };
   }
 
+  /** Levels with the holds due at `now` counted as expired; one read transaction for all SKUs. */
+  #stocks(skus: readonly string[], now: number): Level[] {
+    return skus.map((sku) => {
+      const c = this.#counters(sku);
+      const due = this.#sql.dueTotals.get(sku, now) as { qty: number; count: number };
+      const reserved = c.reserved - due.qty;
+      return { sku, onHand: c.onHand, reserved, available: c.onHand - reserved, version: c.version + due.count };
+    });
+  }
+
+  #reservation(id: string): StoredReservation | null {
+    const row = this.#sql.reservation.get(id) as ReservationRow | undefined;
+    if (row === undefined) return null;
+    const holds = (this.#sql.holdsOf.all(id) as Array<{ sku: string }>).map((r) => r.sku);
+    const stored: StoredReservation = {
+      id, state: row.state, lines: JSON.parse(row.lines) as Line[], expiresAt: row.expires_at, createdAt: row.created_at,
+      committed: row.committed === null ? null : (JSON.parse(row.committed) as Line[]), holds,
+      outcome: row.outcome === null ? null : (JSON.parse(row.outcome) as Applied),
+    };
+    if (row.meta !== null) stored.meta = JSON.parse(row.meta) as JsonObject;
+    return stored;
+  }
+
   #request(requestId: string): StoredRequest | null {
     const row = this.#sql.request.get(requestId) as { kind: OperationKind; fingerprint: string; at: number; outcome: string } | undefined;
     if (row === undefined) return null;
@@ -149,23 +195,35 @@ export class SqliteStore implements StockStore {
 
   #decideAndWrite(command: Command): StoreOutcome {
     const decision = decide(command, this.#view);
-    return decision.write === null ? decision.outcome : this.#write(decision.write);
+    const written = decision.write === null ? null : this.#write(decision.write);
+    return decision.outcome ?? (written as StoreOutcome);
   }
 
   #write(write: Write): StoreOutcome {
     const last = (this.#sql.lastSeq.get() as { seq: number | null }).seq ?? 0;
-    const { outcome, entries, request } = materialize(write, last + 1);
+    const { outcome, entries, counters } = materialize(write, last + 1);
     for (const e of entries) {
       const meta = e.meta === undefined ? null : JSON.stringify(e.meta);
       this.#sql.insertEntry.run(e.seq, e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.onHandAfter, e.reservedAfter, e.at, meta);
-      const level = outcome.levels.find((l) => l.sku === e.sku) as Level;
-      this.#sql.upsertLevel.run(e.sku, level.onHand, level.reserved, level.version);
     }
-    this.#sql.insertRequest.run(request.requestId, request.kind, request.fingerprint, request.at, JSON.stringify(outcome));
-    if (write.command.kind === 'reverse') {
-      for (const line of write.reversals) this.#sql.upsertReversal.run(write.command.of, line.sku, line.qty);
+    for (const [sku, c] of counters) this.#sql.upsertLevel.run(sku, c.onHand, c.reserved, c.version);
+    const { request, reversal, reservation, settled } = write;
+    if (request !== null) this.#sql.insertRequest.run(request.requestId, request.kind, request.fingerprint, write.at, JSON.stringify(outcome));
+    if (reversal !== null) for (const line of reversal.lines) this.#sql.upsertReversal.run(reversal.of, line.sku, line.qty);
+    if (reservation !== null) this.#insertReservation(reservation);
+    for (const hold of write.holdsEnded) this.#sql.deleteHold.run(hold.reservationId, hold.sku);
+    for (const id of write.expired) this.#sql.expireReservation.run(id);
+    if (settled !== null) {
+      const committed = settled.committed === null ? null : JSON.stringify(settled.committed);
+      this.#sql.settleReservation.run(settled.state, committed, JSON.stringify(outcome), settled.reservationId);
     }
     return outcome;
+  }
+
+  #insertReservation(r: StoredReservation): void {
+    const meta = r.meta === undefined ? null : JSON.stringify(r.meta);
+    this.#sql.insertReservation.run(r.id, r.state, JSON.stringify(r.lines), r.expiresAt, r.createdAt, meta);
+    for (const line of r.lines) this.#sql.insertHold.run(r.id, line.sku, line.qty, r.expiresAt);
   }
 
   #chunk(cursor: string | null, limit: number): VerifyChunk {
@@ -220,6 +278,18 @@ function prepare(db: SqliteDatabase): Statements {
     chunkSkus: db.prepare('SELECT sku FROM stock_levels WHERE (sku > ? OR ? = 1) ORDER BY sku LIMIT ?'),
     foldRange: db.prepare(`${foldSelect} WHERE (sku > ? OR ? = 1) AND sku <= ? GROUP BY sku`),
     foldFrom: db.prepare(`${foldSelect} WHERE (sku > ? OR ? = 1) GROUP BY sku`),
+    reservation: db.prepare('SELECT id, state, lines, expires_at, created_at, committed, meta, outcome FROM stock_reservations WHERE id = ?'),
+    holdsOf: db.prepare('SELECT sku FROM stock_holds WHERE reservation_id = ? ORDER BY sku'),
+    dueHolds: db.prepare('SELECT reservation_id FROM stock_holds WHERE sku = ? AND expires_at <= ? ORDER BY expires_at, reservation_id LIMIT ?'),
+    dueAnywhere: db.prepare('SELECT reservation_id, sku FROM stock_holds WHERE expires_at <= ? ORDER BY expires_at, reservation_id, sku LIMIT ?'),
+    dueTotals: db.prepare('SELECT COALESCE(SUM(qty), 0) AS qty, COUNT(*) AS count FROM stock_holds WHERE sku = ? AND expires_at <= ?'),
+    insertReservation: db.prepare(
+      'INSERT INTO stock_reservations (id, state, lines, expires_at, created_at, committed, meta, outcome) VALUES (?, ?, ?, ?, ?, NULL, ?, NULL)',
+    ),
+    insertHold: db.prepare('INSERT INTO stock_holds (reservation_id, sku, qty, expires_at) VALUES (?, ?, ?, ?)'),
+    deleteHold: db.prepare('DELETE FROM stock_holds WHERE reservation_id = ? AND sku = ?'),
+    expireReservation: db.prepare("UPDATE stock_reservations SET state = 'expired' WHERE id = ? AND state = 'held'"),
+    settleReservation: db.prepare('UPDATE stock_reservations SET state = ?, committed = ?, outcome = ? WHERE id = ?'),
   };
 }
 
