@@ -1,0 +1,244 @@
+import { StockLedger, isStockLedgerError } from '../../src/index.js';
+import type { CommitResult, Entry, ReleaseResult, Reservation, StockStore } from '../../src/index.js';
+
+/** A store factory as the conformance suite takes it. */
+export type StoreFactory = () => StockStore | Promise<StockStore>;
+
+/** A named, self-checking test. */
+export interface RaceCase {
+  name: string;
+  timeoutMs: number;
+  run: () => Promise<void>;
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+function expectEqual(actual: unknown, expected: unknown, what: string): void {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) fail(`${what}: expected ${e}, got ${a}`);
+}
+
+async function allEntries(ledger: StockLedger): Promise<Entry[]> {
+  const out: Entry[] = [];
+  let after = 0;
+  for (let page = 0; page < 10_000; page += 1) {
+    const { entries, next } = await ledger.entries({ after, limit: 1000 });
+    out.push(...entries);
+    if (next === null) return out;
+    after = next;
+  }
+  return fail('entries did not end within 10,000 pages');
+}
+
+/**
+ * Every reservation is in exactly one state, and its entries say the same: reserve entries
+ * always; commit entries iff committed, release entries iff released; expire entries only if
+ * expired. `verify()` is ok.
+ */
+export async function checkReservations(ledger: StockLedger, ids: Iterable<string>): Promise<void> {
+  const entries = await allEntries(ledger);
+  for (const id of ids) {
+    const reservation = await ledger.reservation(id);
+    if (reservation === null) continue;
+    const kinds = new Set(entries.filter((e) => e.requestId === id).map((e) => e.kind));
+    if (!kinds.has('reserve')) fail(`reservation ${id} has no reserve entries`);
+    if (kinds.has('commit') !== (reservation.state === 'committed')) fail(`reservation ${id} is ${reservation.state}; commit entries: ${kinds.has('commit')}`);
+    if (kinds.has('release') !== (reservation.state === 'released')) fail(`reservation ${id} is ${reservation.state}; release entries: ${kinds.has('release')}`);
+    if (kinds.has('expire') && reservation.state !== 'expired') fail(`reservation ${id} is ${reservation.state} but has expire entries`);
+  }
+  const report = await ledger.verify();
+  if (!report.ok) fail(`verify() found drift: ${JSON.stringify(report.drift)}`);
+}
+
+async function stocked(store: StockStore, clock: () => number, sku: string, qty: number): Promise<StockLedger> {
+  const ledger = new StockLedger({ store, clock });
+  const r = await ledger.restock({ requestId: `stock-${sku}`, sku, qty });
+  if (!r.ok) fail(`restock failed: ${JSON.stringify(r)}`);
+  return ledger;
+}
+
+/**
+ * A commit at the last held instant races an expiry at `expiresAt` (a sweep, or a deduct that
+ * touches the SKU), through two ledgers whose clocks differ by 1 ms: exactly one wins.
+ */
+async function commitVersusExpiry(createStore: StoreFactory, rounds: number): Promise<void> {
+  for (let round = 0; round < rounds; round += 1) {
+    const store = await createStore();
+    const ledger = await stocked(store, () => 1_000_000, 'A', 5);
+    const held = await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 3 }], ttlMs: 1000 });
+    const expiresAt = held.reservation.expiresAt;
+    const buyer = new StockLedger({ store, clock: () => expiresAt - 1 });
+    const sweeper = new StockLedger({ store, clock: () => expiresAt });
+    const expire = (): Promise<unknown> => (round % 2 === 0 ? sweeper.sweepExpired() : sweeper.deduct({ requestId: 'other', sku: 'A', qty: 5 }));
+    let commit: CommitResult;
+    if (round % 4 < 2) [commit] = await Promise.all([buyer.commit({ reservationId: 'cart' }), expire()]);
+    else [, commit] = await Promise.all([expire(), buyer.commit({ reservationId: 'cart' })]);
+    const state = (await sweeper.reservation('cart'))?.state;
+    const level = await sweeper.stock('A');
+    if (commit.ok) {
+      expectEqual(state, 'committed', 'state after a winning commit');
+      expectEqual(level.onHand, 2, 'onHand after the commit');
+    } else {
+      expectEqual(commit.code, 'RESERVATION_EXPIRED', 'the losing commit');
+      expectEqual(state, 'expired', 'state after the expiry won');
+    }
+    expectEqual(level.reserved, 0, 'nothing stays reserved');
+    await checkReservations(sweeper, ['cart']);
+    await ledger.close();
+  }
+}
+
+/** At `now === expiresAt` the hold is expired: expiry wins the tie (documented). */
+async function commitAtExpiresAt(createStore: StoreFactory): Promise<void> {
+  const store = await createStore();
+  let now = 5000;
+  const ledger = await stocked(store, () => now, 'A', 2);
+  const held = await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 2 }], ttlMs: 10 });
+  now = held.reservation.expiresAt - 1;
+  expectEqual((await ledger.stock('A')).available, 0, 'available while held');
+  now = held.reservation.expiresAt;
+  expectEqual((await ledger.stock('A')).available, 2, 'available at expiresAt, before any write');
+  const commit = await ledger.commit({ reservationId: 'cart' });
+  expectEqual(commit.ok ? 'ok' : commit.code, 'RESERVATION_EXPIRED', 'commit at expiresAt');
+  const release = await ledger.release({ reservationId: 'cart' });
+  expectEqual(release.ok ? 'ok' : release.code, 'RESERVATION_EXPIRED', 'release at expiresAt');
+  expectEqual((await ledger.reservation('cart'))?.state, 'expired', 'state');
+  await checkReservations(ledger, ['cart']);
+  await ledger.close();
+}
+
+/** Commit racing release: exactly one applies, the other is rejected by the state it left. */
+async function commitVersusRelease(createStore: StoreFactory, rounds: number): Promise<void> {
+  for (let round = 0; round < rounds; round += 1) {
+    const store = await createStore();
+    const ledger = await stocked(store, () => 1000, 'A', 4);
+    await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 4 }], ttlMs: 60_000 });
+    let commit: CommitResult;
+    let release: ReleaseResult;
+    if (round % 2 === 0) [commit, release] = await Promise.all([ledger.commit({ reservationId: 'cart' }), ledger.release({ reservationId: 'cart' })]);
+    else [release, commit] = await Promise.all([ledger.release({ reservationId: 'cart' }), ledger.commit({ reservationId: 'cart' })]);
+    expectEqual([commit.ok, release.ok].filter(Boolean).length, 1, 'exactly one of commit and release applies');
+    const state = (await ledger.reservation('cart'))?.state;
+    if (commit.ok) {
+      expectEqual(state, 'committed', 'state');
+      expectEqual(release.ok ? 'ok' : release.code, 'RESERVATION_COMMITTED', 'the losing release');
+    } else {
+      expectEqual(state, 'released', 'state');
+      expectEqual(commit.code, 'RESERVATION_RELEASED', 'the losing commit');
+    }
+    await checkReservations(ledger, ['cart']);
+    await ledger.close();
+  }
+}
+
+/** Two commits of one reservation at once: one applies, the other replays it. */
+async function doubleCommit(createStore: StoreFactory, rounds: number): Promise<void> {
+  for (let round = 0; round < rounds; round += 1) {
+    const store = await createStore();
+    const ledger = await stocked(store, () => 1000, 'A', 4);
+    await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 3 }], ttlMs: 60_000 });
+    const results = await Promise.all([ledger.commitOrThrow({ reservationId: 'cart' }), ledger.commitOrThrow({ reservationId: 'cart' })]);
+    expectEqual(results.map((r) => r.replayed).sort(), [false, true], 'one applied, one replayed');
+    expectEqual(results[0]?.entries, results[1]?.entries, 'the replay returns the original entries');
+    expectEqual((await ledger.stock('A')).onHand, 1, 'sold once');
+    await checkReservations(ledger, ['cart']);
+    await ledger.close();
+  }
+}
+
+/** A small deterministic random source, so a failing flood replays from its seed. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Many reservations on one SKU with random TTLs, commits (full and partial), releases,
+ * deducts, restocks and sweeps in concurrent waves while the clock jumps; after every wave the
+ * level is sane and `reserved` equals the sum of live holds; at the end every reservation's
+ * state agrees with its entries.
+ */
+async function flood(createStore: StoreFactory, seed: number, waves: number): Promise<void> {
+  const random = mulberry32(seed);
+  const store = await createStore();
+  let now = 10_000;
+  const ledger = await stocked(store, () => now, 'HOT', 50);
+  const ids: string[] = [];
+  try {
+    for (let wave = 0; wave < waves; wave += 1) {
+      const ops: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 12; i += 1) ops.push(floodOp(ledger, random, ids, `${wave}-${i}`));
+      for (const s of await Promise.allSettled(ops)) {
+        if (s.status === 'rejected' && !(isStockLedgerError(s.reason) && s.reason.code === 'IDEMPOTENCY_CONFLICT')) throw s.reason;
+      }
+      const level = await ledger.stock('HOT');
+      if (level.reserved < 0 || level.reserved > level.onHand || level.available < 0) fail(`wave ${wave}: bad level ${JSON.stringify(level)}`);
+      await checkHeldSum(ledger, ids, level.reserved, now);
+      now += Math.floor(random() * 40);
+    }
+    now += 1_000_000;
+    for (let i = 0; i < 1000 && (await ledger.sweepExpired()).more; i += 1);
+    expectEqual((await ledger.stock('HOT')).reserved, 0, 'nothing reserved once every hold is due and swept');
+    await checkReservations(ledger, ids);
+  } catch (error) {
+    throw new Error(`reservation flood failed, seed ${seed} (replay with STOCK_LEDGER_SEED=${seed}): ${(error as Error).message}`, { cause: error });
+  } finally {
+    await ledger.close();
+  }
+}
+
+/** The reserved units of a SKU equal what its live holds hold. */
+async function checkHeldSum(ledger: StockLedger, ids: string[], reserved: number, now: number): Promise<void> {
+  let held = 0;
+  for (const id of ids) {
+    const r: Reservation | null = await ledger.reservation(id);
+    if (r?.state === 'held' && now < r.expiresAt) held += r.lines.reduce((sum, l) => sum + l.qty, 0);
+  }
+  expectEqual(reserved, held, 'reserved equals the sum of live holds');
+}
+
+function floodOp(ledger: StockLedger, random: () => number, ids: string[], tag: string): Promise<unknown> {
+  const pick = random();
+  const known = ids[Math.floor(random() * ids.length)];
+  if (pick < 0.4 || known === undefined) {
+    ids.push(`r${tag}`);
+    return ledger.reserve({ requestId: `r${tag}`, lines: [{ sku: 'HOT', qty: 1 + Math.floor(random() * 4) }], ttlMs: 1 + Math.floor(random() * 80) });
+  }
+  if (pick < 0.55) return ledger.commit({ reservationId: known });
+  if (pick < 0.65) return ledger.commit({ reservationId: known, lines: [{ sku: 'HOT', qty: 1 }] });
+  if (pick < 0.75) return ledger.release({ reservationId: known });
+  if (pick < 0.85) return ledger.deduct({ requestId: `d${tag}`, sku: 'HOT', qty: 1 + Math.floor(random() * 3) });
+  if (pick < 0.92) return ledger.sweepExpired({ limit: 1 + Math.floor(random() * 5) });
+  return ledger.restock({ requestId: `s${tag}`, sku: 'HOT', qty: 1 + Math.floor(random() * 5) });
+}
+
+/**
+ * Race cases of reservations, run against every store: commit at `expiresAt`, commit vs
+ * expiry, commit vs release, two commits at once, and floods with random TTLs and clock jumps.
+ * A flood's seed is in its name and error; `STOCK_LEDGER_SEED` replays one.
+ */
+export function reservationRaceCases(name: string, createStore: StoreFactory, runsScale = 1): RaceCase[] {
+  const rounds = Math.max(1, Math.round(10 * runsScale));
+  const envSeed = Number(process.env['STOCK_LEDGER_SEED']);
+  const seeds = Number.isInteger(envSeed) ? [envSeed] : [1, 2, 3].map((i) => (Date.now() + i * 7919) % 2 ** 31);
+  return [
+    { name: `${name}: reservations: a commit at expiresAt is expired`, timeoutMs: 30_000, run: () => commitAtExpiresAt(createStore) },
+    { name: `${name}: reservations: commit vs expiry, exactly one wins`, timeoutMs: 60_000, run: () => commitVersusExpiry(createStore, rounds) },
+    { name: `${name}: reservations: commit vs release, exactly one wins`, timeoutMs: 60_000, run: () => commitVersusRelease(createStore, rounds) },
+    { name: `${name}: reservations: two commits at once, one applies and one replays`, timeoutMs: 60_000, run: () => doubleCommit(createStore, rounds) },
+    ...seeds.map((seed) => ({
+      name: `${name}: reservations: flood of holds with random TTLs and clock jumps (seed ${seed})`,
+      timeoutMs: 120_000,
+      run: () => flood(createStore, seed, Math.max(5, Math.round(30 * runsScale))),
+    })),
+  ];
+}
