@@ -109,6 +109,9 @@ function adjust(command: Extract<Command, { kind: 'adjust' }>, view: StateView):
   if (expectedVersion !== null && expectedVersion !== before.version) {
     return reject({ ok: false, code: 'VERSION_CONFLICT', sku, expectedVersion, level: levelOf(sku, before) });
   }
+  if (onHand > LIMITS.quantityMax) {
+    return reject({ ok: false, code: 'QUANTITY_LIMIT', sku, requested: onHand, onHand: before.onHand, limit: LIMITS.quantityMax });
+  }
   if (onHand < before.reserved) return reject({ ok: false, code: 'BELOW_RESERVED', sku, requested: onHand, level: levelOf(sku, before) });
   return written(command, [{ sku, onHandDelta: onHand - before.onHand, reservedDelta: 0, before }]);
 }

@@ -147,7 +147,11 @@ export class MemoryStore implements StockStore {
   }
 }
 
-/** Lock keys known before reading: the request id, a reversed request, the SKUs. */
+/**
+ * Lock keys known before reading: the request id, the reversed request, the SKUs. A reverse
+ * locks its original's id too: that waits out a deduct of it still in flight, so the SKUs it
+ * reads from the original cannot change before it locks them.
+ */
 function upfrontKeys(command: Command): string[] {
   const keys = [`a:${command.requestId}`];
   switch (command.kind) {
@@ -159,7 +163,7 @@ function upfrontKeys(command: Command): string[] {
       for (const line of command.lines) keys.push(`c:${line.sku}`);
       break;
     case 'reverse':
-      keys.push(`b:${command.of}`);
+      keys.push(`a:${command.of}`);
       for (const line of command.lines ?? []) keys.push(`c:${line.sku}`);
       break;
   }
