@@ -282,6 +282,9 @@ function adjust(command: Extract<Command, { kind: 'adjust' }>, draft: Draft): De
   if (expectedVersion !== null && expectedVersion !== before.version) {
     return draft.finish({ ok: false, code: 'VERSION_CONFLICT', sku, expectedVersion, level: levelOf(sku, before) });
   }
+  if (onHand > LIMITS.quantityMax) {
+    return draft.finish({ ok: false, code: 'QUANTITY_LIMIT', sku, requested: onHand, onHand: before.onHand, limit: LIMITS.quantityMax });
+  }
   if (onHand < before.reserved) return draft.finish({ ok: false, code: 'BELOW_RESERVED', sku, requested: onHand, level: levelOf(sku, before) });
   draft.own();
   draft.step(command.requestId, 'adjust', command.meta, [{ sku, onHandDelta: onHand - before.onHand, reservedDelta: 0 }]);

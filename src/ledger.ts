@@ -47,6 +47,7 @@ export class StockLedger {
   readonly store: StockStore;
   readonly #clock: () => number;
   readonly #retry: RetryPolicy | null;
+  #closed = false;
 
   constructor(options: StockLedgerOptions) {
     if (typeof options?.store?.execute !== 'function') throw new InvalidInputError('store', 'must be a StockStore');
@@ -84,7 +85,8 @@ export class StockLedger {
 
   /**
    * Sets on-hand absolutely (a stocktake); the entry records the delta, even a zero one.
-   * With `expectedVersion`, applies only if the SKU's version is still that one.
+   * With `expectedVersion`, applies only if the SKU's version is still that one (else `VERSION_CONFLICT`);
+   * past `LIMITS.quantityMax` it is `QUANTITY_LIMIT`; below what is reserved, `BELOW_RESERVED`.
    *
    * @example
    * ```ts
@@ -326,6 +328,7 @@ export class StockLedger {
    * ```
    */
   async close(): Promise<void> {
+    this.#closed = true;
     await this.store.close();
   }
 
@@ -347,6 +350,8 @@ export class StockLedger {
   }
 
   #retrying<T>(fn: (attempt: number) => Promise<T>): Promise<T> {
+    // A closed ledger will not come back: fail at once instead of retrying.
+    if (this.#closed) return Promise.reject(new StoreUnavailableError('the ledger is closed'));
     if (this.#retry === null) return guard(fn(1));
     return withRetry((attempt) => guard(fn(attempt)), this.#retry);
   }

@@ -137,7 +137,10 @@ export function toAdjust(input: unknown, at: number): AdjustCommand {
   const b = bag(input, 'input');
   const requestId = checkRequestId(b['requestId']);
   const sku = checkSku(b['sku']);
-  const onHand = integer(b['onHand'], 'onHand', 0);
+  const onHand = b['onHand'];
+  if (typeof onHand !== 'number' || !Number.isSafeInteger(onHand) || onHand < 0) {
+    throw new InvalidInputError('onHand', 'must be a non-negative safe integer');
+  }
   const expectedVersion = b['expectedVersion'] === undefined ? null : versionOf(b['expectedVersion']);
   const meta = checkMeta(b['meta']);
   const print = fingerprint(['adjust', sku, onHand, expectedVersion, meta]);

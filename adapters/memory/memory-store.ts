@@ -218,7 +218,12 @@ export class MemoryStore implements StockStore {
   }
 }
 
-/** Lock keys known before reading: the request or reservation id, a reversed request, the SKUs. */
+/**
+ * Lock keys known before reading: the request or reservation id, the reversed request, the
+ * SKUs. A reverse locks its original's id too: that waits out the original (a deduct, or the
+ * commit of a reservation) still in flight, so the SKUs it reads from it cannot change before
+ * it locks them. The same holds for a commit or release and its reserve.
+ */
 function upfrontKeys(command: Command): string[] {
   switch (command.kind) {
     case 'restock':
@@ -228,7 +233,7 @@ function upfrontKeys(command: Command): string[] {
     case 'reserve':
       return [`a:${command.requestId}`, ...command.lines.map((l) => `c:${l.sku}`)];
     case 'reverse':
-      return [`a:${command.requestId}`, `b:${command.of}`, ...(command.lines ?? []).map((l) => `c:${l.sku}`)];
+      return [`a:${command.requestId}`, `a:${command.of}`, ...(command.lines ?? []).map((l) => `c:${l.sku}`)];
     case 'commit':
     case 'release':
       return [`a:${command.reservationId}`];

@@ -9,10 +9,14 @@ export interface SqliteStatement {
 }
 
 /** A function wrapped in a transaction; `immediate` starts it with `BEGIN IMMEDIATE`. */
-export interface SqliteTransaction<F extends (...args: never[]) => unknown> {
-  (...args: Parameters<F>): ReturnType<F>;
-  immediate(...args: Parameters<F>): ReturnType<F>;
-  deferred(...args: Parameters<F>): ReturnType<F>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the shape better-sqlite3's own types use, so its Database is assignable
+type AnyArgs = (...args: any[]) => unknown;
+type ArgumentsOf<F extends AnyArgs> = F extends (...args: infer A) => unknown ? A : never;
+
+export interface SqliteTransaction<F extends AnyArgs> {
+  (...args: ArgumentsOf<F>): ReturnType<F>;
+  immediate(...args: ArgumentsOf<F>): ReturnType<F>;
+  deferred(...args: ArgumentsOf<F>): ReturnType<F>;
 }
 
 /**
@@ -29,7 +33,7 @@ export interface SqliteDatabase {
   prepare(source: string): SqliteStatement;
   exec(source: string): unknown;
   pragma(source: string, options?: { simple?: boolean }): unknown;
-  transaction<F extends (...args: never[]) => unknown>(fn: F): SqliteTransaction<F>;
+  transaction<F extends AnyArgs>(fn: F): SqliteTransaction<F>;
   close(): unknown;
 }
 

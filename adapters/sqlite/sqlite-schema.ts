@@ -1,3 +1,4 @@
+import { InvalidInputError } from '../../src/index.js';
 import type { SqliteDatabase } from './sqlite-database.js';
 
 /**
@@ -69,15 +70,17 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /**
  * Brings the schema up to {@link SCHEMA_VERSION} in one `BEGIN IMMEDIATE` transaction, so
- * several processes opening one file at once migrate it exactly once.
+ * several processes opening one file at once migrate it exactly once. A current schema is
+ * only read, so opening takes no write lock.
  */
 export function migrate(db: SqliteDatabase): void {
+  if (schemaVersion(db) === SCHEMA_VERSION) return;
   db.transaction(() => {
     db.exec('CREATE TABLE IF NOT EXISTS stock_ledger_schema (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)');
     const row = db.prepare("SELECT value FROM stock_ledger_schema WHERE key = 'version'").get() as { value: number } | undefined;
     const current = row?.value ?? 0;
     if (current > SCHEMA_VERSION) {
-      throw new Error(`the database has stock-ledger schema version ${current}; this code knows up to ${SCHEMA_VERSION}: upgrade stock-ledger`);
+      throw new InvalidInputError('database', `has stock-ledger schema version ${current}; this code knows up to ${SCHEMA_VERSION}: upgrade stock-ledger`);
     }
     for (let version = current + 1; version <= SCHEMA_VERSION; version += 1) db.exec(MIGRATIONS[version - 1] as string);
     db.prepare("INSERT INTO stock_ledger_schema (key, value) VALUES ('version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(SCHEMA_VERSION);

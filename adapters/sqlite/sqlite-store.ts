@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { InvalidInputError, StoreUnavailableError, decide, materialize, zeroCounters } from '../../src/index.js';
+import { InvalidInputError, InvariantViolationError, StoreUnavailableError, decide, isStockLedgerError, materialize, zeroCounters } from '../../src/index.js';
 import type {
   Applied, Command, Counters, Entry, JsonObject, Level, Line, OperationKind, ReservationState, StateView, StockStore,
   StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
@@ -24,7 +24,15 @@ interface CommonOptions {
 /** Options of {@link SqliteStore}: a file to open, or a database the app owns. */
 export type SqliteStoreOptions =
   | (CommonOptions & { path: string; database?: never })
-  | (CommonOptions & { database: SqliteDatabase; path?: never });
+  | (CommonOptions & {
+      /**
+       * An open better-sqlite3 database the app owns: never closed by the store. If the app
+       * calls the ledger while its own transaction is open on this connection, the operation
+       * runs as a savepoint inside it and is undone if the app rolls back.
+       */
+      database: SqliteDatabase;
+      path?: never;
+    });
 
 interface Statements {
   level: SqliteStatement;
@@ -96,7 +104,7 @@ export class SqliteStore implements StockStore {
       migrate(this.#db);
     } catch (error) {
       if (this.#owned) this.#db.close();
-      throw unavailable(error);
+      throw openFailure(error);
     }
     this.#sql = prepare(this.#db);
     this.#view = {
@@ -310,8 +318,15 @@ function openFile(path: unknown, busyTimeoutMs: number): SqliteDatabase {
   try {
     return new Database(path, { timeout: busyTimeoutMs });
   } catch (error) {
-    throw unavailable(error);
+    throw openFailure(error);
   }
+}
+
+/** Opening and migrating throw only StockLedgerErrors: transient ones as they map, the rest as STORE_UNAVAILABLE with the cause. */
+function openFailure(error: unknown): unknown {
+  const mapped = unavailable(error);
+  if (isStockLedgerError(mapped)) return mapped;
+  return new StoreUnavailableError(`SQLite: cannot open the ledger: ${mapped instanceof Error ? mapped.message : String(mapped)}`, { cause: error });
 }
 
 function checkBusyTimeout(value: unknown): number {
@@ -328,12 +343,20 @@ function checkDurability(value: unknown): SqliteDurability {
   return value;
 }
 
-const TRANSIENT = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL|NOMEM|INTERRUPT)/;
+const CONSTRAINT = /^SQLITE_CONSTRAINT/;
 
-/** Engine failures become `STORE_UNAVAILABLE`; the library's own errors pass through. */
+/**
+ * Engine failures become `STORE_UNAVAILABLE` (each operation is one transaction, rolled back on
+ * failure, so retrying it is safe); a broken constraint means a bug and fails loudly as
+ * `INVARIANT_VIOLATION`; the library's own errors pass through.
+ */
 function unavailable(error: unknown): unknown {
+  if (isStockLedgerError(error)) return error;
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && TRANSIENT.test(code)) {
+  if (typeof code === 'string' && CONSTRAINT.test(code)) {
+    return new InvariantViolationError(`SQLite: ${(error as Error).message}`, { cause: error });
+  }
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
     return new StoreUnavailableError(`SQLite: ${(error as Error).message}`, { cause: error });
   }
   if (error instanceof TypeError && /database connection is not open/.test(error.message)) {

@@ -1,0 +1,296 @@
+/**
+ * The checkers must bite: a store that breaks the contract has to fail the suite. These tests
+ * feed the conformance suite and its checkers deliberately broken stores and histories.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { LIMITS, StockLedger, decide, materialize, zeroCounters } from 'stock-ledger';
+import type { Applied, Command, Counters, Entry, Level, StockStore, StoreOutcome, StoredRequest, VerifyChunk } from 'stock-ledger';
+import { MemoryStore } from 'stock-ledger/memory';
+import { ReferenceModel, checkInvariants, checkLinearizable, conformanceCases, type HistoryEvent } from 'stock-ledger/testing';
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+/**
+ * Reads, awaits, then writes, with no lock at all: the read-then-SET race of DESIGN.md 1.
+ * Its decisions come from the library's own `decide`, so only the missing atomicity is wrong.
+ */
+class RacyStore implements StockStore {
+  readonly #levels = new Map<string, Counters>();
+  readonly #entries: Entry[] = [];
+  readonly #requests = new Map<string, StoredRequest>();
+  readonly #reversed = new Map<string, number>();
+
+  constructor(private readonly interleave: () => Promise<void> = () => Promise.resolve()) {}
+
+  async execute(command: Command): Promise<StoreOutcome> {
+    const decision = decide(command, {
+      counters: (sku) => ({ ...(this.#levels.get(sku) ?? zeroCounters()) }),
+      request: (id) => this.#requests.get(id) ?? null,
+      reversed: (of, sku) => this.#reversed.get(JSON.stringify([of, sku])) ?? 0,
+      reservation: () => null,
+      dueHolds: () => [],
+      dueAnywhere: () => [],
+    });
+    await this.interleave();
+    const write = decision.write;
+    if (write === null) return decision.outcome as StoreOutcome;
+    const { outcome, entries, counters } = materialize(write, this.#entries.length + 1);
+    this.#entries.push(...entries);
+    for (const [sku, c] of counters) this.#levels.set(sku, c);
+    if (write.request !== null) this.#requests.set(write.request.requestId, { ...write.request, at: write.at, outcome: outcome as Applied });
+    for (const line of write.reversal?.lines ?? []) {
+      const key = JSON.stringify([write.reversal?.of, line.sku]);
+      this.#reversed.set(key, (this.#reversed.get(key) ?? 0) + line.qty);
+    }
+    return decision.outcome ?? outcome;
+  }
+
+  async reservation(): Promise<null> {
+    return null;
+  }
+
+  async stocks(skus: readonly string[]): Promise<Level[]> {
+    return skus.map((sku) => {
+      const c = this.#levels.get(sku) ?? zeroCounters();
+      return { sku, onHand: c.onHand, reserved: c.reserved, available: c.onHand - c.reserved, version: c.version };
+    });
+  }
+
+  async entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]> {
+    return this.#entries.filter((e) => e.seq > query.after && (query.sku === null || e.sku === query.sku)).slice(0, query.limit);
+  }
+
+  async request(requestId: string): Promise<StoredRequest | null> {
+    return this.#requests.get(requestId) ?? null;
+  }
+
+  async verifyChunk(): Promise<VerifyChunk> {
+    const items = [...this.#levels.keys()].sort().map((sku) => {
+      const folded = zeroCounters();
+      for (const e of this.#entries) {
+        if (e.sku !== sku) continue;
+        folded.onHand += e.onHandDelta;
+        folded.reserved += e.reservedDelta;
+        folded.version += 1;
+      }
+      return { sku, stored: { ...(this.#levels.get(sku) ?? zeroCounters()) }, folded };
+    });
+    return { items, cursor: null };
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** A gate per call: each store operation parks between its read and its write until opened. */
+function gates(): { interleave: () => Promise<void>; open: () => void; parked: () => number } {
+  const waiting: Array<() => void> = [];
+  return {
+    interleave: () => new Promise<void>((resolve) => waiting.push(resolve)),
+    open: () => waiting.shift()?.(),
+    parked: () => waiting.length,
+  };
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe('checkLinearizable', () => {
+  // A counter: `add` returns the new value, `get` the current one.
+  type In = { add: number } | { get: true };
+  const counter = {
+    initial: 0,
+    apply: (n: number, input: In) => ('add' in input ? { state: n + input.add, output: n + input.add } : { state: n, output: n }),
+    equal: (a: number, b: number) => a === b,
+    key: (n: number) => String(n),
+  };
+  const event = (input: In, output: number, invokedAt: number, respondedAt: number): HistoryEvent<In, number> => ({ input, output, invokedAt, respondedAt });
+
+  it('accepts overlapping calls in either order', () => {
+    const result = checkLinearizable([event({ add: 1 }, 2, 1, 4), event({ add: 1 }, 1, 2, 3)], counter);
+    expect(result).toEqual({ ok: true, order: [1, 0] });
+  });
+
+  it('rejects a read that missed a write which had already returned', () => {
+    const result = checkLinearizable([event({ add: 1 }, 1, 1, 2), event({ get: true }, 0, 3, 4)], counter);
+    expect(result.ok).toBe(false);
+  });
+
+  it('accepts the same read when it overlapped the write', () => {
+    expect(checkLinearizable([event({ add: 1 }, 1, 1, 3), event({ get: true }, 0, 2, 4)], counter).ok).toBe(true);
+  });
+
+  it('rejects two concurrent increments that both saw the same value (a lost update)', () => {
+    const result = checkLinearizable([event({ add: 1 }, 1, 1, 3), event({ add: 1 }, 1, 2, 4)], counter);
+    expect(result).toMatchObject({ ok: false, inconclusive: false, longestPrefix: [0] });
+  });
+
+  it('reports an exhausted budget as inconclusive, not as a pass', () => {
+    // Ten interchangeable no-ops and one impossible answer: without memoization the search
+    // tries every order of the no-ops before it can say no.
+    const history = [...Array.from({ length: 10 }, (_, i) => event({ add: 0 }, 0, 1 + i, 100 + i)), event({ add: 1 }, 100, 11, 111)];
+    const { key: _key, ...withoutMemo } = counter;
+    expect(checkLinearizable(history, withoutMemo, { stepsMax: 1000 })).toMatchObject({ ok: false, inconclusive: true });
+    expect(checkLinearizable(history, counter)).toMatchObject({ ok: false, inconclusive: false });
+  });
+});
+
+describe('checkInvariants', () => {
+  it('passes on a correct store', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 2 });
+    await ledger.deductOrThrow({ requestId: 'd', lines: [{ sku: 'A', qty: 1 }] });
+    const { entries } = await checkInvariants(ledger);
+    expect(entries.map((e) => e.requestId)).toEqual(['r', 'd']);
+  });
+
+  it('catches the lost update of a store without locks (two deducts of the last unit)', async () => {
+    const gate = gates();
+    const ledger = new StockLedger({ store: new RacyStore(gate.interleave) });
+    const restock = ledger.restock({ requestId: 'r', sku: 'A', qty: 1 });
+    gate.open();
+    await restock;
+    const first = ledger.deduct({ requestId: 'd1', sku: 'A', qty: 1 });
+    const second = ledger.deduct({ requestId: 'd2', sku: 'A', qty: 1 });
+    await settle();
+    expect(gate.parked()).toBe(2); // both read "1 available" before either wrote
+    gate.open();
+    gate.open();
+    const results = await Promise.all([first, second]);
+    expect(results.map((r) => r.ok)).toEqual([true, true]); // oversold
+    await expect(checkInvariants(ledger)).rejects.toThrow(/invariants broken[\s\S]*(drift|fold)/);
+  });
+
+  it('catches a request applied twice', async () => {
+    const gate = gates();
+    const ledger = new StockLedger({ store: new RacyStore(gate.interleave) });
+    const sends = [ledger.restock({ requestId: 'r', sku: 'A', qty: 1 }), ledger.restock({ requestId: 'r', sku: 'A', qty: 1 })];
+    await settle();
+    gate.open();
+    gate.open();
+    await Promise.all(sends);
+    await expect(checkInvariants(ledger)).rejects.toThrow(/appears twice/);
+  });
+
+  it('catches a partly applied multi-line operation', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 1 });
+    // As if the store had applied "r" on A only, though the operation named A and B.
+    await expect(checkInvariants(ledger, { operations: [{ requestId: 'r', skus: ['A', 'B'] }] })).rejects.toThrow(/partly applied/);
+  });
+});
+
+describe('the conformance suite bites', () => {
+  it('fails the scheduler interleaving case for a store that reads, awaits, then writes without locks', async () => {
+    vi.stubEnv('STOCK_LEDGER_SEED', '42');
+    const cases = conformanceCases({ name: 'racy', createStore: () => new RacyStore(), createInterleavedStore: (i) => new RacyStore(i) });
+    const interleavings = cases.find((c) => c.name.includes('fc.scheduler'));
+    expect(interleavings).toBeDefined();
+    await expect(interleavings?.run()).rejects.toThrow(/NOT linearizable|invariants broken/);
+  });
+
+  it('fails the jittered concurrent batches for the same store, without a scheduler', async () => {
+    vi.stubEnv('STOCK_LEDGER_SEED', '7');
+    const cases = conformanceCases({ name: 'racy', createStore: () => new RacyStore(), createInterleavedStore: (i) => new RacyStore(i) });
+    const batches = cases.find((c) => c.name.includes('small batches on the interleaved store'));
+    await expect(batches?.run()).rejects.toThrow(/NOT linearizable|invariants broken/);
+  });
+
+  it('fails the differential case for a store that answers a changed payload with a replay', async () => {
+    vi.stubEnv('STOCK_LEDGER_SEED', '1');
+    class ConflictBlind extends MemoryStore {
+      override async execute(command: Command): Promise<StoreOutcome> {
+        const outcome = await super.execute(command);
+        if (outcome.ok || outcome.code !== 'IDEMPOTENCY_CONFLICT' || !('requestId' in command)) return outcome;
+        const stored = await this.request(command.requestId);
+        return stored === null ? outcome : { ...stored.outcome, replayed: true };
+      }
+    }
+    const differential = conformanceCases({ name: 'blind', createStore: () => new ConflictBlind() }).find((c) => c.name.includes('differential'));
+    await expect(differential?.run()).rejects.toThrow(/IDEMPOTENCY_CONFLICT/);
+  });
+
+  it('fails the differential case for a store whose replays carry the time of the retry', async () => {
+    vi.stubEnv('STOCK_LEDGER_SEED', '1');
+    class Forgetful extends MemoryStore {
+      override async execute(command: Command): Promise<StoreOutcome> {
+        const outcome = await super.execute(command);
+        if (!outcome.ok || !outcome.replayed) return outcome;
+        return { ...outcome, entries: outcome.entries.map((e) => ({ ...e, at: command.at })) };
+      }
+    }
+    const differential = conformanceCases({ name: 'forgetful', createStore: () => new Forgetful() }).find((c) => c.name.includes('differential'));
+    await expect(differential?.run()).rejects.toThrow(/property failed/);
+  });
+
+  it('fails the retry storm for a store that records nothing for replays to find', async () => {
+    // Every send is evaluated afresh: lost replies turn into double deductions.
+    class NoIdempotency extends MemoryStore {
+      #n = 0;
+      override execute(command: Command): Promise<StoreOutcome> {
+        if (!('requestId' in command)) return super.execute(command);
+        return super.execute({ ...command, requestId: `${command.requestId}#${(this.#n += 1)}` });
+      }
+    }
+    const storm = conformanceCases({ name: 'no-idempotency', createStore: () => new NoIdempotency() }).find((c) => c.name.includes('retry storm'));
+    await expect(storm?.run()).rejects.toThrow(/applied|served|twice/);
+  });
+
+  it('fails the paging case for a store whose sku filter is ignored past the first page', async () => {
+    class BadFilter extends MemoryStore {
+      override entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]> {
+        return super.entries(query.after > 0 ? { ...query, sku: null } : query);
+      }
+    }
+    const reads = conformanceCases({ name: 'bad-filter', createStore: () => new BadFilter() }).find((c) => c.name.includes('paging'));
+    await expect(reads?.run()).rejects.toThrow(/entries/);
+  });
+});
+
+describe('ReferenceModel (hand-computed, to keep the model honest)', () => {
+  it('merges duplicate lines, sorts by SKU, numbers entries and counts versions', () => {
+    const m = new ReferenceModel();
+    m.apply({ kind: 'restock', input: { requestId: 'r1', sku: 'b', qty: 5 } }, 10);
+    m.apply({ kind: 'restock', input: { requestId: 'r2', sku: 'a', qty: 5 } }, 20);
+    const d = m.apply({ kind: 'deduct', input: { requestId: 'd', lines: [{ sku: 'b', qty: 1 }, { sku: 'a', qty: 2 }, { sku: 'b', qty: 2 }] } }, 30);
+    expect(d).toEqual({
+      ok: true, replayed: false,
+      entries: [
+        { seq: 3, requestId: 'd', kind: 'deduct', sku: 'a', onHandDelta: -2, reservedDelta: 0, onHandAfter: 3, reservedAfter: 0, at: 30 },
+        { seq: 4, requestId: 'd', kind: 'deduct', sku: 'b', onHandDelta: -3, reservedDelta: 0, onHandAfter: 2, reservedAfter: 0, at: 30 },
+      ],
+      levels: [
+        { sku: 'a', onHand: 3, reserved: 0, available: 3, version: 2 },
+        { sku: 'b', onHand: 2, reserved: 0, available: 2, version: 2 },
+      ],
+    });
+    // The shorthand of the same merged payload would conflict (other lines); the same lines reordered replay.
+    expect(m.apply({ kind: 'deduct', input: { requestId: 'd', lines: [{ sku: 'a', qty: 2 }, { sku: 'b', qty: 3 }] } }, 99)).toEqual({ ...d, replayed: true });
+    expect(m.apply({ kind: 'deduct', input: { requestId: 'd', sku: 'a', qty: 2 } }, 99)).toEqual({ thrown: 'IDEMPOTENCY_CONFLICT' });
+  });
+
+  it('reverses what is left, then refuses, and knows what is not reversible', () => {
+    const m = new ReferenceModel();
+    m.apply({ kind: 'restock', input: { requestId: 'r', sku: 'A', qty: 10 } }, 1);
+    m.apply({ kind: 'deduct', input: { requestId: 'd', lines: [{ sku: 'A', qty: 4 }] } }, 2);
+    expect(m.apply({ kind: 'reverse', input: { requestId: 'v1', of: 'd', lines: [{ sku: 'A', qty: 1 }] } }, 3)).toMatchObject({ ok: true });
+    expect(m.apply({ kind: 'reverse', input: { requestId: 'v2', of: 'd' } }, 4)).toMatchObject({ ok: true, entries: [{ sku: 'A', onHandDelta: 3 }] });
+    expect(m.apply({ kind: 'reverse', input: { requestId: 'v3', of: 'd' } }, 5)).toEqual({ ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku: 'A', requested: 4, remaining: 0 });
+    expect(m.apply({ kind: 'reverse', input: { requestId: 'v4', of: 'd', lines: [{ sku: 'B', qty: 1 }] } }, 5)).toEqual({ ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku: 'B', requested: 1, remaining: 0 });
+    expect(m.apply({ kind: 'reverse', input: { requestId: 'v5', of: 'r' } }, 6)).toEqual({ ok: false, code: 'NOT_REVERSIBLE', requestId: 'r', kind: 'restock' });
+    expect(m.apply({ kind: 'reverse', input: { requestId: 'v6', of: 'zz' } }, 6)).toEqual({ ok: false, code: 'REQUEST_NOT_FOUND', requestId: 'zz' });
+    expect(m.level('A')).toEqual({ sku: 'A', onHand: 10, reserved: 0, available: 10, version: 4 });
+    // Rejections recorded nothing: v3 can be used again, for anything.
+    expect(m.apply({ kind: 'restock', input: { requestId: 'v3', sku: 'A', qty: 1 } }, 7)).toMatchObject({ ok: true, replayed: false });
+  });
+
+  it('checks the version before the level, and the quantity limit', () => {
+    const m = new ReferenceModel();
+    m.apply({ kind: 'restock', input: { requestId: 'r', sku: 'A', qty: LIMITS.quantityMax } }, 1);
+    expect(m.apply({ kind: 'restock', input: { requestId: 'r2', sku: 'A', qty: 1 } }, 2)).toEqual({
+      ok: false, code: 'QUANTITY_LIMIT', sku: 'A', requested: 1, onHand: LIMITS.quantityMax, limit: LIMITS.quantityMax,
+    });
+    expect(m.apply({ kind: 'adjust', input: { requestId: 'a', sku: 'A', onHand: 3, expectedVersion: 0 } }, 3)).toMatchObject({ ok: false, code: 'VERSION_CONFLICT', expectedVersion: 0, level: { version: 1 } });
+    expect(m.apply({ kind: 'adjust', input: { requestId: 'a', sku: 'A', onHand: 3, expectedVersion: 1 } }, 4)).toMatchObject({ ok: true, entries: [{ onHandDelta: 3 - LIMITS.quantityMax }] });
+  });
+});

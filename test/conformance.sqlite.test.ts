@@ -1,0 +1,15 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore } from 'stock-ledger/sqlite';
+import { conformanceCases } from 'stock-ledger/testing';
+import { afterAll, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'stock-ledger-conformance-sqlite-'));
+let files = 0;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// A fresh file per store: every property run starts from an empty ledger.
+for (const c of conformanceCases({ name: 'sqlite', createStore: () => new SqliteStore({ path: join(dir, `ledger-${(files += 1)}.db`) }) })) {
+  it(c.name, c.run, c.timeoutMs);
+}

@@ -1,0 +1,270 @@
+import { LIMITS, StockLedger, isStockLedgerError } from '../../src/index.js';
+import type { Command, StockStore } from '../../src/index.js';
+import { assertEqual, fail, show } from './assert.js';
+import { checkInvariants } from './invariants.js';
+
+const MAX = LIMITS.quantityMax;
+const ID = 'bad-1';
+
+/** One call that must reject with INVALID_INPUT. */
+interface BadCall {
+  name: string;
+  call: (ledger: StockLedger) => unknown;
+}
+
+/** Strings that are not valid ids or SKUs: empty, too long in UTF-8 bytes, lone surrogates, not strings. */
+function badTexts(bytesMax: number): Array<[string, unknown]> {
+  return [
+    ['empty', ''],
+    [`${bytesMax + 1} ASCII bytes`, 'x'.repeat(bytesMax + 1)],
+    [`${bytesMax + 2} bytes of 2-byte chars (${(bytesMax + 2) / 2} chars)`, 'é'.repeat((bytesMax + 2) / 2)],
+    [`${bytesMax + 4} bytes of 4-byte chars`, '😀'.repeat(bytesMax / 4 + 1)],
+    ['lone high surrogate', '\uD800'],
+    ['lone low surrogate inside', 'a\uDC00b'],
+    ['reversed surrogate pair', '\uDE00\uD83D'],
+    ['number', 5],
+    ['null', null],
+    ['undefined', undefined],
+    ['object', { id: 'x' }],
+  ];
+}
+
+const BAD_QTYS: Array<[string, unknown]> = [
+  ['zero', 0], ['negative', -1], ['fractional', 1.5], ['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity],
+  ['string', '1'], ['over the limit', MAX + 1], ['2^53', 2 ** 53], ['null', null], ['undefined', undefined],
+  ['boolean', true], ['bigint', 1n], ['object', {}],
+];
+
+function deepMeta(depth: number): Record<string, unknown> {
+  let meta: Record<string, unknown> = { leaf: 1 };
+  for (let i = 1; i < depth; i += 1) meta = { nested: meta };
+  return meta;
+}
+
+const BAD_METAS: Array<[string, unknown]> = [
+  ['string', 'x'], ['number', 1], ['array', [1]], ['null', null], ['function', () => 1], ['Date', new Date(0)],
+  [`over ${LIMITS.metaBytesMax} bytes`, { note: 'x'.repeat(LIMITS.metaBytesMax) }],
+  [`deeper than ${LIMITS.metaDepthMax}`, deepMeta(LIMITS.metaDepthMax + 2)],
+  ['NaN value', { n: NaN }], ['Infinity value', { n: Infinity }], ['lone surrogate value', { s: '\uD800' }],
+  ['lone surrogate key', { ['\uD800']: 1 }], ['function value', { f: () => 1 }], ['bigint value', { b: 1n }],
+];
+
+const BAD_INPUTS: Array<[string, unknown]> = [['null', null], ['undefined', undefined], ['string', 'x'], ['number', 42], ['array', []]];
+
+function lines(count: number): Array<{ sku: string; qty: number }> {
+  return Array.from({ length: count }, (_, i) => ({ sku: `L${i}`, qty: 1 }));
+}
+
+const BAD_LINES: Array<[string, unknown]> = [
+  ['empty array', []], ['string', 'A'], ['object', { sku: 'A', qty: 1 }], ['null', null],
+  ['array with null', [null]], ['array with a string', ['A']], ['line without qty', [{ sku: 'A' }]],
+  ['line without sku', [{ qty: 1 }]], ['line with qty 0', [{ sku: 'A', qty: 0 }]], ['line with empty sku', [{ sku: '', qty: 1 }]],
+  [`${LIMITS.linesPerOperationMax + 1} lines`, lines(LIMITS.linesPerOperationMax + 1)],
+  ['duplicates merging past the limit', [{ sku: 'A', qty: MAX }, { sku: 'A', qty: 1 }]],
+];
+
+// Loose views of the ledger's methods, to pass what the types forbid.
+type Loose = (input?: unknown) => Promise<unknown>;
+const op = (ledger: StockLedger, name: 'restock' | 'deduct' | 'adjust' | 'reverse' | 'stock' | 'stocks' | 'entries' | 'request'): Loose =>
+  (ledger[name] as Loose).bind(ledger);
+
+/** Every bad call of every operation. */
+function badCalls(): Record<string, BadCall[]> {
+  const table: Record<string, BadCall[]> = {};
+  const add = (group: string, name: string, call: (ledger: StockLedger) => unknown): void => {
+    (table[group] ??= []).push({ name: `${group}: ${name}`, call });
+  };
+  const restock = { requestId: ID, sku: 'A', qty: 1 };
+  const deduct = { requestId: ID, lines: [{ sku: 'A', qty: 1 }] };
+  const adjust = { requestId: ID, sku: 'A', onHand: 1 };
+  const reverse = { requestId: ID, of: 'seed-deduct' };
+  const writes: Array<['restock' | 'deduct' | 'adjust' | 'reverse', Record<string, unknown>]> = [
+    ['restock', restock], ['deduct', deduct], ['adjust', adjust], ['reverse', reverse],
+  ];
+  for (const [name, valid] of writes) {
+    for (const [what, input] of BAD_INPUTS) add(name, `input ${what}`, (l) => op(l, name)(input));
+    for (const [what, id] of badTexts(LIMITS.requestIdBytesMax)) add(name, `requestId ${what}`, (l) => op(l, name)({ ...valid, requestId: id }));
+    add(name, 'requestId missing', (l) => {
+      const { requestId: _, ...rest } = valid;
+      return op(l, name)(rest);
+    });
+    for (const [what, meta] of BAD_METAS) add(name, `meta ${what}`, (l) => op(l, name)({ ...valid, meta }));
+  }
+  for (const [what, sku] of badTexts(LIMITS.skuBytesMax)) {
+    add('restock', `sku ${what}`, (l) => op(l, 'restock')({ ...restock, sku }));
+    add('deduct', `shorthand sku ${what}`, (l) => op(l, 'deduct')({ requestId: ID, sku, qty: 1 }));
+    add('adjust', `sku ${what}`, (l) => op(l, 'adjust')({ ...adjust, sku }));
+  }
+  for (const [what, qty] of BAD_QTYS) {
+    add('restock', `qty ${what}`, (l) => op(l, 'restock')({ ...restock, qty }));
+    add('deduct', `line qty ${what}`, (l) => op(l, 'deduct')({ ...deduct, lines: [{ sku: 'A', qty }] }));
+    add('deduct', `shorthand qty ${what}`, (l) => op(l, 'deduct')({ requestId: ID, sku: 'A', qty }));
+    add('reverse', `line qty ${what}`, (l) => op(l, 'reverse')({ ...reverse, lines: [{ sku: 'A', qty }] }));
+    // Zero is a valid count; past the limit (but safe) is a QUANTITY_LIMIT result, checked in boundaryCase.
+    if (what !== 'zero' && what !== 'over the limit') add('adjust', `onHand ${what}`, (l) => op(l, 'adjust')({ ...adjust, onHand: qty }));
+  }
+  for (const [what, version] of [['negative', -1], ['fractional', 0.5], ['NaN', NaN], ['string', '0'], ['null', null], ['past 2^53', 2 ** 53]] as const) {
+    add('adjust', `expectedVersion ${what}`, (l) => op(l, 'adjust')({ ...adjust, expectedVersion: version }));
+  }
+  for (const [what, value] of BAD_LINES) {
+    add('deduct', `lines ${what}`, (l) => op(l, 'deduct')({ ...deduct, lines: value }));
+    add('reverse', `lines ${what}`, (l) => op(l, 'reverse')({ ...reverse, lines: value }));
+  }
+  add('deduct', 'no lines and no sku', (l) => op(l, 'deduct')({ requestId: ID }));
+  add('deduct', 'both lines and sku/qty', (l) => op(l, 'deduct')({ ...deduct, sku: 'A', qty: 1 }));
+  add('deduct', 'shorthand sku without qty', (l) => op(l, 'deduct')({ requestId: ID, sku: 'A' }));
+  add('deduct', 'shorthand qty without sku', (l) => op(l, 'deduct')({ requestId: ID, qty: 1 }));
+  for (const [what, of] of badTexts(LIMITS.requestIdBytesMax)) add('reverse', `of ${what}`, (l) => op(l, 'reverse')({ ...reverse, of }));
+  add('reverse', 'of missing', (l) => op(l, 'reverse')({ requestId: ID }));
+  add('reverse', 'of itself', (l) => op(l, 'reverse')({ requestId: ID, of: ID }));
+
+  for (const [what, sku] of badTexts(LIMITS.skuBytesMax)) {
+    add('stock', `sku ${what}`, (l) => op(l, 'stock')(sku));
+    add('stocks', `a sku ${what}`, (l) => op(l, 'stocks')(['A', sku]));
+    if (sku !== undefined) add('entries', `sku ${what}`, (l) => op(l, 'entries')({ sku }));
+  }
+  for (const [what, skus] of [['string', 'A'], ['null', null], ['object', { 0: 'A' }], [`${LIMITS.skusPerReadMax + 1} SKUs`, lines(LIMITS.skusPerReadMax + 1).map((x) => x.sku)]] as const) {
+    add('stocks', `skus ${what}`, (l) => op(l, 'stocks')(skus));
+  }
+  for (const [what, limit] of [['0', 0], [`${LIMITS.entriesPageMax + 1}`, LIMITS.entriesPageMax + 1], ['-1', -1], ['fractional', 2.5], ['NaN', NaN], ['string', '10'], ['null', null]] as const) {
+    add('entries', `limit ${what}`, (l) => op(l, 'entries')({ limit }));
+  }
+  for (const [what, after] of [['negative', -1], ['fractional', 0.5], ['NaN', NaN], ['string', '0'], ['past 2^53', 2 ** 53]] as const) {
+    add('entries', `after ${what}`, (l) => op(l, 'entries')({ after }));
+  }
+  for (const [what, query] of [['null', null], ['string', 'x'], ['number', 1]] as const) add('entries', `query ${what}`, (l) => op(l, 'entries')(query));
+  for (const [what, id] of badTexts(LIMITS.requestIdBytesMax)) add('request', `id ${what}`, (l) => op(l, 'request')(id));
+  return table;
+}
+
+/** Valid inputs right at the limits: must not be INVALID_INPUT (they were the other side of the table). */
+function boundaryCalls(): BadCall[] {
+  const atMost = (bytes: number): string[] => ['x'.repeat(bytes), 'é'.repeat(bytes / 2), '😀'.repeat(bytes / 4)];
+  const calls: BadCall[] = [];
+  atMost(LIMITS.skuBytesMax).forEach((sku, i) => calls.push({ name: `SKU of exactly ${LIMITS.skuBytesMax} bytes #${i}`, call: (l) => l.restock({ requestId: `edge-sku-${i}`, sku, qty: 1 }) }));
+  atMost(LIMITS.requestIdBytesMax).forEach((requestId, i) => calls.push({ name: `request id of exactly ${LIMITS.requestIdBytesMax} bytes #${i}`, call: (l) => l.restock({ requestId, sku: 'edge', qty: 1 }) }));
+  calls.push({ name: `qty ${MAX}`, call: (l) => l.restock({ requestId: 'edge-max', sku: 'edge-max', qty: MAX }) });
+  calls.push({ name: `${LIMITS.linesPerOperationMax} lines`, call: (l) => l.deduct({ requestId: 'edge-lines', lines: lines(LIMITS.linesPerOperationMax) }) });
+  calls.push({ name: `entries limit ${LIMITS.entriesPageMax}`, call: (l) => l.entries({ limit: LIMITS.entriesPageMax }) });
+  calls.push({ name: 'entries limit 1', call: (l) => l.entries({ limit: 1 }) });
+  calls.push({ name: `meta nested ${LIMITS.metaDepthMax} deep`, call: (l) => l.restock({ requestId: 'edge-meta', sku: 'edge', qty: 1, meta: deepMeta(LIMITS.metaDepthMax) as never }) });
+  calls.push({ name: `${LIMITS.skusPerReadMax} SKUs read`, call: (l) => l.stocks(lines(LIMITS.skusPerReadMax).map((x) => x.sku)) });
+  return calls;
+}
+
+/** Counts every store call, to prove bad input never reaches the store. */
+class CountingStore implements StockStore {
+  calls = 0;
+  constructor(readonly inner: StockStore) {}
+  execute(command: Command): ReturnType<StockStore['execute']> {
+    this.calls += 1;
+    return this.inner.execute(command);
+  }
+  stocks(skus: readonly string[], now: number): ReturnType<StockStore['stocks']> {
+    this.calls += 1;
+    return this.inner.stocks(skus, now);
+  }
+  entries(query: Parameters<StockStore['entries']>[0]): ReturnType<StockStore['entries']> {
+    this.calls += 1;
+    return this.inner.entries(query);
+  }
+  request(requestId: string): ReturnType<StockStore['request']> {
+    this.calls += 1;
+    return this.inner.request(requestId);
+  }
+  reservation(reservationId: string): ReturnType<StockStore['reservation']> {
+    this.calls += 1;
+    return this.inner.reservation(reservationId);
+  }
+  verifyChunk(query: Parameters<StockStore['verifyChunk']>[0]): ReturnType<StockStore['verifyChunk']> {
+    this.calls += 1;
+    return this.inner.verifyChunk(query);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+async function snapshot(ledger: StockLedger): Promise<unknown> {
+  return {
+    entries: await ledger.entries({ limit: LIMITS.entriesPageMax }),
+    levels: await ledger.stocks(['A', 'B']),
+    requests: [await ledger.request('seed-restock'), await ledger.request('seed-deduct'), await ledger.request(ID)],
+  };
+}
+
+/** Names of the groups of {@link badInputCase}: one conformance case each. */
+export const BAD_INPUT_GROUPS = ['restock', 'deduct', 'adjust', 'reverse', 'stock', 'stocks', 'entries', 'request'] as const;
+
+/**
+ * Every bad input of one operation rejects (never throws synchronously) with an INVALID_INPUT
+ * `StockLedgerError`, before any store access, and leaves the ledger as it was; the request id
+ * used stays free.
+ */
+export async function badInputCase(group: (typeof BAD_INPUT_GROUPS)[number], createStore: () => StockStore | Promise<StockStore>): Promise<void> {
+  const store = new CountingStore(await createStore());
+  const ledger = new StockLedger({ store });
+  try {
+    await ledger.restockOrThrow({ requestId: 'seed-restock', sku: 'A', qty: 10 });
+    await ledger.deductOrThrow({ requestId: 'seed-deduct', lines: [{ sku: 'A', qty: 2 }] });
+    const before = await snapshot(ledger);
+    const problems: string[] = [];
+    const calls = badCalls()[group] ?? [];
+    if (calls.length < 5) fail(`the bad-input table of ${group} has only ${calls.length} rows`);
+    for (const { name, call } of calls) {
+      const callsBefore = store.calls;
+      let promise: unknown;
+      try {
+        promise = call(ledger);
+      } catch (error) {
+        problems.push(`${name}: threw synchronously (${show(String(error))}) instead of returning a rejected promise`);
+        continue;
+      }
+      if (!(promise instanceof Promise)) {
+        problems.push(`${name}: did not return a promise`);
+        continue;
+      }
+      try {
+        const value = await promise;
+        problems.push(`${name}: resolved with ${show(value)} instead of rejecting`);
+      } catch (error) {
+        if (!isStockLedgerError(error)) problems.push(`${name}: rejected with a non-StockLedgerError ${show(String(error))}`);
+        else if (error.code !== 'INVALID_INPUT') problems.push(`${name}: rejected with code ${error.code}, expected INVALID_INPUT`);
+      }
+      if (store.calls !== callsBefore) problems.push(`${name}: reached the store (${store.calls - callsBefore} calls) before being rejected`);
+    }
+    if (problems.length > 0) fail(`${problems.length} bad input(s) not rejected properly:\n  - ${problems.join('\n  - ')}`);
+    assertEqual(await snapshot(ledger), before, `the ledger after every bad ${group} input`);
+    await checkInvariants(ledger);
+    // Nothing was recorded under the id the bad inputs used: it is still free.
+    const fresh = await ledger.restock({ requestId: ID, sku: 'B', qty: 1 });
+    if (!fresh.ok || fresh.replayed) fail(`restock with the id of the bad inputs: expected a first application, got ${show(fresh)}`);
+  } finally {
+    await ledger.close();
+  }
+}
+
+/** Inputs exactly at the limits are accepted (not INVALID_INPUT). */
+export async function boundaryCase(createStore: () => StockStore | Promise<StockStore>): Promise<void> {
+  const ledger = new StockLedger({ store: await createStore() });
+  try {
+    const problems: string[] = [];
+    for (const { name, call } of boundaryCalls()) {
+      try {
+        await call(ledger);
+      } catch (error) {
+        problems.push(`${name}: ${isStockLedgerError(error) ? error.code : 'threw'} ${show(String(error))}`);
+      }
+    }
+    if (problems.length > 0) fail(`inputs at the limits were refused:\n  - ${problems.join('\n  - ')}`);
+    const [max] = await ledger.stocks(['edge-max']);
+    assertEqual(max?.onHand, MAX, `onHand after restocking ${MAX}`);
+    const over = await ledger.restock({ requestId: 'edge-over', sku: 'edge-max', qty: 1 });
+    assertEqual(over, { ok: false, code: 'QUANTITY_LIMIT', sku: 'edge-max', requested: 1, onHand: MAX, limit: MAX }, 'restock past the limit');
+    const counted = await ledger.adjust({ requestId: 'edge-count', sku: 'edge-max', onHand: MAX + 1 });
+    assertEqual(counted, { ok: false, code: 'QUANTITY_LIMIT', sku: 'edge-max', requested: MAX + 1, onHand: MAX, limit: MAX }, 'adjust past the limit');
+    await checkInvariants(ledger);
+  } finally {
+    await ledger.close();
+  }
+}

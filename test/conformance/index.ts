@@ -1,0 +1,107 @@
+/**
+ * The conformance suite of stock-ledger, `stock-ledger/testing`: one set of cases that every
+ * store must pass, independent of any test runner.
+ *
+ * @example
+ * ```ts
+ * import { it } from 'vitest';
+ * import { conformanceCases } from 'stock-ledger/testing';
+ * import { MemoryStore } from 'stock-ledger/memory';
+ * for (const c of conformanceCases({ name: 'memory', createStore: () => new MemoryStore() })) it(c.name, c.run, c.timeoutMs);
+ * ```
+ * @packageDocumentation
+ */
+import type { StockStore } from '../../src/index.js';
+import { differentialProperty } from './differential.js';
+import { BAD_INPUT_GROUPS, badInputCase, boundaryCase } from './bad-input.js';
+import { concurrentBatchesProperty, concurrentLoadProperty, jitter, reverseRaceProperty } from './concurrency.js';
+import { interleavingProperty } from './interleavings.js';
+import { runs } from './property.js';
+import { readsCase } from './reads.js';
+import { retryStorm } from './retry-storm.js';
+
+/** Options of {@link conformanceCases}. */
+export interface ConformanceOptions {
+  /** Name used in case names. */
+  name: string;
+  /** A fresh, empty, independent store per call. */
+  createStore: () => StockStore | Promise<StockStore>;
+  /**
+   * Optional: a store that awaits `interleave()` between its read and its write (the MemoryStore
+   * option `interleave`). Enables the fc.scheduler interleaving cases.
+   */
+  createInterleavedStore?: (interleave: () => Promise<void>) => StockStore | Promise<StockStore>;
+  /**
+   * Scales fast-check numRuns (default 1). Keep the default suite fast: the whole memory run
+   * should take well under 30 s, a SQLite file store under 60 s.
+   */
+  runsScale?: number;
+}
+
+/** One runner-independent test case: `it(c.name, c.run, c.timeoutMs)`. */
+export interface ConformanceCase {
+  name: string;
+  timeoutMs: number;
+  run: () => Promise<void>;
+}
+
+/**
+ * The conformance cases for one store. Each case creates its own stores, so cases are
+ * independent and may run in any order (but run them one at a time: some measure concurrency).
+ *
+ * Property cases print their seed and path on failure; set `STOCK_LEDGER_SEED` and
+ * `STOCK_LEDGER_PATH` (and, for command sequences, `STOCK_LEDGER_REPLAY_PATH`) to replay one.
+ *
+ * @example
+ * ```ts
+ * for (const c of conformanceCases({ name: 'memory', createStore: () => new MemoryStore() })) it(c.name, c.run, c.timeoutMs);
+ * ```
+ */
+export function conformanceCases(options: ConformanceOptions): ConformanceCase[] {
+  const scale = options.runsScale ?? 1;
+  if (!(Number.isFinite(scale) && scale > 0)) throw new RangeError(`runsScale must be a positive number, got ${String(scale)}`);
+  const createStore = (): StockStore | Promise<StockStore> => options.createStore();
+  const cases: ConformanceCase[] = [];
+  const add = (what: string, timeoutMs: number, run: (caseName: string) => Promise<void>): void => {
+    const caseName = `${options.name}: ${what}`;
+    cases.push({ name: caseName, timeoutMs: Math.round(timeoutMs * Math.max(1, scale)), run: () => run(caseName) });
+  };
+
+  add('model-based differential: every operation, replays, conflicts, limits', 120_000, (n) =>
+    differentialProperty(n, createStore, runs(150, scale)));
+  add('entries() paging and request() records', 60_000, () => readsCase(createStore));
+  for (const group of BAD_INPUT_GROUPS) {
+    add(`bad input of ${group}() rejects with INVALID_INPUT and changes nothing`, 60_000, () => badInputCase(group, createStore));
+  }
+  add('inputs exactly at the limits are accepted', 60_000, () => boundaryCase(createStore));
+  add('concurrent load (Promise.all): invariants, one application per request id', 120_000, (n) =>
+    concurrentLoadProperty(n, () => createStore(), runs(15, scale)));
+  add('concurrent small batches: linearizable', 120_000, (n) =>
+    concurrentBatchesProperty(n, () => createStore(), runs(60, scale)));
+  add('retry storm: 2,000 buyers x 1-3 sends for 100 units', 120_000, () => retryStorm(createStore));
+
+  const { createInterleavedStore } = options;
+  if (createInterleavedStore !== undefined) {
+    const interleaved = (interleave: () => Promise<void>): StockStore | Promise<StockStore> => createInterleavedStore(interleave);
+    add('interleavings (fc.scheduler): linearizable, invariants hold', 120_000, (n) =>
+      interleavingProperty(n, interleaved, runs(200, scale)));
+    add('reverse without lines racing its original (microtask offsets): linearizable', 120_000, (n) =>
+      reverseRaceProperty(n, interleaved, runs(400, scale)));
+    add('concurrent load on the interleaved store (seeded jitter)', 120_000, (n) =>
+      concurrentLoadProperty(n, (seed) => interleaved(jitter(seed)), runs(15, scale)));
+    add('concurrent small batches on the interleaved store (seeded jitter): linearizable', 120_000, (n) =>
+      concurrentBatchesProperty(n, (seed) => interleaved(jitter(seed)), runs(100, scale)));
+    add('retry storm on the interleaved store (seeded jitter)', 120_000, () => retryStorm(() => interleaved(jitter(2_000))));
+  }
+  return cases;
+}
+
+export { ReferenceModel } from './model.js';
+export { checkLinearizable, type HistoryEvent, type SequentialSpec, type LinearizabilityResult } from './linearizability.js';
+export { checkInvariants, type InvariantSnapshot, type ExpectedOperation } from './invariants.js';
+// Building blocks for store-specific tests (several processes, faults): ops as data, the model
+// as a sequential spec, a history recorder, and the assertion helpers.
+export { runOp, type Op, type WriteOp, type Outcome, type Thrown } from './ops.js';
+export { HistoryRecorder, assertLinearizable, modelSpec, type Call, type CallEvent } from './history.js';
+export { ConformanceError, assertEqual, deepEqual, firstDifference } from './assert.js';
+export { jitter } from './concurrency.js';

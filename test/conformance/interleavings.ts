@@ -1,0 +1,144 @@
+import fc from 'fast-check';
+import { StockLedger } from '../../src/index.js';
+import type { Line, StockStore } from '../../src/index.js';
+import { assertEqual, ConformanceError } from './assert.js';
+import { HistoryRecorder, assertLinearizable } from './history.js';
+import { checkInvariants } from './invariants.js';
+import { ReferenceModel } from './model.js';
+import { describeOp, requestIdOf, runOp, skusOf, type Op, type WriteOp } from './ops.js';
+import { runProperty } from './property.js';
+
+/** Two hot SKUs and a third, rarer one: contention is the point. */
+const SKUS = ['A', 'B', 'C {x}:1\n'] as const;
+/** Few ids, so concurrent calls share ids (replays, conflicts) often. `d0` is the setup deduct. */
+const IDS = ['c1', 'c2', 'c3', 'd0'] as const;
+/** Most loops draining the scheduler; each one releases every task it can reach. */
+const DRAIN_ROUNDS_MAX = 200;
+
+const sku = fc.constantFrom<string>('A', 'A', 'B', 'B', SKUS[2]);
+const id = fc.constantFrom<string>(...IDS);
+const line = fc.record({ sku, qty: fc.integer({ min: 1, max: 2 }) });
+
+/** One concurrent call on a tiny state, so races are likely and outcomes vary. */
+export const concurrentOp: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ requestId: id, sku, qty: fc.integer({ min: 1, max: 3 }) }).map((input): Op => ({ kind: 'restock', input })),
+  fc.tuple(id, fc.array(line, { minLength: 1, maxLength: 2 })).map(([requestId, lines]): Op => ({ kind: 'deduct', input: { requestId, lines } })),
+  fc.record({ requestId: id, sku, qty: fc.integer({ min: 1, max: 2 }) }).map((input): Op => ({ kind: 'deduct', input })),
+  fc.tuple(id, sku, fc.nat({ max: 4 }), fc.option(fc.nat({ max: 3 }), { nil: undefined })).map(([requestId, s, onHand, expectedVersion]): Op => ({
+    kind: 'adjust',
+    input: expectedVersion === undefined ? { requestId, sku: s, onHand } : { requestId, sku: s, onHand, expectedVersion },
+  })),
+  // Reverses, often of a deduct that runs at the same time, often without lines (the store
+  // learns the SKUs only once it has read the original).
+  fc.tuple(id, fc.constantFrom<string>(...IDS), fc.option(fc.array(fc.record({ sku, qty: fc.constant(1) }), { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }))
+    .map(([requestId, of, lines]): Op => ({ kind: 'reverse', input: lines === undefined ? { requestId, of } : { requestId, of, lines } })),
+  fc.tuple(id, fc.constantFrom<string>(...IDS))
+    .map(([requestId, of]): Op => ({ kind: 'reverse', input: { requestId, of } })),
+  sku.map((s): Op => ({ kind: 'stock', sku: s })),
+);
+
+/** A starting state: some stock of A and B, and an applied deduct `d0` that can be reversed. */
+export const setupOps: fc.Arbitrary<WriteOp[]> = fc
+  .record({ a: fc.nat({ max: 4 }), b: fc.nat({ max: 4 }), d0: fc.array(line, { minLength: 1, maxLength: 2 }) })
+  .map(({ a, b, d0 }) => {
+    const lines: Line[] = d0;
+    const ops: WriteOp[] = [];
+    if (a > 0) ops.push({ kind: 'restock', input: { requestId: 's-A', sku: 'A', qty: a + 2 } });
+    if (b > 0) ops.push({ kind: 'restock', input: { requestId: 's-B', sku: 'B', qty: b + 2 } });
+    ops.push({ kind: 'deduct', input: { requestId: 'd0', lines } });
+    return ops;
+  });
+
+/** Concurrent calls: a few ops plus exact copies of some of them (the same request sent twice at once). */
+export const concurrentBatch = (maxOps: number): fc.Arbitrary<Op[]> =>
+  fc.tuple(fc.array(concurrentOp, { minLength: 2, maxLength: maxOps - 2, size: 'max' }), fc.array(fc.nat(), { maxLength: 2 }))
+    .map(([ops, copies]) => [...ops, ...copies.map((k) => structuredClone(ops[k % ops.length] as Op))]);
+
+/** Runs the setup sequentially on both the ledger and a model, checking each outcome. */
+export async function applySetup(ledger: StockLedger, model: ReferenceModel, setup: readonly WriteOp[], at: number): Promise<void> {
+  for (const op of setup) assertEqual(await runOp(ledger, op), model.apply(op, at), `setup ${describeOp(op)}`);
+}
+
+/**
+ * `fc.scheduler` decides when each call starts and when each store operation may go on from
+ * its read to its write; the history must be linearizable and the invariants must hold.
+ */
+export async function interleavingProperty(
+  caseName: string,
+  createInterleavedStore: (interleave: () => Promise<void>) => StockStore | Promise<StockStore>,
+  numRuns: number,
+): Promise<void> {
+  const property = fc.asyncProperty(fc.scheduler(), setupOps, concurrentBatch(8), lags, async (s, setup, ops, lagTicks) => {
+    let scheduling = false;
+    let lagIndex = 0;
+    // After the scheduler releases a task, the task goes on only after a generated number of
+    // microtask ticks: the scheduler waits for 50 idle ticks before its next release, so a lag
+    // near or above that lets two released tasks overlap at microtask granularity.
+    const lag = (): Promise<void> => microticks(lagTicks[lagIndex++ % lagTicks.length] ?? 0);
+    const store = await createInterleavedStore(async () => {
+      if (!scheduling) return;
+      await s.schedule(Promise.resolve(), 'between read and write');
+      await lag();
+    });
+    const clock = { now: 1000 };
+    const ledger = new StockLedger({ store, clock: () => clock.now });
+    try {
+      const model = new ReferenceModel();
+      await applySetup(ledger, model, setup, clock.now);
+      scheduling = true;
+      const recorder = new HistoryRecorder();
+      const calls = ops.map((op, i) =>
+        s.schedule(Promise.resolve(), `start #${i} ${describeOp(op)}`).then(lag).then(() => {
+          clock.now = 2000 + i;
+          return recorder.invoke(ledger, op, clock.now);
+        }),
+      );
+      await drain(s, calls);
+      scheduling = false;
+      if (recorder.unexpected.length > 0) throw new ConformanceError('a call failed with a non-library error', { cause: recorder.unexpected[0] });
+      assertLinearizable(recorder.events, model, 'interleaved calls');
+      await checkInvariants(ledger, {
+        operations: recorder.events.flatMap((e) => {
+          const o = e.output;
+          if (e.input.op.kind === 'stock' || !('ok' in o) || !o.ok) return [];
+          return [{ requestId: requestIdOf(e.input.op), skus: skusOf(e.input.op) }];
+        }),
+      });
+    } finally {
+      scheduling = false;
+      await ledger.close();
+    }
+  });
+  await runProperty(caseName, property, numRuns);
+}
+
+/** Microtask lags: mostly none, some short, some around the scheduler's 50-tick idle wait. */
+const lags = fc.array(
+  fc.oneof(
+    { weight: 4, arbitrary: fc.constant(0) },
+    { weight: 2, arbitrary: fc.integer({ min: 1, max: 12 }) },
+    { weight: 2, arbitrary: fc.integer({ min: 40, max: 70 }) },
+  ),
+  { minLength: 1, maxLength: 24 },
+);
+
+async function microticks(count: number): Promise<void> {
+  for (let i = 0; i < count; i += 1) await Promise.resolve();
+}
+
+/**
+ * Releases scheduled tasks until every call has settled. A store may also await things the
+ * scheduler does not control (I/O, timers), so idle rounds yield to the event loop.
+ */
+async function drain(s: fc.Scheduler, calls: Array<Promise<void>>): Promise<void> {
+  let settled = false;
+  const all = Promise.allSettled(calls).then(() => {
+    settled = true;
+  });
+  for (let round = 0; round < DRAIN_ROUNDS_MAX && !settled; round += 1) {
+    await s.waitIdle();
+    if (!settled) await new Promise((resolve) => setTimeout(resolve, round < 10 ? 0 : 10));
+  }
+  if (!settled) throw new ConformanceError('concurrent calls did not finish (a deadlock, or a call that never settles)');
+  await all;
+}

@@ -1,0 +1,402 @@
+/**
+ * What is specific to the SQLite store: who closes what, schema versions, several connections
+ * on one file, locks held by others, options, odd SKUs and large quantities.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { LIMITS, StockLedger, isStockLedgerError, type Applied, type Entry } from 'stock-ledger';
+import { SCHEMA_VERSION, SqliteStore, schemaVersion, type SqliteStoreOptions } from 'stock-ledger/sqlite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+let dir = '';
+let files = 0;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'stock-ledger-sqlite-store-'));
+});
+afterAll(() => {
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+});
+const freshPath = (): string => join(dir, `ledger-${(files += 1)}.db`);
+
+/** The code of what a promise rejected with, or of what a function threw. */
+async function codeOf(run: () => unknown): Promise<unknown> {
+  try {
+    await run();
+  } catch (error) {
+    return isStockLedgerError(error) ? error.code : error;
+  }
+  return 'no error';
+}
+
+async function allEntries(ledger: StockLedger): Promise<Entry[]> {
+  const out: Entry[] = [];
+  let after = 0;
+  for (let page = 0; page < 1000; page += 1) {
+    const { entries, next } = await ledger.entries({ after, limit: 1000 });
+    out.push(...entries);
+    if (next === null) return out;
+    after = next;
+  }
+  throw new Error('entries(): too many pages');
+}
+
+const schemaOf = (db: Database.Database): unknown =>
+  db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all();
+
+// ---------------------------------------------------------------------------------------------
+
+describe('SqliteStore: who closes what', () => {
+  it('a database handed in stays open after ledger.close(), and its own settings stay', async () => {
+    const path = freshPath();
+    const db = new Database(path);
+    db.pragma('user_version = 42');
+    const ledger = new StockLedger({ store: new SqliteStore({ database: db }) });
+    expect((ledger.store as SqliteStore).database).toBe(db);
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 3 });
+    await ledger.close();
+    await ledger.close();
+    expect(db.open).toBe(true);
+    // Still usable by the app, with the ledger's data in it; user_version belongs to the app.
+    expect(db.prepare('SELECT on_hand FROM stock_levels WHERE sku = ?').get('A')).toEqual({ on_hand: 3 });
+    expect(db.pragma('user_version', { simple: true })).toBe(42);
+    // And by a new store on the same handle.
+    const again = new StockLedger({ store: new SqliteStore({ database: db }) });
+    expect(await again.stock('A')).toMatchObject({ onHand: 3, version: 1 });
+    await again.close();
+    expect(db.open).toBe(true);
+    db.close();
+  });
+
+  it('a database opened from a path is closed by ledger.close(), once, and is then unavailable', async () => {
+    const store = new SqliteStore({ path: freshPath() });
+    const ledger = new StockLedger({ store, retry: false });
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 3 });
+    expect(store.database.open).toBe(true);
+    await ledger.close();
+    expect(store.database.open).toBe(false);
+    await ledger.close(); // idempotent
+    expect(await codeOf(() => ledger.deduct({ requestId: 'd1', sku: 'A', qty: 1 }))).toBe('STORE_UNAVAILABLE');
+    expect(await codeOf(() => ledger.stock('A'))).toBe('STORE_UNAVAILABLE');
+  });
+});
+
+describe('SqliteStore: schema', () => {
+  it('records its schema version, and reopening neither re-migrates nor loses data', async () => {
+    const path = freshPath();
+    const raw = new Database(path);
+    expect(schemaVersion(raw)).toBe(0);
+    const first = new SqliteStore({ path });
+    expect(SCHEMA_VERSION).toBeGreaterThanOrEqual(1);
+    expect(schemaVersion(first.database)).toBe(SCHEMA_VERSION);
+    expect(schemaVersion(raw)).toBe(SCHEMA_VERSION);
+    const ledger = new StockLedger({ store: first });
+    const applied = await ledger.restock({ requestId: 'r1', sku: 'A', qty: 7 });
+    const schema = schemaOf(raw);
+    await ledger.close();
+
+    for (let reopen = 0; reopen < 3; reopen += 1) {
+      const store = new SqliteStore({ path });
+      expect(schemaVersion(store.database)).toBe(SCHEMA_VERSION);
+      const again = new StockLedger({ store });
+      expect(await again.restock({ requestId: 'r1', sku: 'A', qty: 7 })).toEqual({ ...applied, replayed: true });
+      expect(await again.stock('A')).toMatchObject({ onHand: 7, version: 1 });
+      await again.close();
+    }
+    expect(schemaOf(raw)).toEqual(schema);
+    expect(raw.prepare('SELECT key, value FROM stock_ledger_schema').all()).toEqual([{ key: 'version', value: SCHEMA_VERSION }]);
+    raw.close();
+  });
+
+  it('refuses a file written by a newer schema, with a StockLedgerError, and leaves it untouched', async () => {
+    const path = freshPath();
+    await new SqliteStore({ path }).close();
+    const raw = new Database(path);
+    raw.prepare("UPDATE stock_ledger_schema SET value = ? WHERE key = 'version'").run(SCHEMA_VERSION + 1);
+    let thrown: unknown = null;
+    try {
+      new SqliteStore({ path });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(Error);
+    expect((thrown as Error).message).toMatch(/upgrade stock-ledger/);
+    // Every error the library throws is a StockLedgerError with a stable code (DESIGN.md section 5).
+    expect(isStockLedgerError(thrown)).toBe(true);
+    expect(schemaVersion(raw)).toBe(SCHEMA_VERSION + 1);
+    raw.close();
+  });
+
+  it.each([
+    ['a file that is not a database', (path: string): string => {
+      writeFileSync(path, 'this is a text file, not a SQLite database. '.repeat(20));
+      return path;
+    }],
+    ['a path in a directory that does not exist', (path: string): string => join(`${path}.missing`, 'ledger.db')],
+  ])('%s: the constructor throws a StockLedgerError', async (_, setUp) => {
+    const path = setUp(freshPath());
+    let thrown: unknown = null;
+    try {
+      new SqliteStore({ path });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(Error);
+    expect(isStockLedgerError(thrown), String(thrown)).toBe(true);
+  });
+});
+
+describe('SqliteStore: two instances on one file in one process', () => {
+  it('stay consistent: no oversell, each sees the other, a replay through the other instance', async () => {
+    const path = freshPath();
+    const one = new StockLedger({ store: new SqliteStore({ path }) });
+    const two = new StockLedger({ store: new SqliteStore({ path, durability: 'normal' }) });
+    await one.restock({ requestId: 'r1', sku: 'A', qty: 30 });
+    await two.restock({ requestId: 'r2', sku: 'B', qty: 10 });
+    const deducts = Array.from({ length: 80 }, (_, i) => {
+      const ledger = i % 2 === 0 ? one : two;
+      return i % 4 === 3
+        ? ledger.deduct({ requestId: `d${i}`, lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }] })
+        : ledger.deduct({ requestId: `d${i}`, sku: 'A', qty: 1 });
+    });
+    const results = await Promise.all(deducts);
+    const applied = results.filter((r): r is Applied => r.ok);
+    expect(applied.length).toBe(30);
+    expect(results.filter((r) => !r.ok).every((r) => r.code === 'INSUFFICIENT_STOCK')).toBe(true);
+    const tookB = applied.filter((r) => r.entries.length === 2).length;
+    for (const ledger of [one, two]) {
+      expect(await ledger.stocks(['A', 'B'])).toEqual([
+        { sku: 'A', onHand: 0, reserved: 0, available: 0, version: 31 },
+        { sku: 'B', onHand: 10 - tookB, reserved: 0, available: 10 - tookB, version: 1 + tookB },
+      ]);
+    }
+    // The same id through both instances at once: applied once, the other gets the replay.
+    await one.restock({ requestId: 'r3', sku: 'A', qty: 1 });
+    const [a, b] = await Promise.all([one.deduct({ requestId: 'twice', sku: 'A', qty: 1 }), two.deduct({ requestId: 'twice', sku: 'A', qty: 1 })]);
+    expect([a?.ok && a.replayed, b?.ok && b.replayed].sort()).toEqual([false, true]);
+    expect((await one.entries({ sku: 'A', after: 0, limit: 1000 })).entries.filter((e) => e.requestId === 'twice')).toHaveLength(1);
+    expect((await one.verify()).ok).toBe(true);
+    expect((await two.verify()).ok).toBe(true);
+    await Promise.all([one.close(), two.close()]);
+  });
+});
+
+describe('SqliteStore: a lock held by another connection', () => {
+  it('with a short busy timeout and no retry: STORE_UNAVAILABLE, nothing applied; after release the same id applies once', async () => {
+    const path = freshPath();
+    const store = new SqliteStore({ path, busyTimeoutMs: 50 });
+    expect(store.database.pragma('busy_timeout', { simple: true })).toBe(50);
+    const ledger = new StockLedger({ store, retry: false });
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 5 });
+
+    const raw = new Database(path);
+    raw.exec('BEGIN IMMEDIATE');
+    raw.prepare('UPDATE stock_levels SET on_hand = 999').run(); // uncommitted, never visible
+    const started = performance.now();
+    let thrown: unknown = null;
+    try {
+      await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 2 });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(performance.now() - started).toBeGreaterThanOrEqual(45); // it did wait for the lock
+    expect(isStockLedgerError(thrown) ? [thrown.code, (thrown as { attempts?: number }).attempts] : thrown).toEqual(['STORE_UNAVAILABLE', 1]);
+    // Readers are not blocked by the writer (WAL) and see neither the raw write nor d1.
+    expect(await ledger.request('d1')).toBeNull();
+    expect(await ledger.stock('A')).toMatchObject({ onHand: 5, version: 1 });
+
+    // With retries on, the ledger tries again with the same id, then gives up, bounded.
+    const retrying = new StockLedger({ store, retry: { attemptsMax: 3, baseMs: 1, capMs: 2 } });
+    let exhausted: unknown = null;
+    try {
+      await retrying.deduct({ requestId: 'd1', sku: 'A', qty: 2 });
+    } catch (error) {
+      exhausted = error;
+    }
+    expect(isStockLedgerError(exhausted) ? [exhausted.code, (exhausted as { attempts?: number }).attempts] : exhausted).toEqual(['STORE_UNAVAILABLE', 3]);
+    expect(await ledger.request('d1')).toBeNull();
+
+    raw.exec('ROLLBACK');
+    raw.close();
+    const applied = await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 2 });
+    expect(applied).toMatchObject({ ok: true, replayed: false, levels: [{ sku: 'A', onHand: 3, version: 2 }] });
+    expect(await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 2 })).toEqual({ ...applied, replayed: true });
+    expect((await allEntries(ledger)).filter((e) => e.requestId === 'd1')).toHaveLength(1);
+    expect((await ledger.verify()).ok).toBe(true);
+    await ledger.close();
+  });
+
+  it('by default waits for a lock another process holds briefly, instead of failing', async () => {
+    const path = freshPath();
+    const store = new SqliteStore({ path });
+    expect(store.database.pragma('busy_timeout', { simple: true })).toBeGreaterThanOrEqual(5000);
+    const ledger = new StockLedger({ store, retry: false });
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 5 });
+
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/sqlite-lock.ts', import.meta.url)), JSON.stringify({ path, holdMs: 400 })], {
+      cwd: root,
+      env: { ...process.env, TSX_TSCONFIG_PATH: join(root, 'tsconfig.json') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stderr: string[] = [];
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk.toString('utf8')));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const locked = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no lock taken in time: ${stderr.join('')}`)), 20_000);
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        if ((JSON.parse(line) as { t: string }).t === 'locked') {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on('close', () => reject(new Error(`lock holder exited early: ${stderr.join('')}`)));
+    });
+    try {
+      await locked;
+      const result = await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 2 });
+      // Applied after the holder rolled back: its uncommitted +1000 never leaked in.
+      expect(result).toMatchObject({ ok: true, replayed: false, levels: [{ sku: 'A', onHand: 3, version: 2 }] });
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    expect(await closed).toBe(0);
+    expect((await ledger.verify()).ok).toBe(true);
+    await ledger.close();
+  });
+});
+
+describe('SqliteStore: options', () => {
+  const bad: Array<[string, Record<string, unknown>]> = [
+    ["durability 'fast'", { durability: 'fast' }],
+    ["durability 'FULL'", { durability: 'FULL' }],
+    ['busyTimeoutMs -1', { busyTimeoutMs: -1 }],
+    ['busyTimeoutMs 1.5', { busyTimeoutMs: 1.5 }],
+    ['busyTimeoutMs NaN', { busyTimeoutMs: Number.NaN }],
+    ["busyTimeoutMs '100'", { busyTimeoutMs: '100' }],
+    ['busyTimeoutMs past 10 minutes', { busyTimeoutMs: 600_001 }],
+  ];
+  it.each(bad)('%s throws INVALID_INPUT before creating any file', async (_, extra) => {
+    const path = freshPath();
+    expect(await codeOf(() => new SqliteStore({ path, ...extra } as unknown as SqliteStoreOptions))).toBe('INVALID_INPUT');
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('an empty or missing path throws INVALID_INPUT', async () => {
+    expect(await codeOf(() => new SqliteStore({ path: '' }))).toBe('INVALID_INPUT');
+    expect(await codeOf(() => new SqliteStore({} as unknown as SqliteStoreOptions))).toBe('INVALID_INPUT');
+  });
+
+  it('the busy timeout and durability given are the ones in force', async () => {
+    const store = new SqliteStore({ path: freshPath(), busyTimeoutMs: 1234, durability: 'normal' });
+    expect(['busy_timeout', 'synchronous', 'journal_mode'].map((p) => store.database.pragma(p, { simple: true }))).toEqual([1234, 1, 'wal']);
+    await store.close();
+  });
+});
+
+describe('SqliteStore: odd SKUs and request ids', () => {
+  const prefix = 'é'.repeat(100); // 200 UTF-8 bytes
+  const odd = [
+    '😀', 'a\nb', '{x}:y', `${prefix}a`, `${prefix}b`, 'e\u0301', '\u00e9', 'A', 'a', 'a\u0000b', ' ', '%', '_', '\\',
+    "'; DROP TABLE stock_levels; --", '\uFF01', '\u{10FFFF}', `${'€'.repeat(85)}a`, // 256 bytes, the maximum
+  ];
+
+  it('round-trip exactly through entries(), stock(), request() and levels sorted by JavaScript order', async () => {
+    const path = freshPath();
+    expect(new Set(odd).size).toBe(odd.length);
+    const ledger = new StockLedger({ store: new SqliteStore({ path, durability: 'normal' }) });
+    for (const [i, sku] of odd.entries()) {
+      // The request ids are the odd strings themselves: 'e\u0301' and '\u00e9', 'A' and 'a' are two ids each.
+      const requestId = Buffer.byteLength(sku) <= LIMITS.requestIdBytesMax ? sku : `long-${i}`;
+      const result = await ledger.restock({ requestId, sku, qty: i + 1, meta: { sku } });
+      expect(result).toMatchObject({ ok: true, replayed: false, levels: [{ sku, onHand: i + 1, version: 1 }] });
+      expect(await ledger.request(requestId)).toMatchObject({ requestId, entries: [{ sku, requestId, meta: { sku } }] });
+    }
+    await ledger.close();
+
+    const reopened = new StockLedger({ store: new SqliteStore({ path }) });
+    for (const [i, sku] of odd.entries()) {
+      const { entries } = await reopened.entries({ sku });
+      expect(entries.map((e) => [e.sku, e.onHandDelta, e.meta])).toEqual([[sku, i + 1, { sku }]]);
+      expect(await reopened.stock(sku)).toEqual({ sku, onHand: i + 1, reserved: 0, available: i + 1, version: 1 });
+    }
+    expect(await reopened.stocks(odd)).toEqual(odd.map((sku, i) => ({ sku, onHand: i + 1, reserved: 0, available: i + 1, version: 1 })));
+
+    // One deduct over every SKU: levels and entries in JavaScript string order, which is not byte order.
+    const sorted = [...odd].sort();
+    const deduct = await reopened.deduct({ requestId: '😀-order', lines: odd.map((sku) => ({ sku, qty: 1 })) });
+    expect(deduct.ok && deduct.levels.map((l) => l.sku)).toEqual(sorted);
+    expect(deduct.ok && deduct.entries.map((e) => e.sku)).toEqual(sorted);
+    const seqs = deduct.ok ? deduct.entries.map((e) => e.seq) : [];
+    expect(seqs).toEqual(seqs.map((_, i) => (seqs[0] ?? 0) + i));
+    expect(await reopened.verify()).toEqual({ ok: true, skusChecked: odd.length, drift: [] });
+    await reopened.close();
+  });
+
+  it('verify() walks every SKU across chunks in byte order, and finds a drifted one wherever it sits', async () => {
+    const path = freshPath();
+    const ledger = new StockLedger({ store: new SqliteStore({ path, durability: 'normal' }) });
+    const shapes = ['😀', '\uFF01', 'a', 'é', 'Z', '\u0000', '\u{10FFFF}'];
+    const count = 2 * LIMITS.verifyChunkSkus + 50;
+    const skus = Array.from({ length: count }, (_, i) => `${shapes[i % shapes.length] ?? ''}${i}`);
+    for (const [i, sku] of skus.entries()) await ledger.restock({ requestId: `r${i}`, sku, qty: 1 });
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: count, drift: [] });
+
+    // Tamper with the cached levels behind the ledger's back, at both ends of the byte order.
+    const byBytes = [...skus].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const tampered = [byBytes[0], byBytes[LIMITS.verifyChunkSkus], byBytes[count - 1]] as string[];
+    const raw = new Database(path);
+    for (const sku of tampered) raw.prepare('UPDATE stock_levels SET on_hand = on_hand + 1 WHERE sku = ?').run(sku);
+    raw.close();
+    const report = await ledger.verify();
+    expect(report.ok).toBe(false);
+    expect(report.skusChecked).toBe(count);
+    expect(report.drift.map((d) => d.sku).sort()).toEqual([...tampered].sort());
+    expect(report.drift[0]).toMatchObject({ stored: { onHand: 2 }, folded: { onHand: 1 } });
+    await ledger.close();
+  });
+});
+
+describe('SqliteStore: quantities near the limit', () => {
+  it('stay exact through every operation, the stored outcome and a reopen', async () => {
+    const path = freshPath();
+    const max = LIMITS.quantityMax;
+    const ledger = new StockLedger({ store: new SqliteStore({ path }) });
+    expect((await ledger.restock({ requestId: 'r1', sku: 'A', qty: max })).ok).toBe(true);
+    expect(await ledger.restock({ requestId: 'r2', sku: 'A', qty: 1 })).toEqual({
+      ok: false, code: 'QUANTITY_LIMIT', sku: 'A', requested: 1, onHand: max, limit: max,
+    });
+    expect(await codeOf(() => ledger.restock({ requestId: 'r3', sku: 'A', qty: max + 1 }))).toBe('INVALID_INPUT');
+    expect(await codeOf(() => ledger.deduct({ requestId: 'd0', lines: [{ sku: 'A', qty: max }, { sku: 'A', qty: 1 }] }))).toBe('INVALID_INPUT');
+
+    const d1 = await ledger.deduct({ requestId: 'd1', lines: [{ sku: 'A', qty: max - 2 }, { sku: 'A', qty: 1 }] });
+    expect(d1).toMatchObject({ ok: true, entries: [{ onHandDelta: -(max - 1), onHandAfter: 1 }] });
+    expect(await ledger.deduct({ requestId: 'd2', sku: 'A', qty: 2 })).toMatchObject({ ok: false, code: 'INSUFFICIENT_STOCK', available: 1 });
+    const r4 = await ledger.reverse({ requestId: 'v1', of: 'd1', lines: [{ sku: 'A', qty: max - 3 }] });
+    expect(r4).toMatchObject({ ok: true, levels: [{ onHand: max - 2 }] });
+    const a1 = await ledger.adjust({ requestId: 'a1', sku: 'A', onHand: 1 });
+    expect(a1).toMatchObject({ ok: true, entries: [{ onHandDelta: -(max - 3), onHandAfter: 1 }] });
+    const a2 = await ledger.adjust({ requestId: 'a2', sku: 'A', onHand: max, meta: { big: Number.MAX_SAFE_INTEGER } });
+    expect(a2).toMatchObject({ ok: true, entries: [{ onHandDelta: max - 1, onHandAfter: max, meta: { big: Number.MAX_SAFE_INTEGER } }] });
+    await ledger.restock({ requestId: 'r4', sku: 'B', qty: max - 1 });
+    await ledger.restock({ requestId: 'r5', sku: 'B', qty: 1 });
+    const entries = await allEntries(ledger);
+    await ledger.close();
+
+    const reopened = new StockLedger({ store: new SqliteStore({ path }) });
+    expect(await allEntries(reopened)).toEqual(entries);
+    expect(await reopened.stocks(['A', 'B'])).toEqual([
+      { sku: 'A', onHand: max, reserved: 0, available: max, version: 5 },
+      { sku: 'B', onHand: max, reserved: 0, available: max, version: 2 },
+    ]);
+    expect(await reopened.deduct({ requestId: 'd1', lines: [{ sku: 'A', qty: 1 }, { sku: 'A', qty: max - 2 }] })).toEqual({ ...d1, replayed: true });
+    expect(await reopened.adjust({ requestId: 'a2', sku: 'A', onHand: max, meta: { big: Number.MAX_SAFE_INTEGER } })).toEqual({ ...a2, replayed: true });
+    // SQL sums of the entries (verify's fold) are exact too.
+    expect(await reopened.verify()).toEqual({ ok: true, skusChecked: 2, drift: [] });
+    await reopened.close();
+  });
+});
