@@ -18,6 +18,7 @@ import { concurrentBatchesProperty, concurrentLoadProperty, jitter, reverseRaceP
 import { interleavingProperty } from './interleavings.js';
 import { runs } from './property.js';
 import { readsCase } from './reads.js';
+import { reservationRaceCases } from './reservation-races.js';
 import { retryStorm } from './retry-storm.js';
 
 /** Options of {@link conformanceCases}. */
@@ -79,6 +80,7 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
   add('concurrent small batches: linearizable', 120_000, (n) =>
     concurrentBatchesProperty(n, () => createStore(), runs(60, scale)));
   add('retry storm: 2,000 buyers x 1-3 sends for 100 units', 120_000, () => retryStorm(createStore));
+  cases.push(...reservationRaceCases(options.name, createStore, scale));
 
   const { createInterleavedStore } = options;
   if (createInterleavedStore !== undefined) {
@@ -92,11 +94,13 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     add('concurrent small batches on the interleaved store (seeded jitter): linearizable', 120_000, (n) =>
       concurrentBatchesProperty(n, (seed) => interleaved(jitter(seed)), runs(100, scale)));
     add('retry storm on the interleaved store (seeded jitter)', 120_000, () => retryStorm(() => interleaved(jitter(2_000))));
+    cases.push(...reservationRaceCases(`${options.name} (interleaved, seeded jitter)`, () => interleaved(jitter(3_000)), scale));
   }
   return cases;
 }
 
 export { ReferenceModel } from './model.js';
+export { checkReservations, reservationRaceCases } from './reservation-races.js';
 export { checkLinearizable, type HistoryEvent, type SequentialSpec, type LinearizabilityResult } from './linearizability.js';
 export { checkInvariants, type InvariantSnapshot, type ExpectedOperation } from './invariants.js';
 // Building blocks for store-specific tests (several processes, faults): ops as data, the model

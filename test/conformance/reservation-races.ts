@@ -235,8 +235,8 @@ export function reservationRaceCases(name: string, createStore: StoreFactory, ru
     { name: `${name}: reservations: commit vs expiry, exactly one wins`, timeoutMs: 60_000, run: () => commitVersusExpiry(createStore, rounds) },
     { name: `${name}: reservations: commit vs release, exactly one wins`, timeoutMs: 60_000, run: () => commitVersusRelease(createStore, rounds) },
     { name: `${name}: reservations: two commits at once, one applies and one replays`, timeoutMs: 60_000, run: () => doubleCommit(createStore, rounds) },
-    ...seeds.map((seed) => ({
-      name: `${name}: reservations: flood of holds with random TTLs and clock jumps (seed ${seed})`,
+    ...seeds.map((seed, i) => ({
+      name: `${name}: reservations: flood of holds with random TTLs and clock jumps #${i + 1}`,
       timeoutMs: 120_000,
       run: () => flood(createStore, seed, Math.max(5, Math.round(30 * runsScale))),
     })),
