@@ -118,32 +118,36 @@ function next(sku: string, before: Counters, onHandDelta: number, reservedDelta:
 
 type Delta = { sku: string; onHandDelta: number; reservedDelta: number };
 
+/** Shared empty list for the write's rarely used lists; frozen, so a missed copy-on-write throws. */
+const NONE: never[] = Object.freeze([]) as unknown as never[];
+
 /** The state as the operation sees it: the view plus what the operation has decided so far. */
 class Draft {
   readonly at: number;
   readonly view: StateView;
-  readonly #counters = new Map<string, Counters>();
-  readonly #ended = new Set<string>();
+  // Created on first use: most operations touch one SKU and end no hold.
+  #counters: Map<string, Counters> | null = null;
+  #ended: Set<string> | null = null;
   readonly write: Write;
 
   constructor(view: StateView, at: number) {
     this.view = view;
     this.at = at;
     this.write = {
-      at, steps: [], ownFrom: 0, levels: [], request: null, reversal: null, reservation: null, holdsEnded: [], expired: [],
+      at, steps: [], ownFrom: 0, levels: [], request: null, reversal: null, reservation: null, holdsEnded: NONE, expired: NONE,
       settled: null, sweep: null,
     };
   }
 
   counters(sku: string): Counters {
-    return this.#counters.get(sku) ?? this.view.counters(sku);
+    return this.#counters?.get(sku) ?? this.view.counters(sku);
   }
 
   step(requestId: string, kind: EntryKind, meta: JsonObject | null, deltas: Delta[]): void {
     const changes = deltas.map((d) => {
       const after = next(d.sku, this.counters(d.sku), d.onHandDelta, d.reservedDelta);
-      this.#counters.set(d.sku, after);
-      return { ...d, after };
+      (this.#counters ??= new Map()).set(d.sku, after);
+      return { sku: d.sku, onHandDelta: d.onHandDelta, reservedDelta: d.reservedDelta, after };
     });
     this.write.steps.push({ requestId, kind, meta, changes });
   }
@@ -151,8 +155,10 @@ class Draft {
   /** Ends a hold (expiry, commit or release); false when it had already ended. */
   endHold(reservationId: string, sku: string): boolean {
     const key = `${reservationId}\u0000${sku}`;
+    this.#ended ??= new Set();
     if (this.#ended.has(key)) return false;
     this.#ended.add(key);
+    if (this.write.holdsEnded === NONE) this.write.holdsEnded = [];
     this.write.holdsEnded.push({ reservationId, sku });
     return true;
   }
@@ -161,6 +167,7 @@ class Draft {
     if (!reservation.holds.includes(sku) || !this.endHold(reservation.id, sku)) return;
     const qty = reservation.lines.find((l) => l.sku === sku)?.qty ?? 0;
     this.step(reservation.id, 'expire', reservation.meta ?? null, [{ sku, onHandDelta: 0, reservedDelta: -qty }]);
+    if (this.write.expired === NONE) this.write.expired = [];
     if (!this.write.expired.includes(reservation.id)) this.write.expired.push(reservation.id);
   }
 
@@ -183,10 +190,13 @@ class Draft {
   finish(rejection: Rejection | null, skus: string[] = []): Decision {
     if (rejection !== null) {
       if (this.write.steps.length === 0) return { outcome: rejection, write: null };
+      // Only the due expiries are written: a rejected operation records nothing of its own.
+      this.write.request = null;
       this.write.ownFrom = this.write.steps.length;
       return { outcome: rejection, write: this.write };
     }
-    this.write.levels = [...skus].sort(byCodeUnits).map((sku) => levelOf(sku, this.counters(sku)));
+    const sorted = skus.every((sku, i) => i === 0 || byCodeUnits(skus[i - 1] as string, sku) < 0) ? skus : [...skus].sort(byCodeUnits);
+    this.write.levels = sorted.map((sku) => levelOf(sku, this.counters(sku)));
     return { outcome: null, write: this.write };
   }
 }
@@ -420,24 +430,23 @@ export interface Materialized {
   outcome: StoreOutcome;
   /** Every entry, numbered, in order. */
   entries: Entry[];
-  /** Final counters of every SKU written. */
-  counters: Map<string, Counters>;
 }
 
 /**
  * Numbers a write's entries from `firstSeq` and builds its outcome. The store then persists
- * the entries, the counters, and the records the write names, with the outcome where needed.
+ * the entries, each change's counters (`write.steps`), and the records the write names, with
+ * the outcome where needed.
  *
  * @example
  * ```ts
- * const { outcome, entries, counters } = materialize(write, lastSeq + 1);
+ * const { outcome, entries } = materialize(write, lastSeq + 1);
  * ```
  */
 export function materialize(write: Write, firstSeq: number): Materialized {
   const entries: Entry[] = [];
-  const own: Entry[] = [];
-  const counters = new Map<string, Counters>();
+  let ownStart = 0;
   write.steps.forEach((step, i) => {
+    if (i === write.ownFrom) ownStart = entries.length;
     for (const change of step.changes) {
       const entry: Entry = {
         seq: firstSeq + entries.length, requestId: step.requestId, kind: step.kind, sku: change.sku,
@@ -446,15 +455,15 @@ export function materialize(write: Write, firstSeq: number): Materialized {
       };
       if (step.meta !== null) entry.meta = step.meta;
       entries.push(entry);
-      if (i >= write.ownFrom) own.push(entry);
-      counters.set(change.sku, change.after);
     }
   });
+  if (write.ownFrom >= write.steps.length) ownStart = entries.length;
+  const own = ownStart === 0 ? entries : entries.slice(ownStart);
   const applied: Applied = { ok: true, replayed: false, entries: own, levels: write.levels };
   if (write.sweep !== null) {
     const expired = write.holdsEnded.length;
-    return { outcome: { ...applied, entries, replayed: false, expired, more: write.sweep.more }, entries, counters };
+    return { outcome: { ...applied, entries, replayed: false, expired, more: write.sweep.more }, entries };
   }
   const outcome = write.reservation === null ? applied : { ...applied, reservation: publicReservation(write.reservation, write.at) };
-  return { outcome, entries, counters };
+  return { outcome, entries };
 }

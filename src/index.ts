@@ -22,5 +22,6 @@ export {
 } from './decide.js';
 export { canonicalJson, fingerprint } from './fingerprint.js';
 export { verifyItem } from './verify.js';
+export { compareCodePoints } from './order.js';
 export type * from './types.js';
 export type * from './store.js';

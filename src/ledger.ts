@@ -1,6 +1,6 @@
 import { IdempotencyConflictError, InvalidInputError, InvariantViolationError, RejectedError, StoreUnavailableError } from './errors.js';
 import { LIMITS } from './limits.js';
-import { DEFAULT_RETRY_POLICY, checkRetryPolicy, withRetry, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY_POLICY, checkRetryPolicy, retryAfter, retryHooks, type RetryPolicy } from './retry.js';
 import type { Command, StockStore, StoreOutcome, SweepOutcome, VerifyChunk } from './store.js';
 import { publicReservation } from './decide.js';
 import type {
@@ -47,6 +47,7 @@ export class StockLedger {
   readonly store: StockStore;
   readonly #clock: () => number;
   readonly #retry: RetryPolicy | null;
+  readonly #hooks = retryHooks();
   #closed = false;
 
   constructor(options: StockLedgerOptions) {
@@ -64,8 +65,8 @@ export class StockLedger {
    * await ledger.restock({ requestId: 'po-17', sku: 'A', qty: 50, meta: { supplier: 'acme' } });
    * ```
    */
-  async restock(input: RestockInput): Promise<RestockResult> {
-    return (await this.#run((at) => toRestock(input, at))) as RestockResult;
+  restock(input: RestockInput): Promise<RestockResult> {
+    return this.#operate(toRestock, input) as Promise<RestockResult>;
   }
 
   /**
@@ -79,8 +80,8 @@ export class StockLedger {
    * await ledger.deduct({ requestId: 'order-10', sku: 'A', qty: 1 });
    * ```
    */
-  async deduct(input: DeductInput): Promise<DeductResult> {
-    return (await this.#run((at) => toDeduct(input, at))) as DeductResult;
+  deduct(input: DeductInput): Promise<DeductResult> {
+    return this.#operate(toDeduct, input) as Promise<DeductResult>;
   }
 
   /**
@@ -94,8 +95,8 @@ export class StockLedger {
    * await ledger.adjust({ requestId: 'count-3', sku: 'A', onHand: 42, expectedVersion: version });
    * ```
    */
-  async adjust(input: AdjustInput): Promise<AdjustResult> {
-    return (await this.#run((at) => toAdjust(input, at))) as AdjustResult;
+  adjust(input: AdjustInput): Promise<AdjustResult> {
+    return this.#operate(toAdjust, input) as Promise<AdjustResult>;
   }
 
   /**
@@ -107,8 +108,8 @@ export class StockLedger {
    * await ledger.reverse({ requestId: 'refund-9', of: 'order-9', lines: [{ sku: 'B', qty: 1 }] });
    * ```
    */
-  async reverse(input: ReverseInput): Promise<ReverseResult> {
-    return (await this.#run((at) => toReverse(input, at))) as ReverseResult;
+  reverse(input: ReverseInput): Promise<ReverseResult> {
+    return this.#operate(toReverse, input) as Promise<ReverseResult>;
   }
 
   /**
@@ -122,8 +123,8 @@ export class StockLedger {
    * if (r.ok) console.log(r.reservation.expiresAt);
    * ```
    */
-  async reserve(input: ReserveInput): Promise<ReserveResult> {
-    return (await this.#run((at) => toReserve(input, at))) as ReserveResult;
+  reserve(input: ReserveInput): Promise<ReserveResult> {
+    return this.#operate(toReserve, input) as Promise<ReserveResult>;
   }
 
   /**
@@ -137,8 +138,8 @@ export class StockLedger {
    * await ledger.commit({ reservationId: 'cart-7' });
    * ```
    */
-  async commit(input: CommitInput): Promise<CommitResult> {
-    return (await this.#run((at) => toCommit(input, at))) as CommitResult;
+  commit(input: CommitInput): Promise<CommitResult> {
+    return this.#operate(toCommit, input) as Promise<CommitResult>;
   }
 
   /**
@@ -149,8 +150,8 @@ export class StockLedger {
    * await ledger.release({ reservationId: 'cart-7' });
    * ```
    */
-  async release(input: ReleaseInput): Promise<ReleaseResult> {
-    return (await this.#run((at) => toRelease(input, at))) as ReleaseResult;
+  release(input: ReleaseInput): Promise<ReleaseResult> {
+    return this.#operate(toRelease, input) as Promise<ReleaseResult>;
   }
 
   /**
@@ -164,7 +165,7 @@ export class StockLedger {
    * ```
    */
   async sweepExpired(input: SweepInput = {}): Promise<SweepResult> {
-    const outcome = await this.#run((at) => toSweep(input, at));
+    const outcome = await this.#operate(toSweep, input);
     if (!outcome.ok || !('expired' in outcome)) throw new InvariantViolationError('a sweep returned no sweep outcome');
     return { expired: outcome.expired, more: outcome.more, entries: outcome.entries };
   }
@@ -332,9 +333,26 @@ export class StockLedger {
     await this.store.close();
   }
 
-  async #run(build: (at: number) => Command): Promise<OperationResult | SweepOutcome> {
-    const first = build(this.#now());
-    const outcome = await this.#retrying((attempt) => this.store.execute(attempt === 1 ? first : { ...first, at: this.#now() }));
+  /**
+   * Validates and runs one command. Not async itself, so the hot path has one async layer:
+   * input errors still reject the returned promise rather than throw.
+   */
+  #operate(build: (input: unknown, at: number) => Command, input: unknown): Promise<OperationResult | SweepOutcome> {
+    try {
+      if (this.#closed) throw closed();
+      return this.#execute(build(input, this.#now()));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async #execute(command: Command): Promise<OperationResult | SweepOutcome> {
+    let outcome: StoreOutcome;
+    try {
+      outcome = await this.store.execute(command);
+    } catch (error) {
+      outcome = await this.#recover(error, () => this.store.execute({ ...command, at: this.#now() }));
+    }
     return settle(outcome);
   }
 
@@ -345,16 +363,26 @@ export class StockLedger {
     return Math.floor(ms);
   }
 
-  #read<T>(read: () => Promise<T>): Promise<T> {
-    return this.#retrying(read);
+  async #read<T>(read: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw closed();
+    try {
+      return await read();
+    } catch (error) {
+      return this.#recover(error, read);
+    }
   }
 
-  #retrying<T>(fn: (attempt: number) => Promise<T>): Promise<T> {
-    // A closed ledger will not come back: fail at once instead of retrying.
-    if (this.#closed) return Promise.reject(new StoreUnavailableError('the ledger is closed'));
-    if (this.#retry === null) return guard(fn(1));
-    return withRetry((attempt) => guard(fn(attempt)), this.#retry);
+  /** After a failed first attempt: retry `again` if the policy allows, else rethrow (as an Error). */
+  #recover<T>(error: unknown, again: () => Promise<T>): Promise<T> {
+    const failure = error instanceof Error ? error : new StoreUnavailableError(`store failed with a non-Error: ${String(error)}`, { cause: error });
+    if (this.#retry === null) return Promise.reject(failure);
+    return retryAfter({ error: failure, fn: again, policy: this.#retry, hooks: this.#hooks, startedMs: this.#hooks.now() });
   }
+}
+
+/** A closed ledger will not come back: fail at once instead of retrying. */
+function closed(): StoreUnavailableError {
+  return new StoreUnavailableError('the ledger is closed');
 }
 
 /** Turns a store's conflict outcome into the thrown error; passes results through. */
@@ -362,16 +390,6 @@ function settle(outcome: StoreOutcome): OperationResult | SweepOutcome {
   if (outcome.ok) return outcome;
   if (outcome.code === 'IDEMPOTENCY_CONFLICT') throw new IdempotencyConflictError(outcome.requestId, outcome.storedKind);
   return outcome;
-}
-
-/** Makes sure a store never rejects with a non-Error, and unknown failures stay visible. */
-async function guard<T>(promise: Promise<T>): Promise<T> {
-  try {
-    return await promise;
-  } catch (error) {
-    if (error instanceof Error) throw error;
-    throw new StoreUnavailableError(`store failed with a non-Error: ${String(error)}`, { cause: error });
-  }
 }
 
 function orThrow(result: OperationResult | SweepOutcome): Applied {

@@ -58,6 +58,24 @@ export function backoffMs(options: RetryPolicy & { attempt: number; random: () =
   return Math.floor(options.random() * ceiling);
 }
 
+/** The hooks of a retry loop, resolved once. */
+export interface RetryHooks {
+  retryable: (error: unknown) => boolean;
+  random: () => number;
+  sleep: (ms: number) => Promise<void>;
+  now: () => number;
+}
+
+/** Hooks from options, with the defaults filled in. */
+export function retryHooks(options: RetryOptions = {}): RetryHooks {
+  return {
+    retryable: options.retryable ?? isUnavailable,
+    random: options.random ?? Math.random,
+    sleep: options.sleep ?? sleepMs,
+    now: options.now ?? (() => performance.now()),
+  };
+}
+
 /**
  * Runs `fn` and retries it while it throws a retryable error (by default `STORE_UNAVAILABLE`),
  * with full-jitter exponential backoff, at most `attemptsMax` times and no new attempt after
@@ -72,18 +90,33 @@ export function backoffMs(options: RetryPolicy & { attempt: number; random: () =
  */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const policy = checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...definedOnly(options) });
-  const retryable = options.retryable ?? isUnavailable;
-  const now = options.now ?? (() => performance.now());
-  const started = now();
+  const hooks = retryHooks(options);
+  const startedMs = hooks.now();
+  try {
+    return await fn(1);
+  } catch (error) {
+    return retryAfter({ error, fn, policy, hooks, startedMs });
+  }
+}
+
+/**
+ * The retry loop after a first attempt failed with `error`: attempts 2 to `attemptsMax`.
+ * Callers that keep a fast path for success (the ledger) enter it only on failure.
+ */
+export async function retryAfter<T>(options: {
+  error: unknown; fn: (attempt: number) => Promise<T>; policy: RetryPolicy; hooks: RetryHooks; startedMs: number;
+}): Promise<T> {
+  const { fn, policy, hooks, startedMs } = options;
+  let last = options.error;
   for (let attempt = 1; ; attempt += 1) {
+    if (!hooks.retryable(last)) throw last;
+    const waitMs = backoffMs({ ...policy, attempt, random: hooks.random });
+    if (attempt >= policy.attemptsMax || hooks.now() - startedMs + waitMs > policy.totalMsMax) throw exhausted(last, attempt);
+    await hooks.sleep(waitMs);
     try {
-      return await fn(attempt);
+      return await fn(attempt + 1);
     } catch (error) {
-      const last = attempt >= policy.attemptsMax;
-      if (!retryable(error)) throw error;
-      const waitMs = backoffMs({ ...policy, attempt, random: options.random ?? Math.random });
-      if (last || now() - started + waitMs > policy.totalMsMax) throw exhausted(error, attempt);
-      await (options.sleep ?? sleepMs)(waitMs);
+      last = error;
     }
   }
 }

@@ -107,9 +107,17 @@ export function checkLines(value: unknown, field = 'lines'): Line[] {
   return [...merged].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sku, qty]) => ({ sku, qty }));
 }
 
-function linesJson(lines: Line[]): JsonValue {
-  return lines.map((line) => [line.sku, line.qty]);
+/** Canonical JSON of lines as `[[sku, qty], ...]`, written directly: this runs on every operation. */
+function linesJson(lines: Line[]): string {
+  let out = '[';
+  for (let i = 0; i < lines.length; i += 1) {
+    const line = lines[i] as Line;
+    out += `${i === 0 ? '' : ','}[${JSON.stringify(line.sku)},${line.qty}]`;
+  }
+  return `${out}]`;
 }
+
+const metaJson = (meta: JsonObject | null): string => (meta === null ? 'null' : canonicalJson(meta));
 
 /** Normalizes a restock input. */
 export function toRestock(input: unknown, at: number): RestockCommand {
@@ -118,7 +126,7 @@ export function toRestock(input: unknown, at: number): RestockCommand {
   const sku = checkSku(b['sku']);
   const qty = checkQty(b['qty']);
   const meta = checkMeta(b['meta']);
-  return { kind: 'restock', requestId, sku, qty, meta, at, fingerprint: fingerprint(['restock', sku, qty, meta]) };
+  return { kind: 'restock', requestId, sku, qty, meta, at, fingerprint: fingerprint(`["restock",${JSON.stringify(sku)},${qty},${metaJson(meta)}]`) };
 }
 
 /** Normalizes a deduct input: `lines`, or the one-SKU shorthand `sku` + `qty`. */
@@ -129,7 +137,7 @@ export function toDeduct(input: unknown, at: number): DeductCommand {
   if (hasShorthand && b['lines'] !== undefined) throw new InvalidInputError('lines', 'give either lines or sku and qty, not both');
   const lines = hasShorthand ? [{ sku: checkSku(b['sku']), qty: checkQty(b['qty']) }] : checkLines(b['lines']);
   const meta = checkMeta(b['meta']);
-  return { kind: 'deduct', requestId, lines, meta, at, fingerprint: fingerprint(['deduct', linesJson(lines), meta]) };
+  return { kind: 'deduct', requestId, lines, meta, at, fingerprint: fingerprint(`["deduct",${linesJson(lines)},${metaJson(meta)}]`) };
 }
 
 /** Normalizes an adjust input. */
@@ -143,7 +151,7 @@ export function toAdjust(input: unknown, at: number): AdjustCommand {
   }
   const expectedVersion = b['expectedVersion'] === undefined ? null : versionOf(b['expectedVersion']);
   const meta = checkMeta(b['meta']);
-  const print = fingerprint(['adjust', sku, onHand, expectedVersion, meta]);
+  const print = fingerprint(`["adjust",${JSON.stringify(sku)},${onHand},${expectedVersion ?? 'null'},${metaJson(meta)}]`);
   return { kind: 'adjust', requestId, sku, onHand, expectedVersion, meta, at, fingerprint: print };
 }
 
@@ -162,7 +170,7 @@ export function toReverse(input: unknown, at: number): ReverseCommand {
   const lines = b['lines'] === undefined ? null : checkLines(b['lines']);
   const meta = checkMeta(b['meta']);
   if (of === requestId) throw new InvalidInputError('of', 'must name another request than requestId');
-  const print = fingerprint(['reverse', of, lines === null ? null : linesJson(lines), meta]);
+  const print = fingerprint(`["reverse",${JSON.stringify(of)},${lines === null ? 'null' : linesJson(lines)},${metaJson(meta)}]`);
   return { kind: 'reverse', requestId, of, lines, meta, at, fingerprint: print };
 }
 
@@ -176,7 +184,7 @@ export function toReserve(input: unknown, at: number): ReserveCommand {
     throw new InvalidInputError('ttlMs', `must be an integer from 1 to ${LIMITS.ttlMsMax}`);
   }
   const meta = checkMeta(b['meta']);
-  const print = fingerprint(['reserve', linesJson(lines), ttlMs, meta]);
+  const print = fingerprint(`["reserve",${linesJson(lines)},${ttlMs},${metaJson(meta)}]`);
   return { kind: 'reserve', requestId, lines, ttlMs, expiresAt: at + ttlMs, meta, at, fingerprint: print };
 }
 

@@ -1,3 +1,5 @@
+import { compareCodePoints } from '../../src/index.js';
+
 /** One hold in the due index. */
 export interface HoldItem {
   expiresAt: number;
@@ -6,10 +8,11 @@ export interface HoldItem {
   qty: number;
 }
 
+/** Expiry order, ties broken by code point (the order of the SQLite store's index). */
 function before(a: HoldItem, b: HoldItem): boolean {
   if (a.expiresAt !== b.expiresAt) return a.expiresAt < b.expiresAt;
-  if (a.reservationId !== b.reservationId) return a.reservationId < b.reservationId;
-  return a.sku < b.sku;
+  if (a.reservationId !== b.reservationId) return compareCodePoints(a.reservationId, b.reservationId) < 0;
+  return compareCodePoints(a.sku, b.sku) < 0;
 }
 
 /**

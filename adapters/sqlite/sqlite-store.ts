@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { InvalidInputError, InvariantViolationError, StoreUnavailableError, decide, isStockLedgerError, materialize, zeroCounters } from '../../src/index.js';
+import { InvalidInputError, InvariantViolationError, StoreUnavailableError, compareCodePoints, decide, isStockLedgerError, materialize, zeroCounters } from '../../src/index.js';
 import type {
   Applied, Command, Counters, Entry, JsonObject, Level, Line, OperationKind, ReservationState, StateView, StockStore,
   StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
@@ -209,11 +209,12 @@ export class SqliteStore implements StockStore {
 
   #write(write: Write): StoreOutcome {
     const last = (this.#sql.lastSeq.get() as { seq: number | null }).seq ?? 0;
-    const { outcome, entries, counters } = materialize(write, last + 1);
+    const { outcome, entries } = materialize(write, last + 1);
     for (const e of entries) {
       const meta = e.meta === undefined ? null : JSON.stringify(e.meta);
       this.#sql.insertEntry.run(e.seq, e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.onHandAfter, e.reservedAfter, e.at, meta);
     }
+    const counters = new Map(write.steps.flatMap((step) => step.changes.map((change) => [change.sku, change.after] as const)));
     for (const [sku, c] of counters) this.#sql.upsertLevel.run(sku, c.onHand, c.reserved, c.version);
     const { request, reversal, reservation, settled } = write;
     if (request !== null) this.#sql.insertRequest.run(request.requestId, request.kind, request.fingerprint, write.at, JSON.stringify(outcome));
@@ -243,15 +244,10 @@ export class SqliteStore implements StockStore {
       sku: string; on_hand: number; reserved: number; version: number;
     }>;
     const folded = new Map(rows.map((r) => [r.sku, { onHand: r.on_hand, reserved: r.reserved, version: r.version }]));
-    const all = [...new Set([...skus, ...folded.keys()])].sort(byBytes);
+    const all = [...new Set([...skus, ...folded.keys()])].sort(compareCodePoints);
     const items: VerifyItem[] = all.map((sku) => ({ sku, stored: this.#counters(sku), folded: folded.get(sku) ?? zeroCounters() }));
     return { items, cursor: upper };
   }
-}
-
-/** SQLite's default (BINARY) collation orders by UTF-8 bytes. */
-function byBytes(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 function entryOf(row: EntryRow): Entry {
