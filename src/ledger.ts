@@ -342,7 +342,8 @@ export class StockLedger {
       if (this.#closed) throw closed();
       return this.#execute(build(input, this.#now()));
     } catch (error) {
-      return Promise.reject(error);
+      // Only a caller's clock can throw a non-Error here.
+      return Promise.reject(error instanceof Error ? error : new InvalidInputError('clock', `threw ${String(error)}`));
     }
   }
 

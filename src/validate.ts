@@ -2,7 +2,7 @@ import { InvalidInputError } from './errors.js';
 import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
 import type { AdjustCommand, CommitCommand, DeductCommand, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, SweepCommand } from './store.js';
-import type { AdjustInput, DeductInput, EntriesQuery, JsonObject, JsonValue, Line, RestockInput, ReverseInput } from './types.js';
+import type { JsonObject, JsonValue, Line } from './types.js';
 
 type Bag = Record<string, unknown>;
 

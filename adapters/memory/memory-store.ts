@@ -1,4 +1,4 @@
-import { StoreUnavailableError, decide, materialize, publicReservation, zeroCounters } from '../../src/index.js';
+import { InvariantViolationError, StoreUnavailableError, decide, materialize, publicReservation, zeroCounters } from '../../src/index.js';
 import type {
   Applied, Command, Counters, Decision, Entry, HoldRef, Level, OperationKind, StateView, StockStore, StoreOutcome, StoredRequest,
   StoredReservation, VerifyChunk, Write,
@@ -62,7 +62,7 @@ export class MemoryStore implements StockStore {
       this.#open();
       return Promise.resolve(this.#settle(decide(command, this.#view)));
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new InvariantViolationError(`memory store threw ${String(error)}`));
     }
   }
 
