@@ -174,6 +174,8 @@ class Draft {
   /** Expires the due holds of these SKUs, a bounded number per SKU. */
   expireDue(skus: Iterable<string>): void {
     for (const sku of skus) {
+      // Stored `reserved` is the sum of the SKU's stored holds: none reserved, none to expire.
+      if (this.counters(sku).reserved === 0) continue;
       for (const id of this.view.dueHolds(sku, this.at, LIMITS.expiriesPerSkuMax)) {
         const reservation = this.view.reservation(id);
         if (reservation !== null) this.expireHold(reservation, sku);
@@ -368,6 +370,17 @@ function settling(reservationId: string, draft: Draft): StoredReservation | Reje
   return found;
 }
 
+/**
+ * What a commit with `sold` sells of every reserved SKU (0 for those it does not name), in the
+ * reservation's order: the normal form two commits are compared in. Null when `sold` names a
+ * SKU the reservation does not hold.
+ */
+function saleOf(reservation: StoredReservation, sold: Line[]): Line[] | null {
+  const bySku = new Map(sold.map((l) => [l.sku, l.qty]));
+  if (bySku.size !== sold.length || sold.some((l) => !reservation.lines.some((r) => r.sku === l.sku))) return null;
+  return reservation.lines.map(({ sku }) => ({ sku, qty: bySku.get(sku) ?? 0 }));
+}
+
 function sameLines(a: Line[], b: Line[]): boolean {
   return a.length === b.length && a.every((line, i) => line.sku === b[i]?.sku && line.qty === b[i]?.qty);
 }
@@ -378,7 +391,8 @@ function commit(command: CommitCommand, draft: Draft): Decision {
   const sold = command.lines ?? found.lines;
   if (found.state === 'released') return draft.finish({ ok: false, code: 'RESERVATION_RELEASED', reservationId: found.id });
   if (found.state === 'committed') {
-    if (found.committed !== null && found.outcome !== null && sameLines(found.committed, sold)) {
+    const sale = saleOf(found, sold);
+    if (found.committed !== null && found.outcome !== null && sale !== null && sameLines(found.committed, sale)) {
       return { outcome: { ...found.outcome, replayed: true }, write: draft.write.steps.length > 0 ? draft.write : null };
     }
     return { outcome: { ok: false, code: 'IDEMPOTENCY_CONFLICT', requestId: found.id, storedKind: 'reserve' }, write: null };
@@ -388,13 +402,12 @@ function commit(command: CommitCommand, draft: Draft): Decision {
     const holding = held.get(sku) ?? 0;
     if (qty > holding) return draft.finish({ ok: false, code: 'EXCEEDS_RESERVATION', reservationId: found.id, sku, requested: qty, held: holding });
   }
-  const soldBySku = new Map(sold.map((l) => [l.sku, l.qty]));
+  const committed = saleOf(found, sold) ?? found.lines;
   draft.own();
   for (const sku of found.holds) draft.endHold(found.id, sku);
-  draft.step(found.id, 'commit', found.meta ?? null, found.lines.map(({ sku, qty }) => ({
-    sku, onHandDelta: -(soldBySku.get(sku) ?? 0), reservedDelta: -qty,
+  draft.step(found.id, 'commit', found.meta ?? null, found.lines.map(({ sku, qty }, i) => ({
+    sku, onHandDelta: -(committed[i]?.qty ?? 0), reservedDelta: -qty,
   })));
-  const committed = found.lines.map(({ sku }) => ({ sku, qty: soldBySku.get(sku) ?? 0 }));
   draft.write.settled = { reservationId: found.id, state: 'committed', committed };
   return draft.finish(null, found.lines.map((l) => l.sku));
 }

@@ -13,7 +13,7 @@ const MIGRATIONS: readonly string[] = [
     on_hand INTEGER NOT NULL CHECK (on_hand >= reserved),
     reserved INTEGER NOT NULL CHECK (reserved >= 0),
     version INTEGER NOT NULL
-  );
+  ) WITHOUT ROWID;
   CREATE TABLE stock_entries (
     seq INTEGER PRIMARY KEY,
     request_id TEXT NOT NULL,
@@ -34,7 +34,7 @@ const MIGRATIONS: readonly string[] = [
     fingerprint TEXT NOT NULL,
     at INTEGER NOT NULL,
     outcome TEXT NOT NULL
-  );
+  ) WITHOUT ROWID;
   CREATE TABLE stock_reversals (
     of_request TEXT NOT NULL,
     sku TEXT NOT NULL,
@@ -60,7 +60,7 @@ const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (reservation_id, sku)
   ) WITHOUT ROWID;
-  CREATE INDEX stock_holds_by_sku ON stock_holds (sku, expires_at);
+  CREATE INDEX stock_holds_by_sku ON stock_holds (sku, expires_at, reservation_id);
   CREATE INDEX stock_holds_by_expiry ON stock_holds (expires_at, reservation_id, sku);
   `,
 ];

@@ -38,7 +38,6 @@ interface Statements {
   level: SqliteStatement;
   request: SqliteStatement;
   reversed: SqliteStatement;
-  lastSeq: SqliteStatement;
   insertEntry: SqliteStatement;
   upsertLevel: SqliteStatement;
   insertRequest: SqliteStatement;
@@ -208,12 +207,8 @@ export class SqliteStore implements StockStore {
   }
 
   #write(write: Write): StoreOutcome {
-    const last = (this.#sql.lastSeq.get() as { seq: number | null }).seq ?? 0;
-    const { outcome, entries } = materialize(write, last + 1);
-    for (const e of entries) {
-      const meta = e.meta === undefined ? null : JSON.stringify(e.meta);
-      this.#sql.insertEntry.run(e.seq, e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.onHandAfter, e.reservedAfter, e.at, meta);
-    }
+    const { outcome, entries } = materialize(write, 1);
+    this.#insertEntries(entries);
     const counters = new Map(write.steps.flatMap((step) => step.changes.map((change) => [change.sku, change.after] as const)));
     for (const [sku, c] of counters) this.#sql.upsertLevel.run(sku, c.onHand, c.reserved, c.version);
     const { request, reversal, reservation, settled } = write;
@@ -227,6 +222,21 @@ export class SqliteStore implements StockStore {
       this.#sql.settleReservation.run(settled.state, committed, JSON.stringify(outcome), settled.reservationId);
     }
     return outcome;
+  }
+
+  /**
+   * Appends the entries, letting SQLite number them (max + 1: consecutive, as nothing else
+   * writes inside this `BEGIN IMMEDIATE` transaction), and puts each number on its entry.
+   */
+  #insertEntries(entries: Entry[]): void {
+    let firstSeq = 0;
+    entries.forEach((e, i) => {
+      const meta = e.meta === undefined ? null : JSON.stringify(e.meta);
+      const { lastInsertRowid } = this.#sql.insertEntry.run(e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.onHandAfter, e.reservedAfter, e.at, meta);
+      if (i === 0) firstSeq = Number(lastInsertRowid);
+      e.seq = firstSeq + i;
+      if (Number(lastInsertRowid) !== e.seq) throw new InvariantViolationError(`entry numbered ${String(lastInsertRowid)}, expected ${e.seq}`);
+    });
   }
 
   #insertReservation(r: StoredReservation): void {
@@ -267,8 +277,7 @@ function prepare(db: SqliteDatabase): Statements {
     level: db.prepare('SELECT on_hand, reserved, version FROM stock_levels WHERE sku = ?'),
     request: db.prepare('SELECT kind, fingerprint, at, outcome FROM stock_requests WHERE request_id = ?'),
     reversed: db.prepare('SELECT qty FROM stock_reversals WHERE of_request = ? AND sku = ?'),
-    lastSeq: db.prepare('SELECT MAX(seq) AS seq FROM stock_entries'),
-    insertEntry: db.prepare(`INSERT INTO stock_entries (${entryColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertEntry: db.prepare(`INSERT INTO stock_entries (${entryColumns}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     upsertLevel: db.prepare(
       'INSERT INTO stock_levels (sku, on_hand, reserved, version) VALUES (?, ?, ?, ?) ' +
         'ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version',
