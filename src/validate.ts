@@ -57,15 +57,22 @@ function jsonValue(value: unknown, field: string, depth: number): JsonValue {
   }
   if (depth >= LIMITS.metaDepthMax) throw new InvalidInputError(field, `nests deeper than ${LIMITS.metaDepthMax}`);
   if (Array.isArray(value)) return value.map((item, i) => jsonValue(item, `${field}[${i}]`, depth + 1));
-  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+  if (typeof value === 'object' && isPlain(value)) {
     const out: JsonObject = {};
     for (const [key, item] of Object.entries(value)) {
       if (!key.isWellFormed()) throw new InvalidInputError(field, 'keys must be well-formed Unicode');
-      out[key] = jsonValue(item, `${field}.${key}`, depth + 1);
+      // defineProperty, so a key named `__proto__` stays an ordinary key.
+      Object.defineProperty(out, key, { value: jsonValue(item, `${field}.${key}`, depth + 1), enumerable: true, writable: true, configurable: true });
     }
     return out;
   }
   throw new InvalidInputError(field, 'must hold only JSON values (plain objects, arrays, strings, finite numbers, booleans, null)');
+}
+
+/** An object literal or a prototype-less dictionary: nothing with behaviour (Date, Map, class). */
+function isPlain(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 /** A plain JSON object within the size and depth limits, copied; null when absent. */
