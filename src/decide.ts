@@ -127,6 +127,8 @@ class Draft {
   readonly view: StateView;
   // Created on first use: most operations touch one SKU and end no hold.
   #counters: Map<string, Counters> | null = null;
+  #firstSku: string | null = null;
+  #first: Counters | null = null;
   #ended: Set<string> | null = null;
   readonly write: Write;
 
@@ -140,16 +142,28 @@ class Draft {
   }
 
   counters(sku: string): Counters {
+    if (sku === this.#firstSku && this.#first !== null) return this.#first;
     return this.#counters?.get(sku) ?? this.view.counters(sku);
   }
 
   step(requestId: string, kind: EntryKind, meta: JsonObject | null, deltas: Delta[]): void {
-    const changes = deltas.map((d) => {
+    const changes: Change[] = [];
+    for (const d of deltas) {
       const after = next(d.sku, this.counters(d.sku), d.onHandDelta, d.reservedDelta);
-      (this.#counters ??= new Map()).set(d.sku, after);
-      return { sku: d.sku, onHandDelta: d.onHandDelta, reservedDelta: d.reservedDelta, after };
-    });
+      this.#remember(d.sku, after);
+      changes.push({ sku: d.sku, onHandDelta: d.onHandDelta, reservedDelta: d.reservedDelta, after });
+    }
     this.write.steps.push({ requestId, kind, meta, changes });
+  }
+
+  /** Counters decided so far; most operations touch one SKU, so the first needs no Map. */
+  #remember(sku: string, after: Counters): void {
+    if (this.#firstSku === null || this.#firstSku === sku) {
+      this.#firstSku = sku;
+      this.#first = after;
+    } else {
+      (this.#counters ??= new Map()).set(sku, after);
+    }
   }
 
   /** Ends a hold (expiry, commit or release); false when it had already ended. */
