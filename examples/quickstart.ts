@@ -48,7 +48,12 @@ show('reverse 1 shirt of order-1001', refund);
 const { version } = await ledger.stock('MUG');
 show('adjust MUG to 1', await ledger.adjust({ requestId: 'count-7', sku: 'MUG', onHand: 1, expectedVersion: version }));
 
-// 8. Reads: levels, the stored outcome of a request, the entry feed, and a self-check.
+// 8. A reservation holds stock for a while (at checkout), then a commit sells it (at payment)
+//    or a release gives it back; unpaid, it expires by itself. See examples/checkout.ts.
+show('reserve 1 shirt for 15 min', await ledger.reserve({ requestId: 'cart-42', lines: [{ sku: 'TSHIRT-M', qty: 1 }], ttlMs: 15 * 60_000 }));
+show('commit cart-42 at payment', await ledger.commit({ reservationId: 'cart-42' }));
+
+// 9. Reads: levels, the stored outcome of a request, the entry feed, and a self-check.
 console.log('levels:', (await ledger.stocks(['TSHIRT-M', 'MUG'])).map((l) => `${l.sku}=${l.available}`).join(' '));
 console.log('request(order-1001) kind:', (await ledger.request('order-1001'))?.kind);
 console.log('request(order-1002):', await ledger.request('order-1002'), '(rejected requests record nothing)');

@@ -420,7 +420,7 @@ function commit(command: CommitCommand, draft: Draft): Decision {
   draft.own();
   for (const sku of found.holds) draft.endHold(found.id, sku);
   draft.step(found.id, 'commit', found.meta ?? null, found.lines.map(({ sku, qty }, i) => ({
-    sku, onHandDelta: -(committed[i]?.qty ?? 0), reservedDelta: -qty,
+    sku, onHandDelta: 0 - (committed[i]?.qty ?? 0), reservedDelta: -qty, // 0 - x: never -0
   })));
   draft.write.settled = { reservationId: found.id, state: 'committed', committed };
   return draft.finish(null, found.lines.map((l) => l.sku));

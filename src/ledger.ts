@@ -9,7 +9,7 @@ import type {
   RestockInput, RestockResult, ReverseInput, ReverseResult, SweepInput, SweepResult, VerifyReport,
 } from './types.js';
 import {
-  checkRequestId, checkSku, checkSkus, toAdjust, toCommit, toDeduct, toEntriesQuery, toRelease, toReserve, toRestock, toReverse,
+  checkRequestId, checkSku, checkSkus, retimed, toAdjust, toCommit, toDeduct, toEntriesQuery, toRelease, toReserve, toRestock, toReverse,
   toSweep,
 } from './validate.js';
 import { verifyItem } from './verify.js';
@@ -352,7 +352,7 @@ export class StockLedger {
     try {
       outcome = await this.store.execute(command);
     } catch (error) {
-      outcome = await this.#recover(error, () => this.store.execute({ ...command, at: this.#now() }));
+      outcome = await this.#recover(error, () => this.store.execute(retimed(command, this.#now())));
     }
     return settle(outcome);
   }

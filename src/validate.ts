@@ -1,7 +1,7 @@
 import { InvalidInputError } from './errors.js';
 import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
-import type { AdjustCommand, CommitCommand, DeductCommand, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, SweepCommand } from './store.js';
+import type { AdjustCommand, Command, CommitCommand, DeductCommand, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, SweepCommand } from './store.js';
 import type { JsonObject, JsonValue, Line } from './types.js';
 
 type Bag = Record<string, unknown>;
@@ -193,6 +193,15 @@ export function toReserve(input: unknown, at: number): ReserveCommand {
   const meta = checkMeta(b['meta']);
   const print = fingerprint(`["reserve",${linesJson(lines)},${ttlMs},${metaJson(meta)}]`);
   return { kind: 'reserve', requestId, lines, ttlMs, expiresAt: at + ttlMs, meta, at, fingerprint: print };
+}
+
+/**
+ * The same command, attempted again at time `at`: what depends on the time moves with it
+ * (a reservation's `expiresAt`), the rest, fingerprint included, stays.
+ */
+export function retimed<C extends Command>(command: C, at: number): C {
+  if (command.kind === 'reserve') return { ...command, at, expiresAt: at + command.ttlMs };
+  return { ...command, at };
 }
 
 /** Normalizes a commit input. */
