@@ -181,8 +181,9 @@ export class StockLedger {
    */
   async reservation(reservationId: string): Promise<Reservation | null> {
     const id = checkRequestId(reservationId, 'reservationId');
+    const now = this.#now(); // read before the store, as stocks() does: the state is as of the call
     const stored = await this.#read(() => this.store.reservation(id));
-    return stored === null ? null : publicReservation(stored, this.#now());
+    return stored === null ? null : publicReservation(stored, now);
   }
 
   /** {@link reserve}, throwing a `RejectedError` instead of returning a rejection. */

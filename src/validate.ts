@@ -221,7 +221,7 @@ export function toRelease(input: unknown, at: number): ReleaseCommand {
 /** Normalizes a sweep input. */
 export function toSweep(input: unknown, at: number): SweepCommand {
   const b = input === undefined ? {} : bag(input, 'input');
-  const limit = b['limit'] ?? LIMITS.sweepHoldsMax;
+  const limit = b['limit'] === undefined ? LIMITS.sweepHoldsMax : b['limit'];
   if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > LIMITS.sweepHoldsMax) {
     throw new InvalidInputError('limit', `must be an integer from 1 to ${LIMITS.sweepHoldsMax}`);
   }

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LIMITS, StockLedger, decide, materialize, zeroCounters } from 'stock-ledger';
 import type { Applied, Command, Counters, Entry, Level, StockStore, StoreOutcome, StoredRequest, VerifyChunk } from 'stock-ledger';
+import type { StoredReservation } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
 import { ReferenceModel, checkInvariants, checkLinearizable, conformanceCases, type HistoryEvent } from 'stock-ledger/testing';
 
@@ -36,9 +37,9 @@ class RacyStore implements StockStore {
     await this.interleave();
     const write = decision.write;
     if (write === null) return decision.outcome as StoreOutcome;
-    const { outcome, entries, counters } = materialize(write, this.#entries.length + 1);
+    const { outcome, entries } = materialize(write, this.#entries.length + 1);
     this.#entries.push(...entries);
-    for (const [sku, c] of counters) this.#levels.set(sku, c);
+    for (const step of write.steps) for (const change of step.changes) this.#levels.set(change.sku, change.after);
     if (write.request !== null) this.#requests.set(write.request.requestId, { ...write.request, at: write.at, outcome: outcome as Applied });
     for (const line of write.reversal?.lines ?? []) {
       const key = JSON.stringify([write.reversal?.of, line.sku]);
@@ -292,5 +293,184 @@ describe('ReferenceModel (hand-computed, to keep the model honest)', () => {
     });
     expect(m.apply({ kind: 'adjust', input: { requestId: 'a', sku: 'A', onHand: 3, expectedVersion: 0 } }, 3)).toMatchObject({ ok: false, code: 'VERSION_CONFLICT', expectedVersion: 0, level: { version: 1 } });
     expect(m.apply({ kind: 'adjust', input: { requestId: 'a', sku: 'A', onHand: 3, expectedVersion: 1 } }, 4)).toMatchObject({ ok: true, entries: [{ onHandDelta: 3 - LIMITS.quantityMax }] });
+  });
+});
+
+/** Reads that never count a hold as due: a store that forgot `stocks(skus, now)` must discount due holds. */
+class StaleReads extends MemoryStore {
+  override stocks(skus: readonly string[]): Promise<Level[]> {
+    return super.stocks(skus, Number.MIN_SAFE_INTEGER);
+  }
+}
+
+/** Lets a commit through at or after `expiresAt`, as if the store compared with `>` or read a stale clock. */
+class LateCommit extends MemoryStore {
+  override async execute(command: Command): Promise<StoreOutcome> {
+    if (command.kind === 'commit') {
+      const held = await this.reservation(command.reservationId);
+      if (held?.state === 'held' && command.at >= held.expiresAt) return super.execute({ ...command, at: held.expiresAt - 1 });
+    }
+    return super.execute(command);
+  }
+}
+
+/** Forgets that a reservation was committed when asked about it (its entries say otherwise). */
+class Amnesiac extends MemoryStore {
+  override async reservation(reservationId: string): Promise<StoredReservation | null> {
+    const stored = await super.reservation(reservationId);
+    return stored?.state === 'committed' ? { ...stored, state: 'held', committed: null } : stored;
+  }
+}
+
+describe('the conformance suite bites stores that get reservations wrong', () => {
+  it('fails the differential case for a store whose reads do not discount due holds', async () => {
+    vi.stubEnv('STOCK_LEDGER_SEED', '1');
+    const differential = conformanceCases({ name: 'stale-reads', createStore: () => new StaleReads() }).find((c) => c.name.includes('differential'));
+    await expect(differential?.run()).rejects.toThrow(/property failed[\s\S]*levels (after|at)/);
+  });
+
+  it('fails the differential case for a store that lets a commit through at expiresAt', async () => {
+    vi.stubEnv('STOCK_LEDGER_SEED', '1');
+    const differential = conformanceCases({ name: 'late-commit', createStore: () => new LateCommit() }).find((c) => c.name.includes('differential'));
+    await expect(differential?.run()).rejects.toThrow(/property failed[\s\S]*outcome of commit/);
+  });
+
+  it('checkInvariants catches reads that do not discount due holds', async () => {
+    let now = 1000;
+    const ledger = new StockLedger({ store: new StaleReads(), clock: () => now });
+    await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 2 });
+    await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 2 }], ttlMs: 10 });
+    await checkInvariants(ledger);
+    now = 1010;
+    await expect(checkInvariants(ledger)).rejects.toThrow(/"A": read .* less 1 due hold/);
+  });
+
+  it('checkInvariants catches a reservation whose state disagrees with its entries', async () => {
+    const ledger = new StockLedger({ store: new Amnesiac(), clock: () => 1000 });
+    await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 2 });
+    await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 1 }], ttlMs: 10 });
+    await ledger.commitOrThrow({ reservationId: 'cart' });
+    await expect(checkInvariants(ledger)).rejects.toThrow(/reservation cart is held; commit entries: true/);
+  });
+
+  it('checkInvariants passes on a correct store with every kind of reservation move', async () => {
+    let now = 1000;
+    const ledger = new StockLedger({ store: new MemoryStore(), clock: () => now });
+    await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 9 });
+    await ledger.restockOrThrow({ requestId: 'r2', sku: 'B', qty: 9 });
+    await ledger.reserveOrThrow({ requestId: 'sold', lines: [{ sku: 'A', qty: 2 }, { sku: 'B', qty: 1 }], ttlMs: 100 });
+    await ledger.commitOrThrow({ reservationId: 'sold', lines: [{ sku: 'A', qty: 1 }] });
+    await ledger.reserveOrThrow({ requestId: 'back', lines: [{ sku: 'A', qty: 1 }], ttlMs: 100 });
+    await ledger.releaseOrThrow({ reservationId: 'back' });
+    await ledger.reserveOrThrow({ requestId: 'late', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 2 }], ttlMs: 5 });
+    await ledger.reserveOrThrow({ requestId: 'live', lines: [{ sku: 'B', qty: 1 }], ttlMs: 1000 });
+    now = 1005;
+    await checkInvariants(ledger); // 'late' is due but not yet expired in storage
+    await ledger.restockOrThrow({ requestId: 'r3', sku: 'A', qty: 1 }); // expires 'late' on A only
+    const { entries } = await checkInvariants(ledger);
+    expect(entries.filter((e) => e.kind === 'expire').map((e) => [e.requestId, e.sku])).toEqual([['late', 'A']]);
+  });
+});
+
+describe('ReferenceModel reservations (hand-computed)', () => {
+  it('reserves, replays, conflicts, and reads due holds as expired before any write', () => {
+    const m = new ReferenceModel();
+    m.apply({ kind: 'restock', input: { requestId: 'r1', sku: 'A', qty: 5 } }, 1000);
+    m.apply({ kind: 'restock', input: { requestId: 'r2', sku: 'B', qty: 5 } }, 1000);
+    const reserve = { kind: 'reserve' as const, input: { requestId: 'h', lines: [{ sku: 'B', qty: 1 }, { sku: 'A', qty: 2 }], ttlMs: 100, meta: { cart: 1 } } };
+    const held = m.apply(reserve, 1000);
+    const reservation = { id: 'h', state: 'held', lines: [{ sku: 'A', qty: 2 }, { sku: 'B', qty: 1 }], expiresAt: 1100, createdAt: 1000, committed: null, meta: { cart: 1 } };
+    expect(held).toEqual({
+      ok: true, replayed: false,
+      entries: [
+        { seq: 3, requestId: 'h', kind: 'reserve', sku: 'A', onHandDelta: 0, reservedDelta: 2, onHandAfter: 5, reservedAfter: 2, at: 1000, meta: { cart: 1 } },
+        { seq: 4, requestId: 'h', kind: 'reserve', sku: 'B', onHandDelta: 0, reservedDelta: 1, onHandAfter: 5, reservedAfter: 1, at: 1000, meta: { cart: 1 } },
+      ],
+      levels: [{ sku: 'A', onHand: 5, reserved: 2, available: 3, version: 2 }, { sku: 'B', onHand: 5, reserved: 1, available: 4, version: 2 }],
+      reservation,
+    });
+    expect(m.apply({ ...reserve, input: { ...reserve.input, lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }, { sku: 'A', qty: 1 }] } }, 1050)).toEqual({ ...(held as object), replayed: true });
+    expect(m.apply({ ...reserve, input: { ...reserve.input, ttlMs: 101 } }, 1050)).toEqual({ thrown: 'IDEMPOTENCY_CONFLICT' });
+    expect(m.request('h')).toMatchObject({ kind: 'reserve', at: 1000, reservation });
+    // Due at expiresAt: reads discount the hold (one version each) before anything is written.
+    expect(m.levelAt('A', 1099)).toEqual({ sku: 'A', onHand: 5, reserved: 2, available: 3, version: 2 });
+    expect(m.levelAt('A', 1100)).toEqual({ sku: 'A', onHand: 5, reserved: 0, available: 5, version: 3 });
+    expect(m.reservation('h', 1099)?.state).toBe('held');
+    expect(m.reservation('h', 1100)?.state).toBe('expired');
+    expect(m.entries()).toHaveLength(4);
+  });
+
+  it('writes the due expiries of the SKUs an operation touches first, even when it is rejected', () => {
+    const m = new ReferenceModel();
+    m.apply({ kind: 'restock', input: { requestId: 'r1', sku: 'A', qty: 5 } }, 1000);
+    m.apply({ kind: 'restock', input: { requestId: 'r2', sku: 'B', qty: 5 } }, 1000);
+    m.apply({ kind: 'reserve', input: { requestId: 'h', lines: [{ sku: 'A', qty: 2 }, { sku: 'B', qty: 1 }], ttlMs: 100 } }, 1000);
+    expect(m.apply({ kind: 'deduct', input: { requestId: 'd', sku: 'A', qty: 6 } }, 1100)).toEqual({
+      ok: false, code: 'INSUFFICIENT_STOCK', sku: 'A', requested: 6, available: 5,
+    });
+    expect(m.request('d')).toBeNull();
+    expect(m.entries().slice(4)).toEqual([
+      { seq: 5, requestId: 'h', kind: 'expire', sku: 'A', onHandDelta: 0, reservedDelta: -2, onHandAfter: 5, reservedAfter: 0, at: 1100 },
+    ]);
+    // The B hold is still in storage, but reads see it as expired.
+    expect(m.level('B')).toEqual({ sku: 'B', onHand: 5, reserved: 1, available: 4, version: 2 });
+    expect(m.levelAt('B', 1100)).toEqual({ sku: 'B', onHand: 5, reserved: 0, available: 5, version: 3 });
+    expect(m.apply({ kind: 'deduct', input: { requestId: 'd', sku: 'A', qty: 5 } }, 1100)).toMatchObject({ ok: true, entries: [{ seq: 6, onHandAfter: 0 }] });
+    // Commit of the expired reservation: rejected, and its last hold expires.
+    expect(m.apply({ kind: 'commit', input: { reservationId: 'h' } }, 1101)).toEqual({ ok: false, code: 'RESERVATION_EXPIRED', reservationId: 'h', expiresAt: 1100 });
+    expect(m.entries().slice(6)).toEqual([
+      { seq: 7, requestId: 'h', kind: 'expire', sku: 'B', onHandDelta: 0, reservedDelta: -1, onHandAfter: 5, reservedAfter: 0, at: 1101 },
+    ]);
+    expect(m.apply({ kind: 'release', input: { reservationId: 'h' } }, 1102)).toEqual({ ok: false, code: 'RESERVATION_EXPIRED', reservationId: 'h', expiresAt: 1100 });
+    expect(m.entries()).toHaveLength(7);
+    expect(m.apply({ kind: 'commit', input: { reservationId: 'nope' } }, 1102)).toEqual({ ok: false, code: 'RESERVATION_NOT_FOUND', reservationId: 'nope' });
+  });
+
+  it('commits partly, replays the same lines, refuses others, and reverses what the commit sold', () => {
+    const m = new ReferenceModel();
+    m.apply({ kind: 'restock', input: { requestId: 'r1', sku: 'A', qty: 5 } }, 1);
+    m.apply({ kind: 'restock', input: { requestId: 'r2', sku: 'B', qty: 5 } }, 1);
+    m.apply({ kind: 'reserve', input: { requestId: 'h', lines: [{ sku: 'A', qty: 2 }, { sku: 'B', qty: 1 }], ttlMs: 1000 } }, 1);
+    expect(m.apply({ kind: 'commit', input: { reservationId: 'h', lines: [{ sku: 'A', qty: 3 }] } }, 2)).toEqual({
+      ok: false, code: 'EXCEEDS_RESERVATION', reservationId: 'h', sku: 'A', requested: 3, held: 2,
+    });
+    const commit = m.apply({ kind: 'commit', input: { reservationId: 'h', lines: [{ sku: 'A', qty: 1 }] } }, 2);
+    expect(commit).toEqual({
+      ok: true, replayed: false,
+      entries: [
+        { seq: 5, requestId: 'h', kind: 'commit', sku: 'A', onHandDelta: -1, reservedDelta: -2, onHandAfter: 4, reservedAfter: 0, at: 2 },
+        { seq: 6, requestId: 'h', kind: 'commit', sku: 'B', onHandDelta: 0, reservedDelta: -1, onHandAfter: 5, reservedAfter: 0, at: 2 },
+      ],
+      levels: [{ sku: 'A', onHand: 4, reserved: 0, available: 4, version: 3 }, { sku: 'B', onHand: 5, reserved: 0, available: 5, version: 3 }],
+    });
+    expect(m.apply({ kind: 'commit', input: { reservationId: 'h', lines: [{ sku: 'A', qty: 1 }] } }, 5000)).toEqual({ ...(commit as object), replayed: true });
+    expect(m.apply({ kind: 'commit', input: { reservationId: 'h' } }, 3)).toEqual({ thrown: 'IDEMPOTENCY_CONFLICT' });
+    expect(m.apply({ kind: 'release', input: { reservationId: 'h' } }, 3)).toEqual({ ok: false, code: 'RESERVATION_COMMITTED', reservationId: 'h' });
+    expect(m.reservation('h', 5000)).toMatchObject({ state: 'committed', committed: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 0 }] });
+    expect(m.apply({ kind: 'reverse', input: { requestId: 'v', of: 'h' } }, 4)).toMatchObject({ ok: true, entries: [{ seq: 7, sku: 'A', onHandDelta: 1 }] });
+    expect(m.apply({ kind: 'reverse', input: { requestId: 'v2', of: 'h' } }, 4)).toEqual({ ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku: 'A', requested: 1, remaining: 0 });
+    m.apply({ kind: 'reserve', input: { requestId: 'h2', lines: [{ sku: 'A', qty: 1 }], ttlMs: 10 } }, 4);
+    expect(m.apply({ kind: 'reverse', input: { requestId: 'v3', of: 'h2' } }, 4)).toEqual({ ok: false, code: 'NOT_REVERSIBLE', requestId: 'h2', kind: 'reserve' });
+    expect(m.apply({ kind: 'release', input: { reservationId: 'h2' } }, 5)).toMatchObject({ ok: true, replayed: false, entries: [{ kind: 'release', reservedDelta: -1 }] });
+    expect(m.apply({ kind: 'release', input: { reservationId: 'h2' } }, 50)).toMatchObject({ ok: true, replayed: true });
+    expect(m.apply({ kind: 'commit', input: { reservationId: 'h2' } }, 6)).toEqual({ ok: false, code: 'RESERVATION_RELEASED', reservationId: 'h2' });
+  });
+
+  it('sweeps due holds soonest first, then by reservation id and SKU, at most limit, and says if more are due', () => {
+    const m = new ReferenceModel();
+    m.apply({ kind: 'restock', input: { requestId: 'r1', sku: 'A', qty: 5 } }, 0);
+    m.apply({ kind: 'restock', input: { requestId: 'r2', sku: 'B', qty: 5 } }, 0);
+    m.apply({ kind: 'reserve', input: { requestId: 'y', lines: [{ sku: 'A', qty: 1 }], ttlMs: 10 } }, 0);
+    m.apply({ kind: 'reserve', input: { requestId: 'x', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }], ttlMs: 10 } }, 0);
+    m.apply({ kind: 'reserve', input: { requestId: 'w', lines: [{ sku: 'B', qty: 1 }], ttlMs: 5 } }, 0);
+    const ends = (r: unknown): unknown => (r as { entries: Array<{ requestId: string; sku: string }> }).entries.map((e) => `${e.requestId}/${e.sku}`);
+    const first = m.apply({ kind: 'sweep', input: { limit: 2 } }, 10);
+    expect(first).toMatchObject({ expired: 2, more: true });
+    expect(ends(first)).toEqual(['w/B', 'x/A']);
+    const second = m.apply({ kind: 'sweep', input: {} }, 10);
+    expect(second).toMatchObject({ expired: 2, more: false });
+    expect(ends(second)).toEqual(['x/B', 'y/A']);
+    expect(m.apply({ kind: 'sweep', input: {} }, 10)).toEqual({ expired: 0, more: false, entries: [] });
+    expect(m.levelAt('A', 10)).toEqual({ sku: 'A', onHand: 5, reserved: 0, available: 5, version: 5 });
   });
 });

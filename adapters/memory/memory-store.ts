@@ -71,10 +71,9 @@ export class MemoryStore implements StockStore {
     this.#open();
     const release = await this.#locks.acquire(upfrontKeys(command));
     try {
-      const later = this.#laterKeys(command);
-      const releaseMore = await this.#locks.acquire(later.map((sku) => `c:${sku}`));
+      const releaseMore = await this.#lockLater(command);
       try {
-        const decision = decide(command, command.kind === 'sweep' ? this.#sweepView(new Set(later)) : this.#view);
+        const decision = decide(command, this.#view);
         await interleave();
         this.#open();
         return this.#settle(decision);
@@ -84,6 +83,25 @@ export class MemoryStore implements StockStore {
     } finally {
       release();
     }
+  }
+
+  /**
+   * Locks the SKUs an operation can only name after reading, then reads them again: if they
+   * changed while it waited (a sweep's due holds can), it lets go and locks the new set, a
+   * bounded number of times. The caller decides right after, in the same turn, so it reads
+   * exactly the SKUs it holds.
+   */
+  async #lockLater(command: Command): Promise<() => void> {
+    let later = this.#laterKeys(command);
+    for (let attempt = 1; attempt <= LATER_LOCK_ATTEMPTS_MAX; attempt += 1) {
+      const releaseMore = await this.#locks.acquire(later.map((sku) => `c:${sku}`));
+      const now = this.#laterKeys(command);
+      const held = new Set(later);
+      if (now.every((sku) => held.has(sku))) return releaseMore;
+      releaseMore();
+      later = [...new Set([...later, ...now])];
+    }
+    throw new StoreUnavailableError(`${command.kind}: the SKUs to lock kept changing; retry`);
   }
 
   async stocks(skus: readonly string[], now: number): Promise<Level[]> {
@@ -250,15 +268,13 @@ export class MemoryStore implements StockStore {
     }
   }
 
-  /** A sweep only touches the SKUs it locked. */
-  #sweepView(locked: Set<string>): StateView {
-    return { ...this.#view, dueAnywhere: (now, limit) => this.#view.dueAnywhere(now, limit).filter((h) => locked.has(h.sku)) };
-  }
-
   #open(): void {
     if (this.#closed) throw new StoreUnavailableError('the memory store is closed');
   }
 }
+
+/** Rounds of re-locking before an operation gives up as `STORE_UNAVAILABLE` (the ledger retries). */
+const LATER_LOCK_ATTEMPTS_MAX = 8;
 
 /** What the store keeps of an applied request: its own entries are `count` entries from `seq`. */
 interface RequestSlot {

@@ -24,9 +24,11 @@ const MIGRATIONS: readonly string[] = [
     on_hand_after INTEGER NOT NULL,
     reserved_after INTEGER NOT NULL,
     at INTEGER NOT NULL,
-    meta TEXT,
-    UNIQUE (request_id, kind, sku)
+    meta TEXT
   );
+  -- No unique index on (request_id, kind, sku): the request record, checked in the same
+  -- transaction, already makes each request apply once, and every extra index is one more
+  -- page written per operation.
   CREATE INDEX stock_entries_by_sku ON stock_entries (sku, seq);
   CREATE TABLE stock_requests (
     request_id TEXT PRIMARY KEY NOT NULL,

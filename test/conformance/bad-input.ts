@@ -65,8 +65,24 @@ const BAD_LINES: Array<[string, unknown]> = [
 
 // Loose views of the ledger's methods, to pass what the types forbid.
 type Loose = (input?: unknown) => Promise<unknown>;
-const op = (ledger: StockLedger, name: 'restock' | 'deduct' | 'adjust' | 'reverse' | 'stock' | 'stocks' | 'entries' | 'request'): Loose =>
-  (ledger[name] as Loose).bind(ledger);
+type Method =
+  | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'commit' | 'release' | 'sweepExpired'
+  | 'stock' | 'stocks' | 'entries' | 'request' | 'reservation';
+const op = (ledger: StockLedger, name: Method): Loose => (ledger[name] as Loose).bind(ledger);
+
+/** The reservation the bad commits and releases name: held for a minute, so they would apply if let through. */
+const HOLD = 'seed-hold';
+
+const BAD_TTLS: Array<[string, unknown]> = [
+  ['zero', 0], ['negative', -1], ['fractional', 1.5], ['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity],
+  [`over LIMITS.ttlMsMax (${LIMITS.ttlMsMax + 1})`, LIMITS.ttlMsMax + 1], ['2^53', 2 ** 53], ['string', '1000'], ['null', null],
+  ['boolean', true], ['bigint', 1000n], ['object', {}],
+];
+
+const BAD_SWEEP_LIMITS: Array<[string, unknown]> = [
+  ['0', 0], ['negative', -1], ['fractional', 1.5], ['NaN', NaN], ['Infinity', Infinity],
+  [`over LIMITS.sweepHoldsMax (${LIMITS.sweepHoldsMax + 1})`, LIMITS.sweepHoldsMax + 1], ['string', '10'], ['boolean', true], ['object', {}],
+];
 
 /** Every bad call of every operation. */
 function badCalls(): Record<string, BadCall[]> {
@@ -78,8 +94,9 @@ function badCalls(): Record<string, BadCall[]> {
   const deduct = { requestId: ID, lines: [{ sku: 'A', qty: 1 }] };
   const adjust = { requestId: ID, sku: 'A', onHand: 1 };
   const reverse = { requestId: ID, of: 'seed-deduct' };
-  const writes: Array<['restock' | 'deduct' | 'adjust' | 'reverse', Record<string, unknown>]> = [
-    ['restock', restock], ['deduct', deduct], ['adjust', adjust], ['reverse', reverse],
+  const reserve = { requestId: ID, lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000 };
+  const writes: Array<['restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve', Record<string, unknown>]> = [
+    ['restock', restock], ['deduct', deduct], ['adjust', adjust], ['reverse', reverse], ['reserve', reserve],
   ];
   for (const [name, valid] of writes) {
     for (const [what, input] of BAD_INPUTS) add(name, `input ${what}`, (l) => op(l, name)(input));
@@ -118,6 +135,29 @@ function badCalls(): Record<string, BadCall[]> {
   add('reverse', 'of missing', (l) => op(l, 'reverse')({ requestId: ID }));
   add('reverse', 'of itself', (l) => op(l, 'reverse')({ requestId: ID, of: ID }));
 
+  for (const [what, ttlMs] of BAD_TTLS) add('reserve', `ttlMs ${what}`, (l) => op(l, 'reserve')({ ...reserve, ttlMs }));
+  add('reserve', 'ttlMs missing', (l) => op(l, 'reserve')({ requestId: ID, lines: reserve.lines }));
+  for (const [what, value] of BAD_LINES) add('reserve', `lines ${what}`, (l) => op(l, 'reserve')({ ...reserve, lines: value }));
+  add('reserve', 'lines missing', (l) => op(l, 'reserve')({ requestId: ID, ttlMs: 1000 }));
+  add('reserve', 'the deduct shorthand (sku and qty, no lines)', (l) => op(l, 'reserve')({ requestId: ID, sku: 'A', qty: 1, ttlMs: 1000 }));
+  for (const [what, qty] of BAD_QTYS) add('reserve', `line qty ${what}`, (l) => op(l, 'reserve')({ ...reserve, lines: [{ sku: 'A', qty }] }));
+
+  for (const name of ['commit', 'release'] as const) {
+    for (const [what, input] of BAD_INPUTS) add(name, `input ${what}`, (l) => op(l, name)(input));
+    for (const [what, id] of badTexts(LIMITS.requestIdBytesMax)) add(name, `reservationId ${what}`, (l) => op(l, name)({ reservationId: id }));
+    add(name, 'reservationId missing', (l) => op(l, name)({}));
+    add(name, 'requestId instead of reservationId', (l) => op(l, name)({ requestId: HOLD }));
+  }
+  for (const [what, value] of [...BAD_LINES, ['null', null] as [string, unknown]]) {
+    add('commit', `lines ${what}`, (l) => op(l, 'commit')({ reservationId: HOLD, lines: value }));
+  }
+  for (const [what, qty] of BAD_QTYS) add('commit', `line qty ${what}`, (l) => op(l, 'commit')({ reservationId: HOLD, lines: [{ sku: 'A', qty }] }));
+
+  for (const [what, input] of BAD_INPUTS.filter(([what]) => what !== 'undefined')) add('sweepExpired', `input ${what}`, (l) => op(l, 'sweepExpired')(input));
+  for (const [what, limit] of BAD_SWEEP_LIMITS) add('sweepExpired', `limit ${what}`, (l) => op(l, 'sweepExpired')({ limit }));
+
+  for (const [what, id] of badTexts(LIMITS.requestIdBytesMax)) add('reservation', `id ${what}`, (l) => op(l, 'reservation')(id));
+
   for (const [what, sku] of badTexts(LIMITS.skuBytesMax)) {
     add('stock', `sku ${what}`, (l) => op(l, 'stock')(sku));
     add('stocks', `a sku ${what}`, (l) => op(l, 'stocks')(['A', sku]));
@@ -149,6 +189,14 @@ function boundaryCalls(): BadCall[] {
   calls.push({ name: 'entries limit 1', call: (l) => l.entries({ limit: 1 }) });
   calls.push({ name: `meta nested ${LIMITS.metaDepthMax} deep`, call: (l) => l.restock({ requestId: 'edge-meta', sku: 'edge', qty: 1, meta: deepMeta(LIMITS.metaDepthMax) as never }) });
   calls.push({ name: `${LIMITS.skusPerReadMax} SKUs read`, call: (l) => l.stocks(lines(LIMITS.skusPerReadMax).map((x) => x.sku)) });
+  calls.push({ name: `reserve ttlMs ${LIMITS.ttlMsMax} (LIMITS.ttlMsMax)`, call: (l) => l.reserve({ requestId: 'edge-ttl-max', lines: [{ sku: 'edge', qty: 1 }], ttlMs: LIMITS.ttlMsMax }) });
+  calls.push({ name: 'reserve ttlMs 1', call: (l) => l.reserve({ requestId: 'edge-ttl-1', lines: [{ sku: 'edge', qty: 1 }], ttlMs: 1 }) });
+  calls.push({ name: `reserve of ${LIMITS.linesPerOperationMax} lines`, call: (l) => l.reserve({ requestId: 'edge-hold-lines', lines: lines(LIMITS.linesPerOperationMax), ttlMs: 1000 }) });
+  calls.push({ name: `sweepExpired limit ${LIMITS.sweepHoldsMax}`, call: (l) => l.sweepExpired({ limit: LIMITS.sweepHoldsMax }) });
+  calls.push({ name: 'sweepExpired limit 1', call: (l) => l.sweepExpired({ limit: 1 }) });
+  calls.push({ name: 'sweepExpired without input', call: (l) => l.sweepExpired() });
+  calls.push({ name: `reservation id of exactly ${LIMITS.requestIdBytesMax} bytes`, call: (l) => l.reservation('😀'.repeat(LIMITS.requestIdBytesMax / 4)) });
+  calls.push({ name: 'commit of an unknown reservation with lines at the limits', call: (l) => l.commit({ reservationId: 'x'.repeat(LIMITS.requestIdBytesMax), lines: [{ sku: 'edge', qty: MAX }] }) });
   return calls;
 }
 
@@ -189,12 +237,15 @@ async function snapshot(ledger: StockLedger): Promise<unknown> {
   return {
     entries: await ledger.entries({ limit: LIMITS.entriesPageMax }),
     levels: await ledger.stocks(['A', 'B']),
-    requests: [await ledger.request('seed-restock'), await ledger.request('seed-deduct'), await ledger.request(ID)],
+    requests: [await ledger.request('seed-restock'), await ledger.request('seed-deduct'), await ledger.request(HOLD), await ledger.request(ID)],
+    reservations: [await ledger.reservation(HOLD), await ledger.reservation(ID)],
   };
 }
 
 /** Names of the groups of {@link badInputCase}: one conformance case each. */
-export const BAD_INPUT_GROUPS = ['restock', 'deduct', 'adjust', 'reverse', 'stock', 'stocks', 'entries', 'request'] as const;
+export const BAD_INPUT_GROUPS = [
+  'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'commit', 'release', 'sweepExpired', 'stock', 'stocks', 'entries', 'request', 'reservation',
+] as const;
 
 /**
  * Every bad input of one operation rejects (never throws synchronously) with an INVALID_INPUT
@@ -207,6 +258,7 @@ export async function badInputCase(group: (typeof BAD_INPUT_GROUPS)[number], cre
   try {
     await ledger.restockOrThrow({ requestId: 'seed-restock', sku: 'A', qty: 10 });
     await ledger.deductOrThrow({ requestId: 'seed-deduct', lines: [{ sku: 'A', qty: 2 }] });
+    await ledger.reserveOrThrow({ requestId: HOLD, lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000 });
     const before = await snapshot(ledger);
     const problems: string[] = [];
     const calls = badCalls()[group] ?? [];

@@ -1,20 +1,33 @@
 import fc from 'fast-check';
 import { LIMITS, StockLedger } from '../../src/index.js';
-import type { AdjustInput, DeductInput, JsonObject, Line, RestockInput, ReverseInput, StockStore } from '../../src/index.js';
-import { assertEqual, show } from './assert.js';
-import { checkInvariants } from './invariants.js';
+import type {
+  AdjustInput, DeductInput, JsonObject, Line, ReserveInput, RestockInput, ReverseInput, StockStore,
+} from '../../src/index.js';
+import { ConformanceError, assertEqual, show } from './assert.js';
+import { checkInvariants, type ExpectedOperation } from './invariants.js';
 import { ReferenceModel } from './model.js';
-import { describeOp, requestIdOf, runOp, skusOf, type WriteOp } from './ops.js';
+import { describeOp, isRequestOp, runOp, skusOf, type Outcome, type RequestOp, type WriteOp } from './ops.js';
 import { commandsReplayPath, runProperty } from './property.js';
 
 const MAX = LIMITS.quantityMax;
 
-/** A small SKU pool, with odd characters (braces, colon, newline, non-BMP) to catch encoding bugs. */
-export const SKU_POOL: readonly string[] = ['A', 'B', 'sku {x}:1\n', 'Ω😀'];
-/** A small request id pool, so replays and conflicts happen often. */
-export const REQUEST_ID_POOL: readonly string[] = ['o1', 'o2', 'o3', 'id {x}:1\n', 'é😀'];
+/**
+ * A small SKU pool, with odd characters (braces, colon, newline, non-BMP) to catch encoding bugs.
+ * `😀Ω` and `ｘ` (U+FF58) sort one way by UTF-16 code units (JavaScript's order, the contract's)
+ * and the other way by UTF-8 bytes (an engine's default collation).
+ */
+export const SKU_POOL: readonly string[] = ['A', 'B', 'sku {x}:1\n', '😀Ω', 'ｘ'];
+/**
+ * A small request id pool, so replays and conflicts happen often. Reservation ids come from it
+ * too (they share the request-id space); `😀` and `ｘ` order differently by code units and bytes.
+ */
+export const REQUEST_ID_POOL: readonly string[] = ['o1', 'o2', 'o3', 'id {x}:1\n', 'é😀', '😀', 'ｘ'];
+/** Most calls of a failing run printed with its failure (the last ones). */
+const TRACE_LINES_MAX = 80;
 /** A SKU never written: must read as all zeros. */
 const UNTOUCHED_SKU = 'never written';
+/** An id never used: `reservation()` must read null. */
+const UNKNOWN_ID = 'never used';
 
 const META_POOL: readonly JsonObject[] = [
   { order: 'o-1' },
@@ -24,12 +37,17 @@ const META_POOL: readonly JsonObject[] = [
 
 interface World {
   model: ReferenceModel;
+  /** The ledger clock's time, which only moves forward. */
   now: number;
-  /** Every write op sent so far, for replays and conflicting re-sends. */
+  /** Every request op, commit and release sent so far, for replays and changed re-sends. */
   sent: WriteOp[];
-  /** The ops that were applied (not replays), for the all-or-none check. */
-  applied: WriteOp[];
+  /** What was applied (not replays), for the all-or-none check. */
+  applied: ExpectedOperation[];
+  /** Every id a reserve was sent with (applied or not), in order: the known reservations. */
+  reserved: string[];
   fresh: number;
+  /** What this run did, call by call, for the failure message (the counterexample's steps resolve against the state). */
+  trace: string[];
 }
 
 interface Real {
@@ -38,10 +56,14 @@ interface Real {
 }
 
 type IdSpec = { t: 'pool'; i: number } | { t: 'fresh' } | { t: 'used'; k: number };
-type OfSpec = IdSpec | { t: 'deduct'; k: number };
+/** A reservation id: of a reservation held now, of any reservation, or any id (mostly not a reservation). */
+type ReservationSpec = { t: 'live'; k: number } | { t: 'known'; k: number } | IdSpec;
+type OfSpec = IdSpec | { t: 'deduct'; k: number } | { t: 'reservation'; k: number };
 type QtySpec = { t: 'n'; n: number } | { t: 'fill' } | { t: 'overfill' } | { t: 'max' } | { t: 'available' } | { t: 'over' };
 type VersionSpec = { t: 'none' } | { t: 'current' } | { t: 'stale' } | { t: 'n'; n: number };
 type ReverseQtySpec = { t: 'n'; n: number } | { t: 'remaining' } | { t: 'over' };
+type CommitQtySpec = { t: 'n'; n: number } | { t: 'held' } | { t: 'part' } | { t: 'over' };
+type TtlSpec = { t: 'n'; n: number } | { t: 'max' };
 
 type WriteSpec =
   | { kind: 'restock'; id: IdSpec; sku: number; qty: QtySpec; meta: number }
@@ -51,10 +73,22 @@ type WriteSpec =
       kind: 'reverse'; id: IdSpec; of: OfSpec; meta: number;
       /** `taken`: the SKU is picked among those the original took (else from the whole pool). */
       lines: Array<{ sku: number; taken: boolean; qty: ReverseQtySpec }> | null;
-    };
+    }
+  | { kind: 'reserve'; id: IdSpec; lines: Array<{ sku: number; qty: QtySpec }>; ttl: TtlSpec; meta: number }
+  | {
+      kind: 'commit'; id: ReservationSpec;
+      /** `held`: the SKU is picked among those the reservation holds (else from the whole pool). */
+      lines: Array<{ sku: number; held: boolean; qty: CommitQtySpec }> | null;
+    }
+  | { kind: 'release'; id: ReservationSpec }
+  | { kind: 'sweep'; limit: number | null };
 
 type ReplayVariant = 'same' | 'reorder-meta' | 'split-lines' | 'other-form';
+/** Which earlier op a replay or changed re-send repeats: any, or a reserve, commit or release. */
+type Earlier = { k: number; of: 'any' | 'reservations' };
 type Mutation = 'qty' | 'meta' | 'kind' | 'sku' | 'version';
+/** Move the clock by some ms, or to (around) the `expiresAt` of a known reservation. */
+type ClockSpec = { t: 'by'; ms: number } | { t: 'to'; /** 0: the soonest expiry. */ k: number; deltaMs: number };
 
 const pick = <T>(pool: readonly T[], i: number): T => pool[((i % pool.length) + pool.length) % pool.length] as T;
 
@@ -62,13 +96,30 @@ function resolveId(w: World, spec: IdSpec): string {
   if (spec.t === 'pool') return pick(REQUEST_ID_POOL, spec.i);
   if (spec.t === 'fresh') return `n${(w.fresh += 1)}`;
   const used = w.sent[spec.k % Math.max(1, w.sent.length)];
-  return used === undefined ? pick(REQUEST_ID_POOL, spec.k) : requestIdOf(used);
+  if (used === undefined) return pick(REQUEST_ID_POOL, spec.k);
+  return isRequestOp(used) ? used.input.requestId : (used as Extract<WriteOp, { kind: 'commit' | 'release' }>).input.reservationId;
+}
+
+function resolveReservation(w: World, spec: ReservationSpec): string {
+  if (spec.t !== 'live' && spec.t !== 'known') return resolveId(w, spec);
+  const known = w.reserved.filter((id) => w.model.reservation(id, w.now) !== null);
+  const live = known.filter((id) => w.model.reservation(id, w.now)?.state === 'held');
+  const from = spec.t === 'live' && live.length > 0 ? live : known.length > 0 ? known : w.reserved;
+  return from.length === 0 ? pick(REQUEST_ID_POOL, spec.k) : pick(from, spec.k);
 }
 
 function resolveOf(w: World, spec: OfSpec): string {
-  if (spec.t !== 'deduct') return resolveId(w, spec);
-  const deducts = w.model.requestIds().filter((id) => w.model.kindOf(id) === 'deduct');
-  return deducts.length === 0 ? pick(REQUEST_ID_POOL, spec.k) : pick(deducts, spec.k);
+  if (spec.t === 'deduct') {
+    const deducts = w.model.requestIds().filter((id) => w.model.kindOf(id) === 'deduct');
+    return deducts.length === 0 ? pick(REQUEST_ID_POOL, spec.k) : pick(deducts, spec.k);
+  }
+  if (spec.t === 'reservation') {
+    // Mostly committed reservations (reversible), else any known one (not reversible).
+    const committed = w.reserved.filter((id) => w.model.reservation(id, w.now)?.state === 'committed');
+    const from = committed.length > 0 && spec.k % 4 !== 0 ? committed : w.reserved;
+    return from.length === 0 ? pick(REQUEST_ID_POOL, spec.k) : pick(from, spec.k);
+  }
+  return resolveId(w, spec);
 }
 
 const withMeta = <T extends object>(input: T, meta: number): T & { meta?: JsonObject } =>
@@ -76,7 +127,17 @@ const withMeta = <T extends object>(input: T, meta: number): T & { meta?: JsonOb
 
 const clampQty = (n: number): number => Math.min(MAX, Math.max(1, n));
 
-/** Turns an abstract write into a concrete op, reading the model for "current" values. */
+/** Lines of a deduct or reserve, with quantities relative to what is available now. */
+function resolveLines(w: World, specs: Array<{ sku: number; qty: QtySpec }>): Line[] {
+  return specs.map(({ sku: i, qty: q }) => {
+    const sku = pick(SKU_POOL, i);
+    const available = w.model.levelAt(sku, w.now).available;
+    const qty = q.t === 'n' ? q.n : q.t === 'available' ? clampQty(available) : q.t === 'over' ? clampQty(available + 1) : MAX;
+    return { sku, qty };
+  });
+}
+
+/** Turns an abstract write into a concrete op at the current time, reading the model for "current" values. */
 function resolveWrite(w: World, spec: WriteSpec): WriteOp {
   const m = w.model;
   switch (spec.kind) {
@@ -90,12 +151,7 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
     }
     case 'deduct': {
       const requestId = resolveId(w, spec.id);
-      const lines: Line[] = spec.lines.map(({ sku: i, qty: q }) => {
-        const sku = pick(SKU_POOL, i);
-        const available = m.level(sku).available;
-        const qty = q.t === 'n' ? q.n : q.t === 'available' ? clampQty(available) : q.t === 'over' ? clampQty(available + 1) : MAX;
-        return { sku, qty };
-      });
+      const lines = resolveLines(w, spec.lines);
       const first = lines[0] as Line;
       const input: DeductInput = spec.shorthand && lines.length === 1
         ? withMeta({ requestId, sku: first.sku, qty: first.qty }, spec.meta)
@@ -104,7 +160,7 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
     }
     case 'adjust': {
       const sku = pick(SKU_POOL, spec.sku);
-      const level = m.level(sku);
+      const level = m.levelAt(sku, w.now);
       const onHand = spec.onHand.t === 'n' ? spec.onHand.n : spec.onHand.t === 'current' ? level.onHand : MAX;
       const v = spec.version;
       const base = { requestId: resolveId(w, spec.id), sku, onHand };
@@ -122,7 +178,7 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
       const of = resolveOf(w, spec.of);
       const base = { requestId, of };
       if (spec.lines === null) return { kind: 'reverse', input: withMeta(base, spec.meta) };
-      const taken = m.request(of)?.entries.map((e) => e.sku) ?? [];
+      const taken = SKU_POOL.filter((sku) => m.reversible(of, sku) > 0);
       const lines = spec.lines.map(({ sku: i, taken: fromTaken, qty: q }) => {
         const sku = fromTaken && taken.length > 0 ? pick(taken, i) : pick(SKU_POOL, i);
         const left = m.reversible(of, sku);
@@ -131,6 +187,27 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
       const input: ReverseInput = withMeta({ ...base, lines }, spec.meta);
       return { kind: 'reverse', input };
     }
+    case 'reserve': {
+      const ttlMs = spec.ttl.t === 'max' ? LIMITS.ttlMsMax : spec.ttl.n;
+      const input: ReserveInput = withMeta({ requestId: resolveId(w, spec.id), lines: resolveLines(w, spec.lines), ttlMs }, spec.meta);
+      return { kind: 'reserve', input };
+    }
+    case 'commit': {
+      const reservationId = resolveReservation(w, spec.id);
+      if (spec.lines === null) return { kind: 'commit', input: { reservationId } };
+      const held = m.reservation(reservationId, w.now)?.lines ?? [];
+      const lines = spec.lines.map(({ sku: i, held: fromHeld, qty: q }) => {
+        const sku = fromHeld && held.length > 0 ? pick(held, i).sku : pick(SKU_POOL, i);
+        const holding = held.find((l) => l.sku === sku)?.qty ?? 0;
+        const qty = q.t === 'n' ? q.n : q.t === 'held' ? clampQty(holding) : q.t === 'part' ? clampQty(holding - 1) : clampQty(holding + 1);
+        return { sku, qty };
+      });
+      return { kind: 'commit', input: { reservationId, lines } };
+    }
+    case 'release':
+      return { kind: 'release', input: { reservationId: resolveReservation(w, spec.id) } };
+    case 'sweep':
+      return { kind: 'sweep', input: spec.limit === null ? {} : { limit: spec.limit } };
   }
 }
 
@@ -155,9 +232,28 @@ function splitLines(lines: readonly Line[]): Line[] {
   return out;
 }
 
+/** Merged and sorted, to compare lines by meaning. */
+function merged(lines: readonly Line[]): string {
+  const totals = new Map<string, number>();
+  for (const l of lines) totals.set(l.sku, (totals.get(l.sku) ?? 0) + l.qty);
+  return JSON.stringify([...totals].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
 /** The same request, written differently but normalizing to the same payload. */
-function replayOf(op: WriteOp, variant: ReplayVariant): WriteOp {
+function replayOf(w: World, op: WriteOp, variant: ReplayVariant): WriteOp {
   const copy = structuredClone(op);
+  if (copy.kind === 'commit') {
+    const { reservationId, lines } = copy.input;
+    const held = w.model.reservation(reservationId, w.now)?.lines;
+    if (variant === 'split-lines' && lines !== undefined) return { kind: 'commit', input: { reservationId, lines: splitLines(lines) } };
+    if (variant === 'other-form' && held !== undefined) {
+      // All that is held, said with lines or without.
+      if (lines === undefined) return { kind: 'commit', input: { reservationId, lines: splitLines(held) } };
+      if (merged(lines) === merged(held)) return { kind: 'commit', input: { reservationId } };
+    }
+    return copy;
+  }
+  if (copy.kind === 'release' || copy.kind === 'sweep') return copy;
   switch (variant) {
     case 'same':
       return copy;
@@ -167,6 +263,7 @@ function replayOf(op: WriteOp, variant: ReplayVariant): WriteOp {
     case 'split-lines':
       if (copy.kind === 'deduct' && 'lines' in copy.input) return { kind: 'deduct', input: { ...copy.input, lines: splitLines(copy.input.lines) } };
       if (copy.kind === 'reverse' && copy.input.lines !== undefined) return { kind: 'reverse', input: { ...copy.input, lines: splitLines(copy.input.lines) } };
+      if (copy.kind === 'reserve') return { kind: 'reserve', input: { ...copy.input, lines: splitLines(copy.input.lines) } };
       return copy;
     case 'other-form': {
       if (copy.kind !== 'deduct') return copy;
@@ -181,10 +278,45 @@ function replayOf(op: WriteOp, variant: ReplayVariant): WriteOp {
 }
 
 const bump = (n: number): number => (n < MAX ? n + 1 : n - 1);
+const otherSku = (sku: string): string => pick(SKU_POOL, SKU_POOL.indexOf(sku) + 1);
 
-/** The same request id with a changed payload: a conflict if that id was applied. */
-function mutate(op: WriteOp, mutation: Mutation): WriteOp {
+/** Lines with the first one changed: another SKU, or another quantity. */
+function changeFirst(lines: readonly Line[], mutation: Mutation): Line[] {
+  const [first, ...rest] = lines;
+  if (first === undefined) return [{ sku: pick(SKU_POOL, 0), qty: 1 }];
+  return [mutation === 'sku' ? { sku: otherSku(first.sku), qty: first.qty } : { sku: first.sku, qty: bump(first.qty) }, ...rest];
+}
+
+/**
+ * The same id with a changed payload: a conflict if that id was applied (for a commit: if that
+ * reservation was committed with other lines); else evaluated afresh.
+ */
+function mutate(w: World, op: WriteOp, mutation: Mutation): WriteOp {
   const copy = structuredClone(op);
+  if (copy.kind === 'sweep') return copy;
+  if (copy.kind === 'release') {
+    const { reservationId } = copy.input;
+    const first = w.model.reservation(reservationId, w.now)?.lines[0];
+    if (mutation === 'kind' || first === undefined) return { kind: 'commit', input: { reservationId } };
+    return { kind: 'commit', input: { reservationId, lines: [{ sku: first.sku, qty: 1 }] } };
+  }
+  if (copy.kind === 'commit') {
+    const { reservationId, lines } = copy.input;
+    const held = w.model.reservation(reservationId, w.now)?.lines ?? [];
+    switch (mutation) {
+      case 'kind':
+        return { kind: 'release', input: { reservationId } };
+      case 'meta':
+      case 'version':
+        // Lines dropped (all that is held), or all that is held made partial.
+        if (lines !== undefined) return { kind: 'commit', input: { reservationId } };
+        if (held.length === 0) return { kind: 'commit', input: { reservationId, lines: [{ sku: pick(SKU_POOL, 0), qty: 1 }] } };
+        return { kind: 'commit', input: { reservationId, lines: held.map((l, i) => (i === 0 ? { ...l, qty: Math.max(1, l.qty - 1) } : l)) } };
+      case 'qty':
+      case 'sku':
+        return { kind: 'commit', input: { reservationId, lines: changeFirst(lines ?? held, mutation) } };
+    }
+  }
   const { requestId, meta } = copy.input;
   const firstSku = skusOf(copy)[0] ?? pick(SKU_POOL, 0);
   switch (mutation) {
@@ -200,53 +332,74 @@ function mutate(op: WriteOp, mutation: Mutation): WriteOp {
         else delete copy.input.expectedVersion;
         return copy;
       }
-      return mutate(copy, 'qty');
+      if (copy.kind === 'reserve') {
+        copy.input.ttlMs = copy.input.ttlMs < LIMITS.ttlMsMax ? copy.input.ttlMs + 1 : copy.input.ttlMs - 1;
+        return copy;
+      }
+      return mutate(w, copy, 'qty');
     case 'qty':
     case 'sku': {
-      const other = (sku: string): string => pick(SKU_POOL, SKU_POOL.indexOf(sku) + 1);
       switch (copy.kind) {
         case 'restock':
         case 'adjust':
-          if (mutation === 'sku') copy.input.sku = other(copy.input.sku);
+          if (mutation === 'sku') copy.input.sku = otherSku(copy.input.sku);
           else if (copy.kind === 'restock') copy.input.qty = bump(copy.input.qty);
           else copy.input.onHand = bump(copy.input.onHand);
           return copy;
         case 'deduct': {
           const lines = 'lines' in copy.input ? copy.input.lines : [{ sku: copy.input.sku, qty: copy.input.qty }];
-          const [first, ...rest] = lines;
-          if (first === undefined) return copy;
-          const changed = mutation === 'sku' ? { sku: other(first.sku), qty: first.qty } : { sku: first.sku, qty: bump(first.qty) };
-          return { kind: 'deduct', input: { ...(meta === undefined ? {} : { meta }), requestId, lines: [changed, ...rest] } };
+          return { kind: 'deduct', input: { ...(meta === undefined ? {} : { meta }), requestId, lines: changeFirst(lines, mutation) } };
         }
-        case 'reverse': {
-          const [first, ...rest] = copy.input.lines ?? [];
-          const changed = first === undefined
-            ? { sku: firstSku, qty: 1 }
-            : mutation === 'sku' ? { sku: other(first.sku), qty: first.qty } : { sku: first.sku, qty: bump(first.qty) };
-          copy.input.lines = [changed, ...rest];
+        case 'reverse':
+          copy.input.lines = copy.input.lines === undefined ? [{ sku: firstSku, qty: 1 }] : changeFirst(copy.input.lines, mutation);
           return copy;
-        }
+        case 'reserve':
+          copy.input.lines = changeFirst(copy.input.lines, mutation);
+          return copy;
       }
     }
   }
 }
 
-/** Sends one write to both sides and compares the outcome, then every level. */
-async function exchange(w: World, r: Real, op: WriteOp, dtMs: number): Promise<void> {
-  w.now += dtMs;
-  r.clock.now = w.now;
-  const expected = w.model.apply(op, w.now);
-  const actual = await runOp(r.ledger, op);
-  w.sent.push(op);
-  if ('ok' in actual && actual.ok && 'replayed' in actual && !actual.replayed) w.applied.push(op);
-  assertEqual(actual, expected, `outcome of ${describeOp(op)} at ${w.now}`);
-  await compareLevels(w, r, `after ${describeOp(op)}`);
+/** An outcome in a few words, for the trace. */
+function brief(outcome: Outcome): string {
+  if (outcome === null) return 'null';
+  if ('thrown' in outcome) return `threw ${outcome.thrown}`;
+  if ('expired' in outcome) return `expired ${outcome.expired}, more ${outcome.more}`;
+  if (!('ok' in outcome)) return show(outcome);
+  if (!outcome.ok) return outcome.code;
+  return `${outcome.replayed ? 'replayed' : 'applied'}, entries ${outcome.entries.map((e) => e.seq).join(',')}`;
 }
 
-async function compareLevels(w: World, r: Real, when: string): Promise<void> {
+function isFirstApplication(outcome: Outcome): boolean {
+  return outcome !== null && 'ok' in outcome && outcome.ok && 'replayed' in outcome && !outcome.replayed;
+}
+
+/** Sends one write at the current time to both sides and compares the outcome, then every read. */
+async function exchange(w: World, r: Real, op: WriteOp): Promise<void> {
+  r.clock.now = w.now;
+  // Read before the op: a commit or release covers every SKU the reservation holds.
+  const heldSkus = op.kind === 'commit' || op.kind === 'release' ? (w.model.reservation(op.input.reservationId, w.now)?.lines ?? []).map((l) => l.sku) : [];
+  const expected = w.model.apply(op, w.now);
+  const actual = await runOp(r.ledger, op);
+  if (op.kind !== 'sweep') w.sent.push(op);
+  if (op.kind === 'reserve' && !w.reserved.includes(op.input.requestId)) w.reserved.push(op.input.requestId);
+  if (isFirstApplication(actual)) {
+    if (isRequestOp(op)) w.applied.push({ requestId: op.input.requestId, skus: skusOf(op) });
+    else if (op.kind === 'commit' || op.kind === 'release') w.applied.push({ requestId: op.input.reservationId, kind: op.kind, skus: heldSkus });
+  }
+  w.trace.push(`at ${w.now}: ${describeOp(op)} -> ${brief(actual)}`);
+  assertEqual(actual, expected, `outcome of ${describeOp(op)} at ${w.now}`);
+  await compareReads(w, r, `after ${describeOp(op)} at ${w.now}`);
+}
+
+/** Levels of every SKU and every known reservation, read at the current time, are the model's. */
+async function compareReads(w: World, r: Real, when: string): Promise<void> {
   const skus = [...SKU_POOL, UNTOUCHED_SKU, pick(SKU_POOL, 0)];
-  const actual = await r.ledger.stocks(skus);
-  assertEqual(actual, skus.map((sku) => w.model.level(sku)), `levels ${when}`);
+  assertEqual(await r.ledger.stocks(skus), skus.map((sku) => w.model.levelAt(sku, w.now)), `levels ${when}`);
+  for (const id of [...w.reserved, UNKNOWN_ID]) {
+    assertEqual(await r.ledger.reservation(id), w.model.reservation(id, w.now), `reservation(${show(id)}) ${when}`);
+  }
 }
 
 abstract class Step implements fc.AsyncCommand<World, Real> {
@@ -266,44 +419,80 @@ class WriteStep extends Step {
     super();
   }
   async run(w: World, r: Real): Promise<void> {
+    w.now += this.dtMs;
     const op = resolveWrite(w, this.spec);
-    this.last = describeOp(op);
-    await exchange(w, r, op, this.dtMs);
+    this.last = `+${this.dtMs}ms ${describeOp(op)}`;
+    await exchange(w, r, op);
   }
   describe(): string {
-    return `write ${show(this.spec)}`;
+    return `write ${show(this.spec)} after ${this.dtMs}ms`;
   }
 }
 
+/** An earlier op, for a replay or a changed re-send. */
+function earlier(w: World, { k, of }: Earlier): WriteOp | undefined {
+  const reservations = w.sent.filter((op) => op.kind === 'reserve' || op.kind === 'commit' || op.kind === 'release');
+  const from = of === 'reservations' && reservations.length > 0 ? reservations : w.sent;
+  return from.length === 0 ? undefined : pick(from, from.length - 1 - k);
+}
+
 class ReplayStep extends Step {
-  constructor(readonly k: number, readonly variant: ReplayVariant, readonly dtMs: number) {
+  constructor(readonly which: Earlier, readonly variant: ReplayVariant, readonly dtMs: number) {
     super();
   }
   async run(w: World, r: Real): Promise<void> {
-    const original = w.sent[this.k % Math.max(1, w.sent.length)];
+    const original = earlier(w, this.which);
     if (original === undefined) return;
-    const op = replayOf(original, this.variant);
-    this.last = `replay(${this.variant}) ${describeOp(op)}`;
-    await exchange(w, r, op, this.dtMs);
+    w.now += this.dtMs;
+    const op = replayOf(w, original, this.variant);
+    this.last = `+${this.dtMs}ms replay(${this.variant}) ${describeOp(op)}`;
+    await exchange(w, r, op);
   }
   describe(): string {
-    return `replay #${this.k} ${this.variant}`;
+    return `replay ${show(this.which)} ${this.variant}`;
   }
 }
 
 class ConflictStep extends Step {
-  constructor(readonly k: number, readonly mutation: Mutation, readonly dtMs: number) {
+  constructor(readonly which: Earlier, readonly mutation: Mutation, readonly dtMs: number) {
     super();
   }
   async run(w: World, r: Real): Promise<void> {
-    const original = w.sent[this.k % Math.max(1, w.sent.length)];
+    const original = earlier(w, this.which);
     if (original === undefined) return;
-    const op = mutate(original, this.mutation);
-    this.last = `changed(${this.mutation}) ${describeOp(op)}`;
-    await exchange(w, r, op, this.dtMs);
+    w.now += this.dtMs;
+    const op = mutate(w, original, this.mutation);
+    this.last = `+${this.dtMs}ms changed(${this.mutation}) ${describeOp(op)}`;
+    await exchange(w, r, op);
   }
   describe(): string {
-    return `changed payload of #${this.k} (${this.mutation})`;
+    return `changed payload of ${show(this.which)} (${this.mutation})`;
+  }
+}
+
+/** Moves the clock (never back), then compares every read: due holds must read as expired. */
+class ClockStep extends Step {
+  constructor(readonly spec: ClockSpec) {
+    super();
+  }
+  async run(w: World, r: Real): Promise<void> {
+    if (this.spec.t === 'by') {
+      w.now += this.spec.ms;
+    } else {
+      // Mostly the soonest expiries of holds still held, so some fall due while others still hold.
+      const reservations = w.reserved.flatMap((id) => w.model.reservation(id, w.now) ?? []);
+      const held = reservations.filter((x) => x.state === 'held');
+      const expiries = (held.length > 0 ? held : reservations).map((x) => x.expiresAt).sort((a, b) => a - b);
+      const target = expiries[Math.min(this.spec.k, expiries.length - 1)];
+      if (target !== undefined) w.now = Math.max(w.now, target + this.spec.deltaMs);
+    }
+    r.clock.now = w.now;
+    this.last = `clock ${show(this.spec)} -> ${w.now}`;
+    w.trace.push(`clock -> ${w.now}`);
+    await compareReads(w, r, `at ${w.now}`);
+  }
+  describe(): string {
+    return `clock ${show(this.spec)}`;
   }
 }
 
@@ -317,6 +506,7 @@ class EntriesStep extends Step {
     const sku = this.sku === null ? null : pick(SKU_POOL, this.sku);
     const query = sku === null ? { after, limit: this.limit } : { after, sku, limit: this.limit };
     this.last = `entries(${show(query)})`;
+    w.trace.push(this.last);
     const page = await r.ledger.entries(query);
     const expected = all.filter((e) => e.seq > after && (sku === null || e.sku === sku)).slice(0, this.limit);
     const last = expected[expected.length - 1];
@@ -334,6 +524,7 @@ class RequestStep extends Step {
   async run(w: World, r: Real): Promise<void> {
     const requestId = this.id.t === 'fresh' ? `n${w.fresh + 1}` : resolveId(w, this.id);
     this.last = `request(${show(requestId)})`;
+    w.trace.push(this.last);
     assertEqual(await r.ledger.request(requestId), w.model.request(requestId), this.last);
   }
   describe(): string {
@@ -346,11 +537,16 @@ const weighted = <T>(...items: Array<[number, fc.Arbitrary<T>]>): fc.Arbitrary<T
 
 const skuIndex = fc.nat({ max: SKU_POOL.length - 1 });
 const metaIndex = weighted<number>([4, fc.constant(-1)], [2, fc.nat({ max: META_POOL.length - 1 })]);
-const dtMs = weighted<number>([1, fc.constant(0)], [3, fc.integer({ min: 1, max: 1000 })]);
+const dtMs = weighted<number>([2, fc.constant(0)], [1, fc.integer({ min: 1, max: 10 })], [3, fc.integer({ min: 1, max: 1000 })]);
 const idSpec = weighted<IdSpec>(
   [5, fc.constant({ t: 'fresh' as const })],
   [2, fc.nat({ max: REQUEST_ID_POOL.length - 1 }).map((i) => ({ t: 'pool' as const, i }))],
   [1, fc.nat({ max: 60 }).map((k) => ({ t: 'used' as const, k }))],
+);
+const reservationSpec = weighted<ReservationSpec>(
+  [6, fc.nat({ max: 30 }).map((k) => ({ t: 'live' as const, k }))],
+  [3, fc.nat({ max: 30 }).map((k) => ({ t: 'known' as const, k }))],
+  [1, idSpec],
 );
 const smallQty = (max: number): fc.Arbitrary<{ t: 'n'; n: number }> => fc.integer({ min: 1, max }).map((n) => ({ t: 'n' as const, n }));
 const restockQty = weighted<QtySpec>(
@@ -362,18 +558,33 @@ const lineQty = weighted<QtySpec>(
   [2, fc.constantFrom<QtySpec>({ t: 'available' }, { t: 'over' })],
   [1, fc.constant<QtySpec>({ t: 'max' })],
 );
+const lineSpecs = weighted(
+  [3, fc.array(fc.record({ sku: skuIndex, qty: lineQty }), { minLength: 1, maxLength: 2 })],
+  [1, fc.array(fc.record({ sku: skuIndex, qty: lineQty }), { minLength: 3, maxLength: 5 })],
+);
+/** Holds ask for what is there more often than deducts do, so that there is something to commit. */
+const holdQty = weighted<QtySpec>(
+  [12, smallQty(3)],
+  [1, fc.constant<QtySpec>({ t: 'available' })],
+  [1, fc.constantFrom<QtySpec>({ t: 'over' }, { t: 'max' })],
+);
+const holdLineSpecs = weighted(
+  [3, fc.array(fc.record({ sku: skuIndex, qty: holdQty }), { minLength: 1, maxLength: 3 })],
+  [1, fc.array(fc.record({ sku: skuIndex, qty: holdQty }), { minLength: 4, maxLength: 5 })],
+);
+/** Short TTLs (often equal, so holds fall due together), some long ones, and the longest allowed. */
+const ttlSpec = weighted<TtlSpec>(
+  [2, fc.constantFrom(1, 2, 5, 10, 100).map((n) => ({ t: 'n' as const, n }))],
+  [2, fc.integer({ min: 1, max: 3000 }).map((n) => ({ t: 'n' as const, n }))],
+  [3, fc.constantFrom(60_000, 86_400_000).map((n) => ({ t: 'n' as const, n }))],
+  [1, fc.constant({ t: 'max' as const })],
+);
 
 const writeSpec: fc.Arbitrary<WriteSpec> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('restock' as const), id: idSpec, sku: skuIndex, qty: restockQty, meta: metaIndex }) },
   {
-    weight: 4,
-    arbitrary: fc.record({
-      kind: fc.constant('deduct' as const), id: idSpec, meta: metaIndex, shorthand: fc.boolean(),
-      lines: weighted(
-        [3, fc.array(fc.record({ sku: skuIndex, qty: lineQty }), { minLength: 1, maxLength: 2 })],
-        [1, fc.array(fc.record({ sku: skuIndex, qty: lineQty }), { minLength: 3, maxLength: 5 })],
-      ),
-    }),
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('deduct' as const), id: idSpec, meta: metaIndex, shorthand: fc.boolean(), lines: lineSpecs }),
   },
   {
     weight: 2,
@@ -396,7 +607,11 @@ const writeSpec: fc.Arbitrary<WriteSpec> = fc.oneof(
     weight: 3,
     arbitrary: fc.record({
       kind: fc.constant('reverse' as const), id: idSpec, meta: metaIndex,
-      of: weighted<OfSpec>([6, fc.nat({ max: 20 }).map((k) => ({ t: 'deduct' as const, k }))], [1, idSpec]),
+      of: weighted<OfSpec>(
+        [4, fc.nat({ max: 20 }).map((k) => ({ t: 'deduct' as const, k }))],
+        [2, fc.nat({ max: 20 }).map((k) => ({ t: 'reservation' as const, k }))],
+        [1, idSpec],
+      ),
       lines: fc.option(
         fc.array(
           fc.record({
@@ -410,16 +625,65 @@ const writeSpec: fc.Arbitrary<WriteSpec> = fc.oneof(
       ),
     }),
   },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('reserve' as const), id: idSpec, lines: holdLineSpecs, ttl: ttlSpec, meta: metaIndex }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('commit' as const), id: reservationSpec,
+      lines: fc.option(
+        fc.array(
+          fc.record({
+            sku: skuIndex,
+            held: weighted<boolean>([5, fc.constant(true)], [1, fc.constant(false)]),
+            qty: weighted<CommitQtySpec>(
+              [2, smallQty(3)],
+              [2, fc.constant({ t: 'held' as const })],
+              [2, fc.constant({ t: 'part' as const })],
+              [1, fc.constant({ t: 'over' as const })],
+            ),
+          }),
+          { minLength: 1, maxLength: 2 },
+        ),
+        { nil: null, freq: 2 },
+      ),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), id: reservationSpec }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('sweep' as const),
+      limit: weighted<number | null>([2, fc.constant(null)], [2, fc.integer({ min: 1, max: 3 })], [1, fc.constant(LIMITS.sweepHoldsMax)]),
+    }),
+  },
 );
 
+const clockSpec = weighted<ClockSpec>(
+  [2, fc.integer({ min: 0, max: 3 }).map((ms) => ({ t: 'by' as const, ms }))],
+  [2, fc.integer({ min: 1, max: 1000 }).map((ms) => ({ t: 'by' as const, ms }))],
+  [1, fc.integer({ min: 1000, max: 200_000 }).map((ms) => ({ t: 'by' as const, ms }))],
+  [1, fc.constant({ t: 'by' as const, ms: LIMITS.ttlMsMax })],
+  [4, fc.tuple(weighted<number>([4, fc.constant(0)], [1, fc.nat({ max: 5 })]), fc.constantFrom(-1, 0, 0, 0, 1))
+    .map(([k, deltaMs]) => ({ t: 'to' as const, k, deltaMs }))],
+);
+
+/** Mostly recent ops (k counts back from the last one). */
+const earlierSpec: fc.Arbitrary<Earlier> = fc.record({
+  k: weighted<number>([3, fc.nat({ max: 3 })], [1, fc.nat({ max: 60 })]),
+  of: fc.constantFrom<Earlier['of']>('any', 'reservations'),
+});
+
+const writeStep = writeSpec.chain((spec) => dtMs.map((dt) => new WriteStep(spec, dt)));
 const steps: Array<fc.Arbitrary<fc.AsyncCommand<World, Real>>> = [
-  writeSpec.chain((spec) => dtMs.map((dt) => new WriteStep(spec, dt))),
-  writeSpec.chain((spec) => dtMs.map((dt) => new WriteStep(spec, dt))),
-  writeSpec.chain((spec) => dtMs.map((dt) => new WriteStep(spec, dt))),
-  fc.tuple(fc.nat({ max: 60 }), fc.constantFrom<ReplayVariant>('same', 'reorder-meta', 'split-lines', 'other-form'), dtMs)
-    .map(([k, variant, dt]) => new ReplayStep(k, variant, dt)),
-  fc.tuple(fc.nat({ max: 60 }), fc.constantFrom<Mutation>('qty', 'meta', 'kind', 'sku', 'version'), dtMs)
-    .map(([k, mutation, dt]) => new ConflictStep(k, mutation, dt)),
+  writeStep,
+  writeStep,
+  writeStep,
+  writeStep,
+  fc.tuple(earlierSpec, fc.constantFrom<ReplayVariant>('same', 'reorder-meta', 'split-lines', 'other-form'), dtMs)
+    .map(([which, variant, dt]) => new ReplayStep(which, variant, dt)),
+  fc.tuple(earlierSpec, fc.constantFrom<Mutation>('qty', 'meta', 'kind', 'sku', 'version'), dtMs)
+    .map(([which, mutation, dt]) => new ConflictStep(which, mutation, dt)),
+  clockSpec.map((spec) => new ClockStep(spec)),
   fc.tuple(
     weighted<{ t: 'n'; n: number } | { t: 'end'; plus: number }>(
       [3, fc.nat({ max: 8 }).map((n) => ({ t: 'n' as const, n }))],
@@ -433,26 +697,38 @@ const steps: Array<fc.Arbitrary<fc.AsyncCommand<World, Real>>> = [
 
 /**
  * Model-based differential test: random command sequences against the store and the
- * {@link ReferenceModel}; every outcome and every level must be the model's. At the end the
- * whole entry feed and every request record must be the model's, and the invariants hold.
+ * {@link ReferenceModel}: every operation (reservations included), replays, changed payloads and
+ * clock moves. After every command the outcome, the level of every SKU and the state of every
+ * known reservation (read at the current time) must be the model's. At the end the whole entry
+ * feed and every request record must be the model's, and the invariants hold.
  */
 export async function differentialProperty(
   caseName: string,
   createStore: () => StockStore | Promise<StockStore>,
   numRuns: number,
 ): Promise<void> {
-  const initialStock = fc.array(fc.nat({ max: 60 }), { minLength: SKU_POOL.length, maxLength: SKU_POOL.length });
+  const initialQty = weighted<number>([1, fc.constant(0)], [1, fc.nat({ max: 60 })], [3, fc.integer({ min: 10, max: 60 })]);
+  const initialStock = fc.array(initialQty, { minLength: SKU_POOL.length, maxLength: SKU_POOL.length });
+  // A few reservations from the start (through the same checked path), so commits and releases have work.
+  const initialHolds = fc.array(fc.tuple(holdLineSpecs, ttlSpec, metaIndex), { maxLength: 3 });
   const commands = fc.commands(steps, { maxCommands: 60, size: 'large', ...commandsReplayPath() });
-  const property = fc.asyncProperty(initialStock, commands, async (initial, commands) => {
+  const property = fc.asyncProperty(initialStock, initialHolds, commands, async (initial, holds, commands) => {
     const clock = { now: 1_000_000 };
     const ledger = new StockLedger({ store: await createStore(), clock: () => clock.now });
-    const world: World = { model: new ReferenceModel(), now: clock.now, sent: [], applied: [], fresh: 0 };
+    const world: World = { model: new ReferenceModel(), now: clock.now, sent: [], applied: [], reserved: [], fresh: 0, trace: [] };
     try {
       for (const [i, qty] of initial.entries()) {
-        if (qty > 0) await exchange(world, { ledger, clock }, { kind: 'restock', input: { requestId: `initial-${i}`, sku: pick(SKU_POOL, i), qty } }, 0);
+        if (qty > 0) await exchange(world, { ledger, clock }, { kind: 'restock', input: { requestId: `initial-${i}`, sku: pick(SKU_POOL, i), qty } });
+      }
+      for (const [i, [lines, ttl, meta]] of holds.entries()) {
+        await exchange(world, { ledger, clock }, resolveWrite(world, { kind: 'reserve', id: { t: 'pool', i }, lines, ttl, meta }));
       }
       await fc.asyncModelRun(() => ({ model: world, real: { ledger, clock } }), commands);
       await finalComparison(world, ledger);
+    } catch (error) {
+      if (!(error instanceof ConformanceError)) throw error;
+      const trace = world.trace.length > TRACE_LINES_MAX ? ['...', ...world.trace.slice(-TRACE_LINES_MAX)] : world.trace;
+      throw new ConformanceError(`${error.message}\nThe failing run, call by call (clock starts at 1000000):\n  ${trace.join('\n  ')}`, { cause: error });
     } finally {
       await ledger.close();
     }
@@ -461,10 +737,9 @@ export async function differentialProperty(
 }
 
 async function finalComparison(w: World, ledger: StockLedger): Promise<void> {
-  const { entries } = await checkInvariants(ledger, {
-    operations: w.applied.map((op) => ({ requestId: requestIdOf(op), skus: skusOf(op) })),
-  });
+  const { entries } = await checkInvariants(ledger, { operations: w.applied });
   assertEqual(entries, w.model.entries(), 'the whole entry feed');
-  const ids = new Set([...REQUEST_ID_POOL, ...w.sent.map(requestIdOf)]);
+  const sentIds = w.sent.filter((op): op is RequestOp => isRequestOp(op)).map((op) => op.input.requestId);
+  const ids = new Set([...REQUEST_ID_POOL, ...sentIds, ...w.reserved]);
   for (const id of ids) assertEqual(await ledger.request(id), w.model.request(id), `request(${show(id)})`);
 }

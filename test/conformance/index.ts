@@ -34,7 +34,7 @@ export interface ConformanceOptions {
   createInterleavedStore?: (interleave: () => Promise<void>) => StockStore | Promise<StockStore>;
   /**
    * Scales fast-check numRuns (default 1). Keep the default suite fast: the whole memory run
-   * should take well under 30 s, a SQLite file store under 60 s.
+   * should take well under 40 s, a SQLite file store under 90 s.
    */
   runsScale?: number;
 }
@@ -68,8 +68,8 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     cases.push({ name: caseName, timeoutMs: Math.round(timeoutMs * Math.max(1, scale)), run: () => run(caseName) });
   };
 
-  add('model-based differential: every operation, replays, conflicts, limits', 120_000, (n) =>
-    differentialProperty(n, createStore, runs(150, scale)));
+  add('model-based differential: every operation (reservations and clock moves included), replays, conflicts, limits', 180_000, (n) =>
+    differentialProperty(n, createStore, runs(400, scale)));
   add('entries() paging and request() records', 60_000, () => readsCase(createStore));
   for (const group of BAD_INPUT_GROUPS) {
     add(`bad input of ${group}() rejects with INVALID_INPUT and changes nothing`, 60_000, () => badInputCase(group, createStore));
@@ -100,12 +100,12 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
 }
 
 export { ReferenceModel } from './model.js';
-export { checkReservations, reservationRaceCases } from './reservation-races.js';
+export { checkReservations, reservationProblems, reservationRaceCases } from './reservation-races.js';
 export { checkLinearizable, type HistoryEvent, type SequentialSpec, type LinearizabilityResult } from './linearizability.js';
 export { checkInvariants, type InvariantSnapshot, type ExpectedOperation } from './invariants.js';
 // Building blocks for store-specific tests (several processes, faults): ops as data, the model
 // as a sequential spec, a history recorder, and the assertion helpers.
-export { runOp, type Op, type WriteOp, type Outcome, type Thrown } from './ops.js';
+export { runOp, isRequestOp, type Op, type WriteOp, type RequestOp, type Outcome, type Thrown } from './ops.js';
 export { HistoryRecorder, assertLinearizable, modelSpec, type Call, type CallEvent } from './history.js';
 export { ConformanceError, assertEqual, deepEqual, firstDifference } from './assert.js';
 export { jitter } from './concurrency.js';

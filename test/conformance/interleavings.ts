@@ -5,21 +5,28 @@ import { assertEqual, ConformanceError } from './assert.js';
 import { HistoryRecorder, assertLinearizable } from './history.js';
 import { checkInvariants } from './invariants.js';
 import { ReferenceModel } from './model.js';
-import { describeOp, requestIdOf, runOp, skusOf, type Op, type WriteOp } from './ops.js';
+import { describeOp, isRequestOp, runOp, skusOf, type Op, type WriteOp } from './ops.js';
 import { runProperty } from './property.js';
 
 /** Two hot SKUs and a third, rarer one: contention is the point. */
 const SKUS = ['A', 'B', 'C {x}:1\n'] as const;
-/** Few ids, so concurrent calls share ids (replays, conflicts) often. `d0` is the setup deduct. */
-const IDS = ['c1', 'c2', 'c3', 'd0'] as const;
+/** Few ids, so concurrent calls share ids (replays, conflicts) often. `d0` is the setup deduct, `h0` the setup reservation. */
+const IDS = ['c1', 'c2', 'c3', 'd0', 'h0'] as const;
+/** Reservation ids for commit, release and reads: mostly the setup's `h0`, or one a concurrent reserve may make. */
+const RESERVATION_IDS = ['h0', 'h0', 'c1', 'c2', 'c3'] as const;
 /** Most loops draining the scheduler; each one releases every task it can reach. */
 const DRAIN_ROUNDS_MAX = 200;
 
 const sku = fc.constantFrom<string>('A', 'A', 'B', 'B', SKUS[2]);
 const id = fc.constantFrom<string>(...IDS);
+const reservationId = fc.constantFrom<string>(...RESERVATION_IDS);
 const line = fc.record({ sku, qty: fc.integer({ min: 1, max: 2 }) });
 
-/** One concurrent call on a tiny state, so races are likely and outcomes vary. */
+/**
+ * One concurrent call on a tiny state, so races are likely and outcomes vary. Calls start at
+ * times 2000, 2001, ... (in whatever order the scheduler starts them), so short holds fall due
+ * during the batch: reserves with TTLs of a few ms, and the setup hold `h0`.
+ */
 export const concurrentOp: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ requestId: id, sku, qty: fc.integer({ min: 1, max: 3 }) }).map((input): Op => ({ kind: 'restock', input })),
   fc.tuple(id, fc.array(line, { minLength: 1, maxLength: 2 })).map(([requestId, lines]): Op => ({ kind: 'deduct', input: { requestId, lines } })),
@@ -29,23 +36,40 @@ export const concurrentOp: fc.Arbitrary<Op> = fc.oneof(
     input: expectedVersion === undefined ? { requestId, sku: s, onHand } : { requestId, sku: s, onHand, expectedVersion },
   })),
   // Reverses, often of a deduct that runs at the same time, often without lines (the store
-  // learns the SKUs only once it has read the original).
+  // learns the SKUs only once it has read the original); `h0` when it is committed.
   fc.tuple(id, fc.constantFrom<string>(...IDS), fc.option(fc.array(fc.record({ sku, qty: fc.constant(1) }), { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }))
     .map(([requestId, of, lines]): Op => ({ kind: 'reverse', input: lines === undefined ? { requestId, of } : { requestId, of, lines } })),
   fc.tuple(id, fc.constantFrom<string>(...IDS))
     .map(([requestId, of]): Op => ({ kind: 'reverse', input: { requestId, of } })),
+  fc.tuple(id, fc.array(line, { minLength: 1, maxLength: 2 }), fc.constantFrom(1, 2, 4, 1000))
+    .map(([requestId, lines, ttlMs]): Op => ({ kind: 'reserve', input: { requestId, lines, ttlMs } })),
+  fc.tuple(reservationId, fc.option(fc.array(line, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }))
+    .map(([rid, lines]): Op => ({ kind: 'commit', input: lines === undefined ? { reservationId: rid } : { reservationId: rid, lines } })),
+  fc.tuple(reservationId, fc.option(fc.array(line, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }))
+    .map(([rid, lines]): Op => ({ kind: 'commit', input: lines === undefined ? { reservationId: rid } : { reservationId: rid, lines } })),
+  reservationId.map((rid): Op => ({ kind: 'release', input: { reservationId: rid } })),
+  fc.option(fc.integer({ min: 1, max: 2 }), { nil: undefined }).map((limit): Op => ({ kind: 'sweep', input: limit === undefined ? {} : { limit } })),
+  reservationId.map((rid): Op => ({ kind: 'reservation', id: rid })),
   sku.map((s): Op => ({ kind: 'stock', sku: s })),
 );
 
-/** A starting state: some stock of A and B, and an applied deduct `d0` that can be reversed. */
+/**
+ * A starting state (at time 1000): some stock of A and B, an applied deduct `d0` that can be
+ * reversed, and a reservation `h0` (if there is stock for it) that falls due before, during or
+ * after the concurrent calls.
+ */
 export const setupOps: fc.Arbitrary<WriteOp[]> = fc
-  .record({ a: fc.nat({ max: 4 }), b: fc.nat({ max: 4 }), d0: fc.array(line, { minLength: 1, maxLength: 2 }) })
-  .map(({ a, b, d0 }) => {
+  .record({
+    a: fc.nat({ max: 4 }), b: fc.nat({ max: 4 }), d0: fc.array(line, { minLength: 1, maxLength: 2 }),
+    h0: fc.array(line, { minLength: 1, maxLength: 2 }), ttlMs: fc.constantFrom(500, 1002, 1004, 1006, 8000),
+  })
+  .map(({ a, b, d0, h0, ttlMs }) => {
     const lines: Line[] = d0;
     const ops: WriteOp[] = [];
     if (a > 0) ops.push({ kind: 'restock', input: { requestId: 's-A', sku: 'A', qty: a + 2 } });
     if (b > 0) ops.push({ kind: 'restock', input: { requestId: 's-B', sku: 'B', qty: b + 2 } });
     ops.push({ kind: 'deduct', input: { requestId: 'd0', lines } });
+    ops.push({ kind: 'reserve', input: { requestId: 'h0', lines: h0, ttlMs } });
     return ops;
   });
 
@@ -97,11 +121,15 @@ export async function interleavingProperty(
       scheduling = false;
       if (recorder.unexpected.length > 0) throw new ConformanceError('a call failed with a non-library error', { cause: recorder.unexpected[0] });
       assertLinearizable(recorder.events, model, 'interleaved calls');
+      // Reads at a time no call is after (calls started out of order moved the clock back and forth).
+      clock.now = 2000 + ops.length;
       await checkInvariants(ledger, {
+        // Commits and releases are checked against their reservation by checkInvariants itself.
         operations: recorder.events.flatMap((e) => {
+          const { op } = e.input;
           const o = e.output;
-          if (e.input.op.kind === 'stock' || !('ok' in o) || !o.ok) return [];
-          return [{ requestId: requestIdOf(e.input.op), skus: skusOf(e.input.op) }];
+          if (!isRequestOp(op) || o === null || !('ok' in o) || !o.ok) return [];
+          return [{ requestId: op.input.requestId, skus: skusOf(op) }];
         }),
       });
     } finally {

@@ -1,38 +1,65 @@
 import { LIMITS } from '../../src/index.js';
 import type {
-  AdjustInput, DeductInput, Entry, JsonObject, Level, Line, OperationKind, OperationResult, RequestRecord,
-  RestockInput, ReverseInput,
+  AdjustInput, Applied, CommitInput, DeductInput, Entry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult,
+  Rejection, ReleaseInput, RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, SweepInput, SweepResult,
 } from '../../src/index.js';
 import type { Op, Outcome, Thrown } from './ops.js';
 
-/** One applied operation, kept exactly as it was first answered. Never changed afterwards. */
-interface AppliedOperation {
-  requestId: string;
-  kind: OperationKind;
-  /** The normalized payload as canonical text: same text, same request. */
-  payload: string;
-  /** For a reverse: the request it gives back. */
-  of: string | null;
-  at: number;
-  entries: Entry[];
-  levels: Level[];
-}
+/**
+ * What one call wrote, kept exactly as it was first answered. Never changed afterwards.
+ *
+ * - `request`: an applied operation with its own request id (a reserve keeps the reservation
+ *   it answered with);
+ * - `settle`: an applied commit or release of a reservation (a commit keeps the lines it asked
+ *   for, normalized, to tell a replay from a conflict);
+ * - `expiry`: the expiries of due holds that one call wrote (a sweep, or any call that touched
+ *   SKUs with due holds, even if it was then rejected).
+ */
+type Written =
+  | {
+      type: 'request'; requestId: string; kind: OperationKind; payload: string; of: string | null; at: number;
+      entries: Entry[]; levels: Level[]; reservation: Reservation | null;
+    }
+  | { type: 'settle'; reservationId: string; kind: 'commit' | 'release'; sold: Line[] | null; at: number; entries: Entry[]; levels: Level[] }
+  | { type: 'expiry'; at: number; entries: Entry[] };
 
 /** A change to one SKU, before it becomes an entry. */
-interface Delta {
+interface Change {
+  requestId: string;
+  kind: EntryKind;
   sku: string;
   onHandDelta: number;
+  reservedDelta: number;
+  meta: JsonObject | undefined;
 }
+
+/** One SKU of one reservation, still held in storage (no commit, release or expire entry yet). */
+interface Hold {
+  reservationId: string;
+  sku: string;
+  qty: number;
+  expiresAt: number;
+  meta: JsonObject | undefined;
+}
+
+type Result = OperationResult | Thrown;
 
 /**
  * The reference model of one ledger: deliberately plain and slow, written from the contract
- * (DESIGN.md sections 2 to 5), not from the library's decision code.
+ * (DESIGN.md sections 2 to 5, and the reservation semantics of the issue), not from the
+ * library's decision code.
  *
- * Its whole state is the list of applied operations. Entries are their concatenation, a
- * SKU's level is the fold of its entries, and "what is left to reverse" is recomputed from the
- * list each time. It expects input that passed validation, except for the two invalid inputs
- * the generators make on purpose (merged quantities past the limit, a reverse of itself), which
- * it answers with `{ thrown: 'INVALID_INPUT' }`.
+ * Its whole state is the list of what calls wrote. Entries are their concatenation; a SKU's
+ * level is the fold of its entries; what is still held is the reserve entries without a
+ * commit, release or expire entry for the same reservation and SKU; a reservation's state is
+ * read from what was written for it and the time; "what is left to reverse" is recomputed from
+ * the list each time. It expects input that passed validation, except for the invalid inputs the
+ * generators make on purpose (merged quantities past the limit, a reverse of itself), which it
+ * answers with `{ thrown: 'INVALID_INPUT' }`.
+ *
+ * Time: every call carries its time `at`. A hold is due when `at >= expiresAt`. Reads (`stock`,
+ * `reservation`) see due holds as expired; writes first write the expiry of the due holds of the
+ * SKUs they touch, then decide.
  *
  * @example
  * ```ts
@@ -42,16 +69,16 @@ interface Delta {
  * ```
  */
 export class ReferenceModel {
-  #applied: AppliedOperation[] = [];
+  #written: Written[] = [];
 
-  /** An independent copy (applied operations are immutable, so sharing them is safe). */
+  /** An independent copy (written records are immutable, so sharing them is safe). */
   clone(): ReferenceModel {
     const copy = new ReferenceModel();
-    copy.#applied = [...this.#applied];
+    copy.#written = [...this.#written];
     return copy;
   }
 
-  /** Runs one op at time `at` (ignored by `stock`) and returns what the ledger must answer. */
+  /** Runs one op at time `at` and returns what the ledger must answer. */
   apply(op: Op, at: number): Outcome {
     switch (op.kind) {
       case 'restock':
@@ -62,38 +89,49 @@ export class ReferenceModel {
         return this.adjust(op.input, at);
       case 'reverse':
         return this.reverse(op.input, at);
+      case 'reserve':
+        return this.reserve(op.input, at);
+      case 'commit':
+        return this.commit(op.input, at);
+      case 'release':
+        return this.release(op.input, at);
+      case 'sweep':
+        return this.sweep(op.input, at);
       case 'stock':
-        return this.level(op.sku);
+        return this.levelAt(op.sku, at);
+      case 'reservation':
+        return this.reservation(op.id, at);
     }
   }
 
-  restock(input: RestockInput, at: number): OperationResult | Thrown {
+  restock(input: RestockInput, at: number): Result {
     const payload = canonical(['restock', input.sku, input.qty, input.meta ?? null]);
     return this.#run(input.requestId, 'restock', payload, null, input.meta, at, () => {
+      this.#expireDue([input.sku], at);
       const level = this.level(input.sku);
       if (level.onHand + input.qty > LIMITS.quantityMax) {
         return { ok: false, code: 'QUANTITY_LIMIT', sku: input.sku, requested: input.qty, onHand: level.onHand, limit: LIMITS.quantityMax };
       }
-      return [{ sku: input.sku, onHandDelta: input.qty }];
+      return [{ sku: input.sku, onHandDelta: input.qty, reservedDelta: 0 }];
     });
   }
 
-  deduct(input: DeductInput, at: number): OperationResult | Thrown {
+  deduct(input: DeductInput, at: number): Result {
     const lines = mergeLines('lines' in input ? input.lines : [{ sku: input.sku, qty: input.qty }]);
     if (lines.some((line) => line.qty > LIMITS.quantityMax)) return { thrown: 'INVALID_INPUT' };
     const payload = canonical(['deduct', lines.map((l) => [l.sku, l.qty]), input.meta ?? null]);
     return this.#run(input.requestId, 'deduct', payload, null, input.meta, at, () => {
-      for (const line of lines) {
-        const available = this.level(line.sku).available;
-        if (available < line.qty) return { ok: false, code: 'INSUFFICIENT_STOCK', sku: line.sku, requested: line.qty, available };
-      }
-      return lines.map((line) => ({ sku: line.sku, onHandDelta: -line.qty }));
+      this.#expireDue(lines.map((l) => l.sku), at);
+      const short = this.#shortOf(lines);
+      if (short !== null) return short;
+      return lines.map((line) => ({ sku: line.sku, onHandDelta: -line.qty, reservedDelta: 0 }));
     });
   }
 
-  adjust(input: AdjustInput, at: number): OperationResult | Thrown {
+  adjust(input: AdjustInput, at: number): Result {
     const payload = canonical(['adjust', input.sku, input.onHand, input.expectedVersion ?? null, input.meta ?? null]);
     return this.#run(input.requestId, 'adjust', payload, null, input.meta, at, () => {
+      this.#expireDue([input.sku], at);
       const level = this.level(input.sku);
       if (input.expectedVersion !== undefined && input.expectedVersion !== level.version) {
         return { ok: false, code: 'VERSION_CONFLICT', sku: input.sku, expectedVersion: input.expectedVersion, level };
@@ -102,30 +140,33 @@ export class ReferenceModel {
         return { ok: false, code: 'QUANTITY_LIMIT', sku: input.sku, requested: input.onHand, onHand: level.onHand, limit: LIMITS.quantityMax };
       }
       if (input.onHand < level.reserved) return { ok: false, code: 'BELOW_RESERVED', sku: input.sku, requested: input.onHand, level };
-      return [{ sku: input.sku, onHandDelta: input.onHand - level.onHand }];
+      return [{ sku: input.sku, onHandDelta: input.onHand - level.onHand, reservedDelta: 0 }];
     });
   }
 
-  reverse(input: ReverseInput, at: number): OperationResult | Thrown {
+  reverse(input: ReverseInput, at: number): Result {
     if (input.of === input.requestId) return { thrown: 'INVALID_INPUT' };
     const asked = input.lines === undefined ? null : mergeLines(input.lines);
     if (asked !== null && asked.some((line) => line.qty > LIMITS.quantityMax)) return { thrown: 'INVALID_INPUT' };
     const payload = canonical(['reverse', input.of, asked === null ? null : asked.map((l) => [l.sku, l.qty]), input.meta ?? null]);
     return this.#run(input.requestId, 'reverse', payload, input.of, input.meta, at, () => {
-      const original = this.#find(input.of);
+      const original = this.#request(input.of);
       if (original === undefined) return { ok: false, code: 'REQUEST_NOT_FOUND', requestId: input.of };
-      if (original.kind !== 'deduct') return { ok: false, code: 'NOT_REVERSIBLE', requestId: input.of, kind: original.kind };
-      const remaining = (sku: string): number => this.#taken(original, sku) - this.#givenBack(input.of, sku);
+      const taken = this.#taken(input.of);
+      if (taken === null) return { ok: false, code: 'NOT_REVERSIBLE', requestId: input.of, kind: original.kind };
+      const remaining = (sku: string): number => (taken.find((l) => l.sku === sku)?.qty ?? 0) - this.#givenBack(input.of, sku);
       let lines: Line[];
       if (asked === null) {
-        lines = original.entries.map((e) => ({ sku: e.sku, qty: remaining(e.sku) })).filter((line) => line.qty > 0);
-        const first = original.entries[0];
+        lines = taken.map((l) => ({ sku: l.sku, qty: remaining(l.sku) })).filter((line) => line.qty > 0);
+        const first = taken[0];
         if (lines.length === 0 && first !== undefined) {
-          return { ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku: first.sku, requested: this.#taken(original, first.sku), remaining: 0 };
+          return { ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku: first.sku, requested: first.qty, remaining: 0 };
         }
       } else {
         lines = asked;
       }
+      // Only now does the reverse know its SKUs: their due holds expire, then the checks.
+      this.#expireDue(lines.map((l) => l.sku), at);
       for (const line of lines) {
         const left = remaining(line.sku);
         if (line.qty > left) return { ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku: line.sku, requested: line.qty, remaining: left };
@@ -134,22 +175,95 @@ export class ReferenceModel {
           return { ok: false, code: 'QUANTITY_LIMIT', sku: line.sku, requested: line.qty, onHand, limit: LIMITS.quantityMax };
         }
       }
-      return lines.map((line) => ({ sku: line.sku, onHandDelta: line.qty }));
+      return lines.map((line) => ({ sku: line.sku, onHandDelta: line.qty, reservedDelta: 0 }));
     });
+  }
+
+  reserve(input: ReserveInput, at: number): Result {
+    const lines = mergeLines(input.lines);
+    if (lines.some((line) => line.qty > LIMITS.quantityMax)) return { thrown: 'INVALID_INPUT' };
+    const payload = canonical(['reserve', lines.map((l) => [l.sku, l.qty]), input.ttlMs, input.meta ?? null]);
+    return this.#run(input.requestId, 'reserve', payload, null, input.meta, at, () => {
+      this.#expireDue(lines.map((l) => l.sku), at);
+      const short = this.#shortOf(lines);
+      if (short !== null) return short;
+      return lines.map((line) => ({ sku: line.sku, onHandDelta: 0, reservedDelta: line.qty }));
+    }, () => {
+      const reservation: Reservation = {
+        id: input.requestId, state: 'held', lines, expiresAt: at + input.ttlMs, createdAt: at, committed: null,
+      };
+      if (input.meta !== undefined) reservation.meta = copyJson(input.meta);
+      return reservation;
+    });
+  }
+
+  /**
+   * Commit: unknown -> RESERVATION_NOT_FOUND. Committed already: the same lines (normalized, all
+   * held when omitted) replay, other lines are a conflict (and write nothing). Otherwise the due
+   * holds of its SKUs expire first; then an expired reservation is rejected (all its holds
+   * expire), a released one too, and a held one sells the asked lines and releases the rest.
+   */
+  commit(input: CommitInput, at: number): Result {
+    const asked = input.lines === undefined ? null : mergeLines(input.lines);
+    if (asked !== null && asked.some((line) => line.qty > LIMITS.quantityMax)) return { thrown: 'INVALID_INPUT' };
+    const reservationId = input.reservationId;
+    const held = this.#reserved(reservationId);
+    if (held === null) return { ok: false, code: 'RESERVATION_NOT_FOUND', reservationId };
+    const sold = asked ?? held.lines;
+    const settled = this.#settled(reservationId);
+    if (settled?.kind === 'commit' && !sameLines(settled.sold ?? [], sold)) return { thrown: 'IDEMPOTENCY_CONFLICT' };
+    const expired = this.#settling(held, at);
+    if (expired !== null) return expired;
+    if (settled?.kind === 'release') return { ok: false, code: 'RESERVATION_RELEASED', reservationId };
+    if (settled !== null) return { ok: true, replayed: true, entries: settled.entries.map(copyEntry), levels: copyLevels(settled.levels) };
+    for (const line of sold) {
+      const holding = held.lines.find((l) => l.sku === line.sku)?.qty ?? 0;
+      if (line.qty > holding) return { ok: false, code: 'EXCEEDS_RESERVATION', reservationId, sku: line.sku, requested: line.qty, held: holding };
+    }
+    const changes = held.lines.map((line): Change => ({
+      requestId: reservationId, kind: 'commit', sku: line.sku, meta: held.meta,
+      onHandDelta: 0 - (sold.find((l) => l.sku === line.sku)?.qty ?? 0), reservedDelta: -line.qty,
+    }));
+    return this.#settle(reservationId, 'commit', sold, changes, at);
+  }
+
+  /** Release: like a commit, but a committed reservation is rejected and a released one replays. */
+  release(input: ReleaseInput, at: number): Result {
+    const reservationId = input.reservationId;
+    const held = this.#reserved(reservationId);
+    if (held === null) return { ok: false, code: 'RESERVATION_NOT_FOUND', reservationId };
+    const settled = this.#settled(reservationId);
+    const expired = this.#settling(held, at);
+    if (expired !== null) return expired;
+    if (settled?.kind === 'commit') return { ok: false, code: 'RESERVATION_COMMITTED', reservationId };
+    if (settled !== null) return { ok: true, replayed: true, entries: settled.entries.map(copyEntry), levels: copyLevels(settled.levels) };
+    const changes = held.lines.map((line): Change => ({
+      requestId: reservationId, kind: 'release', sku: line.sku, meta: held.meta, onHandDelta: 0, reservedDelta: -line.qty,
+    }));
+    return this.#settle(reservationId, 'release', null, changes, at);
+  }
+
+  /** Expires up to `limit` due holds anywhere, soonest first (then by reservation id and SKU, in stored order). */
+  sweep(input: SweepInput, at: number): SweepResult {
+    const limit = input.limit ?? LIMITS.sweepHoldsMax;
+    const due = this.holds().filter((h) => at >= h.expiresAt).sort((a, b) =>
+      a.expiresAt - b.expiresAt || byStoredText(a.reservationId, b.reservationId) || byStoredText(a.sku, b.sku));
+    const entries = this.#expire(due.slice(0, limit), at);
+    return { expired: entries.length, more: due.length > limit, entries: entries.map(copyEntry) };
   }
 
   /** Every entry so far, in order. */
   entries(): Entry[] {
-    return this.#applied.flatMap((op) => op.entries.map(copyEntry));
+    return this.#written.flatMap((w) => w.entries.map(copyEntry));
   }
 
-  /** The level of a SKU: the fold of its entries. */
+  /** The level of a SKU as stored: the fold of its entries (expiries not yet written still hold). */
   level(sku: string): Level {
     let onHand = 0;
     let reserved = 0;
     let version = 0;
-    for (const op of this.#applied) {
-      for (const entry of op.entries) {
+    for (const written of this.#written) {
+      for (const entry of written.entries) {
         if (entry.sku !== sku) continue;
         onHand += entry.onHandDelta;
         reserved += entry.reservedDelta;
@@ -159,98 +273,258 @@ export class ReferenceModel {
     return { sku, onHand, reserved, available: onHand - reserved, version };
   }
 
+  /** The level a read at time `now` reports: every due hold counts as expired (one version each). */
+  levelAt(sku: string, now: number): Level {
+    const stored = this.level(sku);
+    const due = this.holds().filter((h) => h.sku === sku && now >= h.expiresAt);
+    const reserved = stored.reserved - due.reduce((sum, h) => sum + h.qty, 0);
+    return { sku, onHand: stored.onHand, reserved, available: stored.onHand - reserved, version: stored.version + due.length };
+  }
+
+  /** What `ledger.reservation(id)` must return at time `now`. */
+  reservation(id: string, now: number): Reservation | null {
+    const held = this.#reserved(id);
+    if (held === null) return null;
+    const settled = this.#settled(id);
+    const out: Reservation = {
+      ...held, lines: held.lines.map((l) => ({ ...l })),
+      state: settled === null ? (this.#expired(held, now) ? 'expired' : 'held') : settled.kind === 'commit' ? 'committed' : 'released',
+      committed: settled?.kind === 'commit' ? held.lines.map((l) => ({ sku: l.sku, qty: settled.sold?.find((s) => s.sku === l.sku)?.qty ?? 0 })) : null,
+    };
+    if (held.meta !== undefined) out.meta = copyJson(held.meta);
+    return out;
+  }
+
+  /**
+   * Holds still in storage: one per reserve entry that has no commit, release or expire entry of
+   * the same reservation and SKU. Due or not.
+   */
+  holds(): Hold[] {
+    const ended = new Set<string>();
+    for (const written of this.#written) {
+      for (const e of written.entries) {
+        if (e.kind === 'commit' || e.kind === 'release' || e.kind === 'expire') ended.add(JSON.stringify([e.requestId, e.sku]));
+      }
+    }
+    const holds: Hold[] = [];
+    for (const written of this.#written) {
+      if (written.type !== 'request' || written.reservation === null) continue;
+      const { id, expiresAt, meta } = written.reservation;
+      for (const e of written.entries) {
+        if (!ended.has(JSON.stringify([id, e.sku]))) holds.push({ reservationId: id, sku: e.sku, qty: e.reservedDelta, expiresAt, meta });
+      }
+    }
+    return holds;
+  }
+
   /** Every SKU with an entry, sorted. */
   skus(): string[] {
-    return [...new Set(this.#applied.flatMap((op) => op.entries.map((e) => e.sku)))].sort();
+    return [...new Set(this.#written.flatMap((w) => w.entries.map((e) => e.sku)))].sort();
   }
 
   /** What `ledger.request(id)` must return. */
   request(requestId: string): RequestRecord | null {
-    const op = this.#find(requestId);
+    const op = this.#request(requestId);
     if (op === undefined) return null;
-    return {
-      ok: true, replayed: true, entries: op.entries.map(copyEntry), levels: op.levels.map((l) => ({ ...l })),
+    const record: RequestRecord & { reservation?: Reservation } = {
+      ok: true, replayed: true, entries: op.entries.map(copyEntry), levels: copyLevels(op.levels),
       requestId: op.requestId, kind: op.kind, at: op.at,
     };
+    if (op.reservation !== null) record.reservation = copyJson(op.reservation);
+    return record;
   }
 
-  /** Units of `sku` a reverse of `of` may still give back (0 unless `of` is an applied deduct). */
+  /** Units of `sku` a reverse of `of` may still give back (0 unless `of` is an applied deduct or a committed reservation). */
   reversible(of: string, sku: string): number {
-    const original = this.#find(of);
-    if (original === undefined || original.kind !== 'deduct') return 0;
-    return this.#taken(original, sku) - this.#givenBack(of, sku);
+    const taken = this.#taken(of);
+    if (taken === null) return 0;
+    return (taken.find((l) => l.sku === sku)?.qty ?? 0) - this.#givenBack(of, sku);
   }
 
-  /** Ids of every applied operation, in order. */
+  /** Ids of every applied request, in order. */
   requestIds(): string[] {
-    return this.#applied.map((op) => op.requestId);
+    return this.#written.flatMap((w) => (w.type === 'request' ? [w.requestId] : []));
   }
 
   /** The kind of an applied request, or null. */
   kindOf(requestId: string): OperationKind | null {
-    return this.#find(requestId)?.kind ?? null;
+    return this.#request(requestId)?.kind ?? null;
   }
 
-  /** Text that is equal for two models exactly when their applied operations are. */
+  /** Text that is equal for two models exactly when what they wrote is. */
   key(): string {
-    return JSON.stringify(this.#applied.map((op) => [op.requestId, op.payload, op.at, op.entries.length]));
+    return JSON.stringify(this.#written.map((w) => [
+      w.type, w.type === 'request' ? [w.requestId, w.payload] : w.type === 'settle' ? [w.reservationId, w.kind, w.sold] : null, w.at,
+      w.entries.map((e) => [e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta]),
+    ]));
   }
 
-  #find(requestId: string): AppliedOperation | undefined {
-    return this.#applied.find((op) => op.requestId === requestId);
+  #request(requestId: string): Extract<Written, { type: 'request' }> | undefined {
+    for (const w of this.#written) if (w.type === 'request' && w.requestId === requestId) return w;
+    return undefined;
   }
 
-  #taken(original: AppliedOperation, sku: string): number {
-    let taken = 0;
-    for (const entry of original.entries) if (entry.sku === sku) taken -= entry.onHandDelta;
-    return taken;
+  /** The reservation as made by its reserve (state 'held'), or null. */
+  #reserved(id: string): Reservation | null {
+    return this.#request(id)?.reservation ?? null;
+  }
+
+  #settled(id: string): Extract<Written, { type: 'settle' }> | null {
+    for (const w of this.#written) if (w.type === 'settle' && w.reservationId === id) return w;
+    return null;
+  }
+
+  /** Expired: a hold of it has expired in storage, or it is due at `now`. (Not asked of settled reservations.) */
+  #expired(reservation: Reservation, now: number): boolean {
+    return now >= reservation.expiresAt || this.#written.some((w) => w.entries.some((e) => e.kind === 'expire' && e.requestId === reservation.id));
+  }
+
+  /**
+   * The start of a commit or release: the due holds of the reservation's SKUs expire; an
+   * unsettled reservation that is expired then loses all its remaining holds and is rejected.
+   */
+  #settling(reservation: Reservation, at: number): Rejection | null {
+    this.#expireDue(reservation.lines.map((l) => l.sku), at);
+    if (this.#settled(reservation.id) !== null || !this.#expired(reservation, at)) return null;
+    this.#expire(this.holds().filter((h) => h.reservationId === reservation.id), at);
+    return { ok: false, code: 'RESERVATION_EXPIRED', reservationId: reservation.id, expiresAt: reservation.expiresAt };
+  }
+
+  #settle(reservationId: string, kind: 'commit' | 'release', sold: Line[] | null, changes: Change[], at: number): OperationResult {
+    const entries = this.#entriesOf(changes, at);
+    const levels = this.#levelsAfter(entries);
+    this.#written.push({ type: 'settle', reservationId, kind, sold, at, entries, levels });
+    return { ok: true, replayed: false, entries: entries.map(copyEntry), levels: copyLevels(levels) };
+  }
+
+  /** The first line (in SKU order) asking for more than is available, as a rejection. */
+  #shortOf(lines: Line[]): Rejection | null {
+    for (const line of lines) {
+      const available = this.level(line.sku).available;
+      if (available < line.qty) return { ok: false, code: 'INSUFFICIENT_STOCK', sku: line.sku, requested: line.qty, available };
+    }
+    return null;
+  }
+
+  /**
+   * Writes the expiry of the due holds of these SKUs, SKU by SKU in the order given, each SKU's
+   * holds soonest first (then by reservation id, in stored order), at most
+   * `LIMITS.expiriesPerSkuMax` per SKU.
+   */
+  #expireDue(skus: string[], at: number): void {
+    const holds = this.holds();
+    const due = skus.flatMap((sku) => holds
+      .filter((h) => h.sku === sku && at >= h.expiresAt)
+      .sort((a, b) => a.expiresAt - b.expiresAt || byStoredText(a.reservationId, b.reservationId))
+      .slice(0, LIMITS.expiriesPerSkuMax));
+    this.#expire(due, at);
+  }
+
+  /** Writes one expire entry per hold, in the order given. */
+  #expire(holds: Hold[], at: number): Entry[] {
+    if (holds.length === 0) return [];
+    const entries = this.#entriesOf(holds.map((h): Change => ({
+      requestId: h.reservationId, kind: 'expire', sku: h.sku, onHandDelta: 0, reservedDelta: -h.qty, meta: h.meta,
+    })), at);
+    this.#written.push({ type: 'expiry', at, entries });
+    return entries;
+  }
+
+  /** Entries for changes on top of what is written: numbered on, each after the ones before it. */
+  #entriesOf(changes: Change[], at: number): Entry[] {
+    let seq = this.#written.reduce((n, w) => n + w.entries.length, 0);
+    const running = new Map<string, { onHand: number; reserved: number }>();
+    return changes.map((change) => {
+      const before = running.get(change.sku) ?? this.level(change.sku);
+      const after = { onHand: before.onHand + change.onHandDelta, reserved: before.reserved + change.reservedDelta };
+      running.set(change.sku, after);
+      seq += 1;
+      const entry: Entry = {
+        seq, requestId: change.requestId, kind: change.kind, sku: change.sku, onHandDelta: change.onHandDelta,
+        reservedDelta: change.reservedDelta, onHandAfter: after.onHand, reservedAfter: after.reserved, at,
+      };
+      if (change.meta !== undefined) entry.meta = copyJson(change.meta);
+      return entry;
+    });
+  }
+
+  /** The levels new entries (not yet written) lead to, one per SKU they touch, sorted by SKU. */
+  #levelsAfter(entries: Entry[]): Level[] {
+    return [...new Set(entries.map((e) => e.sku))].sort(byText).map((sku) => {
+      const own = entries.filter((e) => e.sku === sku);
+      const last = own[own.length - 1] as Entry;
+      return {
+        sku, onHand: last.onHandAfter, reserved: last.reservedAfter, available: last.onHandAfter - last.reservedAfter,
+        version: this.level(sku).version + own.length,
+      };
+    });
+  }
+
+  /** What a reverse of `of` may give back in all, in SKU order: a deduct's lines, or what a commit sold; null if not reversible. */
+  #taken(of: string): Line[] | null {
+    const original = this.#request(of);
+    if (original === undefined) return null;
+    if (original.kind === 'deduct') return original.entries.map((e) => ({ sku: e.sku, qty: -e.onHandDelta }));
+    const settled = this.#settled(of);
+    if (original.kind !== 'reserve' || settled?.kind !== 'commit') return null;
+    return (settled.sold ?? []).filter((l) => l.qty > 0).map((l) => ({ ...l }));
   }
 
   #givenBack(of: string, sku: string): number {
     let given = 0;
-    for (const op of this.#applied) {
-      if (op.kind !== 'reverse' || op.of !== of) continue;
-      for (const entry of op.entries) if (entry.sku === sku) given += entry.onHandDelta;
+    for (const w of this.#written) {
+      if (w.type !== 'request' || w.kind !== 'reverse' || w.of !== of) continue;
+      for (const entry of w.entries) if (entry.sku === sku) given += entry.onHandDelta;
     }
     return given;
   }
 
   /**
    * The idempotency rule, then the operation: a known id with the same payload is a replay of
-   * the first answer, with another payload a conflict; an unknown id is evaluated, and only an
-   * applied result is remembered.
+   * the first answer (before anything else: a replay writes nothing), with another payload a
+   * conflict; an unknown id is evaluated, and only an applied result is remembered (the
+   * expiries the evaluation wrote stay, applied or not).
    */
   #run(
     requestId: string, kind: OperationKind, payload: string, of: string | null, meta: JsonObject | undefined, at: number,
-    evaluate: () => Delta[] | Exclude<OperationResult, { ok: true }>,
-  ): OperationResult | Thrown {
-    const known = this.#find(requestId);
+    evaluate: () => Array<{ sku: string; onHandDelta: number; reservedDelta: number }> | Rejection,
+    reservation: () => Reservation | null = () => null,
+  ): Result {
+    const known = this.#request(requestId);
     if (known !== undefined) {
       if (known.payload !== payload) return { thrown: 'IDEMPOTENCY_CONFLICT' };
-      return { ok: true, replayed: true, entries: known.entries.map(copyEntry), levels: known.levels.map((l) => ({ ...l })) };
+      return { ...this.#outcomeOf(known), replayed: true };
     }
     const decided = evaluate();
     if (!Array.isArray(decided)) return decided;
-    let seq = this.entries().length;
-    const entries: Entry[] = [];
-    const levels: Level[] = [];
-    for (const delta of decided) {
-      const before = this.level(delta.sku);
-      seq += 1;
-      const entry: Entry = {
-        seq, requestId, kind, sku: delta.sku, onHandDelta: delta.onHandDelta, reservedDelta: 0,
-        onHandAfter: before.onHand + delta.onHandDelta, reservedAfter: before.reserved, at,
-      };
-      if (meta !== undefined) entry.meta = JSON.parse(JSON.stringify(meta)) as JsonObject;
-      entries.push(entry);
-      levels.push({
-        sku: delta.sku, onHand: entry.onHandAfter, reserved: entry.reservedAfter,
-        available: entry.onHandAfter - entry.reservedAfter, version: before.version + 1,
-      });
-    }
-    this.#applied.push({ requestId, kind, payload, of, at, entries, levels });
-    return { ok: true, replayed: false, entries: entries.map(copyEntry), levels: levels.map((l) => ({ ...l })) };
+    const entries = this.#entriesOf(decided.map((d) => ({ ...d, requestId, kind, meta })), at);
+    const record: Written = {
+      type: 'request', requestId, kind, payload, of, at, entries, levels: this.#levelsAfter(entries), reservation: reservation(),
+    };
+    this.#written.push(record);
+    return this.#outcomeOf(record);
   }
+
+  #outcomeOf(op: Extract<Written, { type: 'request' }>): Applied {
+    const outcome: Applied = { ok: true, replayed: false, entries: op.entries.map(copyEntry), levels: copyLevels(op.levels) };
+    if (op.reservation === null) return outcome;
+    const reserved: ReserveApplied = { ...outcome, reservation: copyJson(op.reservation) };
+    return reserved;
+  }
+}
+
+/** JavaScript's default string order (by UTF-16 code units): the order of lines and levels. */
+function byText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The order of stored holds when they fall due together: by code point, that is by UTF-8 bytes
+ * (the order SQLite, Redis and PostgreSQL `COLLATE "C"` keep text in). It differs from
+ * {@link byText} only where a character above U+FFFF meets one from U+E000 to U+FFFF.
+ */
+function byStoredText(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 /** Same SKU on several lines adds up; then sorted by SKU (JavaScript string order). */
@@ -258,6 +532,10 @@ function mergeLines(lines: readonly Line[]): Line[] {
   const totals = new Map<string, number>();
   for (const line of lines) totals.set(line.sku, (totals.get(line.sku) ?? 0) + line.qty);
   return [...totals.keys()].sort().map((sku) => ({ sku, qty: totals.get(sku) ?? 0 }));
+}
+
+function sameLines(a: readonly Line[], b: readonly Line[]): boolean {
+  return canonical(a) === canonical(b);
 }
 
 /** JSON with object keys sorted, so `{ a, b }` and `{ b, a }` give one text. */
@@ -270,6 +548,14 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
+function copyJson<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
 function copyEntry(entry: Entry): Entry {
   return { ...entry };
+}
+
+function copyLevels(levels: Level[]): Level[] {
+  return levels.map((l) => ({ ...l }));
 }

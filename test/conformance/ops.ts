@@ -1,6 +1,7 @@
 import { isStockLedgerError } from '../../src/index.js';
 import type {
-  AdjustInput, DeductInput, Level, OperationResult, RestockInput, ReverseInput, StockLedger,
+  AdjustInput, CommitInput, DeductInput, Level, OperationResult, ReleaseInput, Reservation, ReserveInput, RestockInput,
+  ReverseInput, StockLedger, SweepInput, SweepResult,
 } from '../../src/index.js';
 
 /** One call on a ledger, as data: what the model, the histories and the generators share. */
@@ -9,18 +10,29 @@ export type Op =
   | { kind: 'deduct'; input: DeductInput }
   | { kind: 'adjust'; input: AdjustInput }
   | { kind: 'reverse'; input: ReverseInput }
-  | { kind: 'stock'; sku: string };
+  | { kind: 'reserve'; input: ReserveInput }
+  | { kind: 'commit'; input: CommitInput }
+  | { kind: 'release'; input: ReleaseInput }
+  | { kind: 'sweep'; input: SweepInput }
+  | { kind: 'stock'; sku: string }
+  | { kind: 'reservation'; id: string };
 
-/** A call that changes the ledger. */
-export type WriteOp = Exclude<Op, { kind: 'stock' }>;
+/** A call that changes the ledger (or may: a sweep, a commit or release that is rejected). */
+export type WriteOp = Exclude<Op, { kind: 'stock' } | { kind: 'reservation' }>;
+
+/** A write that carries its own request id (and fingerprint): every kind but commit, release and sweep. */
+export type RequestOp = Extract<WriteOp, { kind: 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' }>;
 
 /** A thrown `StockLedgerError`, reduced to its code. */
 export interface Thrown {
   thrown: string;
 }
 
-/** What a call produced: a result (or a level, for `stock`), or the code of the error it threw. */
-export type Outcome = OperationResult | Level | Thrown;
+/**
+ * What a call produced: a result, a level (`stock`), a reservation or null (`reservation`), a
+ * sweep's result, or the code of the error it threw.
+ */
+export type Outcome = OperationResult | Level | Reservation | SweepResult | null | Thrown;
 
 /**
  * Runs one op and turns a thrown `StockLedgerError` into `{ thrown: code }`; anything else that
@@ -37,8 +49,18 @@ export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
         return await ledger.adjust(op.input);
       case 'reverse':
         return await ledger.reverse(op.input);
+      case 'reserve':
+        return await ledger.reserve(op.input);
+      case 'commit':
+        return await ledger.commit(op.input);
+      case 'release':
+        return await ledger.release(op.input);
+      case 'sweep':
+        return await ledger.sweepExpired(op.input);
       case 'stock':
         return await ledger.stock(op.sku);
+      case 'reservation':
+        return await ledger.reservation(op.id);
     }
   } catch (error) {
     if (isStockLedgerError(error)) return { thrown: error.code };
@@ -46,12 +68,27 @@ export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
   }
 }
 
-/** The request id of a write op. */
-export function requestIdOf(op: WriteOp): string {
+/** True for the writes that carry a request id of their own. */
+export function isRequestOp(op: Op): op is RequestOp {
+  return op.kind === 'restock' || op.kind === 'deduct' || op.kind === 'adjust' || op.kind === 'reverse' || op.kind === 'reserve';
+}
+
+/** The request id of a request op. */
+export function requestIdOf(op: RequestOp): string {
   return op.input.requestId;
 }
 
-/** SKUs a write op names up front (a reverse without lines names none). */
+/**
+ * The id a write's own entries carry: its request id, or the reservation id of a commit or
+ * release; null for a sweep (its entries carry the ids of the reservations it expires).
+ */
+export function entryIdOf(op: WriteOp): string | null {
+  if (isRequestOp(op)) return op.input.requestId;
+  if (op.kind === 'commit' || op.kind === 'release') return op.input.reservationId;
+  return null;
+}
+
+/** SKUs a write op names up front (a reverse or commit without lines, a release and a sweep name none). */
 export function skusOf(op: WriteOp): string[] {
   switch (op.kind) {
     case 'restock':
@@ -60,12 +97,19 @@ export function skusOf(op: WriteOp): string[] {
     case 'deduct':
       return 'lines' in op.input ? op.input.lines.map((line) => line.sku) : [op.input.sku];
     case 'reverse':
+    case 'commit':
       return (op.input.lines ?? []).map((line) => line.sku);
+    case 'reserve':
+      return op.input.lines.map((line) => line.sku);
+    case 'release':
+    case 'sweep':
+      return [];
   }
 }
 
 /** Short text of an op for messages and labels. */
 export function describeOp(op: Op): string {
   if (op.kind === 'stock') return `stock(${JSON.stringify(op.sku)})`;
+  if (op.kind === 'reservation') return `reservation(${JSON.stringify(op.id)})`;
   return `${op.kind}(${JSON.stringify(op.input)})`;
 }

@@ -3,7 +3,7 @@ import type { Entry, StockStore } from '../../src/index.js';
 import { assertEqual, check, show } from './assert.js';
 import { checkInvariants } from './invariants.js';
 import { ReferenceModel } from './model.js';
-import { runOp, type WriteOp } from './ops.js';
+import { runOp, type RequestOp } from './ops.js';
 
 const SKUS = ['A', 'B', 'sku {x}:1\n'];
 
@@ -25,7 +25,7 @@ export async function readsCase(createStore: () => StockStore | Promise<StockSto
     const empty = await ledger.verify();
     check(empty.ok && empty.drift.length === 0, () => `verify() of an empty ledger: ${show(empty)}`);
 
-    const history: WriteOp[] = [
+    const history: RequestOp[] = [
       { kind: 'restock', input: { requestId: 'r1', sku: 'A', qty: 5, meta: { po: 'P-1', lines: [1, 2] } } },
       { kind: 'restock', input: { requestId: 'r2', sku: 'B', qty: 3 } },
       { kind: 'restock', input: { requestId: 'r3', sku: SKUS[2] as string, qty: 4 } },
@@ -55,7 +55,7 @@ export async function readsCase(createStore: () => StockStore | Promise<StockSto
     // More than a default page of entries.
     for (let i = 0; i < LIMITS.entriesPageDefault + 20; i += 1) {
       clock.now += 1;
-      const op: WriteOp = { kind: 'restock', input: { requestId: `bulk-${i}`, sku: SKUS[i % SKUS.length] as string, qty: 1 } };
+      const op: RequestOp = { kind: 'restock', input: { requestId: `bulk-${i}`, sku: SKUS[i % SKUS.length] as string, qty: 1 } };
       assertEqual(await runOp(ledger, op), model.apply(op, clock.now), `outcome of ${show(op)}`);
     }
     const all = model.entries();

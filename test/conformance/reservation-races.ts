@@ -34,21 +34,60 @@ async function allEntries(ledger: StockLedger): Promise<Entry[]> {
 }
 
 /**
- * Every reservation is in exactly one state, and its entries say the same: reserve entries
- * always; commit entries iff committed, release entries iff released; expire entries only if
- * expired. `verify()` is ok.
+ * What is wrong with these reservations, judged by the entries (every entry of the ledger, in
+ * seq order): each reservation is in exactly one state, and its entries say the same. Reserve
+ * entries always, matching its lines; commit entries iff committed (one per reserved SKU, selling
+ * what `committed` says), release entries iff released (one per reserved SKU); expire entries only
+ * if expired. An id with reserve entries has a reservation. Returns the problems found.
+ */
+export async function reservationProblems(ledger: StockLedger, entries: readonly Entry[], ids: Iterable<string>): Promise<string[]> {
+  const problems: string[] = [];
+  for (const id of new Set(ids)) {
+    const reservation = await ledger.reservation(id);
+    const own = entries.filter((e) => e.requestId === id);
+    const ofKind = (kind: Entry['kind']): Entry[] => own.filter((e) => e.kind === kind);
+    const reserve = ofKind('reserve');
+    if (reservation === null) {
+      if (reserve.length > 0) problems.push(`reservation ${id} has reserve entries but reservation() is null`);
+      continue;
+    }
+    const { state } = reservation;
+    const kinds = new Set(own.map((e) => e.kind));
+    if (reserve.length === 0) problems.push(`reservation ${id} has no reserve entries`);
+    const held = reserve.map((e) => ({ sku: e.sku, qty: e.reservedDelta }));
+    if (JSON.stringify(held) !== JSON.stringify(reservation.lines)) {
+      problems.push(`reservation ${id} has lines ${JSON.stringify(reservation.lines)}, its reserve entries hold ${JSON.stringify(held)}`);
+    }
+    if (kinds.has('commit') !== (state === 'committed')) problems.push(`reservation ${id} is ${state}; commit entries: ${kinds.has('commit')}`);
+    if (kinds.has('release') !== (state === 'released')) problems.push(`reservation ${id} is ${state}; release entries: ${kinds.has('release')}`);
+    if (kinds.has('expire') && state !== 'expired') problems.push(`reservation ${id} is ${state} but has expire entries`);
+    if ((state === 'committed') !== (reservation.committed !== null)) {
+      problems.push(`reservation ${id} is ${state} with committed ${JSON.stringify(reservation.committed)}`);
+    }
+    if (state === 'committed' || state === 'released') {
+      const moves = ofKind(state === 'committed' ? 'commit' : 'release');
+      const committed = reservation.committed ?? [];
+      if (state === 'committed' && JSON.stringify(committed.map((c) => c.sku)) !== JSON.stringify(reservation.lines.map((l) => l.sku))) {
+        problems.push(`reservation ${id}: committed ${JSON.stringify(committed)} does not list each reserved SKU once, in order`);
+      }
+      const soldOf = (sku: string): number => (state === 'released' ? 0 : (committed.find((c) => c.sku === sku)?.qty ?? NaN));
+      const expected = reservation.lines.map((l) => [l.sku, -soldOf(l.sku), -l.qty]);
+      const actual = moves.map((e) => [e.sku, e.onHandDelta, e.reservedDelta]);
+      if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+        problems.push(`reservation ${id} is ${state} (committed ${JSON.stringify(reservation.committed)}); its ${state} entries [sku, onHandDelta, reservedDelta] are ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
+      }
+    }
+  }
+  return problems;
+}
+
+/**
+ * {@link reservationProblems} over the whole entry feed, and `verify()` is ok; throws on the
+ * first problems found.
  */
 export async function checkReservations(ledger: StockLedger, ids: Iterable<string>): Promise<void> {
-  const entries = await allEntries(ledger);
-  for (const id of ids) {
-    const reservation = await ledger.reservation(id);
-    if (reservation === null) continue;
-    const kinds = new Set(entries.filter((e) => e.requestId === id).map((e) => e.kind));
-    if (!kinds.has('reserve')) fail(`reservation ${id} has no reserve entries`);
-    if (kinds.has('commit') !== (reservation.state === 'committed')) fail(`reservation ${id} is ${reservation.state}; commit entries: ${kinds.has('commit')}`);
-    if (kinds.has('release') !== (reservation.state === 'released')) fail(`reservation ${id} is ${reservation.state}; release entries: ${kinds.has('release')}`);
-    if (kinds.has('expire') && reservation.state !== 'expired') fail(`reservation ${id} is ${reservation.state} but has expire entries`);
-  }
+  const problems = await reservationProblems(ledger, await allEntries(ledger), ids);
+  if (problems.length > 0) fail(problems.join('\n'));
   const report = await ledger.verify();
   if (!report.ok) fail(`verify() found drift: ${JSON.stringify(report.drift)}`);
 }

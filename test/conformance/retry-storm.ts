@@ -49,10 +49,10 @@ export async function retryStorm(createStore: () => StockStore | Promise<StockSt
     let buyersServed = 0;
     for (const [buyer, outcomes] of byBuyer) {
       for (const o of outcomes) {
-        if ('thrown' in o) fail(`buyer ${buyer}: a send threw ${o.thrown}`);
+        if (o === null || 'thrown' in o) fail(`buyer ${buyer}: a send threw ${show(o)}`);
         check('ok' in o && (o.ok || o.code === 'INSUFFICIENT_STOCK'), () => `buyer ${buyer}: unexpected outcome ${show(o)}`);
       }
-      const ok = outcomes.filter((o) => 'ok' in o && o.ok && 'replayed' in o);
+      const ok = outcomes.filter((o) => o !== null && 'ok' in o && o.ok && 'replayed' in o);
       const first = ok.filter((o) => 'replayed' in o && !o.replayed);
       firstApplications += first.length;
       if (ok.length > 0) buyersServed += 1;
