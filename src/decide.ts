@@ -143,7 +143,12 @@ class Draft {
 
   counters(sku: string): Counters {
     if (sku === this.#firstSku && this.#first !== null) return this.#first;
-    return this.#counters?.get(sku) ?? this.view.counters(sku);
+    const known = this.#counters?.get(sku);
+    if (known !== undefined) return known;
+    // Read once per operation: in SQL stores every read is a statement.
+    const read = this.view.counters(sku);
+    this.#remember(sku, read);
+    return read;
   }
 
   step(requestId: string, kind: EntryKind, meta: JsonObject | null, deltas: Delta[]): void {
@@ -156,7 +161,7 @@ class Draft {
     this.write.steps.push({ requestId, kind, meta, changes });
   }
 
-  /** Counters decided so far; most operations touch one SKU, so the first needs no Map. */
+  /** Counters read or decided so far; most operations touch one SKU, so the first needs no Map. */
   #remember(sku: string, after: Counters): void {
     if (this.#firstSku === null || this.#firstSku === sku) {
       this.#firstSku = sku;
