@@ -1,4 +1,5 @@
 import { StockLedger, isStockLedgerError } from '../../src/index.js';
+import { seededRandom } from './random.js';
 import type { CommitResult, Entry, ReleaseResult, Reservation, StockStore } from '../../src/index.js';
 
 /** A store factory as the conformance suite takes it. */
@@ -188,18 +189,6 @@ async function doubleCommit(createStore: StoreFactory, rounds: number): Promise<
   }
 }
 
-/** A small deterministic random source, so a failing flood replays from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Many reservations on one SKU with random TTLs, commits (full and partial), releases,
  * deducts, restocks and sweeps in concurrent waves while the clock jumps; after every wave the
@@ -207,7 +196,7 @@ function mulberry32(seed: number): () => number {
  * state agrees with its entries.
  */
 async function flood(createStore: StoreFactory, seed: number, waves: number): Promise<void> {
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const store = await createStore();
   let now = 10_000;
   const ledger = await stocked(store, () => now, 'HOT', 50);

@@ -3,22 +3,11 @@ import type { StockStore } from '../../src/index.js';
 import { check, fail, show } from './assert.js';
 import { checkInvariants } from './invariants.js';
 import { runOp, type Outcome } from './ops.js';
+import { seededRandom } from './random.js';
 
 const STOCK = 100;
 const BUYERS = 2000;
 const SKU = 'flash {sale}:1';
-
-/** A tiny seeded generator (mulberry32), so the storm is the same every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A flash sale with lost replies: one SKU with 100 units, 2,000 buyers each wanting one, each
@@ -28,7 +17,7 @@ export async function retryStorm(createStore: () => StockStore | Promise<StockSt
   const ledger = new StockLedger({ store: await createStore() });
   try {
     await ledger.restockOrThrow({ requestId: 'storm-stock', sku: SKU, qty: STOCK });
-    const random = seeded(20_000);
+    const random = seededRandom(20_000);
     const sends: number[] = [];
     for (let buyer = 0; buyer < BUYERS; buyer += 1) {
       const copies = 1 + Math.floor(random() * 3);

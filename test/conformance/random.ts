@@ -1,0 +1,20 @@
+/**
+ * A small seeded random source (mulberry32): the same seed gives the same run, so a failure
+ * can be replayed from the seed it prints.
+ *
+ * @example
+ * ```ts
+ * const random = seededRandom(42);
+ * const pick = Math.floor(random() * 10);
+ * ```
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
