@@ -1,4 +1,4 @@
-import { StoreUnavailableError, isStockLedgerError } from './errors.js';
+import { InvalidInputError, StoreUnavailableError, isStockLedgerError } from './errors.js';
 
 /** How to retry an operation whose outcome may be unknown. Every bound is hard. */
 export interface RetryPolicy {
@@ -41,7 +41,7 @@ export function checkRetryPolicy(policy: RetryPolicy): RetryPolicy {
   const ok =
     Number.isInteger(attemptsMax) && attemptsMax >= 1 && attemptsMax <= 100 &&
     [baseMs, capMs, totalMsMax].every((n) => Number.isFinite(n) && n >= 0);
-  if (!ok) throw new RangeError(`invalid retry policy ${JSON.stringify(policy)}`);
+  if (!ok) throw new InvalidInputError('retry', `invalid policy ${JSON.stringify(policy)}: attemptsMax 1 to 100, times finite and >= 0`);
   return policy;
 }
 

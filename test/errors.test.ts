@@ -40,6 +40,6 @@ describe('errors', () => {
 
   it('a bad store option fails loudly at construction', () => {
     expect(() => new StockLedger({ store: {} as never })).toThrow(InvalidInputError);
-    expect(() => new StockLedger({ store: new MemoryStore(), retry: { attemptsMax: -1 } })).toThrow(RangeError);
+    expect(() => new StockLedger({ store: new MemoryStore(), retry: { attemptsMax: -1 } })).toThrow(InvalidInputError);
   });
 });
