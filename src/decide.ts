@@ -216,10 +216,15 @@ class Draft {
       this.write.ownFrom = this.write.steps.length;
       return { outcome: rejection, write: this.write };
     }
-    const sorted = skus.every((sku, i) => i === 0 || byCodeUnits(skus[i - 1] as string, sku) < 0) ? skus : [...skus].sort(byCodeUnits);
+    const sorted = isSorted(skus) ? skus : [...skus].sort(byCodeUnits);
     this.write.levels = sorted.map((sku) => levelOf(sku, this.counters(sku)));
     return { outcome: null, write: this.write };
   }
+}
+
+function isSorted(skus: string[]): boolean {
+  for (let i = 1; i < skus.length; i += 1) if (byCodeUnits(skus[i - 1] as string, skus[i] as string) >= 0) return false;
+  return true;
 }
 
 function byCodeUnits(a: string, b: string): number {
@@ -477,7 +482,8 @@ export interface Materialized {
 export function materialize(write: Write, firstSeq: number): Materialized {
   const entries: Entry[] = [];
   let ownStart = 0;
-  write.steps.forEach((step, i) => {
+  for (let i = 0; i < write.steps.length; i += 1) {
+    const step = write.steps[i] as Step;
     if (i === write.ownFrom) ownStart = entries.length;
     for (const change of step.changes) {
       const entry: Entry = {
@@ -488,7 +494,7 @@ export function materialize(write: Write, firstSeq: number): Materialized {
       if (step.meta !== null) entry.meta = step.meta;
       entries.push(entry);
     }
-  });
+  }
   if (write.ownFrom >= write.steps.length) ownStart = entries.length;
   const own = ownStart === 0 ? entries : entries.slice(ownStart);
   const applied: Applied = { ok: true, replayed: false, entries: own, levels: write.levels };

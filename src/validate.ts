@@ -18,7 +18,8 @@ function text(value: unknown, field: string, bytesMax: number): string {
   if (typeof value !== 'string') throw new InvalidInputError(field, 'must be a string');
   if (value.length === 0) throw new InvalidInputError(field, 'must not be empty');
   if (!value.isWellFormed()) throw new InvalidInputError(field, 'must be well-formed Unicode (no lone surrogates)');
-  if (Buffer.byteLength(value, 'utf8') > bytesMax) throw new InvalidInputError(field, `must be at most ${bytesMax} UTF-8 bytes`);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short strings need no count.
+  if (value.length * 3 > bytesMax && Buffer.byteLength(value, 'utf8') > bytesMax) throw new InvalidInputError(field, `must be at most ${bytesMax} UTF-8 bytes`);
   return value;
 }
 
