@@ -56,8 +56,8 @@ export class InvalidInputError extends StockLedgerError {
   /** Path of the offending field, such as `lines[2].qty`. */
   readonly field: string;
 
-  constructor(field: string, message: string) {
-    super('INVALID_INPUT', `${field}: ${message}`);
+  constructor(field: string, message: string, options?: { cause?: unknown }) {
+    super('INVALID_INPUT', `${field}: ${message}`, options);
     this.field = field;
   }
 }

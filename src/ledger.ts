@@ -1,8 +1,8 @@
-import { IdempotencyConflictError, InvalidInputError, InvariantViolationError, RejectedError, StoreUnavailableError } from './errors.js';
+import { IdempotencyConflictError, InvalidInputError, InvariantViolationError, RejectedError, StoreUnavailableError, isStockLedgerError, type StockLedgerError } from './errors.js';
 import { LIMITS } from './limits.js';
-import { DEFAULT_RETRY_POLICY, checkRetryPolicy, retryAfter, retryHooks, type RetryPolicy } from './retry.js';
+import { resolvePolicy, retryAfter, retryHooks, type RetryPolicy } from './retry.js';
 import type { Command, StockStore, StoreOutcome, SweepOutcome, VerifyChunk } from './store.js';
-import { publicReservation } from './decide.js';
+import { levelOf, publicReservation, zeroCounters } from './decide.js';
 import type {
   AdjustInput, AdjustResult, Applied, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery,
   Level, OperationResult, ReleaseInput, ReleaseResult, RequestRecord, Reservation, ReserveApplied, ReserveInput, ReserveResult,
@@ -22,7 +22,7 @@ export interface StockLedgerOptions {
   clock?: () => number;
   /**
    * Retry of `STORE_UNAVAILABLE` with the same request id (safe: every operation is
-   * idempotent). Partial policies fill in from {@link DEFAULT_RETRY_POLICY}; `false` disables.
+   * idempotent). Partial policies fill in from `DEFAULT_RETRY_POLICY`; `false` disables.
    */
   retry?: Partial<RetryPolicy> | false;
 }
@@ -54,7 +54,7 @@ export class StockLedger {
     if (typeof options?.store?.execute !== 'function') throw new InvalidInputError('store', 'must be a StockStore');
     this.store = options.store;
     this.#clock = options.clock ?? Date.now;
-    this.#retry = options.retry === false ? null : checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...options.retry });
+    this.#retry = options.retry === false ? null : resolvePolicy(options.retry);
   }
 
   /**
@@ -239,7 +239,7 @@ export class StockLedger {
   async stock(sku: string): Promise<Level> {
     const checked = checkSku(sku);
     const [level] = await this.#read(() => this.store.stocks([checked], this.#now()));
-    return level ?? { sku: checked, onHand: 0, reserved: 0, available: 0, version: 0 };
+    return level ?? levelOf(checked, zeroCounters());
   }
 
   /**
@@ -255,7 +255,7 @@ export class StockLedger {
     const distinct = [...new Set(checked)];
     const levels = await this.#read(() => this.store.stocks(distinct, this.#now()));
     const bySku = new Map(levels.map((level) => [level.sku, level]));
-    return checked.map((sku) => ({ ...(bySku.get(sku) ?? { sku, onHand: 0, reserved: 0, available: 0, version: 0 }) }));
+    return checked.map((sku) => ({ ...(bySku.get(sku) ?? levelOf(sku, zeroCounters())) }));
   }
 
   /**
@@ -343,17 +343,19 @@ export class StockLedger {
       if (this.#closed) throw closed();
       return this.#execute(build(input, this.#now()));
     } catch (error) {
-      // Only a caller's clock can throw a non-Error here.
-      return Promise.reject(error instanceof Error ? error : new InvalidInputError('clock', `threw ${String(error)}`));
+      // Validation throws InvalidInputError; anything else came from the caller's input (a
+      // throwing getter, a Proxy) or clock: still a typed error, with the original as cause.
+      return Promise.reject(isStockLedgerError(error) ? error : new InvalidInputError('input', `could not be read: ${String(error)}`, { cause: error }));
     }
   }
 
   async #execute(command: Command): Promise<OperationResult | SweepOutcome> {
+    const startedMs = this.#hooks.now();
     let outcome: StoreOutcome;
     try {
       outcome = await this.store.execute(command);
     } catch (error) {
-      outcome = await this.#recover(error, () => this.store.execute(retimed(command, this.#now())));
+      outcome = await this.#recover(error, () => this.store.execute(retimed(command, this.#now())), startedMs);
     }
     return settle(outcome);
   }
@@ -361,25 +363,38 @@ export class StockLedger {
   /** The clock's time as whole ms; a clock that returns garbage is a bug worth failing on. */
   #now(): number {
     const ms = this.#clock();
-    if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new InvalidInputError('clock', 'must return a finite number of ms');
+    if (typeof ms !== 'number' || !(ms >= 0) || !Number.isSafeInteger(Math.floor(ms))) {
+      throw new InvalidInputError('clock', 'must return a number of ms from 0 to 2^53');
+    }
     return Math.floor(ms);
   }
 
   async #read<T>(read: () => Promise<T>): Promise<T> {
     if (this.#closed) throw closed();
+    const startedMs = this.#hooks.now();
     try {
       return await read();
     } catch (error) {
-      return this.#recover(error, read);
+      return this.#recover(error, read, startedMs);
     }
   }
 
-  /** After a failed first attempt: retry `again` if the policy allows, else rethrow (as an Error). */
-  #recover<T>(error: unknown, again: () => Promise<T>): Promise<T> {
-    const failure = error instanceof Error ? error : new StoreUnavailableError(`store failed with a non-Error: ${String(error)}`, { cause: error });
+  /**
+   * After a failed first attempt (started at `startedMs`): retry `again` while the policy
+   * allows, else rethrow. A store must map its failures to StockLedgerErrors; anything else
+   * escaping it is a bug in the store, reported as INVARIANT_VIOLATION and never retried.
+   */
+  #recover<T>(error: unknown, again: () => Promise<T>, startedMs: number): Promise<T> {
+    const failure = typed(error);
     if (this.#retry === null) return Promise.reject(failure);
-    return retryAfter({ error: failure, fn: again, policy: this.#retry, hooks: this.#hooks, startedMs: this.#hooks.now() });
+    const typedAgain = (): Promise<T> => again().catch((next: unknown) => Promise.reject(typed(next)));
+    return retryAfter({ error: failure, fn: typedAgain, policy: this.#retry, hooks: this.#hooks, startedMs });
   }
+}
+
+function typed(error: unknown): StockLedgerError {
+  if (isStockLedgerError(error)) return error;
+  return new InvariantViolationError(`the store failed with an untyped error: ${String(error)}`, { cause: error });
 }
 
 /** A closed ledger will not come back: fail at once instead of retrying. */

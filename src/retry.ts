@@ -35,6 +35,11 @@ export interface RetryOptions extends Partial<RetryPolicy> {
 const isUnavailable = (error: unknown): boolean => isStockLedgerError(error) && error.code === 'STORE_UNAVAILABLE';
 const sleepMs = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A full, checked policy from a partial one: what is not given (or undefined) is the default. */
+export function resolvePolicy(partial: Partial<RetryPolicy> = {}): RetryPolicy {
+  return checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...definedOnly(partial) });
+}
+
 /** Checks a policy's numbers, so a typo cannot turn into an endless loop. */
 export function checkRetryPolicy(policy: RetryPolicy): RetryPolicy {
   const { attemptsMax, baseMs, capMs, totalMsMax } = policy;
@@ -89,7 +94,7 @@ export function retryHooks(options: RetryOptions = {}): RetryHooks {
  * ```
  */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
-  const policy = checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...definedOnly(options) });
+  const policy = resolvePolicy(options);
   const hooks = retryHooks(options);
   const startedMs = hooks.now();
   try {
@@ -127,7 +132,7 @@ function exhausted(error: unknown, attempts: number): unknown {
   return new StoreUnavailableError(message, { cause: error, attempts });
 }
 
-function definedOnly(options: RetryOptions): Partial<RetryPolicy> {
+function definedOnly(options: Partial<RetryPolicy>): Partial<RetryPolicy> {
   const out: Partial<RetryPolicy> = {};
   for (const key of ['attemptsMax', 'baseMs', 'capMs', 'totalMsMax'] as const) {
     const value = options[key];

@@ -17,6 +17,7 @@ function bag(value: unknown, field: string): Bag {
 function text(value: unknown, field: string, bytesMax: number): string {
   if (typeof value !== 'string') throw new InvalidInputError(field, 'must be a string');
   if (value.length === 0) throw new InvalidInputError(field, 'must not be empty');
+  if (value.length > bytesMax) throw new InvalidInputError(field, `must be at most ${bytesMax} UTF-8 bytes`);
   if (!value.isWellFormed()) throw new InvalidInputError(field, 'must be well-formed Unicode (no lone surrogates)');
   // A UTF-16 unit is at most 3 UTF-8 bytes: short strings need no count.
   if (value.length * 3 > bytesMax && Buffer.byteLength(value, 'utf8') > bytesMax) throw new InvalidInputError(field, `must be at most ${bytesMax} UTF-8 bytes`);
@@ -46,7 +47,14 @@ export function checkQty(value: unknown, field = 'qty'): number {
   return integer(value, field, 1);
 }
 
-function jsonValue(value: unknown, field: string, depth: number): JsonValue {
+/** Nodes a `meta` walk may visit: every node is at least one byte of JSON, so more cannot fit. */
+interface Budget {
+  nodesLeft: number;
+}
+
+function jsonValue(value: unknown, field: string, depth: number, budget: Budget): JsonValue {
+  budget.nodesLeft -= 1;
+  if (budget.nodesLeft < 0) throw new InvalidInputError('meta', `must be at most ${LIMITS.metaBytesMax} bytes as JSON`);
   if (typeof value === 'string') {
     if (!value.isWellFormed()) throw new InvalidInputError(field, 'must be well-formed Unicode');
     return value;
@@ -57,13 +65,21 @@ function jsonValue(value: unknown, field: string, depth: number): JsonValue {
     return value;
   }
   if (depth >= LIMITS.metaDepthMax) throw new InvalidInputError(field, `nests deeper than ${LIMITS.metaDepthMax}`);
-  if (Array.isArray(value)) return value.map((item, i) => jsonValue(item, `${field}[${i}]`, depth + 1));
+  if (Array.isArray(value)) {
+    const out: JsonValue[] = [];
+    for (let i = 0; i < value.length; i += 1) {
+      // A hole would fingerprint as `undefined` but be stored as null: refuse it.
+      if (!(i in value)) throw new InvalidInputError(`${field}[${i}]`, 'must not be a hole in a sparse array');
+      out.push(jsonValue(value[i], `${field}[${i}]`, depth + 1, budget));
+    }
+    return out;
+  }
   if (typeof value === 'object' && isPlain(value)) {
     const out: JsonObject = {};
     for (const [key, item] of Object.entries(value)) {
       if (!key.isWellFormed()) throw new InvalidInputError(field, 'keys must be well-formed Unicode');
       // defineProperty, so a key named `__proto__` stays an ordinary key.
-      Object.defineProperty(out, key, { value: jsonValue(item, `${field}.${key}`, depth + 1), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, key, { value: jsonValue(item, `${field}.${key}`, depth + 1, budget), enumerable: true, writable: true, configurable: true });
     }
     return out;
   }
@@ -82,7 +98,7 @@ export function checkMeta(value: unknown): JsonObject | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidInputError('meta', 'must be a plain JSON object');
   }
-  const meta = jsonValue(value, 'meta', 0) as JsonObject;
+  const meta = jsonValue(value, 'meta', 0, { nodesLeft: LIMITS.metaBytesMax }) as JsonObject;
   if (Buffer.byteLength(canonicalJson(meta), 'utf8') > LIMITS.metaBytesMax) {
     throw new InvalidInputError('meta', `must be at most ${LIMITS.metaBytesMax} bytes as JSON`);
   }

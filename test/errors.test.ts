@@ -43,3 +43,39 @@ describe('errors', () => {
     expect(() => new StockLedger({ store: new MemoryStore(), retry: { attemptsMax: -1 } })).toThrow(InvalidInputError);
   });
 });
+
+describe('only StockLedgerErrors escape', () => {
+  it('an input whose getter throws rejects with INVALID_INPUT, the original as cause', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    const input = { requestId: 'r', sku: 'A', get qty(): number { throw new TypeError('boom'); } };
+    const error = await ledger.restock(input).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'INVALID_INPUT' });
+    expect((error as Error).cause).toBeInstanceOf(TypeError);
+  });
+
+  it('a store that fails with an untyped error is reported as INVARIANT_VIOLATION, not retried', async () => {
+    const inner = new MemoryStore();
+    let calls = 0;
+    const store = Object.assign(Object.create(inner) as MemoryStore, {
+      execute: async () => {
+        calls += 1;
+        throw new Error('driver exploded');
+      },
+    });
+    const ledger = new StockLedger({ store });
+    await expect(ledger.restock({ requestId: 'r', sku: 'A', qty: 1 })).rejects.toMatchObject({ code: 'INVARIANT_VIOLATION' });
+    expect(calls).toBe(1);
+  });
+
+  it('a clock past 2^53 or negative is refused', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore(), clock: () => -1 });
+    await expect(ledger.restock({ requestId: 'r', sku: 'A', qty: 1 })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+  });
+
+  it('a sparse array in meta is refused (a hole cannot round-trip)', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    // eslint-disable-next-line no-sparse-arrays
+    const meta = { list: [1, , 3] } as never;
+    await expect(ledger.restock({ requestId: 'r', sku: 'A', qty: 1, meta })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+  });
+});

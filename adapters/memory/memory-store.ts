@@ -159,7 +159,6 @@ export class MemoryStore implements StockStore {
     return folded;
   }
 
-  /** Writes everything synchronously, so no reader ever sees half of an operation. */
   /**
    * Applies the decision's write, if any, and returns the outcome. Fresh outcomes go to the
    * caller as they are (the store keeps its own copies); replays of a commit or release share
@@ -187,6 +186,7 @@ export class MemoryStore implements StockStore {
     return stored;
   }
 
+  /** Writes everything synchronously, so no reader ever sees half of an operation. */
   #apply(write: Write): StoreOutcome {
     const { outcome, entries } = materialize(write, this.#entries.length + 1);
     for (const entry of entries) {

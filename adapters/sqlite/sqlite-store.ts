@@ -101,11 +101,11 @@ export class SqliteStore implements StockStore {
     try {
       configure(this.#db, { busyTimeoutMs, durability, owned: this.#owned });
       migrate(this.#db);
+      this.#sql = prepare(this.#db);
     } catch (error) {
       if (this.#owned) this.#db.close();
       throw openFailure(error);
     }
-    this.#sql = prepare(this.#db);
     this.#view = {
       counters: (sku) => this.#counters(sku),
       request: (id) => this.#request(id),
@@ -246,11 +246,12 @@ export class SqliteStore implements StockStore {
   }
 
   #chunk(cursor: string | null, limit: number): VerifyChunk {
-    const skus = (this.#sql.chunkSkus.all(cursor ?? '', cursor === null ? 1 : 0, limit) as Array<{ sku: string }>).map((r) => r.sku);
+    // SKUs are never empty, so '' is below every SKU: the first chunk needs no other query.
+    const after = cursor ?? '';
+    const skus = (this.#sql.chunkSkus.all(after, limit) as Array<{ sku: string }>).map((r) => r.sku);
     const complete = skus.length < limit;
     const upper = complete ? null : (skus[skus.length - 1] as string);
-    const foldArgs = [cursor ?? '', cursor === null ? 1 : 0];
-    const rows = (upper === null ? this.#sql.foldFrom.all(...foldArgs) : this.#sql.foldRange.all(...foldArgs, upper)) as Array<{
+    const rows = (upper === null ? this.#sql.foldFrom.all(after) : this.#sql.foldRange.all(after, upper)) as Array<{
       sku: string; on_hand: number; reserved: number; version: number;
     }>;
     const folded = new Map(rows.map((r) => [r.sku, { onHand: r.on_hand, reserved: r.reserved, version: r.version }]));
@@ -271,7 +272,6 @@ function entryOf(row: EntryRow): Entry {
 
 function prepare(db: SqliteDatabase): Statements {
   const entryColumns = 'seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta';
-  // `sku > ? OR ? = 1` lets one statement serve the first chunk (no lower bound) and the next ones.
   const foldSelect = 'SELECT sku, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved, COUNT(*) AS version FROM stock_entries';
   return {
     level: db.prepare('SELECT on_hand, reserved, version FROM stock_levels WHERE sku = ?'),
@@ -288,9 +288,9 @@ function prepare(db: SqliteDatabase): Statements {
     ),
     entries: db.prepare(`SELECT ${entryColumns} FROM stock_entries WHERE seq > ? ORDER BY seq LIMIT ?`),
     entriesOfSku: db.prepare(`SELECT ${entryColumns} FROM stock_entries WHERE sku = ? AND seq > ? ORDER BY seq LIMIT ?`),
-    chunkSkus: db.prepare('SELECT sku FROM stock_levels WHERE (sku > ? OR ? = 1) ORDER BY sku LIMIT ?'),
-    foldRange: db.prepare(`${foldSelect} WHERE (sku > ? OR ? = 1) AND sku <= ? GROUP BY sku`),
-    foldFrom: db.prepare(`${foldSelect} WHERE (sku > ? OR ? = 1) GROUP BY sku`),
+    chunkSkus: db.prepare('SELECT sku FROM stock_levels WHERE sku > ? ORDER BY sku LIMIT ?'),
+    foldRange: db.prepare(`${foldSelect} WHERE sku > ? AND sku <= ? GROUP BY sku`),
+    foldFrom: db.prepare(`${foldSelect} WHERE sku > ? GROUP BY sku`),
     reservation: db.prepare('SELECT id, state, lines, expires_at, created_at, committed, meta, outcome FROM stock_reservations WHERE id = ?'),
     holdsOf: db.prepare('SELECT sku FROM stock_holds WHERE reservation_id = ? ORDER BY sku'),
     dueHolds: db.prepare('SELECT reservation_id FROM stock_holds WHERE sku = ? AND expires_at <= ? ORDER BY expires_at, reservation_id LIMIT ?'),
@@ -329,9 +329,9 @@ function openFile(path: unknown, busyTimeoutMs: number): SqliteDatabase {
 
 /** Opening and migrating throw only StockLedgerErrors: transient ones as they map, the rest as STORE_UNAVAILABLE with the cause. */
 function openFailure(error: unknown): unknown {
-  const mapped = unavailable(error);
-  if (isStockLedgerError(mapped)) return mapped;
-  return new StoreUnavailableError(`SQLite: cannot open the ledger: ${mapped instanceof Error ? mapped.message : String(mapped)}`, { cause: error });
+  if (isStockLedgerError(error)) return error;
+  if (typeof (error as { code?: unknown } | null)?.code === 'string') return unavailable(error);
+  return new StoreUnavailableError(`SQLite: cannot open the ledger: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
 }
 
 function checkBusyTimeout(value: unknown): number {
@@ -367,5 +367,5 @@ function unavailable(error: unknown): unknown {
   if (error instanceof TypeError && /database connection is not open/.test(error.message)) {
     return new StoreUnavailableError('SQLite: the database is closed', { cause: error });
   }
-  return error;
+  return new InvariantViolationError(`SQLite store: ${String(error)}`, { cause: error });
 }
