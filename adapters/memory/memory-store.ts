@@ -32,6 +32,8 @@ export class MemoryStore implements StockStore {
   readonly #levels = new Map<string, Counters>();
   readonly #entries: Entry[] = [];
   readonly #entriesBySku = new Map<string, Entry[]>();
+  /** SKUs in order, for verify's walk; SKUs are never removed, so a size change means stale. */
+  #sortedSkus: string[] | null = null;
   /** Applied requests, kept small (the hot path writes one per operation); outcomes are rebuilt on demand. */
   readonly #requests = new Map<string, RequestSlot>();
   readonly #reversed = new Map<string, Map<string, number>>();
@@ -137,12 +139,19 @@ export class MemoryStore implements StockStore {
   async verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk> {
     this.#open();
     const { cursor, limit } = query;
-    const skus = [...new Set([...this.#levels.keys(), ...this.#entriesBySku.keys()])]
-      .filter((sku) => cursor === null || sku > cursor)
-      .sort()
-      .slice(0, limit);
+    const all = this.#skusInOrder();
+    const from = cursor === null ? 0 : firstAfter(all, cursor);
+    const skus = all.slice(from, from + limit);
     const items = skus.map((sku) => ({ sku, stored: { ...(this.#levels.get(sku) ?? zeroCounters()) }, folded: this.#fold(sku) }));
     return { items, cursor: skus.length < limit ? null : (skus[skus.length - 1] ?? null) };
+  }
+
+  /** Every SKU with entries, sorted; rebuilt only when a new SKU has appeared since. */
+  #skusInOrder(): string[] {
+    if (this.#sortedSkus === null || this.#sortedSkus.length !== this.#entriesBySku.size) {
+      this.#sortedSkus = [...this.#entriesBySku.keys()].sort();
+    }
+    return this.#sortedSkus;
   }
 
   async close(): Promise<void> {
@@ -307,6 +316,18 @@ function upfrontKeys(command: Command): string[] {
     case 'sweep':
       return [];
   }
+}
+
+/** Index of the first string above `after` in a sorted list. */
+function firstAfter(list: string[], after: string): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((list[mid] as string) <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Index of the first entry with `seq > after` in a list ascending by seq. */
