@@ -13,8 +13,10 @@ import Database from 'better-sqlite3';
 import { StockLedger, isStockLedgerError, type Applied, type Entry, type Level, type OperationResult } from 'stock-ledger';
 import { SCHEMA_VERSION, SqliteStore, schemaVersion, type SqliteDurability } from 'stock-ledger/sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApplyConfig, ApplyOp } from './fixtures/sqlite-apply.js';
+import { applyOp, type ApplyOp } from './fixtures/apply-op.js';
+import type { ApplyConfig } from './fixtures/sqlite-apply.js';
 import type { WorkerConfig } from './fixtures/sqlite-worker.js';
+import { readAllEntries } from 'stock-ledger/testing';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -125,24 +127,13 @@ async function closedWithin(proc: Proc, ms: number): Promise<{ code: number | nu
 // ---------------------------------------------------------------------------------------------
 // Reading a whole ledger back
 
-async function allEntries(ledger: StockLedger): Promise<Entry[]> {
-  const out: Entry[] = [];
-  let after = 0;
-  for (let page = 0; page < 1000; page += 1) {
-    const { entries, next } = await ledger.entries({ after, limit: 1000 });
-    out.push(...entries);
-    if (next === null) return out;
-    after = next;
-  }
-  throw new Error('entries(): too many pages');
-}
 
 const integrity = (db: { pragma(source: string, options?: { simple?: boolean }): unknown }): unknown =>
   db.pragma('integrity_check', { simple: true });
 
 /** Checks every invariant the ledger promises, by reading it all back through `ledger`. */
 async function checkLedger(ledger: StockLedger, skus: readonly string[]): Promise<Entry[]> {
-  const entries = await allEntries(ledger);
+  const entries = await readAllEntries(ledger);
   // seq grows by one per entry: a rolled-back (killed) transaction leaves no gap and no orphan.
   expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => i + 1));
 
@@ -365,18 +356,6 @@ function script(): ApplyOp[] {
   ];
 }
 
-function runOp(ledger: StockLedger, op: ApplyOp): Promise<OperationResult> {
-  switch (op.kind) {
-    case 'restock':
-      return ledger.restock(op.input);
-    case 'deduct':
-      return ledger.deduct(op.input);
-    case 'adjust':
-      return ledger.adjust(op.input);
-    case 'reverse':
-      return ledger.reverse(op.input);
-  }
-}
 
 /** A different payload under each applied id of {@link script}. */
 function changed(op: ApplyOp): ApplyOp {
@@ -395,23 +374,23 @@ function changed(op: ApplyOp): ApplyOp {
 /** After reopening: replays return the original outcomes, changed payloads conflict, nothing moves. */
 async function checkReplays(path: string, firsts: Map<string, OperationResult>): Promise<void> {
   const ledger = new StockLedger({ store: new SqliteStore({ path }), retry: false });
-  const before = await allEntries(ledger);
+  const before = await readAllEntries(ledger);
   const levelsBefore = await ledger.stocks(['A', 'B']);
   for (const op of script()) {
     const first = firsts.get(op.input.requestId);
     if (first === undefined || !first.ok) continue;
-    const replay = await runOp(ledger, op);
+    const replay = await applyOp(ledger, op);
     expect(replay, `replay of ${op.input.requestId}`).toEqual({ ...first, replayed: true });
     const record = await ledger.request(op.input.requestId);
     expect(record).toMatchObject({ ok: true, replayed: true, requestId: op.input.requestId, kind: op.kind });
     expect({ entries: record?.entries, levels: record?.levels }).toEqual({ entries: first.entries, levels: first.levels });
-    const conflict = await runOp(ledger, changed(op)).then(
+    const conflict = await applyOp(ledger, changed(op)).then(
       (value) => ({ value }),
       (error: unknown) => ({ error }),
     );
     expect('error' in conflict && isStockLedgerError(conflict.error) ? conflict.error.code : conflict).toBe('IDEMPOTENCY_CONFLICT');
   }
-  expect(await allEntries(ledger)).toEqual(before);
+  expect(await readAllEntries(ledger)).toEqual(before);
   expect(await ledger.stocks(['A', 'B'])).toEqual(levelsBefore);
 
   // The rejected order-3 recorded nothing: it is evaluated again, and applies once stock is there.
@@ -430,7 +409,7 @@ describe('SQLite: close and reopen', () => {
     const path = freshPath();
     const ledger = new StockLedger({ store: new SqliteStore({ path }) });
     const firsts = new Map<string, OperationResult>();
-    for (const op of script()) firsts.set(op.input.requestId, await runOp(ledger, op));
+    for (const op of script()) firsts.set(op.input.requestId, await applyOp(ledger, op));
     expect([...firsts.values()].map((r) => r.ok)).toEqual([true, true, true, true, true, true, false]);
     expect((firsts.get('order-1') as Applied).entries.map((e) => [e.sku, e.onHandDelta])).toEqual([['A', -3], ['B', -3]]);
     await ledger.close();

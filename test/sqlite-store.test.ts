@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { LIMITS, StockLedger, isStockLedgerError, type Applied, type Entry } from 'stock-ledger';
+import { LIMITS, StockLedger, isStockLedgerError, type Applied } from 'stock-ledger';
 import { SCHEMA_VERSION, SqliteStore, schemaVersion, type SqliteStoreOptions } from 'stock-ledger/sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAllEntries } from 'stock-ledger/testing';
 
 let dir = '';
 let files = 0;
@@ -33,17 +34,6 @@ async function codeOf(run: () => unknown): Promise<unknown> {
   return 'no error';
 }
 
-async function allEntries(ledger: StockLedger): Promise<Entry[]> {
-  const out: Entry[] = [];
-  let after = 0;
-  for (let page = 0; page < 1000; page += 1) {
-    const { entries, next } = await ledger.entries({ after, limit: 1000 });
-    out.push(...entries);
-    if (next === null) return out;
-    after = next;
-  }
-  throw new Error('entries(): too many pages');
-}
 
 const schemaOf = (db: Database.Database): unknown =>
   db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all();
@@ -225,7 +215,7 @@ describe('SqliteStore: a lock held by another connection', () => {
     const applied = await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 2 });
     expect(applied).toMatchObject({ ok: true, replayed: false, levels: [{ sku: 'A', onHand: 3, version: 2 }] });
     expect(await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 2 })).toEqual({ ...applied, replayed: true });
-    expect((await allEntries(ledger)).filter((e) => e.requestId === 'd1')).toHaveLength(1);
+    expect((await readAllEntries(ledger)).filter((e) => e.requestId === 'd1')).toHaveLength(1);
     expect((await ledger.verify()).ok).toBe(true);
     await ledger.close();
   });
@@ -384,11 +374,11 @@ describe('SqliteStore: quantities near the limit', () => {
     expect(a2).toMatchObject({ ok: true, entries: [{ onHandDelta: max - 1, onHandAfter: max, meta: { big: Number.MAX_SAFE_INTEGER } }] });
     await ledger.restock({ requestId: 'r4', sku: 'B', qty: max - 1 });
     await ledger.restock({ requestId: 'r5', sku: 'B', qty: 1 });
-    const entries = await allEntries(ledger);
+    const entries = await readAllEntries(ledger);
     await ledger.close();
 
     const reopened = new StockLedger({ store: new SqliteStore({ path }) });
-    expect(await allEntries(reopened)).toEqual(entries);
+    expect(await readAllEntries(reopened)).toEqual(entries);
     expect(await reopened.stocks(['A', 'B'])).toEqual([
       { sku: 'A', onHand: max, reserved: 0, available: max, version: 5 },
       { sku: 'B', onHand: max, reserved: 0, available: max, version: 2 },

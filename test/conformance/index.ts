@@ -100,7 +100,7 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
 }
 
 export { ReferenceModel } from './model.js';
-export { checkReservations, reservationProblems, reservationRaceCases } from './reservation-races.js';
+export { checkReservations, readAllEntries, reservationProblems, reservationRaceCases } from './reservation-races.js';
 export { checkLinearizable, type HistoryEvent, type SequentialSpec, type LinearizabilityResult } from './linearizability.js';
 export { checkInvariants, type InvariantSnapshot, type ExpectedOperation } from './invariants.js';
 // Building blocks for store-specific tests (several processes, faults): ops as data, the model

@@ -22,7 +22,8 @@ function expectEqual(actual: unknown, expected: unknown, what: string): void {
   if (a !== e) fail(`${what}: expected ${e}, got ${a}`);
 }
 
-async function allEntries(ledger: StockLedger): Promise<Entry[]> {
+/** Every entry of a ledger, paging through `entries()` (bounded at 10,000 pages). */
+export async function readAllEntries(ledger: StockLedger): Promise<Entry[]> {
   const out: Entry[] = [];
   let after = 0;
   for (let page = 0; page < 10_000; page += 1) {
@@ -87,7 +88,7 @@ export async function reservationProblems(ledger: StockLedger, entries: readonly
  * first problems found.
  */
 export async function checkReservations(ledger: StockLedger, ids: Iterable<string>): Promise<void> {
-  const problems = await reservationProblems(ledger, await allEntries(ledger), ids);
+  const problems = await reservationProblems(ledger, await readAllEntries(ledger), ids);
   if (problems.length > 0) fail(problems.join('\n'));
   const report = await ledger.verify();
   if (!report.ok) fail(`verify() found drift: ${JSON.stringify(report.drift)}`);
