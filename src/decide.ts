@@ -1,5 +1,6 @@
 import { InvariantViolationError } from './errors.js';
 import { LIMITS } from './limits.js';
+import { byCodeUnits } from './order.js';
 import type {
   CommitCommand, Command, ReleaseCommand, RequestCommand, ReserveCommand, ReverseCommand, StoreOutcome, StoredRequest,
   StoredReservation, SweepCommand,
@@ -77,6 +78,15 @@ export type Decision = { outcome: StoreOutcome; write: Write | null } | { outcom
 /** Counters of a SKU never seen. */
 export function zeroCounters(): Counters {
   return { onHand: 0, reserved: 0, version: 0 };
+}
+
+/**
+ * The level a read reports at some time: the stored counters with the holds due by then
+ * counted as expired (`due`: their units and their number, one expire entry each).
+ */
+export function levelAsOf(sku: string, c: Counters, due: { qty: number; count: number }): Level {
+  const reserved = c.reserved - due.qty;
+  return { sku, onHand: c.onHand, reserved, available: c.onHand - reserved, version: c.version + due.count };
 }
 
 /** A level from counters. */
@@ -227,9 +237,6 @@ function isSorted(skus: string[]): boolean {
   return true;
 }
 
-function byCodeUnits(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 /**
  * The pure decision of one command against the current state: a replay, a conflict, a

@@ -17,11 +17,11 @@ export {
 export { LIMITS, type Limits } from './limits.js';
 export { withRetry, backoffMs, DEFAULT_RETRY_POLICY, type RetryPolicy, type RetryOptions } from './retry.js';
 export {
-  decide, materialize, levelOf, zeroCounters, reservationState, publicReservation,
+  decide, materialize, levelOf, levelAsOf, zeroCounters, reservationState, publicReservation,
   type StateView, type Change, type Step, type Write, type Decision, type HoldRef, type Materialized,
 } from './decide.js';
 export { canonicalJson, fingerprint } from './fingerprint.js';
 export { verifyItem } from './verify.js';
-export { compareCodePoints } from './order.js';
+export { byCodeUnits, compareCodePoints } from './order.js';
 export type * from './types.js';
 export type * from './store.js';

@@ -24,3 +24,16 @@ export function compareCodePoints(a: string, b: string): number {
   }
   return a.length - b.length;
 }
+
+/**
+ * JavaScript's default string order (by UTF-16 code unit), as a comparator: the order of
+ * `levels` in results and of merged lines.
+ *
+ * @example
+ * ```ts
+ * ['b', 'a'].sort(byCodeUnits); // ['a', 'b']
+ * ```
+ */
+export function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

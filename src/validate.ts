@@ -1,6 +1,7 @@
 import { InvalidInputError } from './errors.js';
 import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
+import { byCodeUnits } from './order.js';
 import type { AdjustCommand, Command, CommitCommand, DeductCommand, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, SweepCommand } from './store.js';
 import type { JsonObject, JsonValue, Line } from './types.js';
 
@@ -128,7 +129,7 @@ export function checkLines(value: unknown, field = 'lines'): Line[] {
     const qty = checkQty(line['qty'], `${field}[${i}].qty`);
     merged.set(sku, checkQty((merged.get(sku) ?? 0) + qty, `${field}[${i}].qty (merged with earlier lines of ${sku})`));
   });
-  return [...merged].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sku, qty]) => ({ sku, qty }));
+  return [...merged].sort(([a], [b]) => byCodeUnits(a, b)).map(([sku, qty]) => ({ sku, qty }));
 }
 
 /** Canonical JSON of lines as `[[sku, qty], ...]`, written directly: this runs on every operation. */

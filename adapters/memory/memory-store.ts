@@ -1,4 +1,4 @@
-import { InvariantViolationError, StoreUnavailableError, decide, materialize, publicReservation, zeroCounters } from '../../src/index.js';
+import { InvariantViolationError, StoreUnavailableError, decide, levelAsOf, materialize, publicReservation, zeroCounters } from '../../src/index.js';
 import type {
   Applied, Command, Counters, Decision, Entry, HoldRef, Level, OperationKind, StateView, StockStore, StoreOutcome, StoredRequest,
   StoredReservation, VerifyChunk, Write,
@@ -111,8 +111,7 @@ export class MemoryStore implements StockStore {
     return skus.map((sku) => {
       const c = this.#levels.get(sku) ?? zeroCounters();
       const due = this.#holdsBySku.get(sku)?.dueTotals(now) ?? { qty: 0, count: 0 };
-      const reserved = c.reserved - due.qty;
-      return { sku, onHand: c.onHand, reserved, available: c.onHand - reserved, version: c.version + due.count };
+      return levelAsOf(sku, c, due);
     });
   }
 

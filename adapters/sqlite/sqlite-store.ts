@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { InvalidInputError, InvariantViolationError, StoreUnavailableError, compareCodePoints, decide, isStockLedgerError, materialize, zeroCounters } from '../../src/index.js';
+import { InvalidInputError, InvariantViolationError, StoreUnavailableError, compareCodePoints, decide, isStockLedgerError, levelAsOf, materialize, zeroCounters } from '../../src/index.js';
 import type {
   Applied, Command, Counters, Entry, JsonObject, Level, Line, OperationKind, ReservationState, StateView, StockStore,
   StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
@@ -176,8 +176,7 @@ export class SqliteStore implements StockStore {
     return skus.map((sku) => {
       const c = this.#counters(sku);
       const due = this.#sql.dueTotals.get(sku, now) as { qty: number; count: number };
-      const reserved = c.reserved - due.qty;
-      return { sku, onHand: c.onHand, reserved, available: c.onHand - reserved, version: c.version + due.count };
+      return levelAsOf(sku, c, due);
     });
   }
 
