@@ -8,6 +8,7 @@ export default defineConfig({
     alias: [
       { find: /^stock-ledger\/memory$/, replacement: here('./adapters/memory/index.ts') },
       { find: /^stock-ledger\/sqlite$/, replacement: here('./adapters/sqlite/index.ts') },
+      { find: /^stock-ledger\/redis$/, replacement: here('./adapters/redis/index.ts') },
       { find: /^stock-ledger\/testing$/, replacement: here('./test/conformance/index.ts') },
       { find: /^stock-ledger$/, replacement: here('./src/index.ts') },
     ],
