@@ -1,0 +1,385 @@
+--[[
+  stock-ledger: the library every script of the Redis store opens with.
+
+  KEYS (the same ten, in this order, for every script; built in redis-keys.ts; all carry the
+  ledger's hash tag, so they share one slot):
+    1 levels        hash   sku -> "onHand,reserved,version"
+    2 seq           string last entry seq
+    3 entries       hash   seq -> entry JSON
+    4 bySku         zset   (score 0) enc(sku) .. pad16(seq): a SKU's entries in seq order
+    5 skus          zset   (score 0) every SKU with a level, in byte order (the verify walk)
+    6 requests      hash   requestId -> kind "\n" at "\n" fingerprint "\n" outcome JSON
+    7 reversed      hash   enc(of) .. sku -> units given back by reversals of request `of`
+    8 reservations  hash   id -> reservation record JSON (meta and outcome as JSON strings)
+    9 holdsBySku    zset   (score 0) enc(sku) .. pad16(expiresAt) .. enc(id) .. qty
+   10 holdsDue      zset   (score expiresAt) enc(id) .. sku: every hold, soonest first
+
+  enc(s) escapes NUL as NUL 0xFF and ends the string with NUL: the bytes sort as the strings
+  do, and a SKU can never run into the field after it (UTF-8 never holds 0xFF).
+
+  Numbers are written with %d: Lua's tostring (and cjson) would round past 14 digits.
+  Every operation decides first, reading only, into a draft; `persist` then writes all of it.
+  Lua has no rollback, so nothing is written before every check has passed.
+]]
+local K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_REQUESTS, K_REVERSED, K_RESERVATIONS, K_HOLDS_BY_SKU, K_HOLDS_DUE = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local QUANTITY_MAX = tonumber('__QUANTITY_MAX__')
+local EXPIRIES_PER_SKU_MAX = tonumber('__EXPIRIES_PER_SKU_MAX__')
+
+local OPS = {}
+
+local function fmt(n) return string.format('%d', n) end
+local function pad16(n) return string.format('%016d', n) end
+local function q(s) return cjson.encode(s) end
+local function enc(s) return (string.gsub(s, '%z', '\0\255')) .. '\0' end
+
+-- The string enc() wrote at position i, and the position after its terminator.
+local function dec(s, i)
+  local parts = {}
+  for _ = 1, #s do
+    local z = string.find(s, '\0', i, true)
+    if string.byte(s, z + 1) == 255 then
+      parts[#parts + 1] = string.sub(s, i, z)
+      i = z + 2
+    else
+      parts[#parts + 1] = string.sub(s, i, z - 1)
+      return table.concat(parts), z + 1
+    end
+  end
+  error({ err = 'STOCK_LEDGER_INVARIANT unterminated field' })
+end
+
+local function invariant(message) error({ err = 'STOCK_LEDGER_INVARIANT ' .. message }) end
+
+-- "" stands for none (meta, expectedVersion); -1 for lines not given.
+local function opt(s) if s == '' then return nil end return s end
+
+-- n lines from a[i]: { { sku = , qty = }, ... }
+local function read_lines(a, i)
+  local n = tonumber(a[i])
+  if n < 0 then return nil end
+  local lines = {}
+  for j = 1, n do lines[j] = { sku = a[i + 2 * j - 1], qty = tonumber(a[i + 2 * j]) } end
+  return lines
+end
+
+local function skus_of(lines)
+  local skus = {}
+  for i, l in ipairs(lines) do skus[i] = l.sku end
+  return skus
+end
+
+local function lines_json(lines)
+  local out = {}
+  for i, l in ipairs(lines) do out[i] = '{"sku":' .. q(l.sku) .. ',"qty":' .. fmt(l.qty) .. '}' end
+  return '[' .. table.concat(out, ',') .. ']'
+end
+
+local function level_json(sku, c)
+  return '{"sku":' .. q(sku) .. ',"onHand":' .. fmt(c.on) .. ',"reserved":' .. fmt(c.res) .. ',"available":' ..
+    fmt(c.on - c.res) .. ',"version":' .. fmt(c.ver) .. '}'
+end
+
+local function read_counters(sku)
+  local v = redis.call('HGET', K_LEVELS, sku)
+  if not v then return nil end
+  local on, res, ver = string.match(v, '^(%-?%d+),(%-?%d+),(%d+)$')
+  return { on = tonumber(on), res = tonumber(res), ver = tonumber(ver) }
+end
+
+--------------------------------------------------------------------------------------------
+-- The draft: what an operation has decided so far.
+
+local function new_draft(at)
+  return {
+    at = at, cache = {}, fresh = {}, changed = {}, changed_list = {}, steps = {}, own_from = 1,
+    ended = {}, ended_list = {}, expired = {}, expired_list = {}, res_cache = {},
+    levels = {}, request = nil, reversal = nil, reservation = nil, settled = nil, sweep = nil,
+  }
+end
+
+local function counters(d, sku)
+  local c = d.cache[sku]
+  if c then return c end
+  c = read_counters(sku)
+  if not c then
+    c = { on = 0, res = 0, ver = 0 }
+    d.fresh[sku] = true
+  end
+  d.cache[sku] = c
+  return c
+end
+
+-- The stored reservation (as read before this operation), or false.
+local function reservation(d, id)
+  local r = d.res_cache[id]
+  if r ~= nil then return r end
+  local raw = redis.call('HGET', K_RESERVATIONS, id)
+  r = raw and cjson.decode(raw) or false
+  d.res_cache[id] = r
+  return r
+end
+
+local function held_qty(r, sku)
+  for _, l in ipairs(r.lines) do if l.sku == sku then return l.qty end end
+  return 0
+end
+
+local function holds_sku(r, sku)
+  for _, s in ipairs(r.holds) do if s == sku then return true end end
+  return false
+end
+
+-- deltas: { { sku, onHandDelta, reservedDelta }, ... }
+local function step(d, request_id, kind, meta, deltas)
+  local changes = {}
+  for i, delta in ipairs(deltas) do
+    local sku = delta[1]
+    local before = counters(d, sku)
+    local after = { on = before.on + delta[2], res = before.res + delta[3], ver = before.ver + 1 }
+    if after.res < 0 or after.on < after.res or after.on > QUANTITY_MAX then
+      invariant('SKU ' .. q(sku) .. ' would reach onHand ' .. fmt(after.on) .. ', reserved ' .. fmt(after.res))
+    end
+    d.cache[sku] = after
+    if not d.changed[sku] then
+      d.changed[sku] = true
+      d.changed_list[#d.changed_list + 1] = sku
+    end
+    changes[i] = { sku = sku, on_delta = delta[2], res_delta = delta[3], after = after }
+  end
+  d.steps[#d.steps + 1] = { request_id = request_id, kind = kind, meta = meta, changes = changes }
+end
+
+local function own(d) d.own_from = #d.steps + 1 end
+
+-- Ends a hold (expiry, commit or release); false when it had already ended here.
+local function end_hold(d, id, sku)
+  local key = enc(id) .. sku
+  if d.ended[key] then return false end
+  d.ended[key] = true
+  d.ended_list[#d.ended_list + 1] = { id = id, sku = sku }
+  return true
+end
+
+local function expire_hold(d, r, sku)
+  if not holds_sku(r, sku) or not end_hold(d, r.id, sku) then return end
+  step(d, r.id, 'expire', r.meta, { { sku, 0, -held_qty(r, sku) } })
+  if not d.expired[r.id] then
+    d.expired[r.id] = true
+    d.expired_list[#d.expired_list + 1] = r.id
+  end
+end
+
+-- Reservations holding `sku` with expiresAt <= now, soonest first (then by id), at most limit.
+local function due_holds(sku, now, limit)
+  local prefix = enc(sku)
+  local members = redis.call('ZRANGEBYLEX', K_HOLDS_BY_SKU, '[' .. prefix, '(' .. prefix .. pad16(now + 1), 'LIMIT', 0, limit)
+  local ids = {}
+  for i, m in ipairs(members) do ids[i] = dec(m, #prefix + 17) end
+  return ids
+end
+
+-- Expires the due holds of these SKUs, a bounded number per SKU.
+local function expire_due(d, skus)
+  for _, sku in ipairs(skus) do
+    if counters(d, sku).res > 0 then
+      for _, id in ipairs(due_holds(sku, d.at, EXPIRIES_PER_SKU_MAX)) do
+        local r = reservation(d, id)
+        if r then expire_hold(d, r, sku) end
+      end
+    end
+  end
+end
+
+--------------------------------------------------------------------------------------------
+-- Writing a draft.
+
+local function entry_json(seq, s, c, at)
+  return '{"seq":' .. fmt(seq) .. ',"requestId":' .. q(s.request_id) .. ',"kind":"' .. s.kind .. '","sku":' .. q(c.sku) ..
+    ',"onHandDelta":' .. fmt(c.on_delta) .. ',"reservedDelta":' .. fmt(c.res_delta) .. ',"onHandAfter":' .. fmt(c.after.on) ..
+    ',"reservedAfter":' .. fmt(c.after.res) .. ',"at":' .. fmt(at) .. (s.meta and (',"meta":' .. s.meta) or '') .. '}'
+end
+
+-- Appends every entry; returns all of them and the operation's own, as JSON.
+local function write_entries(d)
+  local n = 0
+  for _, s in ipairs(d.steps) do n = n + #s.changes end
+  local all, own_entries = {}, {}
+  if n == 0 then return all, own_entries end
+  local seq = redis.call('INCRBY', K_SEQ, n) - n + 1
+  for i, s in ipairs(d.steps) do
+    for _, c in ipairs(s.changes) do
+      local e = entry_json(seq, s, c, d.at)
+      redis.call('HSET', K_ENTRIES, seq, e)
+      redis.call('ZADD', K_BY_SKU, 0, enc(c.sku) .. pad16(seq))
+      all[#all + 1] = e
+      if i >= d.own_from then own_entries[#own_entries + 1] = e end
+      seq = seq + 1
+    end
+  end
+  return all, own_entries
+end
+
+local function write_levels(d)
+  for _, sku in ipairs(d.changed_list) do
+    local c = d.cache[sku]
+    redis.call('HSET', K_LEVELS, sku, fmt(c.on) .. ',' .. fmt(c.res) .. ',' .. fmt(c.ver))
+    if d.fresh[sku] then redis.call('ZADD', K_SKUS, 0, sku) end
+  end
+end
+
+local function hold_member(r, sku)
+  return enc(sku) .. pad16(r.expiresAt) .. enc(r.id) .. fmt(held_qty(r, sku))
+end
+
+local function record_json(r)
+  local holds = {}
+  for i, s in ipairs(r.holds) do holds[i] = q(s) end
+  return '{"id":' .. q(r.id) .. ',"state":"' .. r.state .. '","lines":' .. lines_json(r.lines) .. ',"expiresAt":' ..
+    fmt(r.expiresAt) .. ',"createdAt":' .. fmt(r.createdAt) .. (r.committed and (',"committed":' .. lines_json(r.committed)) or '') ..
+    (r.meta and (',"meta":' .. q(r.meta)) or '') .. ',"holds":[' .. table.concat(holds, ',') .. ']' ..
+    (r.outcome and (',"outcome":' .. q(r.outcome)) or '') .. '}'
+end
+
+local function public_reservation_json(r)
+  return '{"id":' .. q(r.id) .. ',"state":"held","lines":' .. lines_json(r.lines) .. ',"expiresAt":' .. fmt(r.expiresAt) ..
+    ',"createdAt":' .. fmt(r.createdAt) .. ',"committed":null' .. (r.meta and (',"meta":' .. r.meta) or '') .. '}'
+end
+
+local function insert_reservation(r)
+  redis.call('HSET', K_RESERVATIONS, r.id, record_json(r))
+  for _, l in ipairs(r.lines) do
+    redis.call('ZADD', K_HOLDS_BY_SKU, 0, hold_member(r, l.sku))
+    redis.call('ZADD', K_HOLDS_DUE, r.expiresAt, enc(r.id) .. l.sku)
+  end
+end
+
+-- Rewrites every stored reservation this draft changed: holds ended, expired, settled.
+local function update_reservations(d, outcome)
+  local touched, order = {}, {}
+  local function touch(id)
+    if not touched[id] then touched[id] = true; order[#order + 1] = id end
+  end
+  for _, h in ipairs(d.ended_list) do
+    local r = reservation(d, h.id)
+    redis.call('ZREM', K_HOLDS_BY_SKU, hold_member(r, h.sku))
+    redis.call('ZREM', K_HOLDS_DUE, enc(h.id) .. h.sku)
+    touch(h.id)
+  end
+  for _, id in ipairs(d.expired_list) do touch(id) end
+  if d.settled then touch(d.settled.id) end
+  for _, id in ipairs(order) do
+    local r = reservation(d, id)
+    local holds = {}
+    for _, s in ipairs(r.holds) do
+      if not d.ended[enc(id) .. s] then holds[#holds + 1] = s end
+    end
+    r.holds = holds
+    if d.settled and d.settled.id == id then
+      r.state, r.committed, r.outcome = d.settled.state, d.settled.committed, outcome
+    elseif d.expired[id] and r.state == 'held' then
+      r.state = 'expired'
+    end
+    redis.call('HSET', K_RESERVATIONS, id, record_json(r))
+  end
+end
+
+-- Writes the draft; returns the outcome JSON of the operation (with replayed false).
+local function persist(d)
+  local all, own_entries = write_entries(d)
+  write_levels(d)
+  local levels = {}
+  for i, sku in ipairs(d.levels) do levels[i] = level_json(sku, counters(d, sku)) end
+  local entries = d.sweep and all or own_entries
+  local outcome = '{"ok":true,"replayed":false,"entries":[' .. table.concat(entries, ',') .. '],"levels":[' ..
+    table.concat(levels, ',') .. ']'
+  if d.sweep then
+    outcome = outcome .. ',"expired":' .. fmt(#d.ended_list) .. ',"more":' .. tostring(d.sweep.more)
+  end
+  if d.reservation then outcome = outcome .. ',"reservation":' .. public_reservation_json(d.reservation) end
+  outcome = outcome .. '}'
+  if d.request then
+    redis.call('HSET', K_REQUESTS, d.request.id, d.request.kind .. '\n' .. fmt(d.at) .. '\n' .. d.request.fingerprint .. '\n' .. outcome)
+  end
+  if d.reversal then
+    for _, l in ipairs(d.reversal.lines) do redis.call('HINCRBY', K_REVERSED, enc(d.reversal.of) .. l.sku, l.qty) end
+  end
+  if d.reservation then insert_reservation(d.reservation) end
+  update_reservations(d, outcome)
+  return outcome
+end
+
+--------------------------------------------------------------------------------------------
+-- How an operation ends. Replies: "A" .. outcome JSON (applied), "R" .. outcome JSON (a
+-- replay), "X" .. rejection JSON, "C" .. the stored kind (IDEMPOTENCY_CONFLICT).
+
+-- A rejection: only the due expiries are written; the operation records nothing of its own.
+local function reject(d, rejection)
+  if #d.steps > 0 then
+    d.request = nil
+    d.levels = {}
+    own(d)
+    persist(d)
+  end
+  return 'X' .. rejection
+end
+
+-- A replay decided by a reservation's state: writes the due expiries, if any.
+local function replay(d, outcome)
+  if #d.steps > 0 then
+    d.request = nil
+    d.levels = {}
+    own(d)
+    persist(d)
+  end
+  return 'R' .. outcome
+end
+
+local function apply(d, skus)
+  d.levels = skus
+  return 'A' .. persist(d)
+end
+
+local function parse_request(raw)
+  local a = string.find(raw, '\n', 1, true)
+  local b = string.find(raw, '\n', a + 1, true)
+  local c = string.find(raw, '\n', b + 1, true)
+  return { kind = string.sub(raw, 1, a - 1), at = tonumber(string.sub(raw, a + 1, b - 1)), fingerprint = string.sub(raw, b + 1, c - 1),
+    outcome = string.sub(raw, c + 1) }
+end
+
+-- The request id is checked first: a replay or a conflict reads and writes nothing else.
+local function recorded(request_id, fingerprint)
+  local raw = redis.call('HGET', K_REQUESTS, request_id)
+  if not raw then return nil end
+  local stored = parse_request(raw)
+  if stored.fingerprint == fingerprint then return 'R' .. stored.outcome end
+  return 'C' .. stored.kind
+end
+
+-- Fields every request-carrying operation sends first: requestId, fingerprint, at, meta.
+local function begin(a, kind)
+  local request_id, fingerprint = a[1], a[2]
+  local done = recorded(request_id, fingerprint)
+  if done then return nil, done end
+  local d = new_draft(tonumber(a[3]))
+  d.request = { id = request_id, kind = kind, fingerprint = fingerprint }
+  return d, nil, request_id, opt(a[4])
+end
+
+local function insufficient(lines, d)
+  for _, l in ipairs(lines) do
+    local c = counters(d, l.sku)
+    local available = c.on - c.res
+    if available < l.qty then
+      return '{"ok":false,"code":"INSUFFICIENT_STOCK","sku":' .. q(l.sku) .. ',"requested":' .. fmt(l.qty) .. ',"available":' ..
+        fmt(available) .. '}'
+    end
+  end
+  return nil
+end
+
+local function quantity_limit(sku, requested, on)
+  return '{"ok":false,"code":"QUANTITY_LIMIT","sku":' .. q(sku) .. ',"requested":' .. fmt(requested) .. ',"onHand":' .. fmt(on) ..
+    ',"limit":' .. fmt(QUANTITY_MAX) .. '}'
+end

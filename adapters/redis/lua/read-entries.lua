@@ -1,0 +1,20 @@
+--[[
+  read-entries: a page of entries with seq > after, of the whole ledger or of one SKU.
+  KEYS: the ten ledger keys (lib.lua).
+  ARGV: after, sku or "" (every SKU), limit (at most 1000)
+  Reply: an array of entry JSON strings, in seq order.
+]]
+OPS.entries = function(a)
+  local after, sku, limit = tonumber(a[1]), opt(a[2]), tonumber(a[3])
+  local seqs = {}
+  if sku then
+    local prefix = enc(sku)
+    local members = redis.call('ZRANGEBYLEX', K_BY_SKU, '(' .. prefix .. pad16(after), '(' .. prefix .. '\255', 'LIMIT', 0, limit)
+    for i, m in ipairs(members) do seqs[i] = tonumber(string.sub(m, #prefix + 1)) end
+  else
+    local last = tonumber(redis.call('GET', K_SEQ) or '0')
+    for s = after + 1, math.min(last, after + limit) do seqs[#seqs + 1] = s end
+  end
+  if #seqs == 0 then return {} end
+  return redis.call('HMGET', K_ENTRIES, unpack(seqs))
+end

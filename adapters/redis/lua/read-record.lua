@@ -1,0 +1,9 @@
+--[[
+  read-record: the stored record of a request or of a reservation.
+  KEYS: the ten ledger keys (lib.lua).
+  ARGV: "request" | "reservation", id
+  Reply: the record (see lib.lua), or "" when there is none.
+]]
+OPS.record = function(a)
+  return redis.call('HGET', a[1] == 'request' and K_REQUESTS or K_RESERVATIONS, a[2]) or ''
+end

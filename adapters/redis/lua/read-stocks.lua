@@ -1,0 +1,25 @@
+--[[
+  read-stocks: stored counters of SKUs, with the holds due at `now` (not yet expired in storage).
+  KEYS: the ten ledger keys (lib.lua).
+  ARGV: now, then one or more SKUs
+  Reply: an array, one string per SKU: "onHand,reserved,version,dueQty,dueCount".
+]]
+OPS.stocks = function(a)
+  local now = tonumber(a[1])
+  local out = {}
+  for i = 2, #a do
+    local sku = a[i]
+    local c = read_counters(sku) or { on = 0, res = 0, ver = 0 }
+    local qty, count = 0, 0
+    if c.res > 0 then
+      local prefix = enc(sku)
+      for _, m in ipairs(redis.call('ZRANGEBYLEX', K_HOLDS_BY_SKU, '[' .. prefix, '(' .. prefix .. pad16(now + 1))) do
+        local _, rest = dec(m, #prefix + 17)
+        qty = qty + tonumber(string.sub(m, rest))
+        count = count + 1
+      end
+    end
+    out[#out + 1] = fmt(c.on) .. ',' .. fmt(c.res) .. ',' .. fmt(c.ver) .. ',' .. fmt(qty) .. ',' .. fmt(count)
+  end
+  return out
+end

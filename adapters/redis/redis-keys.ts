@@ -1,0 +1,39 @@
+import { InvalidInputError } from '../../src/index.js';
+
+/** What a ledger prefix may be: 1 to 64 characters of `[A-Za-z0-9_.:-]`. */
+const PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * The ten keys of one ledger, in the order every script receives them as KEYS (see
+ * adapters/redis/lua/lib.lua). Each carries the hash tag `{<prefix>}`: the prefix holds no
+ * brace, so the tag is exactly the prefix and every key of a ledger lands in one Cluster slot.
+ * SKUs and ids never appear in key names, only in fields and members, so no SKU can move a key
+ * to another slot or collide with another ledger's keys.
+ *
+ * @example
+ * ```ts
+ * ledgerKeys('shop-1')[0] === 'stock-ledger:{shop-1}:levels';
+ * ```
+ */
+export function ledgerKeys(prefix: string): readonly string[] {
+  const tag = `stock-ledger:{${prefix}}:`;
+  return Object.freeze(
+    ['levels', 'seq', 'entries', 'by-sku', 'skus', 'requests', 'reversed', 'reservations', 'holds-by-sku', 'holds-due'].map((name) => tag + name),
+  );
+}
+
+/**
+ * Checks a ledger prefix; throws `INVALID_INPUT` for anything but 1 to 64 characters of
+ * `[A-Za-z0-9_.:-]`.
+ *
+ * @example
+ * ```ts
+ * checkPrefix('shop-1'); // 'shop-1'
+ * ```
+ */
+export function checkPrefix(prefix: unknown): string {
+  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
+    throw new InvalidInputError('prefix', 'must be 1 to 64 characters of A-Z, a-z, 0-9, _ . : -');
+  }
+  return prefix;
+}
