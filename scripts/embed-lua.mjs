@@ -29,6 +29,10 @@ const SCRIPTS = {
   record: { files: ['read-record.lua'], op: 'record' },
   verifyChunk: { files: ['verify-chunk.lua'], op: 'verify_chunk' },
   verifyFold: { files: ['verify-fold.lua'], op: 'fold' },
+  batch: {
+    files: ['settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'sweep.lua', 'batch.lua'],
+    op: 'batch',
+  },
 };
 
 const read = (file) => readFileSync(luaDir + file, 'utf8');

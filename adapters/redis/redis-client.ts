@@ -13,6 +13,7 @@ export interface IoredisLike {
 export interface NodeRedisLike {
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  sendCommand(args: string[]): Promise<unknown>;
 }
 
 /** A Redis client the app owns: ioredis 5 (`Redis` or `Cluster`) or node-redis 5 (client or cluster). */
@@ -22,6 +23,10 @@ export type RedisClientLike = IoredisLike | NodeRedisLike;
 export interface ScriptCaller {
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown>;
   eval(body: string, keys: readonly string[], args: readonly string[]): Promise<unknown>;
+  /** Any other command, for a standalone client (WAITAOF and its detection). */
+  command(args: readonly string[]): Promise<unknown>;
+  /** True for a Cluster client. */
+  cluster: boolean;
 }
 
 /**
@@ -35,6 +40,9 @@ export function scriptCaller(client: unknown): ScriptCaller {
     return {
       evalsha: (sha, keys, args) => r.evalSha(sha, { keys: [...keys], arguments: [...args] }),
       eval: (body, keys, args) => r.eval(body, { keys: [...keys], arguments: [...args] }),
+      command: (args) => r.sendCommand([...args]),
+      // A node-redis cluster has masters; a client has none.
+      cluster: Array.isArray((client as { masters?: unknown }).masters),
     };
   }
   if (typeof c?.evalsha === 'function' && typeof c.eval === 'function') {
@@ -42,6 +50,8 @@ export function scriptCaller(client: unknown): ScriptCaller {
     return {
       evalsha: (sha, keys, args) => r.evalsha(sha, keys.length, ...keys, ...args),
       eval: (body, keys, args) => r.eval(body, keys.length, ...keys, ...args),
+      command: ([name = '', ...args]) => r.call(name, ...args),
+      cluster: (client as { isCluster?: unknown }).isCluster === true,
     };
   }
   throw new InvalidInputError('client', 'must be an ioredis Redis or Cluster, or a node-redis v5 client or cluster');

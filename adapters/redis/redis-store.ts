@@ -1,6 +1,7 @@
-import { StoreUnavailableError, levelAsOf } from '../../src/index.js';
+import { InvalidInputError, StoreUnavailableError, levelAsOf } from '../../src/index.js';
 import type { Command, Counters, Entry, Level, StockStore, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem } from '../../src/index.js';
-import { entriesOf, integers, outcomeOf, requestOf, reservationOf, scriptCall } from './redis-codec.js';
+import { ScriptBatcher } from './redis-batch.js';
+import { entriesOf, integers, outcomeOf, requestOf, reservationOf, scriptCall, type ScriptCall } from './redis-codec.js';
 import { redisFailure, scriptCaller, type RedisClientLike, type ScriptCaller } from './redis-client.js';
 import { checkPrefix, ledgerKeys } from './redis-keys.js';
 import { runScript, type LuaScriptName } from './redis-scripts.js';
@@ -18,6 +19,29 @@ export interface RedisStoreOptions {
    * `stock-ledger:{<prefix>}:...`, one hash tag, so one ledger lives in one Cluster slot.
    */
   prefix: string;
+  /**
+   * Wait, after every operation, until the server has written it to its append-only file
+   * (`WAITAOF`, Redis 7.2 or later, standalone clients only), and optionally to the AOF of
+   * `replicas` replicas, for at most `timeoutMs` (default 1000). An operation not confirmed in
+   * time fails with `STORE_UNAVAILABLE` (it may have been applied: retry with the same id).
+   * Default off: Redis acknowledges a write once it is in memory.
+   */
+  waitForAof?: boolean | { replicas?: number; timeoutMs?: number };
+  /**
+   * Operations submitted in the same event-loop turn go to Redis as one script call that
+   * applies them in order, each with its own outcome, at most `operationsMax` (default 100,
+   * 1 to 1000) per call: one round of parsing per batch instead of per operation, so far more
+   * operations per second under concurrency. A lone operation goes out alone, one event-loop
+   * turn later. Default on; `false` sends every operation as its own script at once.
+   */
+  batch?: boolean | { operationsMax?: number };
+}
+
+const DEFAULT_BATCH_OPERATIONS_MAX = 100;
+
+interface AofWait {
+  replicas: number;
+  timeoutMs: number;
 }
 
 /** Entries summed per fold call while verifying: bounds the time one script holds the server. */
@@ -42,16 +66,28 @@ const FOLD_PAGE = 1000;
 export class RedisStore implements StockStore {
   readonly #caller: ScriptCaller;
   readonly #keys: readonly string[];
+  readonly #aof: AofWait | null;
+  readonly #batcher: ScriptBatcher | null;
+  #aofSupported: Promise<void> | null = null;
   #closed = false;
 
   constructor(options: RedisStoreOptions) {
     this.#keys = ledgerKeys(checkPrefix(options.prefix));
     this.#caller = scriptCaller(options.client);
+    this.#aof = aofWait(options.waitForAof);
+    const operationsMax = batchSize(options.batch);
+    this.#batcher = operationsMax === null ? null : new ScriptBatcher((script, args) => this.#runRaw(script, args), operationsMax);
+    if (this.#aof !== null && this.#caller.cluster) {
+      throw new InvalidInputError('waitForAof', 'works with a standalone client only (WAITAOF cannot follow a script across a Cluster)');
+    }
   }
 
   async execute(command: Command): Promise<StoreOutcome> {
     const call = scriptCall(command);
-    return outcomeOf(command, await this.#run(call.script, call.args));
+    const reply = this.#batcher === null ? await this.#run(call.script, call.args) : await this.#batched(call);
+    const outcome = outcomeOf(command, reply);
+    if (this.#aof !== null) await this.#waitForAof(this.#aof);
+    return outcome;
   }
 
   async stocks(skus: readonly string[], now: number): Promise<Level[]> {
@@ -98,6 +134,29 @@ export class RedisStore implements StockStore {
     this.#closed = true;
   }
 
+  /** WAITAOF on the connection that ran the script; support is checked once, on first use. */
+  async #waitForAof(wait: AofWait): Promise<void> {
+    this.#aofSupported ??= this.#command(['COMMAND', 'INFO', 'WAITAOF']).then((reply) => {
+      if (!Array.isArray(reply) || reply[0] === null || reply[0] === undefined) {
+        throw new InvalidInputError('waitForAof', 'needs Redis 7.2 or later (WAITAOF); this server does not know the command');
+      }
+    });
+    await this.#aofSupported;
+    const reply = await this.#command(['WAITAOF', '1', String(wait.replicas), String(wait.timeoutMs)]);
+    const [local, replicas] = Array.isArray(reply) ? reply.map(Number) : [];
+    if (local !== 1 || replicas === undefined || replicas < wait.replicas) {
+      throw new StoreUnavailableError(`Redis: the write was not confirmed in the AOF within ${wait.timeoutMs} ms (WAITAOF replied ${JSON.stringify(reply)})`);
+    }
+  }
+
+  async #command(args: readonly string[]): Promise<unknown> {
+    try {
+      return await this.#caller.command(args);
+    } catch (error) {
+      throw redisFailure(error);
+    }
+  }
+
   async #fold(sku: string, upto: number): Promise<Counters> {
     const sum = { onHand: 0, reserved: 0, version: 0 };
     let after = 0;
@@ -113,14 +172,45 @@ export class RedisStore implements StockStore {
     return sum;
   }
 
-  async #run(script: LuaScriptName, args: readonly string[]): Promise<unknown> {
+  async #batched(call: ScriptCall): Promise<unknown> {
     if (this.#closed) throw new StoreUnavailableError('the Redis store is closed');
     try {
-      return await runScript(this.#caller, script, this.#keys, args);
+      return await (this.#batcher as ScriptBatcher).submit(call);
     } catch (error) {
       throw redisFailure(error);
     }
   }
+
+  async #run(script: LuaScriptName, args: readonly string[]): Promise<unknown> {
+    if (this.#closed) throw new StoreUnavailableError('the Redis store is closed');
+    try {
+      return await this.#runRaw(script, args);
+    } catch (error) {
+      throw redisFailure(error);
+    }
+  }
+
+  #runRaw(script: LuaScriptName, args: readonly string[]): Promise<unknown> {
+    return runScript(this.#caller, script, this.#keys, args);
+  }
+}
+
+function batchSize(option: RedisStoreOptions['batch']): number | null {
+  if (option === false) return null;
+  if (option === undefined || option === true) return DEFAULT_BATCH_OPERATIONS_MAX;
+  const { operationsMax = DEFAULT_BATCH_OPERATIONS_MAX } = option;
+  if (!Number.isInteger(operationsMax) || operationsMax < 1 || operationsMax > 1000) {
+    throw new InvalidInputError('batch.operationsMax', 'must be an integer from 1 to 1000');
+  }
+  return operationsMax;
+}
+
+function aofWait(option: RedisStoreOptions['waitForAof']): AofWait | null {
+  if (option === undefined || option === false) return null;
+  const { replicas = 0, timeoutMs = 1000 } = option === true ? {} : option;
+  if (!Number.isInteger(replicas) || replicas < 0 || replicas > 100) throw new InvalidInputError('waitForAof.replicas', 'must be an integer from 0 to 100');
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 60_000) throw new InvalidInputError('waitForAof.timeoutMs', 'must be an integer from 1 to 60000');
+  return { replicas, timeoutMs };
 }
 
 function countersOf(level: string): Counters {

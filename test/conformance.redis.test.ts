@@ -1,0 +1,35 @@
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { RedisStore, type RedisClientLike } from 'stock-ledger/redis';
+import { conformanceCases } from 'stock-ledger/testing';
+import { afterAll, beforeAll, it } from 'vitest';
+import { describeRedis, startRedis, type RedisServer } from './support/redis-server.js';
+
+// One spawned server for both drivers; every store is a fresh ledger under its own prefix.
+let server: RedisServer;
+const clients: { ioredis?: Redis; nodeRedis?: ReturnType<typeof createClient> } = {};
+let ledgers = 0;
+const prefix = (): string => `conf-${process.pid}-${(ledgers += 1)}`;
+
+function suite(name: string, client: () => RedisClientLike, batch = true): void {
+  for (const c of conformanceCases({ name, createStore: () => new RedisStore({ client: client(), prefix: prefix(), batch }) })) {
+    it(c.name, c.run, c.timeoutMs);
+  }
+}
+
+describeRedis('Redis store conformance', () => {
+  beforeAll(async () => {
+    server = await startRedis();
+    clients.ioredis = new Redis(server.url);
+    clients.nodeRedis = createClient({ url: server.url });
+    await clients.nodeRedis.connect();
+  });
+  afterAll(async () => {
+    clients.ioredis?.disconnect();
+    await clients.nodeRedis?.close();
+    await server?.stop();
+  });
+  suite('redis (ioredis, batched)', () => clients.ioredis as Redis);
+  suite('redis (ioredis, one script per operation)', () => clients.ioredis as Redis, false);
+  suite('redis (node-redis, batched)', () => clients.nodeRedis as RedisClientLike);
+});
