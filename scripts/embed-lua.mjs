@@ -8,7 +8,8 @@
  * the committed file is stale (CI runs it through the tests).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import process from 'node:process';
+import { URL, fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const luaDir = `${root}adapters/redis/lua/`;
@@ -59,7 +60,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const text = generate();
   if (process.argv.includes('--check')) {
     if (readFileSync(GENERATED_PATH, 'utf8') !== text) {
-      console.error('adapters/redis/redis-lua.generated.ts is stale: run node scripts/embed-lua.mjs');
+      process.stderr.write('adapters/redis/redis-lua.generated.ts is stale: run node scripts/embed-lua.mjs\n');
       process.exit(1);
     }
   } else {
