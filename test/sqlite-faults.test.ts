@@ -36,8 +36,8 @@ const freshPath = (): string => join(dir, `ledger-${(files += 1)}.db`);
 
 type Message =
   | { t: 'try'; id: string }
-  | { t: 'ack'; id: string; ok: true; replayed: boolean; entries: Entry[]; levels: Level[] }
-  | { t: 'ack'; id: string; ok: false; code: string }
+  | { t: 'ack'; id: string; ok: true; turn: number; replayed: boolean; entries: Entry[]; levels: Level[]; worker?: string }
+  | { t: 'ack'; id: string; ok: false; turn: number; code: string; worker?: string }
   | { t: 'unavailable'; id: string }
   | { t: 'done'; ops: number }
   | { t: 'outcome'; id: string; result: OperationResult }
@@ -179,140 +179,190 @@ async function checkLedger(ledger: StockLedger, skus: readonly string[]): Promis
 
 // ---------------------------------------------------------------------------------------------
 
+interface KillRounds {
+  rounds: number;
+  opsPerWorker: number;
+  /** Concurrent callers per process. */
+  lanes: number;
+  /** Attempts after which each of the two victims of a round is killed. */
+  killAfterTries: (round: number) => [number, number];
+  /** The group-commit option of worker `w` (undefined: the store's default, on). */
+  groupCommitOf: (w: number) => WorkerConfig['groupCommit'];
+}
+
+/**
+ * Rounds of four processes on one file: two finish their bounded work, two victims are killed
+ * with SIGKILL mid-loop. After every round and at the end, checks the file and the ledger, and
+ * that every acknowledged request is there, none applied twice, no oversell. Returns every
+ * message the processes printed.
+ */
+async function killRounds(options: KillRounds): Promise<Message[]> {
+  const path = freshPath();
+  const skus = ['apple', 'pear', 'plum'];
+  const { rounds, opsPerWorker } = options;
+  const steadyPerRound = 2;
+  const workersPerRound = steadyPerRound + 2;
+  const parent = new StockLedger({ store: new SqliteStore({ path }) });
+  const tried = new Set<string>();
+  const messages: Message[] = [];
+  let killed = 0;
+
+  for (let round = 0; round < rounds; round += 1) {
+    // Limited stock: far fewer units than the workers will ask for.
+    for (const sku of skus) {
+      const requestId = `${round}-parent-${sku}`;
+      tried.add(requestId);
+      expect((await parent.restock({ requestId, sku, qty: 12 })).ok).toBe(true);
+    }
+    // Two workers finish their bounded work; two victims run "forever" (bounded) and are
+    // killed with SIGKILL after a number of attempts that differs per round, mid-loop: most
+    // likely inside or right around a write transaction.
+    const killAfterTries = options.killAfterTries(round);
+    const procs: Proc[] = [];
+    for (let w = 0; w < workersPerRound; w += 1) {
+      const victim = w >= steadyPerRound;
+      const config: WorkerConfig = {
+        path,
+        worker: `w${w}`,
+        round,
+        ops: victim ? 100_000 : opsPerWorker,
+        seed: 1000 * round + w + 1,
+        skus,
+        sharedIds: 8,
+        // A victim mostly restocks: nearly all its time is spent inside write transactions.
+        restockShare: victim ? 0.6 : 0.12,
+        durability: victim || w === 0 ? 'full' : 'normal',
+        lanes: options.lanes,
+      };
+      const groupCommit = options.groupCommitOf(w);
+      if (groupCommit !== undefined) config.groupCommit = groupCommit;
+      const killAt = killAfterTries[w - steadyPerRound] ?? 0;
+      // The parent reacts to a 'try' line faster than the child runs the operation, so a
+      // kill right away always lands at its start; a jitter that differs per kill (0 to 3.5 ms,
+      // a few FULL-synchronous writes) spreads the kills over the whole transaction: before,
+      // inside, during the commit, after.
+      const jitterMs = ((round * 2 + w - steadyPerRound) * 0.5) % 4;
+      let tries = 0;
+      procs.push(
+        spawnFixture('sqlite-worker.ts', config, (m, proc) => {
+          if (!victim || m.t !== 'try') return;
+          tries += 1;
+          if (tries !== killAt) return;
+          const until = performance.now() + jitterMs;
+          while (performance.now() < until); // bounded spin: a fault-injection delay, not synchronization
+          proc.child.kill('SIGKILL');
+        }),
+      );
+    }
+    await startTogether(procs, 30_000);
+
+    // verify() stays correct while the others write (paced polling, bounded).
+    let stillRunning = true;
+    const closedAll = Promise.all(procs.map((p) => closedWithin(p, 40_000))).finally(() => {
+      stillRunning = false;
+    });
+    for (let poll = 0; poll < 200 && stillRunning; poll += 1) {
+      const report = await parent.verify();
+      expect(report.drift).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    const exits = await closedAll;
+
+    exits.forEach((exit, w) => {
+      const proc = procs[w] as Proc;
+      if (w >= steadyPerRound) {
+        expect(exit.signal, `victim ${w} of round ${round}: ${proc.stderr.join('')}`).toBe('SIGKILL');
+        killed += 1;
+      } else {
+        expect(exit, `worker ${w} of round ${round}: ${proc.stderr.join('')}`).toEqual({ code: 0, signal: null });
+        expect(proc.messages.at(-1)).toEqual({ t: 'done', ops: opsPerWorker });
+      }
+      for (const m of proc.messages) if (m.t === 'try') tried.add(m.id);
+      // Tagged with the worker, so that acks can be grouped per process.
+      messages.push(...proc.messages.map((m) => ({ ...m, worker: `${round}-w${w}` })));
+    });
+
+    // A fresh connection after each kill: the file is intact.
+    const probe = new SqliteStore({ path });
+    expect(integrity(probe.database)).toBe('ok');
+    await probe.close();
+    await checkLedger(parent, skus);
+  }
+  expect(killed).toBe(rounds * (workersPerRound - steadyPerRound));
+
+  // Read everything back through a brand-new connection.
+  const reader = new StockLedger({ store: new SqliteStore({ path }) });
+  const entries = await checkLedger(reader, skus);
+
+  // Every request in the file was asked for by someone (no phantom writes).
+  for (const e of entries) expect(tried.has(e.requestId), `phantom request ${e.requestId}`).toBe(true);
+
+  const acks = messages.filter((m): m is Extract<Message, { t: 'ack' }> => m.t === 'ack');
+  const applied = acks.filter((m): m is Extract<Message, { t: 'ack'; ok: true }> => m.ok);
+  const rejected = acks.filter((m): m is Extract<Message, { t: 'ack'; ok: false }> => !m.ok);
+  // The run was meaningful: stock ran out, many deducts applied, many were replays.
+  expect(applied.filter((m) => !m.replayed).length).toBeGreaterThan(20);
+  expect(applied.filter((m) => m.replayed).length).toBeGreaterThan(5);
+  expect(rejected.length).toBeGreaterThan(20);
+
+  // Every acknowledged applied request is present, with the very entries and levels it reported.
+  const firstApplied = new Map<string, number>();
+  for (const m of applied) {
+    const record = await reader.request(m.id);
+    expect(record, `acknowledged request ${m.id}`).not.toBeNull();
+    expect(record?.entries).toEqual(m.entries);
+    expect(record?.levels).toEqual(m.levels);
+    if (!m.replayed) firstApplied.set(m.id, (firstApplied.get(m.id) ?? 0) + 1);
+  }
+  // However many processes sent an id, at most one of them applied it.
+  for (const [id, count] of firstApplied) expect(count, `request ${id} applied by ${count} callers`).toBe(1);
+
+  // Rejections record nothing: a rejected id is applied only if some other attempt of it applied.
+  const tries = new Map<string, number>();
+  for (const m of messages) if (m.t === 'try') tries.set(m.id, (tries.get(m.id) ?? 0) + 1);
+  const rejections = new Map<string, number>();
+  for (const m of rejected) {
+    expect(m.code).toBe('INSUFFICIENT_STOCK');
+    rejections.set(m.id, (rejections.get(m.id) ?? 0) + 1);
+  }
+  for (const [id, count] of rejections) {
+    if ((await reader.request(id)) !== null) expect(tries.get(id) ?? 0, `rejected ${id} applied without another attempt`).toBeGreaterThan(count);
+  }
+
+  expect(integrity((reader.store as SqliteStore).database)).toBe('ok');
+  await reader.close();
+  await parent.close();
+  return messages;
+}
+
 describe('SQLite: several processes on one file, one killed with SIGKILL mid-loop', () => {
   it('keeps the file intact, every acknowledged request, nothing twice, no oversell (4 rounds, 8 kills)', async () => {
-    const path = freshPath();
-    const skus = ['apple', 'pear', 'plum'];
-    const rounds = 4;
-    const steadyPerRound = 2;
-    const workersPerRound = steadyPerRound + 2;
-    const opsPerWorker = 80;
-    const parent = new StockLedger({ store: new SqliteStore({ path }) });
-    const tried = new Set<string>();
-    const messages: Message[] = [];
-    let killed = 0;
+    // One caller per process; one worker and one victim without group commit, so both paths
+    // share the file.
+    await killRounds({
+      rounds: 4,
+      opsPerWorker: 80,
+      lanes: 1,
+      killAfterTries: (round) => [3 + 5 * round, 11 + 7 * round],
+      groupCommitOf: (w) => (w % 2 === 0 ? false : undefined),
+    });
+  }, 50_000);
 
-    for (let round = 0; round < rounds; round += 1) {
-      // Limited stock: far fewer units than the workers will ask for.
-      for (const sku of skus) {
-        const requestId = `${round}-parent-${sku}`;
-        tried.add(requestId);
-        expect((await parent.restock({ requestId, sku, qty: 12 })).ok).toBe(true);
-      }
-      // Two workers finish their bounded work; two victims run "forever" (bounded) and are
-      // killed with SIGKILL after a number of attempts that differs per round, mid-loop: most
-      // likely inside or right around a write transaction.
-      const killAfterTries = [3 + 5 * round, 11 + 7 * round];
-      const procs: Proc[] = [];
-      for (let w = 0; w < workersPerRound; w += 1) {
-        const victim = w >= steadyPerRound;
-        const config: WorkerConfig = {
-          path,
-          worker: `w${w}`,
-          round,
-          ops: victim ? 100_000 : opsPerWorker,
-          seed: 1000 * round + w + 1,
-          skus,
-          sharedIds: 8,
-          // A victim mostly restocks: nearly all its time is spent inside write transactions.
-          restockShare: victim ? 0.6 : 0.12,
-          durability: victim || w === 0 ? 'full' : 'normal',
-        };
-        const killAt = killAfterTries[w - steadyPerRound] ?? 0;
-        // The parent reacts to a 'try' line faster than the child runs the operation, so a
-        // kill right away always lands at its start; a jitter that differs per kill (0 to 3.5 ms,
-        // a few FULL-synchronous writes) spreads the kills over the whole transaction: before,
-        // inside, during the commit, after.
-        const jitterMs = ((round * 2 + w - steadyPerRound) * 0.5) % 4;
-        let tries = 0;
-        procs.push(
-          spawnFixture('sqlite-worker.ts', config, (m, proc) => {
-            if (!victim || m.t !== 'try') return;
-            tries += 1;
-            if (tries !== killAt) return;
-            const until = performance.now() + jitterMs;
-            while (performance.now() < until); // bounded spin: a fault-injection delay, not synchronization
-            proc.child.kill('SIGKILL');
-          }),
-        );
-      }
-      await startTogether(procs, 30_000);
-
-      // verify() stays correct while the others write (paced polling, bounded).
-      let stillRunning = true;
-      const closedAll = Promise.all(procs.map((p) => closedWithin(p, 40_000))).finally(() => {
-        stillRunning = false;
-      });
-      for (let poll = 0; poll < 200 && stillRunning; poll += 1) {
-        const report = await parent.verify();
-        expect(report.drift).toEqual([]);
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      const exits = await closedAll;
-
-      exits.forEach((exit, w) => {
-        const proc = procs[w] as Proc;
-        if (w >= steadyPerRound) {
-          expect(exit.signal, `victim ${w} of round ${round}: ${proc.stderr.join('')}`).toBe('SIGKILL');
-          killed += 1;
-        } else {
-          expect(exit, `worker ${w} of round ${round}: ${proc.stderr.join('')}`).toEqual({ code: 0, signal: null });
-          expect(proc.messages.at(-1)).toEqual({ t: 'done', ops: opsPerWorker });
-        }
-        for (const m of proc.messages) if (m.t === 'try') tried.add(m.id);
-        messages.push(...proc.messages);
-      });
-
-      // A fresh connection after each kill: the file is intact.
-      const probe = new SqliteStore({ path });
-      expect(integrity(probe.database)).toBe('ok');
-      await probe.close();
-      await checkLedger(parent, skus);
-    }
-    expect(killed).toBe(rounds * (workersPerRound - steadyPerRound));
-
-    // Read everything back through a brand-new connection.
-    const reader = new StockLedger({ store: new SqliteStore({ path }) });
-    const entries = await checkLedger(reader, skus);
-
-    // Every request in the file was asked for by someone (no phantom writes).
-    for (const e of entries) expect(tried.has(e.requestId), `phantom request ${e.requestId}`).toBe(true);
-
-    const acks = messages.filter((m): m is Extract<Message, { t: 'ack' }> => m.t === 'ack');
-    const applied = acks.filter((m): m is Extract<Message, { t: 'ack'; ok: true }> => m.ok);
-    const rejected = acks.filter((m): m is Extract<Message, { t: 'ack'; ok: false }> => !m.ok);
-    // The run was meaningful: stock ran out, many deducts applied, many were replays.
-    expect(applied.filter((m) => !m.replayed).length).toBeGreaterThan(20);
-    expect(applied.filter((m) => m.replayed).length).toBeGreaterThan(5);
-    expect(rejected.length).toBeGreaterThan(20);
-
-    // Every acknowledged applied request is present, with the very entries and levels it reported.
-    const firstApplied = new Map<string, number>();
-    for (const m of applied) {
-      const record = await reader.request(m.id);
-      expect(record, `acknowledged request ${m.id}`).not.toBeNull();
-      expect(record?.entries).toEqual(m.entries);
-      expect(record?.levels).toEqual(m.levels);
-      if (!m.replayed) firstApplied.set(m.id, (firstApplied.get(m.id) ?? 0) + 1);
-    }
-    // However many processes sent an id, at most one of them applied it.
-    for (const [id, count] of firstApplied) expect(count, `request ${id} applied by ${count} callers`).toBe(1);
-
-    // Rejections record nothing: a rejected id is applied only if some other attempt of it applied.
-    const tries = new Map<string, number>();
-    for (const m of messages) if (m.t === 'try') tries.set(m.id, (tries.get(m.id) ?? 0) + 1);
-    const rejections = new Map<string, number>();
-    for (const m of rejected) {
-      expect(m.code).toBe('INSUFFICIENT_STOCK');
-      rejections.set(m.id, (rejections.get(m.id) ?? 0) + 1);
-    }
-    for (const [id, count] of rejections) {
-      if ((await reader.request(id)) !== null) expect(tries.get(id) ?? 0, `rejected ${id} applied without another attempt`).toBeGreaterThan(count);
-    }
-
-    expect(integrity((reader.store as SqliteStore).database)).toBe('ok');
-    await reader.close();
-    await parent.close();
+  it('with group commit and 8 concurrent callers per process as well (3 rounds, 6 kills, kills inside batches)', async () => {
+    const messages = await killRounds({
+      rounds: 3,
+      opsPerWorker: 160,
+      lanes: 8,
+      // Past the first batches, at a different point of a batch each time.
+      killAfterTries: (round) => [13 + 9 * round, 37 + 11 * round],
+      groupCommitOf: (w) => [undefined, { batchWaitMs: 1 }, { batchOperationsMax: 16, batchWaitMs: 2 }, undefined][w],
+    });
+    // The processes really committed in batches: many acks settled in the same event-loop turn.
+    const perTurn = new Map<string, number>();
+    for (const m of messages) if (m.t === 'ack') perTurn.set(`${m.worker ?? ''}/${m.turn}`, (perTurn.get(`${m.worker ?? ''}/${m.turn}`) ?? 0) + 1);
+    const sizes = [...perTurn.values()];
+    expect(Math.max(...sizes)).toBeGreaterThanOrEqual(4);
+    expect(sizes.filter((n) => n > 1).length).toBeGreaterThan(10);
   }, 50_000);
 });
 

@@ -3,5 +3,6 @@
  * @packageDocumentation
  */
 export { SqliteStore, type SqliteStoreOptions, type SqliteDurability } from './sqlite-store.js';
+export type { GroupCommitOptions } from './sqlite-batch.js';
 export { SCHEMA_VERSION, schemaVersion } from './sqlite-schema.js';
 export type { SqliteDatabase, SqliteStatement, SqliteTransaction } from './sqlite-database.js';

@@ -30,6 +30,8 @@ export interface SqliteTransaction<F extends AnyArgs> {
  */
 export interface SqliteDatabase {
   readonly open: boolean;
+  /** Whether a transaction is open on the connection (the app's own, or the store's). */
+  readonly inTransaction: boolean;
   prepare(source: string): SqliteStatement;
   exec(source: string): unknown;
   pragma(source: string, options?: { simple?: boolean }): unknown;

@@ -1,0 +1,192 @@
+import { InvalidInputError } from '../../src/index.js';
+import type { SqliteDatabase } from './sqlite-database.js';
+
+/**
+ * Group commit of {@link SqliteStore}: operations that arrive while a batch is pending are
+ * applied together in one transaction (one fsync at `synchronous=FULL`), each in its own
+ * savepoint, in arrival order.
+ *
+ * @example
+ * ```ts
+ * new SqliteStore({ path: 'stock.db', groupCommit: { batchOperationsMax: 64, batchWaitMs: 2 } });
+ * ```
+ */
+export interface GroupCommitOptions {
+  /**
+   * Most operations in one transaction, 1 to 1000. Default 128. A full batch is written at
+   * once, without waiting for `batchWaitMs`. Bigger batches save fsyncs but hold the write
+   * lock longer, so other processes on the file wait longer.
+   */
+  batchOperationsMax?: number;
+  /**
+   * How long the first operation of a batch waits for others to join, 0 to 100 ms. Default 0:
+   * the batch is written on the next event-loop turn, so a lone caller pays no timer, and only
+   * operations issued in the same turn share it. A wait gathers bigger batches under load, and
+   * every operation pays up to that wait.
+   */
+  batchWaitMs?: number;
+}
+
+/** Resolved group-commit settings. */
+export interface GroupCommitSettings {
+  batchOperationsMax: number;
+  batchWaitMs: number;
+}
+
+const BATCH_OPERATIONS_DEFAULT = 128;
+const BATCH_OPERATIONS_MAX = 1000;
+const BATCH_WAIT_MS_DEFAULT = 0;
+const BATCH_WAIT_MS_MAX = 100;
+
+/**
+ * The group-commit settings in force (null: one transaction per operation), or
+ * `INVALID_INPUT` for a bad option.
+ *
+ * @example
+ * ```ts
+ * checkGroupCommit(undefined); // { batchOperationsMax: 128, batchWaitMs: 0 }
+ * checkGroupCommit(false);     // null
+ * ```
+ */
+export function checkGroupCommit(value: unknown): GroupCommitSettings | null {
+  if (value === false) return null;
+  const defaults = { batchOperationsMax: BATCH_OPERATIONS_DEFAULT, batchWaitMs: BATCH_WAIT_MS_DEFAULT };
+  if (value === undefined || value === true) return defaults;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidInputError('groupCommit', 'must be a boolean or { batchOperationsMax?, batchWaitMs? }');
+  }
+  // A misspelt option would silently fall back to a default: refuse it instead.
+  const unknown = Object.keys(value).find((key) => key !== 'batchOperationsMax' && key !== 'batchWaitMs');
+  if (unknown !== undefined) throw new InvalidInputError(`groupCommit.${unknown}`, 'is not an option');
+  const { batchOperationsMax, batchWaitMs } = value as GroupCommitOptions;
+  return {
+    batchOperationsMax: boundedInteger('groupCommit.batchOperationsMax', batchOperationsMax, defaults.batchOperationsMax, 1, BATCH_OPERATIONS_MAX),
+    batchWaitMs: boundedInteger('groupCommit.batchWaitMs', batchWaitMs, defaults.batchWaitMs, 0, BATCH_WAIT_MS_MAX),
+  };
+}
+
+function boundedInteger(field: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidInputError(field, `must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** One queued operation and the promise it settles. */
+export interface Pending<C, R> {
+  command: C;
+  resolve(result: R): void;
+  reject(error: unknown): void;
+}
+
+type Settled<R> = { ok: true; value: R } | { ok: false; error: unknown };
+
+/**
+ * Builds the function that writes one batch: one `BEGIN IMMEDIATE` transaction (a savepoint
+ * when the app's own transaction is open on `db`), each command in its own savepoint through
+ * `apply`, then COMMIT; only then are the promises settled. A command that throws is undone
+ * alone and rejects alone (`mapError` turns its error into the store's error); a failed BEGIN
+ * or COMMIT rejects the whole batch, rolled back.
+ *
+ * @example
+ * ```ts
+ * const write = batchWriter(db, (command) => decideAndWrite(command), toStoreError);
+ * write([{ command, resolve, reject }]);
+ * ```
+ */
+export function batchWriter<C, R>(db: SqliteDatabase, apply: (command: C) => R, mapError: (error: unknown) => unknown): (batch: readonly Pending<C, R>[]) => void {
+  // Called inside the batch's transaction, better-sqlite3 runs it as SAVEPOINT ... RELEASE,
+  // and on a throw as ROLLBACK TO: the other commands of the batch keep their writes.
+  const inSavepoint = db.transaction(apply);
+  const applyAll = db.transaction((batch: readonly Pending<C, R>[]): Settled<R>[] =>
+    batch.map(({ command }) => {
+      try {
+        return { ok: true, value: inSavepoint(command) };
+      } catch (error) {
+        // Some engine errors (SQLITE_FULL, SQLITE_IOERR, ...) roll the whole transaction back:
+        // the writes of earlier commands are gone too, so the batch fails as a whole.
+        if (!db.inTransaction) throw error;
+        return { ok: false, error: mapError(error) };
+      }
+    }),
+  ).immediate;
+  return (batch) => {
+    let settled: Settled<R>[];
+    try {
+      settled = applyAll(batch);
+    } catch (error) {
+      // BEGIN, COMMIT or the transaction itself failed; better-sqlite3 has rolled back.
+      const failure = mapError(error);
+      for (const pending of batch) pending.reject(failure);
+      return;
+    }
+    settled.forEach((s, i) => {
+      const pending = batch[i] as Pending<C, R>;
+      if (s.ok) pending.resolve(s.value);
+      else pending.reject(s.error);
+    });
+  };
+}
+
+/**
+ * Queues operations and hands them to `write` in bounded batches. The first operation of an
+ * empty queue schedules the batch (`setImmediate` with no wait, so a lone caller waits one
+ * event-loop turn and nothing more; otherwise a `batchWaitMs` timer); a full batch is written
+ * at once.
+ *
+ * @example
+ * ```ts
+ * const queue = new BatchQueue(settings, batchWriter(db, apply, toStoreError));
+ * const outcome = await queue.push(command);
+ * ```
+ */
+export class BatchQueue<C, R> {
+  readonly #settings: GroupCommitSettings;
+  readonly #write: (batch: readonly Pending<C, R>[]) => void;
+  #queue: Pending<C, R>[] = [];
+  #cancel: (() => void) | null = null;
+
+  constructor(settings: GroupCommitSettings, write: (batch: readonly Pending<C, R>[]) => void) {
+    this.#settings = settings;
+    this.#write = write;
+  }
+
+  /** Queues one command; settles once the batch holding it is committed (or failed). */
+  push(command: C): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#queue.push({ command, resolve, reject });
+      if (this.#queue.length >= this.#settings.batchOperationsMax) this.#flush();
+      else if (this.#cancel === null) this.#schedule();
+    });
+  }
+
+  /** Writes everything queued now, batch by batch (for close: no promise is left hanging). */
+  drain(): void {
+    while (this.#queue.length > 0) this.#flush();
+  }
+
+  #schedule(): void {
+    if (this.#settings.batchWaitMs === 0) {
+      const immediate = setImmediate(() => this.#flush());
+      this.#cancel = () => clearImmediate(immediate);
+    } else {
+      const timer = setTimeout(() => this.#flush(), this.#settings.batchWaitMs);
+      this.#cancel = () => clearTimeout(timer);
+    }
+  }
+
+  #flush(): void {
+    this.#cancel?.();
+    this.#cancel = null;
+    const batch = this.#queue.splice(0, this.#settings.batchOperationsMax);
+    try {
+      this.#write(batch);
+    } catch (error) {
+      // `write` settles every promise itself; this only guards against a bug leaving one
+      // hanging (settling a settled promise does nothing).
+      for (const pending of batch) pending.reject(error);
+    }
+    if (this.#queue.length > 0) this.#schedule();
+  }
+}
