@@ -22,7 +22,9 @@ async function loadRedisStore(): Promise<RedisStoreModule | string> {
     if (typeof loaded.RedisStore !== 'function') return `${REDIS_STORE_MODULE} exports no RedisStore`;
     return loaded as RedisStoreModule;
   } catch (error) {
-    return `${REDIS_STORE_MODULE} could not be loaded (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`;
+    const code = (error as { code?: unknown } | null)?.code;
+    const why = typeof code === 'string' ? code : error instanceof Error ? error.message.split('\n')[0] : String(error);
+    return `${REDIS_STORE_MODULE} could not be loaded (${why})`;
   }
 }
 
