@@ -43,8 +43,8 @@ export class RawMapStock {
     return { ok: true, replayed: false, entry };
   }
 
-  /** Entries so far; for the benchmark's sanity check. */
-  get entryCount(): number {
-    return this.#entries.length;
+  /** Units left of `sku`; the benchmark checks the hot SKU never sells more than it had. */
+  async onHand(sku: string): Promise<number> {
+    return this.#levels.get(sku) ?? 0;
   }
 }

@@ -1,215 +1,45 @@
 /**
- * `npm run bench`: what the ledger costs over the least code that is still safe.
+ * `npm run bench`: every store against its raw baseline, in one run, at several counts of
+ * operations in flight, on two workloads (10,000 SKUs; one hot SKU with more buyers than
+ * units). Prints a table per workload and the issues' targets as ratios from this run; a full
+ * run also writes bench/results.md and bench/chart.svg.
  *
- * - memory: `StockLedger` + `MemoryStore` against a hand-written idempotent deduct on plain
- *   Maps (bench/raw-map.ts);
- * - SQLite: `StockLedger` + `SqliteStore` against a hand-written one-transaction-per-deduct
- *   better-sqlite3 loop (bench/raw-sqlite.ts), at synchronous=FULL and at NORMAL.
- *
- * One operation is a single-line deduct of one unit under a fresh request id, awaited before the
- * next (the latency a request handler sees). Each side gets a warmup, then rounds that
- * alternate raw and store, each on fresh state: in memory a fixed count of deducts (both sides
- * then work on maps of the same size), on SQLite a fixed time. The median round counts.
- * Results are printed and, for a full run (no BENCH_ONLY), written to bench/results.md.
- *
- * Knobs: BENCH_ROUND_MS (SQLite, default 1000), BENCH_MEMORY_OPS (default 150000),
- * BENCH_ROUNDS (default 5), BENCH_ONLY=memory|sqlite.
+ * Knobs: BENCH_ROUND_MS (time per measurement, default 1500), BENCH_SLICES (turns it is cut
+ * into, default 3), BENCH_WARMUP_MS (default 300),
+ * BENCH_CONCURRENCY (default 1,16,64,256), BENCH_ONLY=memory|sqlite|redis, BENCH_HOT_UNITS
+ * (default 2000), REDIS_URL (default redis://127.0.0.1:6379).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, platform, arch, tmpdir } from 'node:os';
+import { arch, cpus, platform, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { StockLedger, type StockStore } from 'stock-ledger';
-import { MemoryStore } from 'stock-ledger/memory';
-import { SqliteStore } from 'stock-ledger/sqlite';
-import { RawMapStock } from './raw-map.js';
-import { RawSqliteStock } from './raw-sqlite.js';
+import { chartSvg } from './chart.js';
+import { memoryContenders, sqliteContenders, type Contender, type Group, type Runner } from './contenders.js';
+import { LoadSession, type Measurement } from './load.js';
+import { DEFAULT_REDIS_URL, probeRedis, rawRedisContender } from './raw-redis.js';
+import { redisStoreContender } from './redis-store.js';
+import { fmtInt, fmtMs, markdown, printTargets, printWorkload } from './report.js';
+import { checkTargets, Results } from './results.js';
+import { hotWorkload, spreadWorkload, type Workload } from './workloads.js';
 
-const ROUND_MS = envInt('BENCH_ROUND_MS', 1000, 50, 10_000);
-const ROUNDS = envInt('BENCH_ROUNDS', 5, 1, 15);
-const WARMUP_MS = Math.min(1000, Math.max(200, ROUND_MS / 2));
-/** Deducts per memory round (both sides); a round also stops at ROUND_TIME_MS_MAX. */
-const MEMORY_OPS_PER_ROUND = envInt('BENCH_MEMORY_OPS', 150_000, 1000, 5_000_000);
-/** No round runs longer than this, whatever its op count. */
-const ROUND_TIME_MS_MAX = 4000;
+const DEFAULT_IN_FLIGHT = [1, 16, 64, 256];
+const ROUND_MS = envInt('BENCH_ROUND_MS', 1500, 50, 60_000);
+const WARMUP_MS = envInt('BENCH_WARMUP_MS', 300, 0, 10_000);
+const SLICES = envInt('BENCH_SLICES', 3, 1, 20);
+const HOT_UNITS = envInt('BENCH_HOT_UNITS', 2000, 1, 1_000_000_000);
+const IN_FLIGHT = envIntList('BENCH_CONCURRENCY', DEFAULT_IN_FLIGHT, 1, 4096);
+const ONLY = envChoice('BENCH_ONLY', ['all', 'memory', 'sqlite', 'redis'] as const);
+const REDIS_URL = process.env['REDIS_URL'] || DEFAULT_REDIS_URL;
 /** Hard cap on operations per measurement, whatever the clock says. */
-const OPS_PER_MEASUREMENT_MAX = 5_000_000;
-/** How often the loop looks at the clock. */
-const OPS_PER_CLOCK_CHECK = 64;
-const SKUS = Array.from({ length: 16 }, (_, i) => `SKU-${String(i).padStart(2, '0')}`);
-const UNITS_PER_SKU = 1_000_000_000_000;
-const ONLY = process.env['BENCH_ONLY'] ?? 'all';
+const OPS_PER_MEASUREMENT_MAX = 50_000_000;
+/** In flight during the warmup that precedes a contender's first measurement. */
+const WARMUP_IN_FLIGHT = 16;
+const KNOBS = ['BENCH_ROUND_MS', 'BENCH_SLICES', 'BENCH_WARMUP_MS', 'BENCH_CONCURRENCY', 'BENCH_ONLY', 'BENCH_HOT_UNITS', 'REDIS_URL'];
 
-/** One side of a comparison, opened on fresh state for every measurement. */
-interface Contender {
-  open(): Promise<Runner>;
-}
-
-interface Runner {
-  /** One deduct; must throw if it was not applied. */
-  deduct(i: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-interface Pair {
-  name: string;
-  /** The ratio store/raw the project aims for. */
-  target: number;
-  /**
-   * Operations per round, or null to run for BENCH_ROUND_MS. In memory both sides do the same
-   * count, so both pay for maps of the same size; on disk a count would not bound the time.
-   */
-  opsPerRound: number | null;
-  raw: Contender;
-  store: Contender;
-}
-
-interface PairResult {
-  name: string;
-  target: number;
-  raw: number[];
-  store: number[];
-}
-
-/**
- * A full garbage collection before each measurement, so no round pays for the garbage the
- * previous one (often the other side) left behind. Same as node --expose-gc, set at run time.
- */
+/** A full garbage collection before each measurement, so none pays for the previous one's garbage. */
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
-
-const dir = mkdtempSync(join(tmpdir(), 'stock-ledger-bench-'));
-let fileCounter = 0;
-const nextPath = (label: string): string => join(dir, `${label}-${(fileCounter += 1)}.db`);
-const removeDb = (path: string): void => {
-  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${path}${suffix}`, { force: true });
-};
-
-// ---------------------------------------------------------------------------------------------
-// Contenders.
-
-const rawMap: Contender = {
-  async open() {
-    const stock = new RawMapStock();
-    for (const sku of SKUS) await stock.restock({ sku, qty: UNITS_PER_SKU });
-    return {
-      async deduct(i) {
-        const result = await stock.deduct({ requestId: `op-${i}`, sku: SKUS[i % SKUS.length] as string, qty: 1 });
-        if (!result.ok || result.replayed) throw new Error(`raw map deduct ${i} was not applied`);
-      },
-      async close() {},
-    };
-  },
-};
-
-function ledgerOn(makeStore: () => { store: StockStore; cleanUp(): void }): Contender {
-  return {
-    async open() {
-      const { store, cleanUp } = makeStore();
-      const ledger = new StockLedger({ store });
-      for (const sku of SKUS) await ledger.restock({ requestId: `restock-${sku}`, sku, qty: UNITS_PER_SKU });
-      return {
-        async deduct(i) {
-          const result = await ledger.deduct({ requestId: `op-${i}`, sku: SKUS[i % SKUS.length] as string, qty: 1 });
-          if (!result.ok || result.replayed) throw new Error(`ledger deduct ${i} was not applied`);
-        },
-        async close() {
-          await ledger.close();
-          cleanUp();
-        },
-      };
-    },
-  };
-}
-
-const memoryLedger = ledgerOn(() => ({ store: new MemoryStore(), cleanUp: () => {} }));
-
-function sqliteLedger(durability: 'full' | 'normal'): Contender {
-  return ledgerOn(() => {
-    const path = nextPath(`store-${durability}`);
-    return { store: new SqliteStore({ path, durability }), cleanUp: () => removeDb(path) };
-  });
-}
-
-function rawSqlite(synchronous: 'FULL' | 'NORMAL'): Contender {
-  return {
-    async open() {
-      const path = nextPath(`raw-${synchronous.toLowerCase()}`);
-      const stock = new RawSqliteStock({ path, synchronous });
-      for (const sku of SKUS) await stock.restock({ sku, qty: UNITS_PER_SKU });
-      return {
-        async deduct(i) {
-          const result = await stock.deduct({ requestId: `op-${i}`, sku: SKUS[i % SKUS.length] as string, qty: 1 });
-          if (!result.ok || result.replayed) throw new Error(`raw SQLite deduct ${i} was not applied`);
-        },
-        async close() {
-          await stock.close();
-          removeDb(path);
-        },
-      };
-    },
-  };
-}
-
-const PAIRS: Pair[] = [
-  { name: 'memory', target: 0.5, opsPerRound: MEMORY_OPS_PER_ROUND, raw: rawMap, store: memoryLedger },
-  { name: 'SQLite, synchronous=FULL', target: 0.7, opsPerRound: null, raw: rawSqlite('FULL'), store: sqliteLedger('full') },
-  { name: 'SQLite, synchronous=NORMAL', target: 0.7, opsPerRound: null, raw: rawSqlite('NORMAL'), store: sqliteLedger('normal') },
-].filter((pair) => ONLY === 'all' || pair.name.toLowerCase().startsWith(ONLY.toLowerCase()));
-
-// ---------------------------------------------------------------------------------------------
-// Measuring.
-
-/**
- * Runs deducts one at a time until `opsMax` are done or `durationMs` has passed, whichever
- * comes first; returns operations per second.
- */
-async function measure(contender: Contender, limits: { durationMs: number; opsMax: number }): Promise<number> {
-  const runner = await contender.open();
-  try {
-    collectGarbage();
-    let ops = 0;
-    const started = performance.now();
-    let elapsed = 0;
-    while (elapsed < limits.durationMs && ops < limits.opsMax) {
-      for (let k = 0; k < OPS_PER_CLOCK_CHECK; k += 1) await runner.deduct((ops += 1));
-      elapsed = performance.now() - started;
-    }
-    return (ops / elapsed) * 1000;
-  } finally {
-    await runner.close();
-  }
-}
-
-async function runPair(pair: Pair): Promise<PairResult> {
-  const warmup = { durationMs: WARMUP_MS, opsMax: OPS_PER_MEASUREMENT_MAX };
-  await measure(pair.raw, warmup);
-  await measure(pair.store, warmup);
-  const limits = pair.opsPerRound === null
-    ? { durationMs: ROUND_MS, opsMax: OPS_PER_MEASUREMENT_MAX }
-    : { durationMs: ROUND_TIME_MS_MAX, opsMax: pair.opsPerRound };
-  const result: PairResult = { name: pair.name, target: pair.target, raw: [], store: [] };
-  for (let round = 0; round < ROUNDS; round += 1) {
-    // Alternate who goes first, so a slow drift of the machine does not favour one side.
-    const order = round % 2 === 0 ? (['raw', 'store'] as const) : (['store', 'raw'] as const);
-    for (const side of order) result[side].push(await measure(pair[side], limits));
-    const raw = result.raw[result.raw.length - 1] ?? 0;
-    const store = result.store[result.store.length - 1] ?? 0;
-    console.log(`  ${pair.name.padEnd(27)} round ${round + 1}/${ROUNDS}: raw ${fmt(raw).padStart(10)} ops/s   stock-ledger ${fmt(store).padStart(10)} ops/s   ratio ${(store / raw).toFixed(2)}`);
-  }
-  return result;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
 
 function envInt(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -219,116 +49,163 @@ function envInt(name: string, fallback: number, min: number, max: number): numbe
   return value;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Reporting.
-
-interface Row {
-  name: string;
-  raw: string;
-  store: string;
-  ratio: string;
-  /** Median of the per-round ratios: each raw round paired with the store round next to it. */
-  paired: string;
-  target: string;
-  verdict: string;
-  spread: string;
+function envIntList(name: string, fallback: number[], min: number, max: number): number[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const values = raw.split(',').map(Number);
+  if (values.some((v) => !Number.isSafeInteger(v) || v < min || v > max)) throw new RangeError(`${name} must list integers from ${min} to ${max}`);
+  return values;
 }
 
-function rowsOf(results: readonly PairResult[]): Row[] {
-  return results.map((r) => {
-    const raw = median(r.raw);
-    const store = median(r.store);
-    const ratio = store / raw;
-    const paired = median(r.store.map((value, i) => value / (r.raw[i] ?? Number.NaN)));
-    const range = (values: readonly number[]): string => `${fmt(Math.min(...values))}-${fmt(Math.max(...values))}`;
-    return {
-      name: r.name,
-      raw: fmt(raw),
-      store: fmt(store),
-      ratio: `${ratio.toFixed(2)}x`,
-      paired: `${paired.toFixed(2)}x`,
-      target: `>= ${r.target}x`,
-      verdict: ratio >= r.target ? 'met' : 'MISSED',
-      spread: `raw ${range(r.raw)}, stock-ledger ${range(r.store)}`,
-    };
-  });
+function envChoice<T extends string>(name: string, choices: readonly T[]): T {
+  const raw = process.env[name] || choices[0];
+  const found = choices.find((c) => c === raw);
+  if (found === undefined) throw new RangeError(`${name} must be one of ${choices.join(', ')}`);
+  return found;
 }
 
-function printTable(rows: readonly Row[]): void {
-  const header: Row = {
-    name: 'store', raw: 'raw ops/s', store: 'stock-ledger ops/s', ratio: 'ratio', paired: 'paired', target: 'target', verdict: '', spread: '',
-  };
-  const all = [header, ...rows];
-  const keys = ['name', 'raw', 'store', 'ratio', 'paired', 'target', 'verdict'] as const;
-  const widths = keys.map((key) => Math.max(...all.map((row) => row[key].length)));
-  console.log('');
-  for (const [i, row] of all.entries()) {
-    const cells = keys.map((key, col) => (col === 0 || key === 'verdict' ? row[key].padEnd(widths[col] ?? 0) : row[key].padStart(widths[col] ?? 0)));
-    console.log(`  ${cells.join('   ')}`.trimEnd());
-    if (i === 0) console.log(`  ${widths.map((w) => '-'.repeat(w)).join('   ')}`);
+/** Checks what a measurement sold against what the store says is left; throws on a mismatch. */
+async function checkSold(contender: Contender, workload: Workload, m: Measurement, onHand: (sku: string) => Promise<number>): Promise<void> {
+  const hot = workload.skus.length === 1;
+  if (!hot) {
+    if (m.rejected > 0) throw new Error(`${contender.name} rejected ${m.rejected} deducts of ${workload.name}, stocked plenty`);
+    return;
+  }
+  const sku = workload.skus[0] as string;
+  const soldPerStore = workload.unitsPerSku - (await onHand(sku));
+  if (m.sold > workload.unitsPerSku || soldPerStore !== m.sold) {
+    throw new Error(`${contender.name} on ${workload.name}: ${m.sold} deducts sold, the store says ${soldPerStore}, of ${workload.unitsPerSku} units`);
   }
 }
 
-function environment(): string {
-  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
-  return `Node ${process.version}, ${platform()} ${arch()}, ${cpus().length} cores (${cpu}); temp files in ${tmpdir()}`;
+function sessionOn(runner: Runner, workload: Workload, inFlight: number): LoadSession {
+  const pick = workload.picker();
+  return new LoadSession({ inFlight, opsMax: OPS_PER_MEASUREMENT_MAX, operation: (i) => runner.deduct(`op-${i}`, pick()) });
 }
 
-function markdown(rows: readonly Row[], startedAt: Date): string {
-  const lines = [
-    '# Benchmark results',
-    '',
-    `Written by \`npm run bench\` on ${startedAt.toISOString().slice(0, 10)}: ${environment()}.`,
-    '',
-    `One operation is a single-line deduct of 1 unit under a fresh request id, awaited before the next. ` +
-      `Each figure is the median of ${ROUNDS} rounds on fresh state, after a warmup; raw and stock-ledger rounds alternate. ` +
-      `A memory round is ${MEMORY_OPS_PER_ROUND.toLocaleString('en-US')} deducts on each side; a SQLite round lasts about ${ROUND_MS} ms.`,
-    '',
-    '| store | raw ops/s | stock-ledger ops/s | ratio | paired ratio | target | |',
-    '|---|---:|---:|---:|---:|---:|---|',
-    ...rows.map((r) => `| ${r.name} | ${r.raw} | ${r.store} | ${r.ratio} | ${r.paired} | ${r.target} | ${r.verdict} |`),
-    '',
-    '`ratio` is the median stock-ledger figure over the median raw one (what the target is checked ' +
-      'against); `paired ratio` is the median of per-round ratios, each store round against the raw ' +
-      'round next to it, which shrugs off slow drifts of the machine.',
-    '',
-    'Rounds ranged:',
-    '',
-    ...rows.map((r) => `- ${r.name}: ${r.spread}`),
-    '',
-    'Baselines: `bench/raw-map.ts` (request-id map, level map, entry array, no await inside) and ' +
-      '`bench/raw-sqlite.ts` (one `BEGIN IMMEDIATE` transaction per deduct: request-id insert, ' +
-      '`UPDATE ... WHERE qty >= ?`, entry insert, `COMMIT`; WAL, same `synchronous`). The ledger on top ' +
-      'also validates input, fingerprints the payload, stores the full outcome for replays and copies ' +
-      'what it returns. Figures depend on the machine, above all on what an fsync costs for FULL.',
-    '',
-  ];
-  return lines.join('\n');
+/**
+ * Measures every contender of a group at one in-flight count, each on fresh state, in slices
+ * that take turns (the order flips every slice), so drift of a shared machine hits them alike.
+ */
+async function measureGroup(group: readonly Contender[], workload: Workload, inFlight: number, sliceMs: number, slices: number): Promise<Measurement[]> {
+  const runners: Runner[] = [];
+  try {
+    for (const contender of group) runners.push(await contender.open(workload));
+    const sessions = runners.map((runner) => sessionOn(runner, workload, inFlight));
+    for (let slice = 0; slice < slices; slice += 1) {
+      const order = slice % 2 === 0 ? sessions : [...sessions].reverse();
+      for (const session of order) {
+        collectGarbage();
+        await session.run(sliceMs);
+      }
+    }
+    const measurements = sessions.map((session) => session.result());
+    for (const [i, contender] of group.entries()) await checkSold(contender, workload, measurements[i] as Measurement, (sku) => (runners[i] as Runner).onHand(sku));
+    return measurements;
+  } finally {
+    for (const runner of runners) await runner.close();
+  }
+}
+
+/** The contenders of the run, by group, and a note for each one skipped. */
+async function contendersOf(dir: string): Promise<{ groups: Contender[][]; notes: string[] }> {
+  const wanted = (group: Group): boolean => ONLY === 'all' || ONLY === group;
+  const groups: Contender[][] = [];
+  const notes: string[] = [];
+  if (wanted('memory')) groups.push(memoryContenders());
+  if (wanted('sqlite')) groups.push(sqliteContenders(dir));
+  if (!wanted('redis')) return { groups, notes };
+  const redis = await probeRedis(REDIS_URL);
+  if ('error' in redis) {
+    notes.push(`Redis rows skipped: no Redis at ${REDIS_URL} (${redis.error})`);
+    return { groups, notes };
+  }
+  notes.push(`Redis ${redis.version} at ${REDIS_URL}, one ioredis connection per contender`);
+  const store = await redisStoreContender(REDIS_URL);
+  if (typeof store === 'string') notes.push(`Redis store row skipped: ${store}`);
+  groups.push(typeof store === 'string' ? [rawRedisContender(REDIS_URL)] : [rawRedisContender(REDIS_URL), store]);
+  return { groups, notes };
+}
+
+async function runGroup(group: readonly Contender[], workload: Workload, results: Results, warm: Set<Contender>): Promise<void> {
+  const cold = group.filter((c) => !warm.has(c));
+  if (cold.length > 0 && WARMUP_MS > 0) await measureGroup(cold, workload, WARMUP_IN_FLIGHT, WARMUP_MS, 1);
+  for (const c of cold) warm.add(c);
+  for (const inFlight of IN_FLIGHT) {
+    const measurements = await measureGroup(group, workload, inFlight, ROUND_MS / SLICES, SLICES);
+    for (const [i, contender] of group.entries()) {
+      const m = measurements[i] as Measurement;
+      const hotUnits = workload.skus.length === 1 ? workload.unitsPerSku : null;
+      results.add({ workload: workload.name, contender: contender.name, group: contender.group, baseline: contender.baseline, hotUnits, measurement: m });
+      console.log(
+        `  ${workload.name.padEnd(9)} ${contender.name.padEnd(23)} ${String(inFlight).padStart(4)} in flight ` +
+          `${fmtInt(m.opsPerSecond).padStart(10)} ops/s   p50 ${fmtMs(m.p50Ms).padStart(7)} ms   p99 ${fmtMs(m.p99Ms).padStart(7)} ms`,
+      );
+    }
+  }
+}
+
+function machine(): string {
+  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  return `${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${platform()} ${arch()}; SQLite files in ${tmpdir()}`;
+}
+
+function command(): string {
+  const set = KNOBS.filter((k) => process.env[k] !== undefined && process.env[k] !== '').map((k) => `${k}=${process.env[k]}`);
+  return [...set, 'npm run bench'].join(' ');
+}
+
+function method(): string {
+  return (
+    `Closed loop: N workers (N = operations in flight) each await one single-line deduct of 1 unit under a fresh ` +
+    `request id, then issue the next, for about ${ROUND_MS} ms per measurement, after a ${WARMUP_MS} ms warmup per ` +
+    `contender. Every measurement starts on fresh state (new map, new SQLite file, new Redis key prefix); the ` +
+    `contenders of one engine are measured in ${SLICES} slices that take turns (order flipped every slice), so a ` +
+    `slow spell of the machine hits them alike. ` +
+    `ops/s counts completed deducts, INSUFFICIENT_STOCK rejections included; p50 and p99 come from a log-bucketed ` +
+    `histogram (within about 1%). SQLite runs WAL at synchronous=FULL on every side. "10k SKUs" picks one of ` +
+    `10,000 well-stocked SKUs at random; "hot SKU" starts one SKU with ${fmtInt(HOT_UNITS)} units, so once it sells ` +
+    `out most deducts are rejections; the bench checks that no run sells more than that. On the hot SKU a ` +
+    `rejection writes nothing (no fsync), so its ratios mostly compare rejection paths, and its p99/p50 sets ` +
+    `the few sales against the many rejections.`
+  );
+}
+
+function writeOutputs(results: Results, workloads: readonly string[], notes: readonly string[], startedAt: Date): void {
+  const checks = checkTargets(results, workloads);
+  const md = markdown({ results, workloads, checks, machine: machine(), date: startedAt, command: command(), method: method(), notes });
+  writeFileSync(new URL('./results.md', import.meta.url), md);
+  const subtitle = `${machine().split(';')[0] ?? ''}; ${startedAt.toISOString().slice(0, 10)}; ~${ROUND_MS} ms per point`;
+  writeFileSync(new URL('./chart.svg', import.meta.url), chartSvg({ results, workloads, inFlight: IN_FLIGHT, subtitle }));
 }
 
 async function main(): Promise<void> {
   const startedAt = new Date();
+  const dir = mkdtempSync(join(tmpdir(), 'stock-ledger-bench-'));
   const onSignal = (): void => {
     rmSync(dir, { recursive: true, force: true });
     process.exit(130);
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const { groups, notes } = await contendersOf(dir);
   try {
-    console.log(`stock-ledger bench: ${environment()}`);
-    console.log(`${ROUNDS} rounds per side after a ${WARMUP_MS} ms warmup (memory: ${MEMORY_OPS_PER_ROUND.toLocaleString('en-US')} deducts, SQLite: ~${ROUND_MS} ms); median counts.\n`);
-    const results: PairResult[] = [];
-    for (const pair of PAIRS) results.push(await runPair(pair));
-    const rows = rowsOf(results);
-    printTable(rows);
+    console.log(`stock-ledger bench: ${machine()}`);
+    for (const note of notes) console.log(`note: ${note}`);
+    console.log(`${ROUND_MS} ms per measurement in ${SLICES} slices, in flight ${IN_FLIGHT.join(', ')}\n`);
+    const workloads = [spreadWorkload(), hotWorkload(HOT_UNITS)];
+    const results = new Results();
+    const warm = new Set<Contender>();
+    for (const workload of workloads) for (const group of groups) await runGroup(group, workload, results, warm);
+    const names = workloads.map((w) => w.name);
+    for (const name of names) printWorkload(results, name);
+    printTargets(checkTargets(results, names));
     const seconds = ((Date.now() - startedAt.getTime()) / 1000).toFixed(0);
-    if (ONLY === 'all') {
-      writeFileSync(new URL('./results.md', import.meta.url), markdown(rows, startedAt));
-      console.log(`\n  written to bench/results.md (${seconds} s in all)`);
-    } else {
-      console.log(`\n  partial run (BENCH_ONLY=${ONLY}): bench/results.md left as it was (${seconds} s in all)`);
-    }
+    const full = ONLY === 'all' && IN_FLIGHT.join() === DEFAULT_IN_FLIGHT.join();
+    if (full) writeOutputs(results, names, notes, startedAt);
+    console.log(full ? `\nwritten: bench/results.md, bench/chart.svg (${seconds} s in all)` : `\npartial run: bench/results.md and bench/chart.svg left as they were (${seconds} s)`);
   } finally {
+    for (const group of groups) for (const contender of group) await contender.dispose?.();
     rmSync(dir, { recursive: true, force: true });
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

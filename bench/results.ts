@@ -1,0 +1,78 @@
+/**
+ * The figures of one `npm run bench` run, and the targets of the issues checked against them
+ * as ratios from that same run.
+ */
+import { NAMES, type Group } from './contenders.js';
+import type { Measurement } from './load.js';
+
+export interface ResultRow {
+  workload: string;
+  contender: string;
+  group: Group;
+  baseline: string | undefined;
+  /** Units the hot SKU started with; null for a workload where stock never runs short. */
+  hotUnits: number | null;
+  measurement: Measurement;
+}
+
+export class Results {
+  readonly rows: ResultRow[] = [];
+
+  add(row: ResultRow): void {
+    this.rows.push(row);
+  }
+
+  find(workload: string, contender: string, inFlight: number): ResultRow | undefined {
+    return this.rows.find((r) => r.workload === workload && r.contender === contender && r.measurement.inFlight === inFlight);
+  }
+
+  /** ops/s of this row over its baseline's at the same workload and in-flight count. */
+  vsBaseline(row: ResultRow): number | null {
+    if (row.baseline === undefined) return null;
+    const base = this.find(row.workload, row.baseline, row.measurement.inFlight);
+    return base === undefined ? null : row.measurement.opsPerSecond / base.measurement.opsPerSecond;
+  }
+}
+
+export interface TargetCheck {
+  target: string;
+  workload: string;
+  /** The measured ratio, or null when a side was not measured. */
+  value: number | null;
+  met: boolean | null;
+}
+
+/** The in-flight count every target is stated at. */
+export const TARGET_IN_FLIGHT = 64;
+const TAIL_RATIO_MAX = 3;
+
+const RATIO_TARGETS = [
+  { contender: NAMES.sqliteStore, against: NAMES.rawSqlite, min: 25 },
+  { contender: NAMES.sqliteStore, against: NAMES.rawSqliteBatch, min: 0.7 },
+  { contender: NAMES.redisStore, against: NAMES.rawRedis, min: 2 },
+  { contender: NAMES.redisStore, against: NAMES.rawRedis, min: 0.8 },
+] as const;
+
+const STORES = [NAMES.memoryStore, NAMES.sqliteStore, NAMES.redisStore] as const;
+
+function ratioChecks(results: Results, workload: string): TargetCheck[] {
+  return RATIO_TARGETS.map(({ contender, against, min }) => {
+    const store = results.find(workload, contender, TARGET_IN_FLIGHT);
+    const base = results.find(workload, against, TARGET_IN_FLIGHT);
+    const value = store && base ? store.measurement.opsPerSecond / base.measurement.opsPerSecond : null;
+    return { target: `${contender} >= ${min}x ${against}`, workload, value, met: value === null ? null : value >= min };
+  });
+}
+
+function tailChecks(results: Results, workload: string): TargetCheck[] {
+  return STORES.map((contender) => {
+    const row = results.find(workload, contender, TARGET_IN_FLIGHT);
+    const value = row ? row.measurement.p99Ms / row.measurement.p50Ms : null;
+    return { target: `${contender}: p99 <= ${TAIL_RATIO_MAX}x p50`, workload, value, met: value === null ? null : value <= TAIL_RATIO_MAX };
+  });
+}
+
+/** Every target, on every workload of the run, at {@link TARGET_IN_FLIGHT} in flight. */
+export function checkTargets(results: Results, workloads: readonly string[]): TargetCheck[] {
+  return workloads.flatMap((workload) => [...ratioChecks(results, workload), ...tailChecks(results, workload)]);
+}
