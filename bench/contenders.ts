@@ -41,7 +41,8 @@ export const NAMES = {
   rawSqliteBatch: 'raw SQLite, 100 ops/tx',
   sqliteStore: 'SQLite store',
   rawRedis: 'raw Redis EVALSHA',
-  redisStore: 'Redis store (ioredis)',
+  redisStore: 'Redis store (batched)',
+  redisStoreUnbatched: 'Redis store (1 script/op)',
 } as const;
 
 /** How many setup calls (restocks) run at once. */

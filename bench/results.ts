@@ -50,10 +50,10 @@ const RATIO_TARGETS = [
   { contender: NAMES.sqliteStore, against: NAMES.rawSqlite, min: 25 },
   { contender: NAMES.sqliteStore, against: NAMES.rawSqliteBatch, min: 0.7 },
   { contender: NAMES.redisStore, against: NAMES.rawRedis, min: 2 },
-  { contender: NAMES.redisStore, against: NAMES.rawRedis, min: 0.8 },
+  { contender: NAMES.redisStoreUnbatched, against: NAMES.rawRedis, min: 0.8 },
 ] as const;
 
-const STORES = [NAMES.memoryStore, NAMES.sqliteStore, NAMES.redisStore] as const;
+const STORES = [NAMES.memoryStore, NAMES.sqliteStore, NAMES.redisStore, NAMES.redisStoreUnbatched] as const;
 
 function ratioChecks(results: Results, workload: string): TargetCheck[] {
   return RATIO_TARGETS.map(({ contender, against, min }) => {

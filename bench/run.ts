@@ -18,7 +18,7 @@ import { chartSvg } from './chart.js';
 import { memoryContenders, sqliteContenders, type Contender, type Group, type Runner } from './contenders.js';
 import { LoadSession, type Measurement } from './load.js';
 import { DEFAULT_REDIS_URL, probeRedis, rawRedisContender } from './raw-redis.js';
-import { redisStoreContender } from './redis-store.js';
+import { redisStoreContenders } from './redis-store.js';
 import { fmtInt, fmtMs, markdown, printTargets, printWorkload } from './report.js';
 import { checkTargets, Results } from './results.js';
 import { hotWorkload, spreadWorkload, type Workload } from './workloads.js';
@@ -121,9 +121,7 @@ async function contendersOf(dir: string): Promise<{ groups: Contender[][]; notes
     return { groups, notes };
   }
   notes.push(`Redis ${redis.version} at ${REDIS_URL}, one ioredis connection per contender`);
-  const store = await redisStoreContender(REDIS_URL);
-  if (typeof store === 'string') notes.push(`Redis store row skipped: ${store}`);
-  groups.push(typeof store === 'string' ? [rawRedisContender(REDIS_URL)] : [rawRedisContender(REDIS_URL), store]);
+  groups.push([rawRedisContender(REDIS_URL), ...redisStoreContenders(REDIS_URL)]);
   return { groups, notes };
 }
 
