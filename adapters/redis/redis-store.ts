@@ -136,11 +136,18 @@ export class RedisStore implements StockStore {
 
   /** WAITAOF on the connection that ran the script; support is checked once, on first use. */
   async #waitForAof(wait: AofWait): Promise<void> {
-    this.#aofSupported ??= this.#command(['COMMAND', 'INFO', 'WAITAOF']).then((reply) => {
-      if (!Array.isArray(reply) || reply[0] === null || reply[0] === undefined) {
-        throw new InvalidInputError('waitForAof', 'needs Redis 7.2 or later (WAITAOF); this server does not know the command');
-      }
-    });
+    this.#aofSupported ??= this.#command(['COMMAND', 'INFO', 'WAITAOF']).then(
+      (reply) => {
+        if (!Array.isArray(reply) || reply[0] === null || reply[0] === undefined) {
+          throw new InvalidInputError('waitForAof', 'needs Redis 7.2 or later (WAITAOF); this server does not know the command');
+        }
+      },
+      (error: unknown) => {
+        // A transient failure of the check is not an answer: ask again next time.
+        this.#aofSupported = null;
+        throw error;
+      },
+    );
     await this.#aofSupported;
     const reply = await this.#command(['WAITAOF', '1', String(wait.replicas), String(wait.timeoutMs)]);
     const [local, replicas] = Array.isArray(reply) ? reply.map(Number) : [];
