@@ -102,6 +102,9 @@ async function warmScripts(ledger: StockLedger): Promise<void> {
   expect(await ledger.reserve({ requestId: 'warm-reserve', lines: [{ sku: 'warm', qty: 1 }], ttlMs: 1_000 })).toMatchObject({ ok: false });
   expect(await ledger.commit({ reservationId: 'warm-reserve' })).toMatchObject({ ok: false, code: 'RESERVATION_NOT_FOUND' });
   expect(await ledger.request('warm-deduct')).toBeNull();
+  // Two at once go out as one call of the batch script (the store batches by default): load it too.
+  const pair = await Promise.all(['warm-1', 'warm-2'].map((requestId) => ledger.deduct({ requestId, sku: 'warm', qty: 1 })));
+  for (const r of pair) expect(r).toMatchObject({ ok: false, code: 'INSUFFICIENT_STOCK' });
 }
 
 afterAll(async () => {
@@ -515,9 +518,12 @@ describeRedis(
       await stockSale(ledger);
 
       let killed = 0;
-      const kill = async (): Promise<void> => {
-        killed += Number(await rawCommand(server, ['CLIENT', 'KILL', 'TYPE', 'normal']));
-      };
+      // One kill at a time: a kill must not cut the connection another kill is sent on.
+      let kills = Promise.resolve();
+      const kill = (): Promise<void> =>
+        (kills = kills.then(async () => {
+          killed += Number(await rawCommand(server, ['CLIENT', 'KILL', 'TYPE', 'normal']));
+        }));
       const { first, faults } = await runSale(ledger, 16, (wave) => (wave === 3 || wave === 8 || wave === 12 ? kill() : undefined));
       for (const f of faults) expect(f.status).toBe('fulfilled');
       expect(killed, 'CLIENT KILL found the client').toBeGreaterThan(0);

@@ -4,11 +4,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { IdempotencyConflictError, LIMITS, StockLedger, isStockLedgerError, type Applied } from 'stock-ledger';
+import { IdempotencyConflictError, LIMITS, StockLedger, type Applied } from 'stock-ledger';
 import { RedisStore, ledgerKeys, type RedisStoreOptions } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRedis, infoField, rawCommand, startRedis, type RedisServer } from './support/redis-server.js';
+import { codeOf } from './support/codes.js';
 
 let server: RedisServer;
 let client: Redis;
@@ -19,14 +20,6 @@ const ledgerOn = (options: Partial<RedisStoreOptions> = {}): { ledger: StockLedg
   return { ledger: new StockLedger({ store: new RedisStore({ client, prefix, ...options }) }), prefix };
 };
 
-async function codeOf(run: () => unknown): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    return isStockLedgerError(error) ? error.code : error;
-  }
-  return 'no error';
-}
 
 /** Writes the server has applied since it started (INFO persistence). */
 async function writesSoFar(): Promise<number> {

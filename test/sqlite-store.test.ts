@@ -13,6 +13,7 @@ import { LIMITS, StockLedger, isStockLedgerError, type Applied } from 'stock-led
 import { SCHEMA_VERSION, SqliteStore, schemaVersion, type SqliteStoreOptions } from 'stock-ledger/sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAllEntries } from 'stock-ledger/testing';
+import { codeOf } from './support/codes.js';
 
 let dir = '';
 let files = 0;
@@ -24,15 +25,6 @@ afterAll(() => {
 });
 const freshPath = (): string => join(dir, `ledger-${(files += 1)}.db`);
 
-/** The code of what a promise rejected with, or of what a function threw. */
-async function codeOf(run: () => unknown): Promise<unknown> {
-  try {
-    await run();
-  } catch (error) {
-    return isStockLedgerError(error) ? error.code : error;
-  }
-  return 'no error';
-}
 
 
 const schemaOf = (db: Database.Database): unknown =>

@@ -313,25 +313,25 @@ end
 -- How an operation ends. Replies: "A" .. outcome JSON (applied), "R" .. outcome JSON (a
 -- replay), "X" .. rejection JSON, "C" .. the stored kind (IDEMPOTENCY_CONFLICT).
 
--- A rejection: only the due expiries are written; the operation records nothing of its own.
-local function reject(d, rejection)
+-- Writes only the due expiries the operation met, if any: it records nothing of its own.
+local function expiries_only(d)
   if #d.steps > 0 then
     d.request = nil
     d.levels = {}
     own(d)
     persist(d)
   end
+end
+
+-- A rejection.
+local function reject(d, rejection)
+  expiries_only(d)
   return 'X' .. rejection
 end
 
--- A replay decided by a reservation's state: writes the due expiries, if any.
+-- A replay decided by a reservation's state.
 local function replay(d, outcome)
-  if #d.steps > 0 then
-    d.request = nil
-    d.levels = {}
-    own(d)
-    persist(d)
-  end
+  expiries_only(d)
   return 'R' .. outcome
 end
 
