@@ -73,15 +73,22 @@ export class MemoryStore implements StockStore {
     this.#open();
     const release = await this.#locks.acquire(upfrontKeys(command));
     try {
-      const releaseMore = await this.#lockLater(command);
-      try {
-        const decision = decide(command, this.#view);
-        await interleave();
-        this.#open();
-        return this.#settle(decision);
-      } finally {
-        releaseMore();
+      for (let attempt = 1; attempt <= LATER_LOCK_ATTEMPTS_MAX; attempt += 1) {
+        const later = await this.#lockLater(command);
+        try {
+          const decision = decide(command, this.#view);
+          await interleave();
+          this.#open();
+          if (command.kind !== 'sweep') return this.#settle(decision);
+          // A sweep reads every due hold, and a reserve on a SKU it has not locked can add one
+          // while it waits: it decides again now, in the same turn as its write, if it still
+          // holds every SKU it would touch, else it locks the new set and starts over.
+          if (this.#laterKeys(command).every((sku) => later.held.has(sku))) return this.#settle(decide(command, this.#view));
+        } finally {
+          later.release();
+        }
       }
+      throw new StoreUnavailableError(`${command.kind}: the SKUs to lock kept changing; retry`);
     } finally {
       release();
     }
@@ -93,13 +100,13 @@ export class MemoryStore implements StockStore {
    * bounded number of times. The caller decides right after, in the same turn, so it reads
    * exactly the SKUs it holds.
    */
-  async #lockLater(command: Command): Promise<() => void> {
+  async #lockLater(command: Command): Promise<{ release: () => void; held: ReadonlySet<string> }> {
     let later = this.#laterKeys(command);
     for (let attempt = 1; attempt <= LATER_LOCK_ATTEMPTS_MAX; attempt += 1) {
       const releaseMore = await this.#locks.acquire(later.map((sku) => `c:${sku}`));
       const now = this.#laterKeys(command);
       const held = new Set(later);
-      if (now.every((sku) => held.has(sku))) return releaseMore;
+      if (now.every((sku) => held.has(sku))) return { release: releaseMore, held };
       releaseMore();
       later = [...new Set([...later, ...now])];
     }
