@@ -63,7 +63,8 @@ function jsonValue(value: unknown, field: string, depth: number, budget: Budget)
   if (value === null || typeof value === 'boolean') return value;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new InvalidInputError(field, 'must be a finite number');
-    return value;
+    // JSON has no -0: every store that keeps meta as JSON gives back 0, so every store does.
+    return value === 0 ? 0 : value;
   }
   if (depth >= LIMITS.metaDepthMax) throw new InvalidInputError(field, `nests deeper than ${LIMITS.metaDepthMax}`);
   if (Array.isArray(value)) {

@@ -42,3 +42,13 @@ it('a sweep waiting between read and write still expires a hold a reserve made d
   expect(entries.map((e) => e.kind)).toEqual(['restock', 'restock', 'reserve', 'reserve', 'expire', 'expire']);
   expect((await ledger.verify()).ok).toBe(true);
 });
+
+it('meta keeps no -0: JSON has none, so every store gives back 0', async () => {
+  const ledger = new StockLedger({ store: new MemoryStore() });
+  const r = await ledger.restock({ requestId: 'r', sku: 'A', qty: 1, meta: { x: -0, list: [-0] } });
+  const meta = r.ok ? r.entries[0]?.meta : undefined;
+  expect(Object.is(meta?.['x'], 0)).toBe(true);
+  expect(Object.is((meta?.['list'] as number[] | undefined)?.[0], 0)).toBe(true);
+  // The same request with 0 for -0 is a replay: the fingerprint never told them apart.
+  expect(await ledger.restock({ requestId: 'r', sku: 'A', qty: 1, meta: { x: 0, list: [0] } })).toMatchObject({ ok: true, replayed: true });
+});

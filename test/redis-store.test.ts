@@ -164,12 +164,36 @@ describeRedis('Redis store', () => {
     expect((await ledger.stock('A')).onHand).toBe(50);
   });
 
-  it('waitForAof is refused clearly where the server has no WAITAOF, and runs where it has', async () => {
+  it('waitForAof is refused before anything is written where the server cannot confirm AOF writes', async () => {
     const { ledger } = ledgerOn({ waitForAof: true });
-    const known = ((await client.call('COMMAND', 'INFO', 'WAITAOF')) as unknown[])[0] !== null;
-    const outcome = await codeOf(() => ledger.restock({ requestId: 'r', sku: 'A', qty: 1 }));
-    // The harness runs without appendonly, so a server that knows WAITAOF refuses it too.
-    expect(outcome).toBe(known ? 'INVARIANT_VIOLATION' : 'INVALID_INPUT');
+    // The harness runs without appendonly, so even a server that knows WAITAOF is refused.
+    expect(await codeOf(() => ledger.restock({ requestId: 'r', sku: 'A', qty: 1 }))).toBe('INVALID_INPUT');
+    expect(await ledger.request('r')).toBeNull();
+    expect((await ledger.stock('A')).onHand).toBe(0);
+  });
+
+  it('a Lua error inside a batch is INVARIANT_VIOLATION, as it is alone, and fails only its own operation', async () => {
+    const { ledger, prefix } = ledgerOn();
+    await client.hset(ledgerKeys(prefix)[0] as string, 'A', 'garbage');
+    const [broken, fine] = await Promise.allSettled([
+      ledger.restock({ requestId: 'r-a', sku: 'A', qty: 1 }),
+      ledger.restock({ requestId: 'r-b', sku: 'B', qty: 1 }),
+    ]);
+    expect(broken.status === 'rejected' && (broken.reason as { code?: unknown }).code).toBe('INVARIANT_VIOLATION');
+    expect(fine).toMatchObject({ status: 'fulfilled', value: { ok: true } });
+    const alone = new StockLedger({ store: new RedisStore({ client, prefix, batch: false }), retry: false });
+    expect(await codeOf(() => alone.restock({ requestId: 'r-a2', sku: 'A', qty: 1 }))).toBe('INVARIANT_VIOLATION');
+  });
+
+  it('after SCRIPT FLUSH, many calls in flight send the script body once', async () => {
+    const { ledger } = ledgerOn({ batch: false });
+    await ledger.restock({ requestId: 'r', sku: 'A', qty: 100 });
+    await rawCommand(server, ['SCRIPT', 'FLUSH']);
+    const evals = await calls('eval');
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => ledger.deduct({ requestId: `d${i}`, sku: 'A', qty: 1 })));
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(await calls('eval')).toBe(evals + 1);
+    expect((await ledger.stock('A')).onHand).toBe(50);
   });
 
   it('the embedded scripts match adapters/redis/lua', () => {

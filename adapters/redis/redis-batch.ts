@@ -73,7 +73,8 @@ export class ScriptBatcher {
 
 /** One operation's reply from a batch: "E" and a message is its own failure. */
 function settle(pending: Pending, reply: unknown): void {
-  if (typeof reply === 'string' && reply.startsWith('E')) pending.reject(new Error(reply.slice(1)));
+  const raw = reply instanceof Uint8Array ? Buffer.from(reply).toString('utf8') : reply;
+  if (typeof raw === 'string' && raw.startsWith('E')) pending.reject(new Error(raw.slice(1)));
   else if (reply === undefined) pending.reject(new Error('ERR the batch reply holds no reply for this operation'));
   else pending.resolve(reply);
 }

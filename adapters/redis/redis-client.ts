@@ -59,6 +59,8 @@ export function scriptCaller(client: unknown): ScriptCaller {
 
 /** Server replies that mean "not now": the script did not run, or its outcome is unknown. */
 const TRANSIENT = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|OOM|NOREPLICAS|MOVED|ASK|UNBLOCKED|NOSCRIPT)\b/;
+/** `ERR` replies that mean the command did not run, and may run later. */
+const TRANSIENT_ERR = /^ERR (max number of clients reached|Script killed by user)/;
 /** Server replies that mean a bug or foreign data under the ledger's keys. */
 const BROKEN = /^(ERR|WRONGTYPE)\b/;
 
@@ -81,6 +83,6 @@ export function redisFailure(error: unknown): Error {
   if (isStockLedgerError(error)) return error;
   const message = messageOf(error);
   if (message.includes('STOCK_LEDGER_INVARIANT')) return new InvariantViolationError(`Redis: ${message}`, { cause: error });
-  if (!TRANSIENT.test(message) && BROKEN.test(message)) return new InvariantViolationError(`Redis: ${message}`, { cause: error });
+  if (!TRANSIENT.test(message) && !TRANSIENT_ERR.test(message) && BROKEN.test(message)) return new InvariantViolationError(`Redis: ${message}`, { cause: error });
   return new StoreUnavailableError(`Redis: ${message}`, { cause: error });
 }

@@ -49,7 +49,8 @@ export function scriptCall(command: Command): ScriptCall {
   }
 }
 
-function text(reply: unknown, what: string): string {
+/** A string reply (a Buffer one decoded as UTF-8); anything else is a broken reply. */
+export function text(reply: unknown, what: string): string {
   if (typeof reply === 'string') return reply;
   if (reply instanceof Uint8Array) return Buffer.from(reply).toString('utf8');
   throw new InvariantViolationError(`Redis: ${what} replied ${typeof reply}, expected a string`);

@@ -24,17 +24,58 @@ export const SCRIPT_SHAS: Readonly<Record<LuaScriptName, string>> = Object.freez
 );
 
 /**
- * Runs a script by EVALSHA. On NOSCRIPT (a fresh server, a failover, SCRIPT FLUSH) the script
- * did not run, so sending it once with EVAL, which also caches it, is safe; the next call goes
- * back to EVALSHA. The body is never sent otherwise.
+ * Runs scripts by EVALSHA. On NOSCRIPT (a fresh server, a failover, SCRIPT FLUSH) the script
+ * did not run, so sending it with EVAL, which also caches it, is safe. One call loads it: calls
+ * that meet NOSCRIPT while that load is in flight wait for it and go back to EVALSHA, so the
+ * body goes out once, not once per call.
+ *
+ * @example
+ * ```ts
+ * const scripts = new ScriptRunner(scriptCaller(client));
+ * const reply = await scripts.run('deduct', keys, args);
+ * ```
  */
-export async function runScript(caller: ScriptCaller, name: LuaScriptName, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-  const script = SCRIPTS[name];
-  try {
-    return await caller.evalsha(script.sha, keys, args);
-  } catch (error) {
-    if (!isNoScript(error)) throw error;
-    return caller.eval(script.body, keys, args);
+export class ScriptRunner {
+  readonly #caller: ScriptCaller;
+  readonly #loading = new Map<LuaScriptName, Promise<void>>();
+
+  constructor(caller: ScriptCaller) {
+    this.#caller = caller;
+  }
+
+  async run(name: LuaScriptName, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    const script = SCRIPTS[name];
+    try {
+      return await this.#caller.evalsha(script.sha, keys, args);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+    }
+    const loading = this.#loading.get(name);
+    if (loading !== undefined) {
+      await loading;
+      try {
+        return await this.#caller.evalsha(script.sha, keys, args);
+      } catch (error) {
+        // Flushed again meanwhile: this call loads it itself, below.
+        if (!isNoScript(error)) throw error;
+      }
+    }
+    return this.#load(name, script, keys, args);
+  }
+
+  /** Runs the script by EVAL, which caches it; others meeting NOSCRIPT meanwhile wait for it. */
+  async #load(name: LuaScriptName, script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    const reply = this.#caller.eval(script.body, keys, args);
+    const done = reply.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#loading.set(name, done);
+    try {
+      return await reply;
+    } finally {
+      if (this.#loading.get(name) === done) this.#loading.delete(name);
+    }
   }
 }
 

@@ -1,10 +1,10 @@
 import { InvalidInputError, StoreUnavailableError, levelAsOf } from '../../src/index.js';
 import type { Command, Counters, Entry, Level, StockStore, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem } from '../../src/index.js';
 import { ScriptBatcher } from './redis-batch.js';
-import { entriesOf, integers, outcomeOf, requestOf, reservationOf, scriptCall, type ScriptCall } from './redis-codec.js';
+import { entriesOf, integers, outcomeOf, requestOf, reservationOf, scriptCall, text, type ScriptCall } from './redis-codec.js';
 import { redisFailure, scriptCaller, type RedisClientLike, type ScriptCaller } from './redis-client.js';
 import { checkPrefix, ledgerKeys } from './redis-keys.js';
-import { runScript, type LuaScriptName } from './redis-scripts.js';
+import { ScriptRunner, type LuaScriptName } from './redis-scripts.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -65,6 +65,7 @@ const FOLD_PAGE = 1000;
  */
 export class RedisStore implements StockStore {
   readonly #caller: ScriptCaller;
+  readonly #scripts: ScriptRunner;
   readonly #keys: readonly string[];
   readonly #aof: AofWait | null;
   readonly #batcher: ScriptBatcher | null;
@@ -74,6 +75,7 @@ export class RedisStore implements StockStore {
   constructor(options: RedisStoreOptions) {
     this.#keys = ledgerKeys(checkPrefix(options.prefix));
     this.#caller = scriptCaller(options.client);
+    this.#scripts = new ScriptRunner(this.#caller);
     this.#aof = aofWait(options.waitForAof);
     const operationsMax = batchSize(options.batch);
     this.#batcher = operationsMax === null ? null : new ScriptBatcher((script, args) => this.#runRaw(script, args), operationsMax);
@@ -83,6 +85,7 @@ export class RedisStore implements StockStore {
   }
 
   async execute(command: Command): Promise<StoreOutcome> {
+    if (this.#aof !== null) await this.#aofReady();
     const call = scriptCall(command);
     const reply = this.#batcher === null ? await this.#run(call.script, call.args) : await this.#batched(call);
     const outcome = outcomeOf(command, reply);
@@ -119,10 +122,10 @@ export class RedisStore implements StockStore {
     const reply = (await this.#run('verifyChunk', [query.cursor ?? '', String(query.limit)])) as unknown[];
     const items: Promise<VerifyItem>[] = [];
     for (let i = 0; i + 2 < reply.length; i += 3) {
-      const sku = reply[i] as string;
-      const level = reply[i + 1] as string;
+      const sku = text(reply[i], 'verifyChunk');
+      const level = text(reply[i + 1], 'verifyChunk');
       const stored = level === '' ? { onHand: 0, reserved: 0, version: 0 } : countersOf(level);
-      items.push(this.#fold(sku, Number(reply[i + 2])).then((folded) => ({ sku, stored, folded })));
+      items.push(this.#fold(sku, Number(text(reply[i + 2], 'verifyChunk'))).then((folded) => ({ sku, stored, folded })));
     }
     const done = await Promise.all(items);
     const last = done[done.length - 1];
@@ -134,21 +137,32 @@ export class RedisStore implements StockStore {
     this.#closed = true;
   }
 
-  /** WAITAOF on the connection that ran the script; support is checked once, on first use. */
+  /**
+   * Checks once, before the first operation touches anything, that the server can confirm AOF
+   * writes: it knows WAITAOF and runs with `appendonly yes`. A transient failure of the check is
+   * not an answer: it is asked again next time.
+   */
+  #aofReady(): Promise<void> {
+    this.#aofSupported ??= this.#checkAof().catch((error: unknown) => {
+      if (!(error instanceof InvalidInputError)) this.#aofSupported = null;
+      throw error;
+    });
+    return this.#aofSupported;
+  }
+
+  async #checkAof(): Promise<void> {
+    const command = await this.#command(['COMMAND', 'INFO', 'WAITAOF']);
+    if (!Array.isArray(command) || command[0] === null || command[0] === undefined) {
+      throw new InvalidInputError('waitForAof', 'needs Redis 7.2 or later (WAITAOF); this server does not know the command');
+    }
+    const persistence = await this.#command(['INFO', 'persistence']);
+    if (!/^aof_enabled:1\r?$/m.test(String(persistence))) {
+      throw new InvalidInputError('waitForAof', 'needs the server to run with appendonly yes');
+    }
+  }
+
+  /** WAITAOF on the connection that ran the script. */
   async #waitForAof(wait: AofWait): Promise<void> {
-    this.#aofSupported ??= this.#command(['COMMAND', 'INFO', 'WAITAOF']).then(
-      (reply) => {
-        if (!Array.isArray(reply) || reply[0] === null || reply[0] === undefined) {
-          throw new InvalidInputError('waitForAof', 'needs Redis 7.2 or later (WAITAOF); this server does not know the command');
-        }
-      },
-      (error: unknown) => {
-        // A transient failure of the check is not an answer: ask again next time.
-        this.#aofSupported = null;
-        throw error;
-      },
-    );
-    await this.#aofSupported;
     const reply = await this.#command(['WAITAOF', '1', String(wait.replicas), String(wait.timeoutMs)]);
     const [local, replicas] = Array.isArray(reply) ? reply.map(Number) : [];
     if (local !== 1 || replicas === undefined || replicas < wait.replicas) {
@@ -198,7 +212,7 @@ export class RedisStore implements StockStore {
   }
 
   #runRaw(script: LuaScriptName, args: readonly string[]): Promise<unknown> {
-    return runScript(this.#caller, script, this.#keys, args);
+    return this.#scripts.run(script, this.#keys, args);
   }
 }
 

@@ -21,7 +21,8 @@ OPS.batch = function(a)
     if ok then
       replies[k] = reply
     else
-      replies[k] = 'E' .. (type(reply) == 'table' and tostring(reply.err) or tostring(reply))
+      -- A Redis error is a table; a Lua runtime error a bare string, which is a bug here.
+      replies[k] = 'E' .. (type(reply) == 'table' and tostring(reply.err) or ('STOCK_LEDGER_INVARIANT ' .. tostring(reply)))
     end
   end
   return replies
