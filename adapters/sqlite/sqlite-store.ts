@@ -84,8 +84,8 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
 /**
  * A ledger in one SQLite file (better-sqlite3 12). Operations run in `BEGIN IMMEDIATE`
- * transactions (with group commit, several operations to a transaction, each in its own
- * savepoint), so several processes can share the file safely. WAL mode; `synchronous` set
+ * transactions (with group commit, several operations to a transaction, each with its own
+ * outcome), so several processes can share the file safely. WAL mode; `synchronous` set
  * explicitly on every connection.
  *
  * @example
