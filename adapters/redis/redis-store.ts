@@ -170,12 +170,8 @@ export class RedisStore implements StockStore {
     }
   }
 
-  async #command(args: readonly string[]): Promise<unknown> {
-    try {
-      return await this.#caller.command(args);
-    } catch (error) {
-      throw redisFailure(error);
-    }
+  #command(args: readonly string[]): Promise<unknown> {
+    return this.#call(() => this.#caller.command(args));
   }
 
   async #fold(sku: string, upto: number): Promise<Counters> {
@@ -193,19 +189,19 @@ export class RedisStore implements StockStore {
     return sum;
   }
 
-  async #batched(call: ScriptCall): Promise<unknown> {
-    if (this.#closed) throw new StoreUnavailableError('the Redis store is closed');
-    try {
-      return await (this.#batcher as ScriptBatcher).submit(call);
-    } catch (error) {
-      throw redisFailure(error);
-    }
+  #batched(call: ScriptCall): Promise<unknown> {
+    return this.#call(() => (this.#batcher as ScriptBatcher).submit(call));
   }
 
-  async #run(script: LuaScriptName, args: readonly string[]): Promise<unknown> {
+  #run(script: LuaScriptName, args: readonly string[]): Promise<unknown> {
+    return this.#call(() => this.#runRaw(script, args));
+  }
+
+  /** Every trip to Redis: refused once the store is closed; driver failures mapped to the library's errors. */
+  async #call(send: () => Promise<unknown>): Promise<unknown> {
     if (this.#closed) throw new StoreUnavailableError('the Redis store is closed');
     try {
-      return await this.#runRaw(script, args);
+      return await send();
     } catch (error) {
       throw redisFailure(error);
     }
