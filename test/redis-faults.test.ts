@@ -35,6 +35,7 @@ import { checkInvariants, readAllEntries, type ExpectedOperation } from 'stock-l
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRedis, infoField, rawCommand, startRedis, waitUntil, type RedisServer } from './support/redis-server.js';
 import { startProxy, type TcpProxy } from './support/tcp-proxy.js';
+import { expectEntriesOnce } from './support/entry-checks.js';
 
 // ---------------------------------------------------------------------------------------------
 // Clients and ledgers
@@ -128,15 +129,7 @@ async function entriesOf(ledger: StockLedger, id: string): Promise<Entry[]> {
 async function checkLedger(ledger: StockLedger, operations: readonly ExpectedOperation[] = []): Promise<Entry[]> {
   const { entries, verify } = await checkInvariants(ledger, { operations });
   expect(verify.ok, JSON.stringify(verify.drift)).toBe(true);
-  expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => i + 1));
-
-  // At most one entry per (requestId, kind, sku): nothing applied twice.
-  const keys = new Set<string>();
-  for (const e of entries) {
-    const key = JSON.stringify([e.requestId, e.kind, e.sku]);
-    expect(keys.has(key), `entry ${key} appears twice`).toBe(false);
-    keys.add(key);
-  }
+  expectEntriesOnce(entries);
 
   // Each SKU's chain never goes below zero, never sells more than came in, and folds to its level.
   const skus = [...new Set(entries.map((e) => e.sku))];

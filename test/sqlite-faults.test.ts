@@ -17,6 +17,7 @@ import { applyOp, type ApplyOp } from './fixtures/apply-op.js';
 import type { ApplyConfig } from './fixtures/sqlite-apply.js';
 import type { WorkerConfig } from './fixtures/sqlite-worker.js';
 import { readAllEntries } from 'stock-ledger/testing';
+import { expectEntriesOnce } from './support/entry-checks.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -134,16 +135,8 @@ const integrity = (db: { pragma(source: string, options?: { simple?: boolean }):
 /** Checks every invariant the ledger promises, by reading it all back through `ledger`. */
 async function checkLedger(ledger: StockLedger, skus: readonly string[]): Promise<Entry[]> {
   const entries = await readAllEntries(ledger);
-  // seq grows by one per entry: a rolled-back (killed) transaction leaves no gap and no orphan.
-  expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => i + 1));
-
-  // At most one entry per (requestId, kind, sku): nothing applied twice.
-  const keys = new Set<string>();
-  for (const e of entries) {
-    const key = JSON.stringify([e.requestId, e.kind, e.sku]);
-    expect(keys.has(key), `entry ${key} appears twice`).toBe(false);
-    keys.add(key);
-  }
+  // No gap left by a rolled-back (killed) transaction, nothing applied twice.
+  expectEntriesOnce(entries);
 
   // Each SKU's entries chain: onHandAfter = previous + delta, never below zero; the fold is the level.
   for (const sku of skus) {
