@@ -7,6 +7,10 @@
  * import { MemoryStore } from 'stock-ledger/memory';
  * const ledger = new StockLedger({ store: new MemoryStore() });
  * ```
+ *
+ * Stores come from their own subpaths (`stock-ledger/memory`, `stock-ledger/sqlite`,
+ * `stock-ledger/redis`); `stock-ledger/testing` is the conformance kit, and `stock-ledger/store`
+ * what a store author needs.
  * @packageDocumentation
  */
 export { StockLedger, type StockLedgerOptions } from './ledger.js';
@@ -16,12 +20,7 @@ export {
 } from './errors.js';
 export { LIMITS, type Limits } from './limits.js';
 export { withRetry, backoffMs, DEFAULT_RETRY_POLICY, type RetryPolicy, type RetryOptions } from './retry.js';
-export {
-  decide, materialize, levelOf, levelAsOf, zeroCounters, reservationState, publicReservation,
-  type StateView, type Change, type Step, type Write, type Decision, type HoldRef, type Materialized,
-} from './decide.js';
-export { canonicalJson, fingerprint } from './fingerprint.js';
-export { verifyItem } from './verify.js';
-export { byCodeUnits, compareCodePoints } from './order.js';
 export type * from './types.js';
-export type * from './store.js';
+// The seam a store plugs into, for typing a store an app passes around; what store authors
+// need beyond it lives in `stock-ledger/store`.
+export type { StockStore } from './store.js';

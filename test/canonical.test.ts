@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, compareCodePoints, fingerprint, type JsonObject } from 'stock-ledger';
+import { type JsonObject } from 'stock-ledger';
+import { canonicalJson, compareCodePoints, fingerprint } from 'stock-ledger/store';
 import { toAdjust, toDeduct, toReserve, toRestock, toReverse } from '../src/validate.js';
 
 const sku = fc.string({ minLength: 1, maxLength: 12, unit: 'binary' }).filter((s) => s.isWellFormed());

@@ -3,9 +3,11 @@
  * feed the conformance suite and its checkers deliberately broken stores and histories.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { LIMITS, StockLedger, decide, materialize, zeroCounters } from 'stock-ledger';
-import type { Applied, Command, Counters, Entry, Level, StockStore, StoreOutcome, StoredRequest, VerifyChunk } from 'stock-ledger';
-import type { StoredReservation } from 'stock-ledger';
+import { LIMITS, StockLedger } from 'stock-ledger';
+import { decide, materialize, zeroCounters } from 'stock-ledger/store';
+import type { Applied, Counters, Entry, Level, StockStore } from 'stock-ledger';
+import type { Command, StoreOutcome, StoredRequest, VerifyChunk } from 'stock-ledger/store';
+import type { StoredReservation } from 'stock-ledger/store';
 import { MemoryStore } from 'stock-ledger/memory';
 import { ReferenceModel, checkInvariants, checkLinearizable, conformanceCases, type HistoryEvent } from 'stock-ledger/testing';
 

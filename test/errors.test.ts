@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  IdempotencyConflictError, InvalidInputError, RejectedError, StockLedger, StockLedgerError, isStockLedgerError,
-} from 'stock-ledger';
+import { IdempotencyConflictError, InvalidInputError, RejectedError, StockLedger, StockLedgerError, isStockLedgerError } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
 
 describe('errors', () => {

@@ -20,16 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import { createClient } from 'redis';
-import {
-  StockLedger,
-  StoreUnavailableError,
-  isStockLedgerError,
-  type Applied,
-  type DeductInput,
-  type Entry,
-  type OperationResult,
-  type StockLedgerOptions,
-} from 'stock-ledger';
+import { StockLedger, StoreUnavailableError, isStockLedgerError, type Applied, type DeductInput, type Entry, type OperationResult, type StockLedgerOptions } from 'stock-ledger';
 import { RedisStore, type RedisClientLike } from 'stock-ledger/redis';
 import { checkInvariants, readAllEntries, type ExpectedOperation } from 'stock-ledger/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';

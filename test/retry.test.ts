@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  DEFAULT_RETRY_POLICY, InvalidInputError, StockLedger, StoreUnavailableError, backoffMs, isStockLedgerError, withRetry,
-  type Command, type StockStore, type StoreOutcome,
-} from 'stock-ledger';
+import { DEFAULT_RETRY_POLICY, InvalidInputError, StockLedger, StoreUnavailableError, backoffMs, isStockLedgerError, withRetry, type StockStore } from 'stock-ledger';
+import { type Command, type StoreOutcome } from 'stock-ledger/store';
 import { MemoryStore } from 'stock-ledger/memory';
 
 /** A real MemoryStore whose replies are lost: the write happens, then the caller sees a failure. */

@@ -1,4 +1,4 @@
-import { compareCodePoints } from '../../src/index.js';
+import { compareCodePoints } from '../../src/store-kit.js';
 
 /** One hold in the due index. */
 export interface HoldItem {

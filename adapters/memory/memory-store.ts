@@ -1,8 +1,7 @@
-import { InvariantViolationError, StoreUnavailableError, decide, levelAsOf, materialize, publicReservation, zeroCounters } from '../../src/index.js';
-import type {
-  Applied, Command, Counters, Decision, Entry, HoldRef, Level, OperationKind, StateView, StockStore, StoreOutcome, StoredRequest,
-  StoredReservation, VerifyChunk, Write,
-} from '../../src/index.js';
+import { InvariantViolationError, StoreUnavailableError } from '../../src/index.js';
+import { decide, levelAsOf, materialize, publicReservation, zeroCounters } from '../../src/store-kit.js';
+import type { Applied, Counters, Entry, Level, OperationKind, StockStore } from '../../src/index.js';
+import type { Command, Decision, HoldRef, StateView, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, Write } from '../../src/store-kit.js';
 import { HoldIndex, type HoldItem } from './memory-holds.js';
 import { KeyedLocks } from './memory-locks.js';
 

@@ -1,5 +1,7 @@
-import { InvariantViolationError, byCodeUnits } from '../../src/index.js';
-import type { Applied, Command, Entry, JsonObject, Line, OperationKind, StoreOutcome, StoredRequest, StoredReservation } from '../../src/index.js';
+import { InvariantViolationError } from '../../src/index.js';
+import { byCodeUnits } from '../../src/store-kit.js';
+import type { Applied, Entry, JsonObject, Line, OperationKind } from '../../src/index.js';
+import type { Command, StoreOutcome, StoredRequest, StoredReservation } from '../../src/store-kit.js';
 import type { LuaScriptName } from './redis-scripts.js';
 
 /** A command as a script call: which script, and its ARGV (see each .lua file's header). */

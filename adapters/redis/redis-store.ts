@@ -1,5 +1,7 @@
-import { InvalidInputError, StoreUnavailableError, levelAsOf } from '../../src/index.js';
-import type { Command, Counters, Entry, Level, StockStore, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem } from '../../src/index.js';
+import { InvalidInputError, StoreUnavailableError } from '../../src/index.js';
+import { levelAsOf } from '../../src/store-kit.js';
+import type { Counters, Entry, Level, StockStore } from '../../src/index.js';
+import type { Command, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem } from '../../src/store-kit.js';
 import { ScriptBatcher } from './redis-batch.js';
 import { entriesOf, integers, outcomeOf, requestOf, reservationOf, scriptCall, text, type ScriptCall } from './redis-codec.js';
 import { redisFailure, scriptCaller, type RedisClientLike, type ScriptCaller } from './redis-client.js';

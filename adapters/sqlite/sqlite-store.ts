@@ -1,9 +1,8 @@
 import { createRequire } from 'node:module';
-import { InvalidInputError, InvariantViolationError, StoreUnavailableError, compareCodePoints, decide, isStockLedgerError, levelAsOf, materialize, zeroCounters } from '../../src/index.js';
-import type {
-  Applied, Command, Counters, Entry, JsonObject, Level, Line, OperationKind, ReservationState, StateView, StockStore,
-  StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
-} from '../../src/index.js';
+import { InvalidInputError, InvariantViolationError, StoreUnavailableError, isStockLedgerError } from '../../src/index.js';
+import { compareCodePoints, decide, levelAsOf, materialize, zeroCounters } from '../../src/store-kit.js';
+import type { Applied, Counters, Entry, JsonObject, Level, Line, OperationKind, ReservationState, StockStore } from '../../src/index.js';
+import type { Command, StateView, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write } from '../../src/store-kit.js';
 import { BatchQueue, batchWriter, checkGroupCommit, type GroupCommitOptions } from './sqlite-batch.js';
 import type { SqliteDatabase, SqliteDatabaseConstructor, SqliteStatement } from './sqlite-database.js';
 import { migrate } from './sqlite-schema.js';

@@ -1,5 +1,5 @@
-import { LIMITS } from '../../src/index.js';
-import type { Entry, EntryKind, Level, RequestRecord, Reservation, StockLedger, VerifyReport } from '../../src/index.js';
+import { LIMITS } from '../src/index.js';
+import type { Entry, EntryKind, Level, RequestRecord, Reservation, StockLedger, VerifyReport } from '../src/index.js';
 import { ConformanceError, deepEqual, firstDifference, show } from './assert.js';
 import { reservationProblems } from './reservation-races.js';
 

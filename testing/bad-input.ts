@@ -1,5 +1,6 @@
-import { LIMITS, StockLedger, isStockLedgerError } from '../../src/index.js';
-import type { Command, StockStore } from '../../src/index.js';
+import { LIMITS, StockLedger, isStockLedgerError } from '../src/index.js';
+import type { StockStore } from '../src/index.js';
+import type { Command } from '../src/store-kit.js';
 import { assertEqual, fail, show } from './assert.js';
 import { checkInvariants } from './invariants.js';
 

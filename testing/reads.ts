@@ -1,5 +1,5 @@
-import { LIMITS, StockLedger } from '../../src/index.js';
-import type { Entry, StockStore } from '../../src/index.js';
+import { LIMITS, StockLedger } from '../src/index.js';
+import type { Entry, StockStore } from '../src/index.js';
 import { assertEqual, check, show } from './assert.js';
 import { checkInvariants } from './invariants.js';
 import { ReferenceModel } from './model.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { StockLedger } from '../../src/index.js';
-import type { Line, StockStore } from '../../src/index.js';
+import { StockLedger } from '../src/index.js';
+import type { Line, StockStore } from '../src/index.js';
 import { assertEqual, ConformanceError } from './assert.js';
 import { HistoryRecorder, assertLinearizable } from './history.js';
 import { checkInvariants } from './invariants.js';

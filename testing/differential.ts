@@ -1,8 +1,6 @@
 import fc from 'fast-check';
-import { LIMITS, StockLedger } from '../../src/index.js';
-import type {
-  AdjustInput, DeductInput, JsonObject, Line, ReserveInput, RestockInput, ReverseInput, StockStore,
-} from '../../src/index.js';
+import { LIMITS, StockLedger } from '../src/index.js';
+import type { AdjustInput, DeductInput, JsonObject, Line, ReserveInput, RestockInput, ReverseInput, StockStore } from '../src/index.js';
 import { ConformanceError, assertEqual, show } from './assert.js';
 import { checkInvariants, type ExpectedOperation } from './invariants.js';
 import { ReferenceModel } from './model.js';

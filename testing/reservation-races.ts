@@ -1,6 +1,6 @@
-import { StockLedger, isStockLedgerError } from '../../src/index.js';
+import { StockLedger, isStockLedgerError } from '../src/index.js';
 import { seededRandom } from './random.js';
-import type { CommitResult, Entry, ReleaseResult, Reservation, StockStore } from '../../src/index.js';
+import type { CommitResult, Entry, ReleaseResult, Reservation, StockStore } from '../src/index.js';
 
 /** A store factory as the conformance suite takes it. */
 export type StoreFactory = () => StockStore | Promise<StockStore>;

@@ -1,8 +1,5 @@
-import { LIMITS } from '../../src/index.js';
-import type {
-  AdjustInput, Applied, CommitInput, DeductInput, Entry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult,
-  Rejection, ReleaseInput, RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, SweepInput, SweepResult,
-} from '../../src/index.js';
+import { LIMITS } from '../src/index.js';
+import type { AdjustInput, Applied, CommitInput, DeductInput, Entry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult, Rejection, ReleaseInput, RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, SweepInput, SweepResult } from '../src/index.js';
 import type { Op, Outcome, Thrown } from './ops.js';
 
 /**

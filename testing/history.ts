@@ -1,4 +1,4 @@
-import type { StockLedger } from '../../src/index.js';
+import type { StockLedger } from '../src/index.js';
 import { deepEqual, fail, show } from './assert.js';
 import { checkLinearizable, type HistoryEvent, type SequentialSpec } from './linearizability.js';
 import type { ReferenceModel } from './model.js';

@@ -1,5 +1,5 @@
-import { StockLedger } from '../../src/index.js';
-import type { StockStore } from '../../src/index.js';
+import { StockLedger } from '../src/index.js';
+import type { StockStore } from '../src/index.js';
 import { check, fail, show } from './assert.js';
 import { checkInvariants } from './invariants.js';
 import { runOp, type Outcome } from './ops.js';

@@ -11,7 +11,7 @@
  * ```
  * @packageDocumentation
  */
-import type { StockStore } from '../../src/index.js';
+import type { StockStore } from '../src/index.js';
 import { differentialProperty } from './differential.js';
 import { BAD_INPUT_GROUPS, badInputCase, boundaryCase } from './bad-input.js';
 import { concurrentBatchesProperty, concurrentLoadProperty, jitter, reverseRaceProperty } from './concurrency.js';

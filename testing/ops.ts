@@ -1,8 +1,5 @@
-import { isStockLedgerError } from '../../src/index.js';
-import type {
-  AdjustInput, CommitInput, DeductInput, Level, OperationResult, ReleaseInput, Reservation, ReserveInput, RestockInput,
-  ReverseInput, StockLedger, SweepInput, SweepResult,
-} from '../../src/index.js';
+import { isStockLedgerError } from '../src/index.js';
+import type { AdjustInput, CommitInput, DeductInput, Level, OperationResult, ReleaseInput, Reservation, ReserveInput, RestockInput, ReverseInput, StockLedger, SweepInput, SweepResult } from '../src/index.js';
 
 /** One call on a ledger, as data: what the model, the histories and the generators share. */
 export type Op =
