@@ -2,7 +2,7 @@ import { InvariantViolationError } from './errors.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
 import type {
-  CommitCommand, Command, ReleaseCommand, RequestCommand, ReserveCommand, ReverseCommand, StoreOutcome, StoredRequest,
+  CommitCommand, Command, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, StoreOutcome, StoredRequest,
   StoredReservation, SweepCommand,
 } from './store.js';
 import type {
@@ -264,16 +264,29 @@ export function decide(command: Command, view: StateView): Decision {
   }
 }
 
+/**
+ * What a request id already recorded means for a command under it: a replay, a conflict, or
+ * one of the two refusals around a revoked id; null when the id is free.
+ */
+export function recordedOutcome(command: RequestCommand, stored: StoredRequest | null): StoreOutcome | null {
+  if (stored === null) return null;
+  const { requestId } = command;
+  if (stored.kind === 'revoke' && command.kind !== 'revoke') return { ok: false, code: 'REQUEST_REVOKED', requestId };
+  if (command.kind === 'revoke' && stored.kind !== 'revoke') return { ok: false, code: 'REQUEST_APPLIED', requestId, kind: stored.kind };
+  if (stored.fingerprint === command.fingerprint) return { ...stored.outcome, replayed: true };
+  return { ok: false, code: 'IDEMPOTENCY_CONFLICT', requestId, storedKind: stored.kind };
+}
+
 function requested(command: RequestCommand, draft: Draft): Decision {
-  const stored = draft.view.request(command.requestId);
-  if (stored !== null) {
-    if (stored.fingerprint === command.fingerprint) return { outcome: { ...stored.outcome, replayed: true }, write: null };
-    return { outcome: { ok: false, code: 'IDEMPOTENCY_CONFLICT', requestId: command.requestId, storedKind: stored.kind }, write: null };
-  }
+  const recorded = recordedOutcome(command, draft.view.request(command.requestId));
+  if (recorded !== null) return { outcome: recorded, write: null };
   draft.write.request = { requestId: command.requestId, kind: command.kind, fingerprint: command.fingerprint };
   switch (command.kind) {
+    case 'revoke':
+      // A tombstone: the request record alone, no entry, no level.
+      return draft.finish(null, []);
     case 'restock':
-      return restock(command.sku, command.qty, command, draft);
+      return restock(command, draft);
     case 'deduct':
       return deduct(command.lines, command, draft);
     case 'adjust':
@@ -290,12 +303,13 @@ function overLimit(sku: string, requested: number, c: Counters): Rejection | nul
   return { ok: false, code: 'QUANTITY_LIMIT', sku, requested, onHand: c.onHand, limit: LIMITS.quantityMax };
 }
 
-function restock(sku: string, qty: number, command: RequestCommand, draft: Draft): Decision {
+function restock(command: RestockCommand, draft: Draft): Decision {
+  const { sku, qty } = command;
   draft.expireDue([sku]);
   const limit = overLimit(sku, qty, draft.counters(sku));
   if (limit !== null) return draft.finish(limit);
   draft.own();
-  draft.step(command.requestId, command.kind, command.meta, [{ sku, onHandDelta: qty, reservedDelta: 0 }]);
+  draft.step(command.requestId, 'restock', command.meta, [{ sku, onHandDelta: qty, reservedDelta: 0 }]);
   return draft.finish(null, [sku]);
 }
 

@@ -13,7 +13,7 @@
  * what a store author needs.
  * @packageDocumentation
  */
-export { StockLedger, type StockLedgerOptions } from './ledger.js';
+export { StockLedger, type StockLedgerOptions, type CallOptions } from './ledger.js';
 export {
   StockLedgerError, InvalidInputError, IdempotencyConflictError, StoreUnavailableError, InvariantViolationError,
   RejectedError, isStockLedgerError, type ErrorCode,

@@ -6,13 +6,25 @@ import { levelOf, publicReservation, zeroCounters } from './decide.js';
 import type {
   AdjustInput, AdjustResult, Applied, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery,
   Level, OperationResult, ReleaseInput, ReleaseResult, RequestRecord, Reservation, ReserveApplied, ReserveInput, ReserveResult,
-  RestockInput, RestockResult, ReverseInput, ReverseResult, SweepInput, SweepResult, VerifyReport,
+  RestockInput, RestockResult, ReverseInput, ReverseResult, RevokeInput, RevokeResult, SweepInput, SweepResult, VerifyReport,
 } from './types.js';
 import {
   checkRequestId, checkSku, checkSkus, retimed, toAdjust, toCommit, toDeduct, toEntriesQuery, toRelease, toReserve, toRestock, toReverse,
-  toSweep,
+  toRevoke, toSweep,
 } from './validate.js';
 import { verifyItem } from './verify.js';
+
+/** Per-call options of the write operations. */
+export interface CallOptions {
+  /**
+   * The app's open transaction to run the operation in (stores whose `capabilities` say
+   * `joinTransaction`; on SQLite, the store's own `database` while the app's `BEGIN` is open).
+   * The operation then commits or rolls back with the app's transaction, runs inside a
+   * savepoint so a rejection leaves the transaction usable, and is never retried by the
+   * ledger. Without it, an operation never runs inside a transaction it did not open.
+   */
+  transaction?: unknown;
+}
 
 /** Options of {@link StockLedger}. */
 export interface StockLedgerOptions {
@@ -65,8 +77,8 @@ export class StockLedger {
    * await ledger.restock({ requestId: 'po-17', sku: 'A', qty: 50, meta: { supplier: 'acme' } });
    * ```
    */
-  restock(input: RestockInput): Promise<RestockResult> {
-    return this.#operate(toRestock, input) as Promise<RestockResult>;
+  restock(input: RestockInput, options?: CallOptions): Promise<RestockResult> {
+    return this.#operate(toRestock, input, options) as Promise<RestockResult>;
   }
 
   /**
@@ -80,8 +92,8 @@ export class StockLedger {
    * await ledger.deduct({ requestId: 'order-10', sku: 'A', qty: 1 });
    * ```
    */
-  deduct(input: DeductInput): Promise<DeductResult> {
-    return this.#operate(toDeduct, input) as Promise<DeductResult>;
+  deduct(input: DeductInput, options?: CallOptions): Promise<DeductResult> {
+    return this.#operate(toDeduct, input, options) as Promise<DeductResult>;
   }
 
   /**
@@ -95,8 +107,8 @@ export class StockLedger {
    * await ledger.adjust({ requestId: 'count-3', sku: 'A', onHand: 42, expectedVersion: version });
    * ```
    */
-  adjust(input: AdjustInput): Promise<AdjustResult> {
-    return this.#operate(toAdjust, input) as Promise<AdjustResult>;
+  adjust(input: AdjustInput, options?: CallOptions): Promise<AdjustResult> {
+    return this.#operate(toAdjust, input, options) as Promise<AdjustResult>;
   }
 
   /**
@@ -108,8 +120,8 @@ export class StockLedger {
    * await ledger.reverse({ requestId: 'refund-9', of: 'order-9', lines: [{ sku: 'B', qty: 1 }] });
    * ```
    */
-  reverse(input: ReverseInput): Promise<ReverseResult> {
-    return this.#operate(toReverse, input) as Promise<ReverseResult>;
+  reverse(input: ReverseInput, options?: CallOptions): Promise<ReverseResult> {
+    return this.#operate(toReverse, input, options) as Promise<ReverseResult>;
   }
 
   /**
@@ -123,8 +135,8 @@ export class StockLedger {
    * if (r.ok) console.log(r.reservation.expiresAt);
    * ```
    */
-  reserve(input: ReserveInput): Promise<ReserveResult> {
-    return this.#operate(toReserve, input) as Promise<ReserveResult>;
+  reserve(input: ReserveInput, options?: CallOptions): Promise<ReserveResult> {
+    return this.#operate(toReserve, input, options) as Promise<ReserveResult>;
   }
 
   /**
@@ -138,8 +150,8 @@ export class StockLedger {
    * await ledger.commit({ reservationId: 'cart-7' });
    * ```
    */
-  commit(input: CommitInput): Promise<CommitResult> {
-    return this.#operate(toCommit, input) as Promise<CommitResult>;
+  commit(input: CommitInput, options?: CallOptions): Promise<CommitResult> {
+    return this.#operate(toCommit, input, options) as Promise<CommitResult>;
   }
 
   /**
@@ -150,8 +162,25 @@ export class StockLedger {
    * await ledger.release({ reservationId: 'cart-7' });
    * ```
    */
-  release(input: ReleaseInput): Promise<ReleaseResult> {
-    return this.#operate(toRelease, input) as Promise<ReleaseResult>;
+  release(input: ReleaseInput, options?: CallOptions): Promise<ReleaseResult> {
+    return this.#operate(toRelease, input, options) as Promise<ReleaseResult>;
+  }
+
+  /**
+   * Closes a request id that was never applied, so that a late duplicate of it (a queue
+   * redelivery of a cancelled order) can never apply: it records a tombstone under the id, and
+   * every later operation with that id is refused with `REQUEST_REVOKED`. Revoking again is a
+   * replay. An id already applied is refused with `REQUEST_APPLIED`: give its units back with
+   * {@link reverse} instead. No entry is written and no level changes.
+   *
+   * @example
+   * ```ts
+   * const r = await ledger.deduct({ requestId: 'order-5', sku: 'A', qty: 1 });
+   * if (!r.ok) await ledger.revoke({ requestId: 'order-5', meta: { reason: 'sold out, cancelled' } });
+   * ```
+   */
+  revoke(input: RevokeInput, options?: CallOptions): Promise<RevokeResult> {
+    return this.#operate(toRevoke, input, options) as Promise<RevokeResult>;
   }
 
   /**
@@ -293,9 +322,10 @@ export class StockLedger {
   }
 
   /**
-   * Folds every SKU's entries and compares them with its stored level, in bounded atomic
-   * chunks, while writes go on. `ok` is false with the drift per SKU when anything differs or
-   * breaks an invariant (negative stock, reserved above on-hand).
+   * Checks every invariant of every SKU (see `Invariant`): its entries fold to its stored
+   * level, `0 <= reserved <= onHand`, its live holds sum to `reserved` and agree with the
+   * entries and records of their reservations. In bounded atomic chunks, while writes go on.
+   * `ok` is false with one drift item per broken invariant per SKU, each with both sides.
    *
    * @example
    * ```ts
@@ -312,8 +342,7 @@ export class StockLedger {
       const page: VerifyChunk = await this.#read(() => this.store.verifyChunk({ cursor: at, limit: LIMITS.verifyChunkSkus }));
       skusChecked += page.items.length;
       for (const item of page.items) {
-        const found = verifyItem(item);
-        if (found !== null) drift.push(found);
+        drift.push(...verifyItem(item));
       }
       cursor = page.cursor;
       if (cursor === null) break;
@@ -338,15 +367,45 @@ export class StockLedger {
    * Validates and runs one command. Not async itself, so the hot path has one async layer:
    * input errors still reject the returned promise rather than throw.
    */
-  #operate(build: (input: unknown, at: number) => Command, input: unknown): Promise<OperationResult | SweepOutcome> {
+  #operate(build: (input: unknown, at: number) => Command, input: unknown, options?: CallOptions): Promise<OperationResult | SweepOutcome> {
     try {
       if (this.#closed) throw closed();
-      return this.#execute(build(input, this.#now()));
+      const transaction = this.#joined(options);
+      const command = build(input, this.#now());
+      return transaction === undefined ? this.#execute(command) : this.#executeJoined(command, transaction);
     } catch (error) {
       // Validation throws InvalidInputError; anything else came from the caller's input (a
       // throwing getter, a Proxy) or clock: still a typed error, with the original as cause.
       return Promise.reject(isStockLedgerError(error) ? error : new InvalidInputError('input', `could not be read: ${String(error)}`, { cause: error }));
     }
+  }
+
+  /** The app's transaction the call hands in, checked against what the store can do. */
+  #joined(options: CallOptions | undefined): unknown {
+    if (options === undefined) return undefined;
+    const b = options as unknown;
+    if (typeof b !== 'object' || b === null) throw new InvalidInputError('options', 'must be an object');
+    const { transaction } = options;
+    if (transaction === undefined) return undefined;
+    if (this.store.capabilities?.joinTransaction !== true) {
+      throw new InvalidInputError('options.transaction', 'this store cannot join an app\'s transaction');
+    }
+    if (typeof transaction !== 'object' || transaction === null) throw new InvalidInputError('options.transaction', 'must be the app\'s open transaction');
+    return transaction;
+  }
+
+  /**
+   * Inside the app's transaction: once, never retried (a retry inside a transaction the app
+   * may already have lost would be a guess; the app retries its whole transaction).
+   */
+  async #executeJoined(command: Command, transaction: unknown): Promise<OperationResult | SweepOutcome> {
+    let outcome: StoreOutcome;
+    try {
+      outcome = await this.store.execute(command, { transaction });
+    } catch (error) {
+      throw typed(error);
+    }
+    return toResult(outcome);
   }
 
   async #execute(command: Command): Promise<OperationResult | SweepOutcome> {
@@ -357,7 +416,7 @@ export class StockLedger {
     } catch (error) {
       outcome = await this.#recover(error, () => this.store.execute(retimed(command, this.#now())), startedMs);
     }
-    return settle(outcome);
+    return toResult(outcome);
   }
 
   /** The clock's time as whole ms; a clock that returns garbage is a bug worth failing on. */
@@ -403,7 +462,7 @@ function closed(): StoreUnavailableError {
 }
 
 /** Turns a store's conflict outcome into the thrown error; passes results through. */
-function settle(outcome: StoreOutcome): OperationResult | SweepOutcome {
+function toResult(outcome: StoreOutcome): OperationResult | SweepOutcome {
   if (outcome.ok) return outcome;
   if (outcome.code === 'IDEMPOTENCY_CONFLICT') throw new IdempotencyConflictError(outcome.requestId, outcome.storedKind);
   return outcome;

@@ -1,4 +1,4 @@
-import type { Applied, Counters, Entry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReserveApplied } from './types.js';
+import type { Applied, Counters, Entry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, ReserveApplied } from './types.js';
 
 /**
  * Fields every command carries. Commands reach a store already validated and normalized:
@@ -51,6 +51,11 @@ export interface ReserveCommand extends CommandBase {
   expiresAt: number;
 }
 
+/** Closes a request id that was never applied: a tombstone, no entry. */
+export interface RevokeCommand extends CommandBase {
+  kind: 'revoke';
+}
+
 /** Commit and release carry no request id: they are idempotent by the reservation's state. */
 export interface CommitCommand {
   kind: 'commit';
@@ -74,7 +79,7 @@ export interface SweepCommand {
 }
 
 /** A normalized operation that carries its own request id and fingerprint. */
-export type RequestCommand = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand | ReserveCommand;
+export type RequestCommand = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand | ReserveCommand | RevokeCommand;
 
 /** A normalized operation, as a store receives it. */
 export type Command = RequestCommand | CommitCommand | ReleaseCommand | SweepCommand;
@@ -121,11 +126,38 @@ export interface StoredRequest {
   outcome: Applied;
 }
 
-/** One SKU's stored counters next to the counters folded from its entries. */
+/** A live hold of one SKU as stored, next to what its reservation record says of it. */
+export interface HoldCheck {
+  reservationId: string;
+  /** Units the hold (the store's hold index) keeps reserved. */
+  qty: number;
+  expiresAt: number;
+  /** The reservation record, or null when there is none. */
+  record: {
+    state: ReservationState;
+    expiresAt: number;
+    /** Units of this SKU in the record's lines; null when its lines do not name the SKU. */
+    lineQty: number | null;
+    /** Whether the record's list of live holds names this SKU. */
+    listed: boolean;
+  } | null;
+}
+
+/**
+ * One SKU, read atomically: its stored counters, its live holds, and what its entries fold to.
+ * The core compares them ({@link verifyItem} in `stock-ledger/store`).
+ */
 export interface VerifyItem {
   sku: string;
   stored: Counters;
   folded: Counters;
+  /** The SKU's live holds as stored (not yet committed, released or expired). */
+  holds: HoldCheck[];
+  /**
+   * Per reservation, the units of this SKU its entries still hold: the `reservedDelta`s of its
+   * reserve, commit, release and expire entries on this SKU summed; only non-zero sums.
+   */
+  foldedHolds: Array<{ reservationId: string; qty: number }>;
 }
 
 /** One atomic chunk of a verification walk. */
@@ -133,6 +165,18 @@ export interface VerifyChunk {
   items: VerifyItem[];
   /** Opaque cursor for the next chunk; null when the walk is complete. */
   cursor: string | null;
+}
+
+/** Capabilities a store declares (differences between stores are flags, not `instanceof`). */
+export interface StoreCapabilities {
+  /** It can run an operation inside a transaction the app opened and will commit itself. */
+  joinTransaction: boolean;
+}
+
+/** What one call hands a store besides the command. */
+export interface ExecuteOptions {
+  /** The app's open transaction to run inside (as the store documents it). */
+  transaction?: unknown;
 }
 
 /**
@@ -160,8 +204,14 @@ export interface VerifyChunk {
  * ```
  */
 export interface StockStore {
-  /** Applies one command atomically and idempotently. */
-  execute(command: Command): Promise<StoreOutcome>;
+  /** What the ledger may ask of this store beyond the contract; absent means none of it. */
+  readonly capabilities?: StoreCapabilities;
+  /**
+   * Applies one command atomically and idempotently; with `options.transaction` (only if
+   * `capabilities.joinTransaction`), inside that open transaction of the app's, protected by a
+   * savepoint, never beginning, committing or rolling it back.
+   */
+  execute(command: Command, options?: ExecuteOptions): Promise<StoreOutcome>;
   /**
    * Levels of these SKUs (distinct, validated), in the same order, as of time `now`: holds due
    * at `now` count as expired (their reserved units freed, one version each), whether or not

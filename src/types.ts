@@ -16,14 +16,17 @@ export interface Level {
   version: number;
 }
 
-/** Kinds of operation that carry their own request id. */
-export type OperationKind = 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve';
+/**
+ * Kinds of operation that carry their own request id. A `revoke` closes an id that was never
+ * applied: it records the id, and no entry.
+ */
+export type OperationKind = 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke';
 
 /**
- * Kinds of entry: one per operation kind, plus the moves of a reservation, which carry the
- * reservation's id as their `requestId`.
+ * Kinds of entry: one per operation kind that changes stock, plus the moves of a reservation,
+ * which carry the reservation's id as their `requestId`.
  */
-export type EntryKind = OperationKind | 'commit' | 'release' | 'expire';
+export type EntryKind = Exclude<OperationKind, 'revoke'> | 'commit' | 'release' | 'expire';
 
 /** One immutable record of a change to one SKU. */
 export interface Entry {
@@ -158,6 +161,21 @@ export interface ExceedsReservation {
   held: number;
 }
 
+/** The request id was revoked: it can never be applied. */
+export interface RequestRevoked {
+  ok: false;
+  code: 'REQUEST_REVOKED';
+  requestId: string;
+}
+
+/** `revoke` of a request id that was already applied (give its units back with `reverse`). */
+export interface RequestApplied {
+  ok: false;
+  code: 'REQUEST_APPLIED';
+  requestId: string;
+  kind: OperationKind;
+}
+
 /** Every business rejection. A rejected operation records nothing. */
 export type Rejection =
   | InsufficientStock
@@ -171,13 +189,17 @@ export type Rejection =
   | ReservationExpired
   | ReservationReleased
   | ReservationCommitted
-  | ExceedsReservation;
+  | ExceedsReservation
+  | RequestRevoked
+  | RequestApplied;
 
-export type RestockResult = Applied | QuantityLimit;
-export type DeductResult = Applied | InsufficientStock;
-export type AdjustResult = Applied | VersionConflict | BelowReserved | QuantityLimit;
-export type ReverseResult = Applied | RequestNotFound | NotReversible | ReversalExceedsOriginal | QuantityLimit;
-export type ReserveResult = ReserveApplied | InsufficientStock;
+export type RestockResult = Applied | QuantityLimit | RequestRevoked;
+export type DeductResult = Applied | InsufficientStock | RequestRevoked;
+export type AdjustResult = Applied | VersionConflict | BelowReserved | QuantityLimit | RequestRevoked;
+export type ReverseResult = Applied | RequestNotFound | NotReversible | ReversalExceedsOriginal | QuantityLimit | RequestRevoked;
+export type ReserveResult = ReserveApplied | InsufficientStock | RequestRevoked;
+/** A revoke records the id and no entry: `entries` and `levels` are empty. */
+export type RevokeResult = Applied | RequestApplied;
 export type CommitResult = Applied | ReservationNotFound | ReservationExpired | ReservationReleased | ExceedsReservation;
 export type ReleaseResult = Applied | ReservationNotFound | ReservationExpired | ReservationCommitted;
 export type OperationResult = Applied | Rejection;
@@ -256,6 +278,8 @@ export interface CommitInput {
   lines?: Line[];
 }
 
+export interface RevokeInput extends InputBase {}
+
 export interface ReleaseInput {
   reservationId: string;
 }
@@ -295,16 +319,39 @@ export interface Counters {
   version: number;
 }
 
-/** One SKU whose stored level does not match its entries, or breaks an invariant. */
+/**
+ * The invariants `verify()` checks, per SKU:
+ * - `fold`: folding the SKU's entries gives its stored counters (onHand, reserved, version);
+ * - `reservedNonNegative`: `reserved >= 0`;
+ * - `reservedWithinOnHand`: `reserved <= onHand`;
+ * - `available`: the level reads `available = onHand - reserved`, never negative;
+ * - `holdsSum`: the live holds of the SKU sum to its `reserved`;
+ * - `holdEntries`: each reservation holds what its entries say it still holds (its reserve
+ *   entry, less its commit, release and expire entries), and nothing else;
+ * - `holdRecord`: each live hold belongs to a reservation that is held (or expired, not yet
+ *   swept), whose lines name the SKU with that quantity and whose record lists the hold.
+ */
+export type Invariant = 'fold' | 'reservedNonNegative' | 'reservedWithinOnHand' | 'available' | 'holdsSum' | 'holdEntries' | 'holdRecord';
+
+/** One broken invariant of one SKU, with both sides of the comparison. */
 export interface Drift {
   sku: string;
+  invariant: Invariant;
+  /** What the invariant requires, from the other side of the comparison. */
+  expected: JsonValue;
+  /** What the store holds. */
+  actual: JsonValue;
+  /** The same, in one line for people. */
+  message: string;
+  /** The SKU's stored counters and the counters its entries fold to, for context. */
   stored: Counters;
   folded: Counters;
-  problems: string[];
 }
 
 export interface VerifyReport {
+  /** True when no invariant is broken anywhere. */
   ok: boolean;
   skusChecked: number;
+  /** One item per broken invariant per SKU. */
   drift: Drift[];
 }

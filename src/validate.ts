@@ -2,7 +2,7 @@ import { InvalidInputError } from './errors.js';
 import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
-import type { AdjustCommand, Command, CommitCommand, DeductCommand, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, SweepCommand } from './store.js';
+import type { AdjustCommand, Command, CommitCommand, DeductCommand, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand, SweepCommand } from './store.js';
 import type { JsonObject, JsonValue, Line } from './types.js';
 
 type Bag = Record<string, unknown>;
@@ -221,6 +221,14 @@ export function toReserve(input: unknown, at: number): ReserveCommand {
 export function retimed<C extends Command>(command: C, at: number): C {
   if (command.kind === 'reserve') return { ...command, at, expiresAt: at + command.ttlMs };
   return { ...command, at };
+}
+
+/** Normalizes a revoke input. */
+export function toRevoke(input: unknown, at: number): RevokeCommand {
+  const b = bag(input, 'input');
+  const requestId = checkRequestId(b['requestId']);
+  const meta = checkMeta(b['meta']);
+  return { kind: 'revoke', requestId, meta, at, fingerprint: fingerprint(`["revoke",${metaJson(meta)}]`) };
 }
 
 /** Normalizes a commit input. */

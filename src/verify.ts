@@ -1,22 +1,83 @@
-import type { VerifyItem } from './store.js';
-import type { Drift } from './types.js';
+import { levelOf } from './decide.js';
+import type { HoldCheck, VerifyItem } from './store.js';
+import type { Counters, Drift, Invariant, JsonValue } from './types.js';
 
 /**
- * The drift of one SKU, or null when its stored counters equal its folded entries and keep
- * `0 <= reserved <= onHand`.
+ * Every broken invariant of one SKU (see {@link Invariant}), one drift item each; empty when
+ * the SKU is sound. `verify()` runs it on every SKU, and the conformance kit on what it reads.
  *
  * @example
  * ```ts
- * verifyItem({ sku: 'A', stored: { onHand: 1, reserved: 0, version: 1 }, folded: { onHand: 1, reserved: 0, version: 1 } }) === null;
+ * const c = { onHand: 1, reserved: 0, version: 1 };
+ * verifyItem({ sku: 'A', stored: c, folded: c, holds: [], foldedHolds: [] }).length === 0;
  * ```
  */
-export function verifyItem(item: VerifyItem): Drift | null {
-  const { stored, folded } = item;
-  const problems: string[] = [];
-  for (const key of ['onHand', 'reserved', 'version'] as const) {
-    if (stored[key] !== folded[key]) problems.push(`${key}: stored ${stored[key]}, entries fold to ${folded[key]}`);
+export function verifyItem(item: VerifyItem): Drift[] {
+  const drift: Drift[] = [];
+  const report = (invariant: Invariant, expected: JsonValue, actual: JsonValue, message: string): void => {
+    drift.push({ sku: item.sku, invariant, expected, actual, message, stored: { ...item.stored }, folded: { ...item.folded } });
+  };
+  checkCounters(item.stored, item.folded, report);
+  checkHolds(item, report);
+  return drift;
+}
+
+type Report = (invariant: Invariant, expected: JsonValue, actual: JsonValue, message: string) => void;
+
+function checkCounters(stored: Counters, folded: Counters, report: Report): void {
+  if (stored.onHand !== folded.onHand || stored.reserved !== folded.reserved || stored.version !== folded.version) {
+    report('fold', { ...folded }, { ...stored }, `stored ${show(stored)}, entries fold to ${show(folded)}`);
   }
-  if (stored.reserved < 0) problems.push('reserved is negative');
-  if (stored.onHand < stored.reserved) problems.push('onHand is below reserved');
-  return problems.length === 0 ? null : { sku: item.sku, stored, folded, problems };
+  if (stored.reserved < 0) report('reservedNonNegative', 0, stored.reserved, `reserved is ${stored.reserved}, below 0`);
+  if (stored.reserved > stored.onHand) {
+    report('reservedWithinOnHand', stored.onHand, stored.reserved, `reserved ${stored.reserved} is above onHand ${stored.onHand}`);
+  }
+  const level = levelOf('', stored);
+  if (level.available !== stored.onHand - stored.reserved || level.available < 0) {
+    report('available', Math.max(0, stored.onHand - stored.reserved), level.available, `available reads ${level.available}`);
+  }
+}
+
+function checkHolds(item: VerifyItem, report: Report): void {
+  const live = item.holds.reduce((sum, h) => sum + h.qty, 0);
+  if (live !== item.stored.reserved) {
+    report('holdsSum', item.stored.reserved, live, `live holds sum to ${live}, reserved is ${item.stored.reserved}`);
+  }
+  const fromEntries = new Map(item.foldedHolds.map((h) => [h.reservationId, h.qty]));
+  const stored = new Map<string, number>();
+  for (const hold of item.holds) {
+    stored.set(hold.reservationId, (stored.get(hold.reservationId) ?? 0) + hold.qty);
+    checkRecord(hold, report);
+  }
+  for (const id of new Set([...fromEntries.keys(), ...stored.keys()])) {
+    const expected = fromEntries.get(id) ?? 0;
+    const actual = stored.get(id) ?? 0;
+    if (expected !== actual) {
+      report('holdEntries', { reservationId: id, qty: expected }, { reservationId: id, qty: actual },
+        `reservation ${JSON.stringify(id)} holds ${actual}, its entries say ${expected}`);
+    }
+  }
+}
+
+function checkRecord(hold: HoldCheck, report: Report): void {
+  const { record } = hold;
+  const id = JSON.stringify(hold.reservationId);
+  if (record === null) {
+    report('holdRecord', { reservationId: hold.reservationId, record: 'present' }, { reservationId: hold.reservationId, record: null }, `hold of ${id} has no reservation record`);
+    return;
+  }
+  const wrong: string[] = [];
+  if (record.state !== 'held' && record.state !== 'expired') wrong.push(`state is ${record.state}`);
+  if (record.lineQty !== hold.qty) wrong.push(`its lines hold ${String(record.lineQty)}, the hold ${hold.qty}`);
+  if (!record.listed) wrong.push('its record does not list the hold');
+  if (record.expiresAt !== hold.expiresAt) wrong.push(`it expires at ${record.expiresAt}, the hold at ${hold.expiresAt}`);
+  if (wrong.length === 0) return;
+  report('holdRecord',
+    { reservationId: hold.reservationId, state: 'held', qty: hold.qty, listed: true, expiresAt: hold.expiresAt },
+    { reservationId: hold.reservationId, state: record.state, qty: record.lineQty, listed: record.listed, expiresAt: record.expiresAt },
+    `hold of ${id}: ${wrong.join('; ')}`);
+}
+
+function show(c: Counters): string {
+  return `onHand ${c.onHand}, reserved ${c.reserved}, version ${c.version}`;
 }
