@@ -139,7 +139,8 @@ class Draft {
   #counters: Map<string, Counters> | null = null;
   #firstSku: string | null = null;
   #first: Counters | null = null;
-  #ended: Set<string> | null = null;
+  /** Holds ended here: reservation id -> its SKUs. Nested, so no two (id, SKU) pairs can share a key. */
+  #ended: Map<string, Set<string>> | null = null;
   readonly write: Write;
 
   constructor(view: StateView, at: number) {
@@ -183,10 +184,11 @@ class Draft {
 
   /** Ends a hold (expiry, commit or release); false when it had already ended. */
   endHold(reservationId: string, sku: string): boolean {
-    const key = `${reservationId}\u0000${sku}`;
-    this.#ended ??= new Set();
-    if (this.#ended.has(key)) return false;
-    this.#ended.add(key);
+    this.#ended ??= new Map();
+    let skus = this.#ended.get(reservationId);
+    if (skus === undefined) this.#ended.set(reservationId, (skus = new Set()));
+    if (skus.has(sku)) return false;
+    skus.add(sku);
     if (this.write.holdsEnded === NONE) this.write.holdsEnded = [];
     this.write.holdsEnded.push({ reservationId, sku });
     return true;

@@ -339,29 +339,6 @@ describe('SQLite group commit: failures', () => {
   });
 });
 
-describe("SQLite group commit: the app's own transaction", () => {
-  it('a batch issued inside it runs as a savepoint: undone by the app rollback, kept by its commit', async () => {
-    const db = new Database(freshPath());
-    const ledger = new StockLedger({ store: new SqliteStore({ database: db }), retry: false });
-    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 5 });
-    const batch = (): Promise<OperationResult[]> => Promise.all([ledger.deduct({ requestId: 'd1', sku: 'A', qty: 1 }), ledger.deduct({ requestId: 'd2', sku: 'A', qty: 2 })]);
-
-    db.exec('BEGIN');
-    expect((await batch()).map((r) => r.ok)).toEqual([true, true]);
-    expect(db.inTransaction).toBe(true); // still the app's, not committed by the store
-    db.exec('ROLLBACK');
-    expect(await ledger.stock('A')).toMatchObject({ onHand: 5, version: 1 });
-    expect(await ledger.request('d1')).toBeNull();
-
-    db.exec('BEGIN');
-    expect((await batch()).map((r) => r.ok && !r.replayed)).toEqual([true, true]);
-    db.exec('COMMIT');
-    expect(await ledger.stock('A')).toMatchObject({ onHand: 2, version: 3 });
-    await ledger.close();
-    db.close();
-  });
-});
-
 describe('SQLite: sold out stays cheap', () => {
   it.each([
     ['group commit', {}],

@@ -66,6 +66,11 @@ export class HoldIndex {
     return { qty, count };
   }
 
+  /** Every hold, in expiry order (a read-only view: verify walks it). */
+  items(): readonly HoldItem[] {
+    return this.#items;
+  }
+
   get size(): number {
     return this.#items.length;
   }

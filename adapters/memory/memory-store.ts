@@ -1,7 +1,9 @@
 import { InvariantViolationError, StoreUnavailableError } from '../../src/index.js';
 import { decide, levelAsOf, materialize, publicReservation, zeroCounters } from '../../src/store-kit.js';
 import type { Applied, Counters, Entry, Level, OperationKind, StockStore } from '../../src/index.js';
-import type { Command, Decision, HoldRef, StateView, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, Write } from '../../src/store-kit.js';
+import type {
+  Command, Decision, HoldCheck, HoldRef, StateView, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
+} from '../../src/store-kit.js';
 import { HoldIndex, type HoldItem } from './memory-holds.js';
 import { KeyedLocks } from './memory-locks.js';
 
@@ -147,7 +149,9 @@ export class MemoryStore implements StockStore {
     const all = this.#skusInOrder();
     const from = cursor === null ? 0 : firstAfter(all, cursor);
     const skus = all.slice(from, from + limit);
-    const items = skus.map((sku) => ({ sku, stored: { ...(this.#levels.get(sku) ?? zeroCounters()) }, folded: this.#fold(sku) }));
+    const items = skus.map((sku): VerifyItem => ({
+      sku, stored: { ...(this.#levels.get(sku) ?? zeroCounters()) }, ...this.#fold(sku), holds: this.#holdChecks(sku),
+    }));
     return { items, cursor: skus.length < limit ? null : (skus[skus.length - 1] ?? null) };
   }
 
@@ -163,14 +167,29 @@ export class MemoryStore implements StockStore {
     this.#closed = true;
   }
 
-  #fold(sku: string): Counters {
+  /** The SKU's entries folded: its counters, and per reservation the units they still hold. */
+  #fold(sku: string): Pick<VerifyItem, 'folded' | 'foldedHolds'> {
     const folded = zeroCounters();
+    const held = new Map<string, number>();
     for (const entry of this.#entriesBySku.get(sku) ?? []) {
       folded.onHand += entry.onHandDelta;
       folded.reserved += entry.reservedDelta;
       folded.version += 1;
+      if (entry.reservedDelta !== 0) held.set(entry.requestId, (held.get(entry.requestId) ?? 0) + entry.reservedDelta);
     }
-    return folded;
+    const foldedHolds = [...held].filter(([, qty]) => qty !== 0).map(([reservationId, qty]) => ({ reservationId, qty }));
+    return { folded, foldedHolds };
+  }
+
+  /** The SKU's live holds, each with what its reservation record says of it. */
+  #holdChecks(sku: string): HoldCheck[] {
+    return (this.#holdsBySku.get(sku)?.items() ?? []).map((hold) => {
+      const r = this.#reservations.get(hold.reservationId);
+      const record = r === undefined ? null : {
+        state: r.state, expiresAt: r.expiresAt, lineQty: r.lines.find((l) => l.sku === sku)?.qty ?? null, listed: r.holds.includes(sku),
+      };
+      return { reservationId: hold.reservationId, qty: hold.qty, expiresAt: hold.expiresAt, record };
+    });
   }
 
   /**
@@ -310,6 +329,8 @@ function upfrontKeys(command: Command): string[] {
     case 'restock':
     case 'adjust':
       return [`a:${command.requestId}`, `c:${command.sku}`];
+    case 'revoke':
+      return [`a:${command.requestId}`];
     case 'deduct':
     case 'reserve':
       return [`a:${command.requestId}`, ...command.lines.map((l) => `c:${l.sku}`)];

@@ -154,6 +154,19 @@ export function batchWriter<C, R>(db: SqliteDatabase, apply: (command: C) => R, 
 }
 
 /**
+ * When a batch may not be written yet (the app's transaction is open on the shared
+ * connection): the queue looks again every {@link GATE_POLL_MS} ms, at most `waitMsMax`, then
+ * fails the waiting operations with `timedOut()` (nothing of them was written).
+ */
+export interface BatchGate {
+  closed(): boolean;
+  waitMsMax: number;
+  timedOut(): unknown;
+}
+
+const GATE_POLL_MS = 2;
+
+/**
  * Queues operations and hands them to `write` in bounded batches. The first operation of an
  * empty queue schedules the batch (`setImmediate` with no wait, so a lone caller waits one
  * event-loop turn and nothing more; otherwise a `batchWaitMs` timer); a full batch is written
@@ -168,12 +181,16 @@ export function batchWriter<C, R>(db: SqliteDatabase, apply: (command: C) => R, 
 export class BatchQueue<C, R> {
   readonly #settings: GroupCommitSettings;
   readonly #write: (batch: readonly Pending<C, R>[]) => void;
+  readonly #gate: BatchGate | null;
   #queue: Pending<C, R>[] = [];
   #cancel: (() => void) | null = null;
+  /** When the gate was first found closed, for the batch now waiting; null when not waiting. */
+  #gateClosedSinceMs: number | null = null;
 
-  constructor(settings: GroupCommitSettings, write: (batch: readonly Pending<C, R>[]) => void) {
+  constructor(settings: GroupCommitSettings, write: (batch: readonly Pending<C, R>[]) => void, gate: BatchGate | null = null) {
     this.#settings = settings;
     this.#write = write;
+    this.#gate = gate;
   }
 
   /** Queues one command; settles once the batch holding it is committed (or failed). */
@@ -185,9 +202,15 @@ export class BatchQueue<C, R> {
     });
   }
 
-  /** Writes everything queued now, batch by batch (for close: no promise is left hanging). */
+  /**
+   * Writes everything queued now, batch by batch (for close: no promise is left hanging); with
+   * the gate closed, fails it instead, as it could only be written inside the app's transaction.
+   */
   drain(): void {
-    while (this.#queue.length > 0) this.#flush();
+    this.#cancel?.();
+    this.#cancel = null;
+    if (this.#gate?.closed() === true) this.#failQueued(this.#gate.timedOut());
+    while (this.#queue.length > 0) this.#writeNext();
   }
 
   #schedule(): void {
@@ -203,6 +226,33 @@ export class BatchQueue<C, R> {
   #flush(): void {
     this.#cancel?.();
     this.#cancel = null;
+    if (this.#gate !== null && this.#gate.closed()) {
+      this.#waitForGate(this.#gate);
+      return;
+    }
+    this.#gateClosedSinceMs = null;
+    this.#writeNext();
+    if (this.#queue.length > 0) this.#schedule();
+  }
+
+  /** Looks again shortly, or fails what waits once the gate has been closed for too long. */
+  #waitForGate(gate: BatchGate): void {
+    const nowMs = Date.now();
+    this.#gateClosedSinceMs ??= nowMs;
+    if (nowMs - this.#gateClosedSinceMs >= gate.waitMsMax) {
+      this.#gateClosedSinceMs = null;
+      this.#failQueued(gate.timedOut());
+      return;
+    }
+    const timer = setTimeout(() => this.#flush(), GATE_POLL_MS);
+    this.#cancel = () => clearTimeout(timer);
+  }
+
+  #failQueued(error: unknown): void {
+    for (const pending of this.#queue.splice(0)) pending.reject(error);
+  }
+
+  #writeNext(): void {
     const batch = this.#queue.splice(0, this.#settings.batchOperationsMax);
     try {
       this.#write(batch);
@@ -211,6 +261,5 @@ export class BatchQueue<C, R> {
       // hanging (settling a settled promise does nothing).
       for (const pending of batch) pending.reject(error);
     }
-    if (this.#queue.length > 0) this.#schedule();
   }
 }

@@ -1,8 +1,10 @@
 import { createRequire } from 'node:module';
 import { InvalidInputError, InvariantViolationError, StoreUnavailableError, isStockLedgerError } from '../../src/index.js';
 import { compareCodePoints, decide, levelAsOf, materialize, zeroCounters } from '../../src/store-kit.js';
-import type { Applied, Counters, Entry, JsonObject, Level, Line, OperationKind, ReservationState, StockStore } from '../../src/index.js';
-import type { Command, StateView, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write } from '../../src/store-kit.js';
+import type { Applied, Counters, Entry, EntryKind, JsonObject, Level, Line, OperationKind, ReservationState, StockStore } from '../../src/index.js';
+import type {
+  Command, ExecuteOptions, HoldCheck, StateView, StoreCapabilities, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
+} from '../../src/store-kit.js';
 import { BatchQueue, batchWriter, checkGroupCommit, type GroupCommitOptions } from './sqlite-batch.js';
 import type { SqliteDatabase, SqliteDatabaseConstructor, SqliteStatement } from './sqlite-database.js';
 import { migrate } from './sqlite-schema.js';
@@ -34,11 +36,12 @@ export type SqliteStoreOptions =
   | (CommonOptions & { path: string; database?: never })
   | (CommonOptions & {
       /**
-       * An open better-sqlite3 database the app owns: never closed by the store. If the app
-       * calls the ledger while its own transaction is open on this connection, the operation
-       * runs as a savepoint inside it and is undone if the app rolls back. With group commit,
-       * that holds for the whole batch: whether a transaction is open is seen when the batch
-       * is written, so keep the app's transaction open until the ledger's promise settles.
+       * An open better-sqlite3 database the app owns: never closed by the store. An operation
+       * runs inside the app's own transaction on it only when the call says so
+       * (`ledger.deduct(input, { transaction: database })` while the app's `BEGIN` is open).
+       * Any other operation waits until no transaction of the app's is open on the connection
+       * (at most `busyTimeoutMs`, then `STORE_UNAVAILABLE`, nothing written), so an app's
+       * rollback can never undo an operation it did not ask to join.
        */
       database: SqliteDatabase;
       path?: never;
@@ -57,6 +60,10 @@ interface Statements {
   chunkSkus: SqliteStatement;
   foldRange: SqliteStatement;
   foldFrom: SqliteStatement;
+  holdsRange: SqliteStatement;
+  holdsFrom: SqliteStatement;
+  foldedHoldsRange: SqliteStatement;
+  foldedHoldsFrom: SqliteStatement;
   reservation: SqliteStatement;
   holdsOf: SqliteStatement;
   dueHolds: SqliteStatement;
@@ -75,11 +82,14 @@ interface ReservationRow {
 }
 
 interface EntryRow {
-  seq: number; request_id: string; kind: OperationKind; sku: string; on_hand_delta: number; reserved_delta: number;
+  seq: number; request_id: string; kind: EntryKind; sku: string; on_hand_delta: number; reserved_delta: number;
   on_hand_after: number; reserved_after: number; at: number; meta: string | null;
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/** How often an operation looks again whether the app's transaction on the shared connection has ended. */
+const APP_TRANSACTION_POLL_MS = 2;
 
 /**
  * A ledger in one SQLite file (better-sqlite3 12). Operations run in `BEGIN IMMEDIATE`
@@ -95,11 +105,15 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
  * ```
  */
 export class SqliteStore implements StockStore {
+  /** It joins the app's transaction on its connection when a call hands it in. */
+  readonly capabilities: StoreCapabilities = Object.freeze({ joinTransaction: true });
   readonly #db: SqliteDatabase;
+  readonly #busyTimeoutMs: number;
   readonly #owned: boolean;
   readonly #sql: Statements;
   readonly #view: StateView;
   readonly #execute: (command: Command) => StoreOutcome;
+  readonly #inSavepoint: (command: Command) => StoreOutcome;
   /** The group-commit queue; null when every operation is its own transaction. */
   readonly #batches: BatchQueue<Command, StoreOutcome> | null;
   readonly #verifyChunk: (cursor: string | null, limit: number) => VerifyChunk;
@@ -110,6 +124,7 @@ export class SqliteStore implements StockStore {
     const busyTimeoutMs = checkBusyTimeout(options.busyTimeoutMs);
     const durability = checkDurability(options.durability);
     const groupCommit = checkGroupCommit(options.groupCommit);
+    this.#busyTimeoutMs = busyTimeoutMs;
     this.#owned = options.database === undefined;
     this.#db = options.database ?? openFile(options.path, busyTimeoutMs);
     try {
@@ -130,9 +145,14 @@ export class SqliteStore implements StockStore {
         (this.#sql.dueAnywhere.all(now, limit) as Array<{ reservation_id: string; sku: string }>).map((r) => ({ reservationId: r.reservation_id, sku: r.sku })),
     };
     this.#execute = this.#db.transaction((command: Command) => this.#decideAndWrite(command)).immediate;
+    this.#inSavepoint = this.#db.transaction((command: Command) => this.#decideAndWrite(command));
     this.#batches = groupCommit === null
       ? null
-      : new BatchQueue(groupCommit, batchWriter(this.#db, (command: Command) => this.#decideAndWrite(command), unavailable));
+      : new BatchQueue(groupCommit, batchWriter(this.#db, (command: Command) => this.#decideAndWrite(command), unavailable), {
+          closed: () => this.#db.inTransaction,
+          waitMsMax: busyTimeoutMs,
+          timedOut: () => appTransactionOpen(busyTimeoutMs),
+        });
     this.#verifyChunk = this.#db.transaction((cursor: string | null, limit: number) => this.#chunk(cursor, limit)).deferred;
     this.#snapshot = this.#db.transaction((read: () => unknown) => read()).deferred;
   }
@@ -142,9 +162,35 @@ export class SqliteStore implements StockStore {
     return this.#db;
   }
 
-  async execute(command: Command): Promise<StoreOutcome> {
+  async execute(command: Command, options?: ExecuteOptions): Promise<StoreOutcome> {
+    if (options?.transaction !== undefined) return this.#executeJoined(command, options.transaction);
     if (this.#batches !== null) return this.#batches.push(command);
+    await this.#outsideAppTransaction();
+    // Same turn as the check: nothing can open a transaction in between.
     return this.#guard(() => this.#execute(command));
+  }
+
+  /** Inside the app's open transaction, as a savepoint: a rejection or a throw leaves it usable. */
+  #executeJoined(command: Command, transaction: unknown): StoreOutcome {
+    if (transaction !== this.#db) {
+      throw new InvalidInputError('options.transaction', "must be this store's database, with the app's transaction open on it");
+    }
+    if (!this.#db.inTransaction) throw new InvalidInputError('options.transaction', 'no transaction is open on the database: BEGIN first');
+    // better-sqlite3 runs a transaction function called inside an open transaction as
+    // SAVEPOINT ... RELEASE (ROLLBACK TO on a throw): it never begins or ends the app's.
+    return this.#guard(() => this.#inSavepoint(command));
+  }
+
+  /**
+   * Waits until no transaction of the app's is open on the connection (a store-owned
+   * transaction never outlives one synchronous call), at most the busy timeout.
+   */
+  async #outsideAppTransaction(): Promise<void> {
+    const deadline = Date.now() + this.#busyTimeoutMs;
+    while (this.#db.open && this.#db.inTransaction) {
+      if (Date.now() >= deadline) throw appTransactionOpen(this.#busyTimeoutMs);
+      await new Promise((resolve) => setTimeout(resolve, APP_TRANSACTION_POLL_MS));
+    }
   }
 
   async stocks(skus: readonly string[], now: number): Promise<Level[]> {
@@ -275,10 +321,48 @@ export class SqliteStore implements StockStore {
       sku: string; on_hand: number; reserved: number; version: number;
     }>;
     const folded = new Map(rows.map((r) => [r.sku, { onHand: r.on_hand, reserved: r.reserved, version: r.version }]));
-    const all = [...new Set([...skus, ...folded.keys()])].sort(compareCodePoints);
-    const items: VerifyItem[] = all.map((sku) => ({ sku, stored: this.#counters(sku), folded: folded.get(sku) ?? zeroCounters() }));
+    const holds = this.#chunkHolds(after, upper);
+    const foldedHolds = this.#chunkFoldedHolds(after, upper);
+    const all = [...new Set([...skus, ...folded.keys(), ...holds.keys()])].sort(compareCodePoints);
+    const items: VerifyItem[] = all.map((sku) => ({
+      sku, stored: this.#counters(sku), folded: folded.get(sku) ?? zeroCounters(), holds: holds.get(sku) ?? [], foldedHolds: foldedHolds.get(sku) ?? [],
+    }));
     return { items, cursor: upper };
   }
+
+  /** The live holds of the chunk's SKUs, each with its reservation record, by SKU. */
+  #chunkHolds(after: string, upper: string | null): Map<string, HoldCheck[]> {
+    const rows = (upper === null ? this.#sql.holdsFrom.all(after) : this.#sql.holdsRange.all(after, upper)) as HoldRow[];
+    const bySku = new Map<string, HoldCheck[]>();
+    for (const row of rows) {
+      const lineQty = row.lines === null ? null : ((JSON.parse(row.lines) as Line[]).find((l) => l.sku === row.sku)?.qty ?? null);
+      // The store's list of a reservation's live holds is this very table: a row is listed.
+      const record = row.state === null ? null : { state: row.state, expiresAt: row.record_expires_at as number, lineQty, listed: true };
+      const list = bySku.get(row.sku) ?? [];
+      list.push({ reservationId: row.reservation_id, qty: row.qty, expiresAt: row.expires_at, record });
+      bySku.set(row.sku, list);
+    }
+    return bySku;
+  }
+
+  /** Per SKU and reservation, the units the entries still hold (non-zero sums only). */
+  #chunkFoldedHolds(after: string, upper: string | null): Map<string, VerifyItem['foldedHolds']> {
+    const rows = (upper === null ? this.#sql.foldedHoldsFrom.all(after) : this.#sql.foldedHoldsRange.all(after, upper)) as Array<{
+      sku: string; request_id: string; qty: number;
+    }>;
+    const bySku = new Map<string, VerifyItem['foldedHolds']>();
+    for (const row of rows) {
+      const list = bySku.get(row.sku) ?? [];
+      list.push({ reservationId: row.request_id, qty: row.qty });
+      bySku.set(row.sku, list);
+    }
+    return bySku;
+  }
+}
+
+interface HoldRow {
+  sku: string; reservation_id: string; qty: number; expires_at: number;
+  state: ReservationState | null; record_expires_at: number | null; lines: string | null;
 }
 
 function entryOf(row: EntryRow): Entry {
@@ -293,6 +377,11 @@ function entryOf(row: EntryRow): Entry {
 function prepare(db: SqliteDatabase): Statements {
   const entryColumns = 'seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta';
   const foldSelect = 'SELECT sku, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved, COUNT(*) AS version FROM stock_entries';
+  const holdsSelect = 'SELECT h.sku, h.reservation_id, h.qty, h.expires_at, r.state, r.expires_at AS record_expires_at, r.lines ' +
+    'FROM stock_holds h LEFT JOIN stock_reservations r ON r.id = h.reservation_id';
+  const foldedHolds = (where: string): string =>
+    `SELECT sku, request_id, SUM(reserved_delta) AS qty FROM stock_entries WHERE ${where} AND reserved_delta <> 0 ` +
+    'GROUP BY sku, request_id HAVING SUM(reserved_delta) <> 0';
   return {
     level: db.prepare('SELECT on_hand, reserved, version FROM stock_levels WHERE sku = ?'),
     request: db.prepare('SELECT kind, fingerprint, at, outcome FROM stock_requests WHERE request_id = ?'),
@@ -311,6 +400,10 @@ function prepare(db: SqliteDatabase): Statements {
     chunkSkus: db.prepare('SELECT sku FROM stock_levels WHERE sku > ? ORDER BY sku LIMIT ?'),
     foldRange: db.prepare(`${foldSelect} WHERE sku > ? AND sku <= ? GROUP BY sku`),
     foldFrom: db.prepare(`${foldSelect} WHERE sku > ? GROUP BY sku`),
+    holdsRange: db.prepare(`${holdsSelect} WHERE h.sku > ? AND h.sku <= ?`),
+    holdsFrom: db.prepare(`${holdsSelect} WHERE h.sku > ?`),
+    foldedHoldsRange: db.prepare(foldedHolds('sku > ? AND sku <= ?')),
+    foldedHoldsFrom: db.prepare(foldedHolds('sku > ?')),
     reservation: db.prepare('SELECT id, state, lines, expires_at, created_at, committed, meta, outcome FROM stock_reservations WHERE id = ?'),
     holdsOf: db.prepare('SELECT sku FROM stock_holds WHERE reservation_id = ? ORDER BY sku'),
     dueHolds: db.prepare('SELECT reservation_id FROM stock_holds WHERE sku = ? AND expires_at <= ? ORDER BY expires_at, reservation_id LIMIT ?'),
@@ -366,6 +459,14 @@ function checkDurability(value: unknown): SqliteDurability {
   if (value === undefined) return 'full';
   if (value !== 'full' && value !== 'normal') throw new InvalidInputError('durability', "must be 'full' or 'normal'");
   return value;
+}
+
+/** An operation that was not asked to join waited the whole busy timeout for the app's transaction to end. */
+function appTransactionOpen(busyTimeoutMs: number): StoreUnavailableError {
+  return new StoreUnavailableError(
+    `SQLite: a transaction of the app's stayed open on the shared connection for ${busyTimeoutMs} ms; ` +
+      'an operation runs inside it only when the call hands it in ({ transaction })',
+  );
 }
 
 const CONSTRAINT = /^SQLITE_CONSTRAINT/;
