@@ -338,7 +338,83 @@ describe('SqliteStore: odd SKUs and request ids', () => {
     expect(report.ok).toBe(false);
     expect(report.skusChecked).toBe(count);
     expect(report.drift.map((d) => d.sku).sort()).toEqual([...tampered].sort());
-    expect(report.drift[0]).toMatchObject({ stored: { onHand: 2 }, folded: { onHand: 1 } });
+    expect(report.drift[0]).toMatchObject({ invariant: 'fold', stored: { onHand: 2 }, folded: { onHand: 1 } });
+    await ledger.close();
+  });
+});
+
+describe('SqliteStore: verify() checks every invariant, each reported on its own', () => {
+  /** A ledger with a held cart on A (2 of 8) and plain stock on B, and a raw connection to tamper with. */
+  async function tamperable(): Promise<{ ledger: StockLedger; raw: Database.Database }> {
+    const path = freshPath();
+    const ledger = new StockLedger({ store: new SqliteStore({ path, durability: 'normal' }) });
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 8 });
+    await ledger.restock({ requestId: 'r2', sku: 'B', qty: 3 });
+    expect((await ledger.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 2 }], ttlMs: 3_600_000 })).ok).toBe(true);
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 2, drift: [] });
+    const raw = new Database(path);
+    // The schema's CHECKs would refuse the corruption this test needs to plant.
+    raw.pragma('ignore_check_constraints = ON');
+    return { ledger, raw };
+  }
+
+  const invariantsOf = (report: Awaited<ReturnType<StockLedger['verify']>>): string[] => report.drift.map((d) => `${d.sku}:${d.invariant}`).sort();
+
+  it('a negative reserved forced into the level: reservedNonNegative, with both sides, besides the fold and the holds', async () => {
+    const { ledger, raw } = await tamperable();
+    raw.prepare("UPDATE stock_levels SET reserved = -2 WHERE sku = 'A'").run();
+    const report = await ledger.verify();
+    expect(report.ok).toBe(false);
+    expect(invariantsOf(report)).toEqual(['A:fold', 'A:holdsSum', 'A:reservedNonNegative']);
+    expect(report.drift.find((d) => d.invariant === 'reservedNonNegative')).toMatchObject({ sku: 'A', expected: 0, actual: -2 });
+    expect(report.drift.find((d) => d.invariant === 'holdsSum')).toMatchObject({ expected: -2, actual: 2 });
+    expect(report.drift.find((d) => d.invariant === 'fold')).toMatchObject({ expected: { reserved: 2 }, actual: { reserved: -2 } });
+    raw.close();
+    await ledger.close();
+  });
+
+  it('reserved above onHand, in level and entries alike: reservedWithinOnHand and available, not fold', async () => {
+    const { ledger, raw } = await tamperable();
+    raw.prepare("UPDATE stock_levels SET on_hand = 1 WHERE sku = 'A'").run();
+    raw.prepare("UPDATE stock_entries SET on_hand_delta = 1 WHERE request_id = 'r1'").run();
+    const report = await ledger.verify();
+    expect(invariantsOf(report)).toEqual(['A:available', 'A:reservedWithinOnHand']);
+    expect(report.drift.find((d) => d.invariant === 'reservedWithinOnHand')).toMatchObject({ expected: 1, actual: 2 });
+    raw.close();
+    await ledger.close();
+  });
+
+  it('a hold gone from the hold table: holdsSum and holdEntries', async () => {
+    const { ledger, raw } = await tamperable();
+    raw.prepare("DELETE FROM stock_holds WHERE reservation_id = 'cart'").run();
+    const report = await ledger.verify();
+    expect(invariantsOf(report)).toEqual(['A:holdEntries', 'A:holdsSum']);
+    expect(report.drift.find((d) => d.invariant === 'holdEntries')).toMatchObject({
+      expected: { reservationId: 'cart', qty: 2 }, actual: { reservationId: 'cart', qty: 0 },
+    });
+    raw.close();
+    await ledger.close();
+  });
+
+  it('a live hold whose reservation reads committed, or names another quantity: holdRecord', async () => {
+    const { ledger, raw } = await tamperable();
+    raw.prepare("UPDATE stock_reservations SET state = 'committed' WHERE id = 'cart'").run();
+    expect(invariantsOf(await ledger.verify())).toEqual(['A:holdRecord']);
+    raw.prepare("UPDATE stock_reservations SET state = 'held', lines = '[{\"sku\":\"A\",\"qty\":3}]' WHERE id = 'cart'").run();
+    const report = await ledger.verify();
+    expect(invariantsOf(report)).toEqual(['A:holdRecord']);
+    expect(report.drift[0]).toMatchObject({ expected: { qty: 2 }, actual: { qty: 3, state: 'held' } });
+    raw.prepare("DELETE FROM stock_reservations WHERE id = 'cart'").run();
+    expect((await ledger.verify()).drift).toMatchObject([{ invariant: 'holdRecord', actual: { record: null } }]);
+    raw.close();
+    await ledger.close();
+  });
+
+  it('a hold planted with no reserve entry behind it: holdEntries and holdsSum', async () => {
+    const { ledger, raw } = await tamperable();
+    raw.prepare("INSERT INTO stock_holds (reservation_id, sku, qty, expires_at) VALUES ('cart', 'B', 1, 9e15)").run();
+    expect(invariantsOf(await ledger.verify())).toEqual(['B:holdEntries', 'B:holdRecord', 'B:holdsSum']);
+    raw.close();
     await ledger.close();
   });
 });

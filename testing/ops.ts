@@ -1,5 +1,8 @@
 import { isStockLedgerError } from '../src/index.js';
-import type { AdjustInput, CommitInput, DeductInput, Level, OperationResult, ReleaseInput, Reservation, ReserveInput, RestockInput, ReverseInput, StockLedger, SweepInput, SweepResult } from '../src/index.js';
+import type {
+  AdjustInput, CommitInput, DeductInput, Level, OperationResult, ReleaseInput, Reservation, ReserveInput, RestockInput, ReverseInput, RevokeInput,
+  StockLedger, SweepInput, SweepResult,
+} from '../src/index.js';
 
 /** One call on a ledger, as data: what the model, the histories and the generators share. */
 export type Op =
@@ -8,6 +11,7 @@ export type Op =
   | { kind: 'adjust'; input: AdjustInput }
   | { kind: 'reverse'; input: ReverseInput }
   | { kind: 'reserve'; input: ReserveInput }
+  | { kind: 'revoke'; input: RevokeInput }
   | { kind: 'commit'; input: CommitInput }
   | { kind: 'release'; input: ReleaseInput }
   | { kind: 'sweep'; input: SweepInput }
@@ -18,7 +22,7 @@ export type Op =
 export type WriteOp = Exclude<Op, { kind: 'stock' } | { kind: 'reservation' }>;
 
 /** A write that carries its own request id (and fingerprint): every kind but commit, release and sweep. */
-export type RequestOp = Extract<WriteOp, { kind: 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' }>;
+export type RequestOp = Extract<WriteOp, { kind: 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' }>;
 
 /** A thrown `StockLedgerError`, reduced to its code. */
 export interface Thrown {
@@ -48,6 +52,8 @@ export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
         return await ledger.reverse(op.input);
       case 'reserve':
         return await ledger.reserve(op.input);
+      case 'revoke':
+        return await ledger.revoke(op.input);
       case 'commit':
         return await ledger.commit(op.input);
       case 'release':
@@ -67,7 +73,7 @@ export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
 
 /** True for the writes that carry a request id of their own. */
 export function isRequestOp(op: Op): op is RequestOp {
-  return op.kind === 'restock' || op.kind === 'deduct' || op.kind === 'adjust' || op.kind === 'reverse' || op.kind === 'reserve';
+  return op.kind === 'restock' || op.kind === 'deduct' || op.kind === 'adjust' || op.kind === 'reverse' || op.kind === 'reserve' || op.kind === 'revoke';
 }
 
 /** The request id of a request op. */
@@ -85,7 +91,7 @@ export function entryIdOf(op: WriteOp): string | null {
   return null;
 }
 
-/** SKUs a write op names up front (a reverse or commit without lines, a release and a sweep name none). */
+/** SKUs a write op names up front (a reverse or commit without lines, a release, a revoke and a sweep name none). */
 export function skusOf(op: WriteOp): string[] {
   switch (op.kind) {
     case 'restock':
@@ -99,6 +105,7 @@ export function skusOf(op: WriteOp): string[] {
     case 'reserve':
       return op.input.lines.map((line) => line.sku);
     case 'release':
+    case 'revoke':
     case 'sweep':
       return [];
   }
