@@ -48,9 +48,9 @@ interface Proc {
   child: ChildProcess;
   messages: Message[];
   stderr: string[];
-  /** Settles when the process printed `{ t: 'ready' }`; rejects if it closed before. */
+  /** Resolves when the process printed `{ t: 'ready' }`; rejects if it closed before. */
   ready: Promise<void>;
-  /** Settles once the process exited and its stdout was read to the end. */
+  /** Resolves once the process exited and its stdout was read to the end. */
   closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -350,7 +350,7 @@ describe('SQLite: several processes on one file, one killed with SIGKILL mid-loo
       killAfterTries: (round) => [13 + 9 * round, 37 + 11 * round],
       groupCommitOf: (w) => [undefined, { batchWaitMs: 1 }, { batchOperationsMax: 16, batchWaitMs: 2 }, undefined][w],
     });
-    // The processes really committed in batches: many acks settled in the same event-loop turn.
+    // The processes really committed in batches: many acks resolved in the same event-loop turn.
     const perTurn = new Map<string, number>();
     for (const m of messages) if (m.t === 'ack') perTurn.set(`${m.worker ?? ''}/${m.turn}`, (perTurn.get(`${m.worker ?? ''}/${m.turn}`) ?? 0) + 1);
     const sizes = [...perTurn.values()];

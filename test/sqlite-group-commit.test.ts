@@ -62,12 +62,12 @@ function walCommits(path: string): number {
 }
 
 /** A result or the code of the error it rejected with. */
-type Settled = { value: OperationResult } | { error: unknown };
-const settle = (p: Promise<OperationResult>): Promise<Settled> =>
+type Finished = { value: OperationResult } | { error: unknown };
+const finish = (p: Promise<OperationResult>): Promise<Finished> =>
   p.then((value) => ({ value }), (error: unknown) => ({ error: isStockLedgerError(error) ? error.code : error }));
 
-/** Which of these promises have settled after `turns` event-loop turns (setImmediate), no timers involved. */
-async function settledAfterTurns(promises: readonly Promise<unknown>[], turns: number): Promise<boolean[]> {
+/** Which of these promises have finished after `turns` event-loop turns (setImmediate), no timers involved. */
+async function finishedAfterTurns(promises: readonly Promise<unknown>[], turns: number): Promise<boolean[]> {
   const flags = promises.map(() => false);
   promises.forEach((p, i) => {
     p.then(() => (flags[i] = true), () => (flags[i] = true));
@@ -95,19 +95,19 @@ describe('SQLite group commit: one batch, each operation its own outcome', () =>
     expect((await ledger.restock({ requestId: 'r1', sku: 'A', qty: 5 })).ok).toBe(true);
     expect(commits()).toBe(1);
     // Issued in one turn, none awaited before the next: one batch.
-    const together = await Promise.all(batch(ledger).map((op) => settle(op())));
+    const together = await Promise.all(batch(ledger).map((op) => finish(op())));
     expect(commits()).toBe(2);
 
     // The same operations one at a time, each awaited, one transaction each.
     const sequential = open({ groupCommit: false });
     await sequential.ledger.restock({ requestId: 'r1', sku: 'A', qty: 5 });
-    const oneByOne: Settled[] = [];
-    for (const op of batch(sequential.ledger)) oneByOne.push(await settle(op()));
+    const oneByOne: Finished[] = [];
+    for (const op of batch(sequential.ledger)) oneByOne.push(await finish(op()));
     expect(sequential.commits()).toBe(3); // r1, o1, o3: rejections and replays commit nothing
     expect(together).toEqual(oneByOne);
 
     // And what that sequential order gives, spelled out.
-    const [success, replay, conflict, rejection, after] = together as [Settled, Settled, Settled, Settled, Settled];
+    const [success, replay, conflict, rejection, after] = together as [Finished, Finished, Finished, Finished, Finished];
     expect(success).toMatchObject({ value: { ok: true, replayed: false, levels: [{ sku: 'A', onHand: 2, version: 2 }] } });
     expect(replay).toEqual({ value: { ...(success as { value: object }).value, replayed: true } });
     expect(conflict).toEqual({ error: 'IDEMPOTENCY_CONFLICT' });
@@ -137,7 +137,7 @@ describe('SQLite group commit: waiting', () => {
     await ledger.restock({ requestId: 'r1', sku: 'A', qty: 5 });
     for (let i = 1; i <= 3; i += 1) {
       const deduct = ledger.deduct({ requestId: `d${i}`, sku: 'A', qty: 1 });
-      expect(await settledAfterTurns([deduct], 2)).toEqual([true]);
+      expect(await finishedAfterTurns([deduct], 2)).toEqual([true]);
       expect(await deduct).toMatchObject({ ok: true, levels: [{ onHand: 5 - i }] });
       expect(commits()).toBe(1 + i);
     }
@@ -147,13 +147,13 @@ describe('SQLite group commit: waiting', () => {
   it('with batchWaitMs, a lone caller waits for the timer; a full batch is written at once', async () => {
     const { ledger, commits } = open({ groupCommit: { batchOperationsMax: 3, batchWaitMs: 100 } });
     const lone = ledger.restock({ requestId: 'r1', sku: 'A', qty: 9 });
-    expect(await settledAfterTurns([lone], 2)).toEqual([false]);
+    expect(await finishedAfterTurns([lone], 2)).toEqual([false]);
     expect((await lone).ok).toBe(true);
     expect(commits()).toBe(1);
 
     // Four at once: the first three fill a batch and are written now, the fourth waits.
     const four = [1, 2, 3, 4].map((i) => ledger.deduct({ requestId: `d${i}`, sku: 'A', qty: 1 }));
-    expect(await settledAfterTurns(four, 2)).toEqual([true, true, true, false]);
+    expect(await finishedAfterTurns(four, 2)).toEqual([true, true, true, false]);
     expect(commits()).toBe(2);
     expect((await Promise.all(four)).map((r) => r.ok && r.levels[0]?.onHand)).toEqual([8, 7, 6, 5]);
     expect(commits()).toBe(3);
@@ -205,8 +205,8 @@ describe('SQLite group commit: close', () => {
     const pending = [ledger.restock({ requestId: 'r1', sku: 'A', qty: 5 }), ...[1, 2, 3].map((i) => ledger.deduct({ requestId: `d${i}`, sku: 'A', qty: 2 }))];
     await ledger.close();
     expect(store.database.open).toBe(false);
-    // Settled by close() itself, not by the 100 ms timer.
-    expect(await settledAfterTurns(pending, 1)).toEqual([true, true, true, true]);
+    // Finished by close() itself, not by the 100 ms timer.
+    expect(await finishedAfterTurns(pending, 1)).toEqual([true, true, true, true]);
     expect((await Promise.all(pending)).map((r) => r.ok)).toEqual([true, true, true, false]);
 
     const reopened = open({}, path);
@@ -216,7 +216,7 @@ describe('SQLite group commit: close', () => {
 
     // A closed store rejects new work with STORE_UNAVAILABLE, as before group commit.
     const late = new StockLedger({ store, retry: false });
-    expect(await settle(late.deduct({ requestId: 'd4', sku: 'A', qty: 1 }))).toEqual({ error: 'STORE_UNAVAILABLE' });
+    expect(await finish(late.deduct({ requestId: 'd4', sku: 'A', qty: 1 }))).toEqual({ error: 'STORE_UNAVAILABLE' });
   });
 
   it('with a database handed in: queued work is written, the database stays open', async () => {
@@ -251,12 +251,12 @@ describe('SQLite group commit: failures', () => {
     const commitsBefore = walCommits(path);
 
     const results = await Promise.all([
-      settle(ledger.deduct({ requestId: 'd1', sku: 'A', qty: 2 })),
-      settle(ledger.deduct({ requestId: 'dx', sku: 'X', qty: 1 })),
-      settle(ledger.reserve({ requestId: 'cart-1', lines: [{ sku: 'B', qty: 1 }], ttlMs: 3_600_000 })),
-      settle(ledger.deduct({ requestId: 'd2', sku: 'A', qty: 3 })),
+      finish(ledger.deduct({ requestId: 'd1', sku: 'A', qty: 2 })),
+      finish(ledger.deduct({ requestId: 'dx', sku: 'X', qty: 1 })),
+      finish(ledger.reserve({ requestId: 'cart-1', lines: [{ sku: 'B', qty: 1 }], ttlMs: 3_600_000 })),
+      finish(ledger.deduct({ requestId: 'd2', sku: 'A', qty: 3 })),
       // B has 4 available only if the failed reserve's hold was undone.
-      settle(ledger.deduct({ requestId: 'd3', sku: 'B', qty: 4 })),
+      finish(ledger.deduct({ requestId: 'd3', sku: 'B', qty: 4 })),
     ]);
     expect(walCommits(path) - commitsBefore).toBe(1);
     expect(results.map((r) => ('error' in r ? r.error : r.value.ok))).toEqual([true, 'INVARIANT_VIOLATION', 'INVARIANT_VIOLATION', true, true]);
@@ -283,8 +283,8 @@ describe('SQLite group commit: failures', () => {
       CREATE TRIGGER app_poison AFTER INSERT ON stock_entries WHEN NEW.request_id = 'poison'
       BEGIN INSERT INTO app_child (parent_id) VALUES (42); END;
     `);
-    const ops = (): Array<Promise<Settled>> =>
-      ['ok-1', 'poison', 'ok-2'].map((requestId) => settle(ledger.restock({ requestId, sku: 'A', qty: 1 })));
+    const ops = (): Array<Promise<Finished>> =>
+      ['ok-1', 'poison', 'ok-2'].map((requestId) => finish(ledger.restock({ requestId, sku: 'A', qty: 1 })));
     // Today's mapping for a broken constraint: INVARIANT_VIOLATION, for every operation of the batch.
     expect(await Promise.all(ops())).toEqual([{ error: 'INVARIANT_VIOLATION' }, { error: 'INVARIANT_VIOLATION' }, { error: 'INVARIANT_VIOLATION' }]);
     expect(db.inTransaction).toBe(false);
@@ -306,10 +306,10 @@ describe('SQLite group commit: failures', () => {
     // No page may be added to the file: small rows still fit, a 4 KB meta does not.
     db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`);
     const big = { note: 'x'.repeat(4000) };
-    const ops = (): Array<Promise<Settled>> => [
-      settle(ledger.restock({ requestId: 'r1', sku: 'A', qty: 1 })),
-      settle(ledger.restock({ requestId: 'r2', sku: 'B', qty: 1, meta: big })),
-      settle(ledger.restock({ requestId: 'r3', sku: 'A', qty: 1 })),
+    const ops = (): Array<Promise<Finished>> => [
+      finish(ledger.restock({ requestId: 'r1', sku: 'A', qty: 1 })),
+      finish(ledger.restock({ requestId: 'r2', sku: 'B', qty: 1, meta: big })),
+      finish(ledger.restock({ requestId: 'r3', sku: 'A', qty: 1 })),
     ];
     expect(await Promise.all(ops())).toEqual([1, 2, 3].map(() => ({ error: 'STORE_UNAVAILABLE' })));
     // SQLite rolled back r1 with the rest; r3 must not have run outside any transaction.
@@ -328,7 +328,7 @@ describe('SQLite group commit: failures', () => {
     await ledger.restock({ requestId: 'r1', sku: 'A', qty: 5 });
     const raw = new Database(path);
     raw.exec('BEGIN IMMEDIATE');
-    const batch = (): Array<Promise<Settled>> => [1, 2, 3].map((i) => settle(ledger.deduct({ requestId: `d${i}`, sku: 'A', qty: 1 })));
+    const batch = (): Array<Promise<Finished>> => [1, 2, 3].map((i) => finish(ledger.deduct({ requestId: `d${i}`, sku: 'A', qty: 1 })));
     expect(await Promise.all(batch())).toEqual([1, 2, 3].map(() => ({ error: 'STORE_UNAVAILABLE' })));
     expect(store.database.inTransaction).toBe(false);
     raw.exec('ROLLBACK');

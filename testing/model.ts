@@ -1,12 +1,15 @@
 import { LIMITS } from '../src/index.js';
-import type { AdjustInput, Applied, CommitInput, DeductInput, Entry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult, Rejection, ReleaseInput, RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, SweepInput, SweepResult } from '../src/index.js';
+import type {
+  AdjustInput, Applied, CommitInput, DeductInput, Entry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult, Rejection, ReleaseInput,
+  RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, RevokeInput, SweepInput, SweepResult,
+} from '../src/index.js';
 import type { Op, Outcome, Thrown } from './ops.js';
 
 /**
  * What one call wrote, kept exactly as it was first answered. Never changed afterwards.
  *
  * - `request`: an applied operation with its own request id (a reserve keeps the reservation
- *   it answered with);
+ *   it answered with; a revoke is a request with no entries, a tombstone);
  * - `settle`: an applied commit or release of a reservation (a commit keeps the lines it asked
  *   for, normalized, to tell a replay from a conflict);
  * - `expiry`: the expiries of due holds that one call wrote (a sweep, or any call that touched
@@ -43,8 +46,8 @@ type Result = OperationResult | Thrown;
 
 /**
  * The reference model of one ledger: deliberately plain and slow, written from the contract
- * (DESIGN.md sections 2 to 5, and the reservation semantics of the issue), not from the
- * library's decision code.
+ * (the README's API tour, Reservations, Idempotency rules and Results and errors), not from
+ * the library's decision code.
  *
  * Its whole state is the list of what calls wrote. Entries are their concatenation; a SKU's
  * level is the fold of its entries; what is still held is the reserve entries without a
@@ -88,6 +91,8 @@ export class ReferenceModel {
         return this.reverse(op.input, at);
       case 'reserve':
         return this.reserve(op.input, at);
+      case 'revoke':
+        return this.revoke(op.input, at);
       case 'commit':
         return this.commit(op.input, at);
       case 'release':
@@ -192,6 +197,15 @@ export class ReferenceModel {
       if (input.meta !== undefined) reservation.meta = copyJson(input.meta);
       return reservation;
     });
+  }
+
+  /**
+   * Revoke: closes an id never applied with a tombstone (no entry, no level, no expiry
+   * written). The id's other uses are refused by {@link #run}.
+   */
+  revoke(input: RevokeInput, at: number): Result {
+    const payload = canonical(['revoke', input.meta ?? null]);
+    return this.#run(input.requestId, 'revoke', payload, null, input.meta, at, () => []);
   }
 
   /**
@@ -338,12 +352,12 @@ export class ReferenceModel {
     return (taken.find((l) => l.sku === sku)?.qty ?? 0) - this.#givenBack(of, sku);
   }
 
-  /** Ids of every applied request, in order. */
+  /** Ids of every applied request (revoked ones included), in order. */
   requestIds(): string[] {
     return this.#written.flatMap((w) => (w.type === 'request' ? [w.requestId] : []));
   }
 
-  /** The kind of an applied request, or null. */
+  /** The kind of an applied request (`'revoke'` for a revoked id), or null. */
   kindOf(requestId: string): OperationKind | null {
     return this.#request(requestId)?.kind ?? null;
   }
@@ -477,10 +491,12 @@ export class ReferenceModel {
   }
 
   /**
-   * The idempotency rule, then the operation: a known id with the same payload is a replay of
-   * the first answer (before anything else: a replay writes nothing), with another payload a
-   * conflict; an unknown id is evaluated, and only an applied result is remembered (the
-   * expiries the evaluation wrote stay, applied or not).
+   * The idempotency rule, then the operation. A known id is answered from its record alone,
+   * before anything else (so nothing is written, not even due expiries): a revoked id refuses
+   * every other kind (REQUEST_REVOKED), an id applied by another kind refuses a revoke
+   * (REQUEST_APPLIED); otherwise the same payload is a replay of the first answer and another
+   * payload a conflict. An unknown id is evaluated, and only an applied result is remembered
+   * (the expiries the evaluation wrote stay, applied or not).
    */
   #run(
     requestId: string, kind: OperationKind, payload: string, of: string | null, meta: JsonObject | undefined, at: number,
@@ -488,18 +504,25 @@ export class ReferenceModel {
     reservation: () => Reservation | null = () => null,
   ): Result {
     const known = this.#request(requestId);
-    if (known !== undefined) {
-      if (known.payload !== payload) return { thrown: 'IDEMPOTENCY_CONFLICT' };
-      return { ...this.#outcomeOf(known), replayed: true };
-    }
+    if (known !== undefined) return this.#answerKnown(known, kind, payload);
     const decided = evaluate();
     if (!Array.isArray(decided)) return decided;
-    const entries = this.#entriesOf(decided.map((d) => ({ ...d, requestId, kind, meta })), at);
+    // A revoke is the record alone: no entry.
+    const entries = kind === 'revoke' ? [] : this.#entriesOf(decided.map((d) => ({ ...d, requestId, kind, meta })), at);
     const record: Written = {
       type: 'request', requestId, kind, payload, of, at, entries, levels: this.#levelsAfter(entries), reservation: reservation(),
     };
     this.#written.push(record);
     return this.#outcomeOf(record);
+  }
+
+  /** What a known id answers a request of `kind` with `payload`. */
+  #answerKnown(known: Extract<Written, { type: 'request' }>, kind: OperationKind, payload: string): Result {
+    const { requestId } = known;
+    if (known.kind === 'revoke' && kind !== 'revoke') return { ok: false, code: 'REQUEST_REVOKED', requestId };
+    if (kind === 'revoke' && known.kind !== 'revoke') return { ok: false, code: 'REQUEST_APPLIED', requestId, kind: known.kind };
+    if (known.payload !== payload) return { thrown: 'IDEMPOTENCY_CONFLICT' };
+    return { ...this.#outcomeOf(known), replayed: true };
   }
 
   #outcomeOf(op: Extract<Written, { type: 'request' }>): Applied {

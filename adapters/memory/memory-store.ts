@@ -63,7 +63,7 @@ export class MemoryStore implements StockStore {
     // Synchronous: the whole operation runs in one turn of the event loop, so it is atomic.
     try {
       this.#open();
-      return Promise.resolve(this.#settle(decide(command, this.#view)));
+      return Promise.resolve(this.#carryOut(decide(command, this.#view)));
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new InvariantViolationError(`memory store threw ${String(error)}`));
     }
@@ -80,11 +80,11 @@ export class MemoryStore implements StockStore {
           const decision = decide(command, this.#view);
           await interleave();
           this.#open();
-          if (command.kind !== 'sweep') return this.#settle(decision);
+          if (command.kind !== 'sweep') return this.#carryOut(decision);
           // A sweep reads every due hold, and a reserve on a SKU it has not locked can add one
           // while it waits: it decides again now, in the same turn as its write, if it still
           // holds every SKU it would touch, else it locks the new set and starts over.
-          if (this.#laterKeys(command).every((sku) => later.held.has(sku))) return this.#settle(decide(command, this.#view));
+          if (this.#laterKeys(command).every((sku) => later.held.has(sku))) return this.#carryOut(decide(command, this.#view));
         } finally {
           later.release();
         }
@@ -197,7 +197,7 @@ export class MemoryStore implements StockStore {
    * caller as they are (the store keeps its own copies); replays of a commit or release share
    * the stored outcome, so they are copied.
    */
-  #settle(decision: Decision): StoreOutcome {
+  #carryOut(decision: Decision): StoreOutcome {
     const written = decision.write === null ? null : this.#apply(decision.write);
     const outcome = decision.outcome ?? (written as StoreOutcome);
     return outcome.ok && outcome.replayed ? copyOutcome(outcome) : outcome;

@@ -73,19 +73,19 @@ function boundedInteger(field: string, value: unknown, fallback: number, min: nu
   return value;
 }
 
-/** One queued operation and the promise it settles. */
+/** One queued operation and the promise it resolves or rejects. */
 export interface Pending<C, R> {
   command: C;
   resolve(result: R): void;
   reject(error: unknown): void;
 }
 
-type Settled<R> = { ok: true; value: R } | { ok: false; error: unknown };
+type Finished<R> = { ok: true; value: R } | { ok: false; error: unknown };
 
 /**
  * Builds the function that writes one batch: one `BEGIN IMMEDIATE` transaction (a savepoint
  * when the app's own transaction is open on `db`), every command through `apply`, then COMMIT;
- * only then are the promises settled. If a command throws, the batch is rolled back and runs
+ * only then are the promises resolved or rejected. If a command throws, the batch is rolled back and runs
  * again with each command in its own savepoint. A command that throws is undone
  * alone and rejects alone (`mapError` turns its error into the store's error); a failed BEGIN
  * or COMMIT rejects the whole batch, rolled back.
@@ -100,7 +100,7 @@ export function batchWriter<C, R>(db: SqliteDatabase, apply: (command: C) => R, 
   // The common case: no command throws (rejections are outcomes, not throws), so the batch runs
   // without a savepoint per command: two statements fewer per operation.
   let threw = false;
-  const applyDirect = db.transaction((batch: readonly Pending<C, R>[]): Settled<R>[] =>
+  const applyDirect = db.transaction((batch: readonly Pending<C, R>[]): Finished<R>[] =>
     batch.map(({ command }) => {
       try {
         return { ok: true, value: apply(command) };
@@ -114,7 +114,7 @@ export function batchWriter<C, R>(db: SqliteDatabase, apply: (command: C) => R, 
   // command inside a savepoint (better-sqlite3 runs a nested transaction as SAVEPOINT ...
   // RELEASE, and on a throw as ROLLBACK TO): the other commands of the batch keep their writes.
   const inSavepoint = db.transaction(apply);
-  const applyIsolated = db.transaction((batch: readonly Pending<C, R>[]): Settled<R>[] =>
+  const applyIsolated = db.transaction((batch: readonly Pending<C, R>[]): Finished<R>[] =>
     batch.map(({ command }) => {
       try {
         return { ok: true, value: inSavepoint(command) };
@@ -126,7 +126,7 @@ export function batchWriter<C, R>(db: SqliteDatabase, apply: (command: C) => R, 
       }
     }),
   ).immediate;
-  const run = (batch: readonly Pending<C, R>[]): Settled<R>[] => {
+  const run = (batch: readonly Pending<C, R>[]): Finished<R>[] => {
     threw = false;
     try {
       return applyDirect(batch);
@@ -136,16 +136,16 @@ export function batchWriter<C, R>(db: SqliteDatabase, apply: (command: C) => R, 
     }
   };
   return (batch) => {
-    let settled: Settled<R>[];
+    let finished: Finished<R>[];
     try {
-      settled = run(batch);
+      finished = run(batch);
     } catch (error) {
       // BEGIN, COMMIT or the transaction itself failed; better-sqlite3 has rolled back.
       const failure = mapError(error);
       for (const pending of batch) pending.reject(failure);
       return;
     }
-    settled.forEach((s, i) => {
+    finished.forEach((s, i) => {
       const pending = batch[i] as Pending<C, R>;
       if (s.ok) pending.resolve(s.value);
       else pending.reject(s.error);
@@ -193,7 +193,7 @@ export class BatchQueue<C, R> {
     this.#gate = gate;
   }
 
-  /** Queues one command; settles once the batch holding it is committed (or failed). */
+  /** Queues one command; resolves or rejects once the batch holding it is committed (or failed). */
   push(command: C): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#queue.push({ command, resolve, reject });
@@ -257,8 +257,8 @@ export class BatchQueue<C, R> {
     try {
       this.#write(batch);
     } catch (error) {
-      // `write` settles every promise itself; this only guards against a bug leaving one
-      // hanging (settling a settled promise does nothing).
+      // `write` resolves or rejects every promise itself; this only guards against a bug leaving one
+      // hanging (rejecting a finished promise does nothing).
       for (const pending of batch) pending.reject(error);
     }
   }

@@ -24,7 +24,7 @@ interface CommonOptions {
   /**
    * Group commit, on by default: operations issued while a batch is pending share one
    * transaction (one fsync), each in its own savepoint, each with its own outcome; every
-   * promise settles only after its batch is committed. More throughput under concurrency; a
+   * promise resolves only after its batch is committed. More throughput under concurrency; a
    * lone caller waits one event-loop turn. `false`: one transaction per operation, written
    * at once. See {@link GroupCommitOptions} for the bounds.
    */

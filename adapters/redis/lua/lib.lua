@@ -9,17 +9,28 @@
     4 bySku         zset   (score 0) enc(sku) .. pad16(seq): a SKU's entries in seq order
     5 skus          zset   (score 0) every SKU with a level, in byte order (the verify walk)
     6 requests      hash   requestId -> kind "\n" at "\n" fingerprint "\n" outcome JSON
+                           (kind "revoke": a tombstone, whose outcome has no entry and no level)
     7 reversed      hash   enc(of) .. sku -> units given back by reversals of request `of`
     8 reservations  hash   id -> reservation record JSON (meta and outcome as JSON strings)
     9 holdsBySku    zset   (score 0) enc(sku) .. pad16(expiresAt) .. enc(id) .. qty
    10 holdsDue      zset   (score expiresAt) enc(id) .. sku: every hold, soonest first
 
+  One more key of the ledger is no script's: with waitForAof the store INCRs
+  stock-ledger:{<prefix>}:aof after every script call, on the same connection (redis-keys.ts).
+
+  Every field or member built from two caller strings (a SKU and a reservation or request id)
+  puts enc() around all of them but the last, so no two pairs can make the same bytes.
   enc(s) escapes NUL as NUL 0xFF and ends the string with NUL: the bytes sort as the strings
   do, and a SKU can never run into the field after it (UTF-8 never holds 0xFF).
 
   Numbers are written with %d: Lua's tostring (and cjson) would round past 14 digits.
   Every operation decides first, reading only, into a draft; `persist` then writes all of it.
-  Lua has no rollback, so nothing is written before every check has passed.
+  Lua has no rollback, so nothing is written before every check has passed. Every write goes
+  through `write`, which counts it: a batch tells an operation that failed before its first
+  write (it changed nothing) from one that failed after (half-applied), and stops at the latter.
+
+  Composed by scripts/embed-lua.mjs: lib.lua opens every script, then come the files that
+  script needs (each file's header names them), then `return OPS.<op>(ARGV)`.
 ]]
 local K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_REQUESTS, K_REVERSED, K_RESERVATIONS, K_HOLDS_BY_SKU, K_HOLDS_DUE = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
@@ -27,6 +38,14 @@ local QUANTITY_MAX = tonumber('__QUANTITY_MAX__')
 local EXPIRIES_PER_SKU_MAX = tonumber('__EXPIRIES_PER_SKU_MAX__')
 
 local OPS = {}
+
+-- Successful writes of this script run so far (see the header).
+local WRITES = { n = 0 }
+local function write(...)
+  local reply = redis.call(...)
+  WRITES.n = WRITES.n + 1
+  return reply
+end
 
 local function fmt(n) return string.format('%d', n) end
 local function pad16(n) return string.format('%016d', n) end
@@ -206,12 +225,12 @@ local function write_entries(d)
   for _, s in ipairs(d.steps) do n = n + #s.changes end
   local all, own_entries = {}, {}
   if n == 0 then return all, own_entries end
-  local seq = redis.call('INCRBY', K_SEQ, n) - n + 1
+  local seq = write('INCRBY', K_SEQ, n) - n + 1
   for i, s in ipairs(d.steps) do
     for _, c in ipairs(s.changes) do
       local e = entry_json(seq, s, c, d.at)
-      redis.call('HSET', K_ENTRIES, seq, e)
-      redis.call('ZADD', K_BY_SKU, 0, enc(c.sku) .. pad16(seq))
+      write('HSET', K_ENTRIES, fmt(seq), e)
+      write('ZADD', K_BY_SKU, 0, enc(c.sku) .. pad16(seq))
       all[#all + 1] = e
       if i >= d.own_from then own_entries[#own_entries + 1] = e end
       seq = seq + 1
@@ -223,8 +242,8 @@ end
 local function write_levels(d)
   for _, sku in ipairs(d.changed_list) do
     local c = d.cache[sku]
-    redis.call('HSET', K_LEVELS, sku, fmt(c.on) .. ',' .. fmt(c.res) .. ',' .. fmt(c.ver))
-    if d.fresh[sku] then redis.call('ZADD', K_SKUS, 0, sku) end
+    write('HSET', K_LEVELS, sku, fmt(c.on) .. ',' .. fmt(c.res) .. ',' .. fmt(c.ver))
+    if d.fresh[sku] then write('ZADD', K_SKUS, 0, sku) end
   end
 end
 
@@ -247,10 +266,10 @@ local function public_reservation_json(r)
 end
 
 local function insert_reservation(r)
-  redis.call('HSET', K_RESERVATIONS, r.id, record_json(r))
+  write('HSET', K_RESERVATIONS, r.id, record_json(r))
   for _, l in ipairs(r.lines) do
-    redis.call('ZADD', K_HOLDS_BY_SKU, 0, hold_member(r, l.sku))
-    redis.call('ZADD', K_HOLDS_DUE, r.expiresAt, enc(r.id) .. l.sku)
+    write('ZADD', K_HOLDS_BY_SKU, 0, hold_member(r, l.sku))
+    write('ZADD', K_HOLDS_DUE, fmt(r.expiresAt), enc(r.id) .. l.sku)
   end
 end
 
@@ -262,8 +281,8 @@ local function update_reservations(d, outcome)
   end
   for _, h in ipairs(d.ended_list) do
     local r = reservation(d, h.id)
-    redis.call('ZREM', K_HOLDS_BY_SKU, hold_member(r, h.sku))
-    redis.call('ZREM', K_HOLDS_DUE, enc(h.id) .. h.sku)
+    write('ZREM', K_HOLDS_BY_SKU, hold_member(r, h.sku))
+    write('ZREM', K_HOLDS_DUE, enc(h.id) .. h.sku)
     touch(h.id)
   end
   for _, id in ipairs(d.expired_list) do touch(id) end
@@ -280,7 +299,7 @@ local function update_reservations(d, outcome)
     elseif d.expired[id] and r.state == 'held' then
       r.state = 'expired'
     end
-    redis.call('HSET', K_RESERVATIONS, id, record_json(r))
+    write('HSET', K_RESERVATIONS, id, record_json(r))
   end
 end
 
@@ -299,10 +318,10 @@ local function persist(d)
   if d.reservation then outcome = outcome .. ',"reservation":' .. public_reservation_json(d.reservation) end
   outcome = outcome .. '}'
   if d.request then
-    redis.call('HSET', K_REQUESTS, d.request.id, d.request.kind .. '\n' .. fmt(d.at) .. '\n' .. d.request.fingerprint .. '\n' .. outcome)
+    write('HSET', K_REQUESTS, d.request.id, d.request.kind .. '\n' .. fmt(d.at) .. '\n' .. d.request.fingerprint .. '\n' .. outcome)
   end
   if d.reversal then
-    for _, l in ipairs(d.reversal.lines) do redis.call('HINCRBY', K_REVERSED, enc(d.reversal.of) .. l.sku, l.qty) end
+    for _, l in ipairs(d.reversal.lines) do write('HINCRBY', K_REVERSED, enc(d.reversal.of) .. l.sku, fmt(l.qty)) end
   end
   if d.reservation then insert_reservation(d.reservation) end
   update_reservations(d, outcome)
@@ -311,7 +330,8 @@ end
 
 --------------------------------------------------------------------------------------------
 -- How an operation ends. Replies: "A" .. outcome JSON (applied), "R" .. outcome JSON (a
--- replay), "X" .. rejection JSON, "C" .. the stored kind (IDEMPOTENCY_CONFLICT).
+-- replay), "X" .. rejection JSON, "C" .. the stored kind (IDEMPOTENCY_CONFLICT). Inside a
+-- batch, also "E", "H" and "N" (see batch.lua).
 
 -- Writes only the due expiries the operation met, if any: it records nothing of its own.
 local function expiries_only(d)
@@ -348,11 +368,19 @@ local function parse_request(raw)
     outcome = string.sub(raw, c + 1) }
 end
 
--- The request id is checked first: a replay or a conflict reads and writes nothing else.
-local function recorded(request_id, fingerprint)
+-- What a request id already recorded means for an operation of `kind` under it (as the core's
+-- recordedOutcome): a replay, a conflict, or one of the two refusals around a revoked id; nil
+-- when the id is free. Checked first: it reads and writes nothing else, due expiries included.
+local function recorded(request_id, fingerprint, kind)
   local raw = redis.call('HGET', K_REQUESTS, request_id)
   if not raw then return nil end
   local stored = parse_request(raw)
+  if stored.kind == 'revoke' and kind ~= 'revoke' then
+    return 'X{"ok":false,"code":"REQUEST_REVOKED","requestId":' .. q(request_id) .. '}'
+  end
+  if kind == 'revoke' and stored.kind ~= 'revoke' then
+    return 'X{"ok":false,"code":"REQUEST_APPLIED","requestId":' .. q(request_id) .. ',"kind":"' .. stored.kind .. '"}'
+  end
   if stored.fingerprint == fingerprint then return 'R' .. stored.outcome end
   return 'C' .. stored.kind
 end
@@ -360,7 +388,7 @@ end
 -- Fields every request-carrying operation sends first: requestId, fingerprint, at, meta.
 local function begin(a, kind)
   local request_id, fingerprint = a[1], a[2]
-  local done = recorded(request_id, fingerprint)
+  local done = recorded(request_id, fingerprint, kind)
   if done then return nil, done end
   local d = new_draft(tonumber(a[3]))
   d.request = { id = request_id, kind = kind, fingerprint = fingerprint }
