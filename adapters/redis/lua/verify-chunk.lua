@@ -1,20 +1,72 @@
 --[[
-  verify-chunk: the next SKUs of the verify walk (byte order), each with its stored level and
-  the seq of its last entry, read atomically: entries never change, so folding them up to that
-  seq later compares exactly what was stored together.
+  verify-chunk: the next SKUs of the verify walk (byte order), each read atomically with
+  everything its invariants compare: its stored level, the seq of its last entry (entries never
+  change, so folding them up to that seq later compares exactly what was stored together), and
+  its live holds from the hold index, each with what its reservation record says of it.
+  Bounded: at most `limit` SKUs, and no SKU after the one whose holds bring the chunk to
+  `holdsMax` holds (a SKU's holds are read whole: their sum is compared with its level).
+  Composed with: lib.lua, verify-chunk.lua (scripts/embed-lua.mjs).
   KEYS: the ten ledger keys (lib.lua).
-  ARGV: after (a SKU, or "" to start), limit
-  Reply: an array of triples: sku, "onHand,reserved,version" (or ""), last entry seq (or "0").
+  ARGV: after (a SKU, or "" to start), limit, holdsMax
+  Reply: an array: "1" when SKUs after this chunk's last one may follow, "0" when the walk is
+         done; then per SKU: sku, "onHand,reserved,version" (or ""), last entry seq (or "0"),
+         the number h of its holds, then per hold 7 strings: reservationId, qty, expiresAt, and
+         from its record state (or "" when there is no record), expiresAt, the qty of this SKU
+         in its lines (or "" when they do not name it), "1" or "0" (its holds list names the SKU).
 ]]
+
+-- The qty of `sku` in a record's lines, or nil.
+local function line_qty(r, sku)
+  for _, l in ipairs(r.lines) do if l.sku == sku then return l.qty end end
+  return nil
+end
+
+-- Appends the SKU's holds to `out`; returns how many there were.
+local function hold_checks(sku, out, records)
+  local prefix = enc(sku)
+  local members = redis.call('ZRANGEBYLEX', K_HOLDS_BY_SKU, '[' .. prefix, '(' .. prefix .. '\255')
+  out[#out + 1] = fmt(#members)
+  for _, m in ipairs(members) do
+    local id, rest = dec(m, #prefix + 17)
+    local r = records[id]
+    if r == nil then
+      local raw = redis.call('HGET', K_RESERVATIONS, id)
+      r = raw and cjson.decode(raw) or false
+      records[id] = r
+    end
+    out[#out + 1] = id
+    out[#out + 1] = fmt(tonumber(string.sub(m, rest)))
+    out[#out + 1] = fmt(tonumber(string.sub(m, #prefix + 1, #prefix + 16)))
+    if r then
+      local qty = line_qty(r, sku)
+      out[#out + 1] = r.state
+      out[#out + 1] = fmt(r.expiresAt)
+      out[#out + 1] = qty and fmt(qty) or ''
+      out[#out + 1] = holds_sku(r, sku) and '1' or '0'
+    else
+      for _ = 1, 4 do out[#out + 1] = '' end
+    end
+  end
+  return #members
+end
+
 OPS.verify_chunk = function(a)
   local min = a[1] == '' and '-' or '(' .. a[1]
-  local out = {}
-  for _, sku in ipairs(redis.call('ZRANGEBYLEX', K_SKUS, min, '+', 'LIMIT', 0, tonumber(a[2]))) do
+  local limit, holds_max = tonumber(a[2]), tonumber(a[3])
+  -- One SKU more than the chunk takes: whether it exists tells if the walk goes on.
+  local skus = redis.call('ZRANGEBYLEX', K_SKUS, min, '+', 'LIMIT', 0, limit + 1)
+  local out, records, holds, taken = { '0' }, {}, 0, 0
+  for k = 1, math.min(limit, #skus) do
+    local sku = skus[k]
     local prefix = enc(sku)
     local last = redis.call('ZREVRANGEBYLEX', K_BY_SKU, '(' .. prefix .. '\255', '[' .. prefix, 'LIMIT', 0, 1)[1]
     out[#out + 1] = sku
     out[#out + 1] = redis.call('HGET', K_LEVELS, sku) or ''
     out[#out + 1] = last and string.sub(last, #prefix + 1) or '0'
+    holds = holds + hold_checks(sku, out, records)
+    taken = k
+    if holds >= holds_max then break end
   end
+  if taken < #skus then out[1] = '1' end
   return out
 end
