@@ -216,23 +216,28 @@ export class StockLedger {
   }
 
   /** {@link reserve}, throwing a `RejectedError` instead of returning a rejection. */
-  async reserveOrThrow(input: ReserveInput): Promise<ReserveApplied> {
-    return orThrow(await this.reserve(input)) as ReserveApplied;
+  async reserveOrThrow(input: ReserveInput, options?: CallOptions): Promise<ReserveApplied> {
+    return orThrow(await this.reserve(input, options)) as ReserveApplied;
   }
 
   /** {@link commit}, throwing a `RejectedError` instead of returning a rejection. */
-  async commitOrThrow(input: CommitInput): Promise<Applied> {
-    return orThrow(await this.commit(input));
+  async commitOrThrow(input: CommitInput, options?: CallOptions): Promise<Applied> {
+    return orThrow(await this.commit(input, options));
   }
 
   /** {@link release}, throwing a `RejectedError` instead of returning a rejection. */
-  async releaseOrThrow(input: ReleaseInput): Promise<Applied> {
-    return orThrow(await this.release(input));
+  async releaseOrThrow(input: ReleaseInput, options?: CallOptions): Promise<Applied> {
+    return orThrow(await this.release(input, options));
+  }
+
+  /** {@link revoke}, throwing a `RejectedError` instead of returning a rejection. */
+  async revokeOrThrow(input: RevokeInput, options?: CallOptions): Promise<Applied> {
+    return orThrow(await this.revoke(input, options));
   }
 
   /** {@link restock}, throwing a `RejectedError` instead of returning a rejection. */
-  async restockOrThrow(input: RestockInput): Promise<Applied> {
-    return orThrow(await this.restock(input));
+  async restockOrThrow(input: RestockInput, options?: CallOptions): Promise<Applied> {
+    return orThrow(await this.restock(input, options));
   }
 
   /**
@@ -243,18 +248,18 @@ export class StockLedger {
    * const { levels } = await ledger.deductOrThrow({ requestId: 'order-11', sku: 'A', qty: 1 });
    * ```
    */
-  async deductOrThrow(input: DeductInput): Promise<Applied> {
-    return orThrow(await this.deduct(input));
+  async deductOrThrow(input: DeductInput, options?: CallOptions): Promise<Applied> {
+    return orThrow(await this.deduct(input, options));
   }
 
   /** {@link adjust}, throwing a `RejectedError` instead of returning a rejection. */
-  async adjustOrThrow(input: AdjustInput): Promise<Applied> {
-    return orThrow(await this.adjust(input));
+  async adjustOrThrow(input: AdjustInput, options?: CallOptions): Promise<Applied> {
+    return orThrow(await this.adjust(input, options));
   }
 
   /** {@link reverse}, throwing a `RejectedError` instead of returning a rejection. */
-  async reverseOrThrow(input: ReverseInput): Promise<Applied> {
-    return orThrow(await this.reverse(input));
+  async reverseOrThrow(input: ReverseInput, options?: CallOptions): Promise<Applied> {
+    return orThrow(await this.reverse(input, options));
   }
 
   /**

@@ -1,9 +1,10 @@
 --[[
   adjust: sets onHand of one SKU (a stocktake); the entry records the delta.
+  Composed with: lib.lua, adjust.lua (scripts/embed-lua.mjs); also part of batch.
   KEYS: the ten ledger keys (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", sku, onHand, expectedVersion or ""
-  Reply: "A"|"R" .. outcome JSON, "X" .. VERSION_CONFLICT | QUANTITY_LIMIT | BELOW_RESERVED JSON,
-         or "C" .. stored kind.
+  Reply: "A"|"R" .. outcome JSON, "X" .. VERSION_CONFLICT | QUANTITY_LIMIT | BELOW_RESERVED |
+         REQUEST_REVOKED JSON, or "C" .. stored kind.
 ]]
 OPS.adjust = function(a)
   local d, done, request_id, meta = begin(a, 'adjust')

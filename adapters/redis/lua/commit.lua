@@ -1,6 +1,7 @@
 --[[
   commit: turns a held reservation into a sale: onHand -= sold, reserved -= held on every line;
   a partial commit releases the rest in the same entries. Idempotent by the reservation's state.
+  Composed with: lib.lua, settle.lua, commit.lua (scripts/embed-lua.mjs); also part of batch.
   KEYS: the ten ledger keys (lib.lua).
   ARGV: reservationId, at, n (-1: sell all that is held), then n pairs sku, qty
   Reply: "A"|"R" .. outcome JSON, "X" .. RESERVATION_NOT_FOUND | RESERVATION_EXPIRED |

@@ -1,8 +1,9 @@
 --[[
   deduct: onHand -= qty on every line, all or none.
+  Composed with: lib.lua, deduct.lua (scripts/embed-lua.mjs); also part of batch.
   KEYS: the ten ledger keys (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", n, then n pairs sku, qty (merged, sorted by SKU)
-  Reply: "A"|"R" .. outcome JSON, "X" .. INSUFFICIENT_STOCK JSON, or "C" .. stored kind.
+  Reply: "A"|"R" .. outcome JSON, "X" .. INSUFFICIENT_STOCK | REQUEST_REVOKED JSON, or "C" .. stored kind.
   A sold-out SKU with no due hold is rejected without a write.
 ]]
 OPS.deduct = function(a)

@@ -1,5 +1,6 @@
 --[[
   read-record: the stored record of a request or of a reservation.
+  Composed with: lib.lua, read-record.lua (scripts/embed-lua.mjs).
   KEYS: the ten ledger keys (lib.lua).
   ARGV: "request" | "reservation", id
   Reply: the record (see lib.lua), or "" when there is none.

@@ -1,5 +1,6 @@
 --[[
   read-stocks: stored counters of SKUs, with the holds due at `now` (not yet expired in storage).
+  Composed with: lib.lua, read-stocks.lua (scripts/embed-lua.mjs).
   KEYS: the ten ledger keys (lib.lua).
   ARGV: now, then one or more SKUs
   Reply: an array, one string per SKU: "onHand,reserved,version,dueQty,dueCount".

@@ -1,5 +1,6 @@
 --[[
   release: gives a held reservation back: reserved -= qty on every line. Idempotent by state.
+  Composed with: lib.lua, settle.lua, release.lua (scripts/embed-lua.mjs); also part of batch.
   KEYS: the ten ledger keys (lib.lua).
   ARGV: reservationId, at
   Reply: "A"|"R" .. outcome JSON, or "X" .. RESERVATION_NOT_FOUND | RESERVATION_EXPIRED |

@@ -1,9 +1,10 @@
 --[[
   reserve: reserved += qty on every line, all or none, until expiresAt. The reservation's id is
   its requestId.
+  Composed with: lib.lua, reserve.lua (scripts/embed-lua.mjs); also part of batch.
   KEYS: the ten ledger keys (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", expiresAt, n, then n pairs sku, qty
-  Reply: "A"|"R" .. outcome JSON (with the reservation), "X" .. INSUFFICIENT_STOCK JSON, or
+  Reply: "A"|"R" .. outcome JSON (with the reservation), "X" .. INSUFFICIENT_STOCK | REQUEST_REVOKED JSON, or
          "C" .. stored kind.
 ]]
 OPS.reserve = function(a)

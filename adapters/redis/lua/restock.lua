@@ -1,8 +1,9 @@
 --[[
   restock: onHand += qty of one SKU.
+  Composed with: lib.lua, restock.lua (scripts/embed-lua.mjs); also part of batch.
   KEYS: the ten ledger keys (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", sku, qty
-  Reply: "A"|"R" .. outcome JSON, "X" .. QUANTITY_LIMIT JSON, or "C" .. stored kind.
+  Reply: "A"|"R" .. outcome JSON, "X" .. QUANTITY_LIMIT | REQUEST_REVOKED JSON, or "C" .. stored kind.
 ]]
 OPS.restock = function(a)
   local d, done, request_id, meta = begin(a, 'restock')

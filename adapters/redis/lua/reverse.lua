@@ -1,9 +1,10 @@
 --[[
   reverse: gives back units an earlier deduct (or committed reservation) took, all or some.
+  Composed with: lib.lua, reverse.lua (scripts/embed-lua.mjs); also part of batch.
   KEYS: the ten ledger keys (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", of, n (-1: everything left), then n pairs sku, qty
-  Reply: "A"|"R" .. outcome JSON, "X" .. REQUEST_NOT_FOUND | NOT_REVERSIBLE | REVERSAL_EXCEEDS_ORIGINAL |
-         QUANTITY_LIMIT JSON, or "C" .. stored kind.
+  Reply: "A"|"R" .. outcome JSON, "X" .. REQUEST_NOT_FOUND | NOT_REVERSIBLE (also for an `of` that was
+         revoked) | REVERSAL_EXCEEDS_ORIGINAL | QUANTITY_LIMIT | REQUEST_REVOKED JSON, or "C" .. stored kind.
 ]]
 
 -- Units of each SKU the original took (SKUs in its order), or a rejection.
