@@ -1,4 +1,4 @@
-import type { Applied, Counters, Entry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, ReserveApplied } from './types.js';
+import type { Applied, Counters, Entry, EntryKind, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, ReserveApplied } from './types.js';
 
 /**
  * Fields every command carries. Commands reach a store already validated and normalized:
@@ -158,6 +158,12 @@ export interface VerifyItem {
    * reserve, commit, release and expire entries on this SKU summed; only non-zero sums.
    */
   foldedHolds: Array<{ reservationId: string; qty: number }>;
+  /**
+   * Entries of this SKU that share a request id and kind with another (each request applies at
+   * most once, so there is at most one per request id, kind and SKU): one item per pair that
+   * appears more than once, with how often; empty when sound.
+   */
+  repeated: Array<{ requestId: string; kind: EntryKind; count: number }>;
 }
 
 /** One atomic chunk of a verification walk. */

@@ -329,9 +329,11 @@ export interface Counters {
  * - `holdEntries`: each reservation holds what its entries say it still holds (its reserve
  *   entry, less its commit, release and expire entries), and nothing else;
  * - `holdRecord`: each live hold belongs to a reservation that is held (or expired, not yet
- *   swept), whose lines name the SKU with that quantity and whose record lists the hold.
+ *   swept), whose lines name the SKU with that quantity and whose record lists the hold;
+ * - `appliedOnce`: at most one entry per request id, kind and SKU (a request applies once).
  */
-export type Invariant = 'fold' | 'reservedNonNegative' | 'reservedWithinOnHand' | 'available' | 'holdsSum' | 'holdEntries' | 'holdRecord';
+export type Invariant =
+  | 'fold' | 'reservedNonNegative' | 'reservedWithinOnHand' | 'available' | 'holdsSum' | 'holdEntries' | 'holdRecord' | 'appliedOnce';
 
 /** One broken invariant of one SKU, with both sides of the comparison. */
 export interface Drift {

@@ -9,7 +9,7 @@ import type { Counters, Drift, Invariant, JsonValue } from './types.js';
  * @example
  * ```ts
  * const c = { onHand: 1, reserved: 0, version: 1 };
- * verifyItem({ sku: 'A', stored: c, folded: c, holds: [], foldedHolds: [] }).length === 0;
+ * verifyItem({ sku: 'A', stored: c, folded: c, holds: [], foldedHolds: [], repeated: [] }).length === 0;
  * ```
  */
 export function verifyItem(item: VerifyItem): Drift[] {
@@ -19,6 +19,10 @@ export function verifyItem(item: VerifyItem): Drift[] {
   };
   checkCounters(item.stored, item.folded, report);
   checkHolds(item, report);
+  for (const { requestId, kind, count } of item.repeated) {
+    report('appliedOnce', { requestId, kind, entries: 1 }, { requestId, kind, entries: count },
+      `${count} ${kind} entries of request ${JSON.stringify(requestId)}: applied more than once`);
+  }
   return drift;
 }
 

@@ -410,6 +410,17 @@ describe('SqliteStore: verify() checks every invariant, each reported on its own
     await ledger.close();
   });
 
+  it('an entry written twice: appliedOnce (and the fold it throws off)', async () => {
+    const { ledger, raw } = await tamperable();
+    raw.prepare(`INSERT INTO stock_entries (request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta)
+      SELECT request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta FROM stock_entries WHERE request_id = 'r2'`).run();
+    const report = await ledger.verify();
+    expect(invariantsOf(report)).toEqual(['B:appliedOnce', 'B:fold']);
+    expect(report.drift.find((d) => d.invariant === 'appliedOnce')).toMatchObject({ actual: { requestId: 'r2', kind: 'restock', entries: 2 } });
+    raw.close();
+    await ledger.close();
+  });
+
   it('a hold planted with no reserve entry behind it: holdEntries and holdsSum', async () => {
     const { ledger, raw } = await tamperable();
     raw.prepare("INSERT INTO stock_holds (reservation_id, sku, qty, expires_at) VALUES ('cart', 'B', 1, 9e15)").run();

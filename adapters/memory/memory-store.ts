@@ -1,6 +1,6 @@
 import { InvariantViolationError, StoreUnavailableError } from '../../src/index.js';
 import { decide, levelAsOf, materialize, publicReservation, zeroCounters } from '../../src/store-kit.js';
-import type { Applied, Counters, Entry, Level, OperationKind, StockStore } from '../../src/index.js';
+import type { Applied, Counters, Entry, EntryKind, Level, OperationKind, StockStore } from '../../src/index.js';
 import type {
   Command, Decision, HoldCheck, HoldRef, StateView, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
@@ -168,17 +168,22 @@ export class MemoryStore implements StockStore {
   }
 
   /** The SKU's entries folded: its counters, and per reservation the units they still hold. */
-  #fold(sku: string): Pick<VerifyItem, 'folded' | 'foldedHolds'> {
+  #fold(sku: string): Pick<VerifyItem, 'folded' | 'foldedHolds' | 'repeated'> {
     const folded = zeroCounters();
     const held = new Map<string, number>();
+    // Kind, then request id: nested, so no two pairs can share a key.
+    const seen = new Map<EntryKind, Map<string, number>>();
     for (const entry of this.#entriesBySku.get(sku) ?? []) {
       folded.onHand += entry.onHandDelta;
       folded.reserved += entry.reservedDelta;
       folded.version += 1;
       if (entry.reservedDelta !== 0) held.set(entry.requestId, (held.get(entry.requestId) ?? 0) + entry.reservedDelta);
+      const ofKind = seen.get(entry.kind) ?? new Map<string, number>();
+      seen.set(entry.kind, ofKind.set(entry.requestId, (ofKind.get(entry.requestId) ?? 0) + 1));
     }
     const foldedHolds = [...held].filter(([, qty]) => qty !== 0).map(([reservationId, qty]) => ({ reservationId, qty }));
-    return { folded, foldedHolds };
+    const repeated = [...seen].flatMap(([kind, ids]) => [...ids].filter(([, count]) => count > 1).map(([requestId, count]) => ({ requestId, kind, count })));
+    return { folded, foldedHolds, repeated };
   }
 
   /** The SKU's live holds, each with what its reservation record says of it. */

@@ -1,3 +1,4 @@
+import { InvariantViolationError, StoreUnavailableError } from '../../src/index.js';
 import type { ScriptCall } from './redis-codec.js';
 
 interface Pending {
@@ -14,9 +15,12 @@ export type SendScript = (script: ScriptCall['script'], args: readonly string[])
  * them as one `batch` script call, at most `operationsMax` per call. A lone operation goes out
  * as its own script, one event-loop turn later: no timer, no waiting for company.
  *
- * Each operation gets its own reply; an operation that failed inside the batch (it wrote
- * nothing) rejects alone; a failed call (connection lost, reply lost) rejects every operation
- * in it, and the ledger retries each with its own request id.
+ * Each operation gets its own reply. An operation that failed inside the batch before it
+ * wrote anything rejects alone, and the batch goes on. One that failed after it began writing
+ * (Lua has no rollback: it is half-applied) rejects with `INVARIANT_VIOLATION`, and the batch
+ * stops there: every operation after it rejects with `STORE_UNAVAILABLE` (it did not run; a
+ * retry with its request id is safe). A failed call (connection lost, reply lost) rejects every
+ * operation in it, and the ledger retries each with its own request id.
  *
  * @example
  * ```ts
@@ -64,17 +68,36 @@ export class ScriptBatcher {
     for (const { call } of batch) args.push(call.script, String(call.args.length), ...call.args);
     try {
       const replies = await this.#send('batch', args);
-      batch.forEach((pending, i) => settle(pending, Array.isArray(replies) ? (replies as unknown[])[i] : undefined));
+      batch.forEach((pending, i) => deliver(pending, Array.isArray(replies) ? (replies as unknown[])[i] : undefined));
     } catch (error) {
       for (const pending of batch) pending.reject(error);
     }
   }
 }
 
-/** One operation's reply from a batch: "E" and a message is its own failure. */
-function settle(pending: Pending, reply: unknown): void {
+/**
+ * Hands one operation its reply from a batch (see batch.lua): "E" is its own failure before
+ * any write, "H" its failure after it began writing, "N" that it did not run.
+ */
+function deliver(pending: Pending, reply: unknown): void {
   const raw = reply instanceof Uint8Array ? Buffer.from(reply).toString('utf8') : reply;
-  if (typeof raw === 'string' && raw.startsWith('E')) pending.reject(new Error(raw.slice(1)));
-  else if (reply === undefined) pending.reject(new Error('ERR the batch reply holds no reply for this operation'));
-  else pending.resolve(reply);
+  if (typeof raw !== 'string') {
+    if (reply === undefined) pending.reject(new InvariantViolationError('Redis: the batch reply holds no reply for this operation'));
+    else pending.resolve(reply);
+    return;
+  }
+  switch (raw[0]) {
+    case 'E':
+      // The server's own error text: mapped like an error of the operation alone.
+      pending.reject(new Error(raw.slice(1)));
+      return;
+    case 'H':
+      pending.reject(new InvariantViolationError(`Redis: ${raw.slice(1)}`));
+      return;
+    case 'N':
+      pending.reject(new StoreUnavailableError(`Redis: ${raw.slice(1)}`));
+      return;
+    default:
+      pending.resolve(raw);
+  }
 }

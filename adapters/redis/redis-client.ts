@@ -2,11 +2,25 @@ import { InvalidInputError, InvariantViolationError, StoreUnavailableError, isSt
 
 type Arg = string | number;
 
+/** A pipeline of ioredis: commands queued with `call`, sent together by `exec`. */
+export interface IoredisPipelineLike {
+  call(command: string, ...args: Arg[]): unknown;
+  exec(): Promise<unknown>;
+}
+
 /** The part of an ioredis client (`Redis` or `Cluster`) the store uses. */
 export interface IoredisLike {
   evalsha(sha: string, numKeys: number, ...keysAndArgs: Arg[]): Promise<unknown>;
   eval(script: string, numKeys: number, ...keysAndArgs: Arg[]): Promise<unknown>;
   call(command: string, ...args: Arg[]): Promise<unknown>;
+  /** Used by `waitForAof` only. */
+  pipeline?(): IoredisPipelineLike;
+}
+
+/** A node-redis v5 multi, run without MULTI by `execAsPipeline`. */
+export interface NodeRedisMultiLike {
+  addCommand(args: string[]): unknown;
+  execAsPipeline(): Promise<unknown>;
 }
 
 /** The part of a node-redis v5 client (or cluster) the store uses. */
@@ -14,19 +28,36 @@ export interface NodeRedisLike {
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   sendCommand(args: string[]): Promise<unknown>;
+  /** Used by `waitForAof` only. */
+  multi?(): NodeRedisMultiLike;
 }
 
 /** A Redis client the app owns: ioredis 5 (`Redis` or `Cluster`) or node-redis 5 (client or cluster). */
 export type RedisClientLike = IoredisLike | NodeRedisLike;
 
-/** Runs scripts through whichever client the app handed in, never changing the client. */
-export interface ScriptCaller {
+/** What runs a script: by its SHA1, or by its body (which also caches it). */
+export interface ScriptInvoker {
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown>;
   eval(body: string, keys: readonly string[], args: readonly string[]): Promise<unknown>;
+}
+
+/**
+ * Commands sent together on one connection, in order, without MULTI (WAITAOF does not block
+ * inside MULTI): resolves to their replies, or rejects with the first command's error.
+ */
+export type Pipeline = (commands: ReadonlyArray<readonly string[]>) => Promise<unknown[]>;
+
+/** Runs scripts through whichever client the app handed in, never changing the client. */
+export interface ScriptCaller extends ScriptInvoker {
   /** Any other command, for a standalone client (WAITAOF and its detection). */
   command(args: readonly string[]): Promise<unknown>;
   /** True for a Cluster client. */
   cluster: boolean;
+  /**
+   * The client's pipeline on its one connection, or why it has none that can be trusted to stay
+   * on one connection (a Cluster, a node-redis pool, a client without pipelines).
+   */
+  pipeline: Pipeline | { refused: string };
 }
 
 /**
@@ -35,26 +66,80 @@ export interface ScriptCaller {
  */
 export function scriptCaller(client: unknown): ScriptCaller {
   const c = client as Partial<Record<'evalSha' | 'evalsha' | 'eval', unknown>> | null;
-  if (typeof c?.evalSha === 'function' && typeof c.eval === 'function') {
-    const r = client as NodeRedisLike;
-    return {
-      evalsha: (sha, keys, args) => r.evalSha(sha, { keys: [...keys], arguments: [...args] }),
-      eval: (body, keys, args) => r.eval(body, { keys: [...keys], arguments: [...args] }),
-      command: (args) => r.sendCommand([...args]),
-      // A node-redis cluster has masters; a client has none.
-      cluster: Array.isArray((client as { masters?: unknown }).masters),
-    };
-  }
-  if (typeof c?.evalsha === 'function' && typeof c.eval === 'function') {
-    const r = client as IoredisLike;
-    return {
-      evalsha: (sha, keys, args) => r.evalsha(sha, keys.length, ...keys, ...args),
-      eval: (body, keys, args) => r.eval(body, keys.length, ...keys, ...args),
-      command: ([name = '', ...args]) => r.call(name, ...args),
-      cluster: (client as { isCluster?: unknown }).isCluster === true,
-    };
-  }
+  if (typeof c?.evalSha === 'function' && typeof c.eval === 'function') return nodeRedisCaller(client as NodeRedisLike);
+  if (typeof c?.evalsha === 'function' && typeof c.eval === 'function') return ioredisCaller(client as IoredisLike);
   throw new InvalidInputError('client', 'must be an ioredis Redis or Cluster, or a node-redis v5 client or cluster');
+}
+
+function nodeRedisCaller(r: NodeRedisLike): ScriptCaller {
+  // A node-redis cluster has masters; a client has none. A pool counts its clients.
+  const cluster = Array.isArray((r as { masters?: unknown }).masters);
+  const pool = 'totalClients' in r;
+  let pipeline: ScriptCaller['pipeline'];
+  if (cluster) pipeline = { refused: 'a node-redis cluster may send the commands to several nodes' };
+  else if (pool) pipeline = { refused: 'a node-redis pool may send each command on another of its clients' };
+  else if (typeof r.multi !== 'function') pipeline = { refused: 'this client has no multi() to pipeline with' };
+  else pipeline = nodeRedisPipeline(r.multi.bind(r));
+  return {
+    evalsha: (sha, keys, args) => r.evalSha(sha, { keys: [...keys], arguments: [...args] }),
+    eval: (body, keys, args) => r.eval(body, { keys: [...keys], arguments: [...args] }),
+    command: (args) => r.sendCommand([...args]),
+    cluster,
+    pipeline,
+  };
+}
+
+function ioredisCaller(r: IoredisLike): ScriptCaller {
+  const cluster = (r as { isCluster?: unknown }).isCluster === true;
+  let pipeline: ScriptCaller['pipeline'];
+  if (cluster) pipeline = { refused: 'an ioredis Cluster may send the commands to several nodes' };
+  else if (typeof r.pipeline !== 'function') pipeline = { refused: 'this client has no pipeline()' };
+  else pipeline = ioredisPipeline(r.pipeline.bind(r));
+  return {
+    evalsha: (sha, keys, args) => r.evalsha(sha, keys.length, ...keys, ...args),
+    eval: (body, keys, args) => r.eval(body, keys.length, ...keys, ...args),
+    command: ([name = '', ...args]) => r.call(name, ...args),
+    cluster,
+    pipeline,
+  };
+}
+
+/** node-redis: `multi().execAsPipeline()` writes the commands as one chain on the client's socket. */
+function nodeRedisPipeline(multi: () => NodeRedisMultiLike): Pipeline {
+  return async (commands) => {
+    const m = multi();
+    for (const command of commands) m.addCommand([...command]);
+    const replies = await m.execAsPipeline();
+    if (!Array.isArray(replies) || replies.length !== commands.length) {
+      throw new StoreUnavailableError(`Redis: a pipeline of ${commands.length} commands replied ${describe(replies)}`);
+    }
+    return replies as unknown[];
+  };
+}
+
+/** ioredis: `pipeline()` writes the commands together on the client's one connection. */
+function ioredisPipeline(pipeline: () => IoredisPipelineLike): Pipeline {
+  return async (commands) => {
+    const p = pipeline();
+    for (const [name = '', ...args] of commands) p.call(name, ...args);
+    const settled = await p.exec();
+    if (!Array.isArray(settled) || settled.length !== commands.length) {
+      throw new StoreUnavailableError(`Redis: a pipeline of ${commands.length} commands replied ${describe(settled)}`);
+    }
+    const replies: unknown[] = [];
+    for (const item of settled as unknown[]) {
+      // Each item is [error or null, reply].
+      if (!Array.isArray(item)) throw new StoreUnavailableError(`Redis: a pipeline replied ${describe(item)} for a command`);
+      const [error, reply] = item as unknown[];
+      if (error !== null && error !== undefined) throw error;
+      replies.push(reply);
+    }
+    return replies;
+  };
+}
+
+function describe(reply: unknown): string {
+  return Array.isArray(reply) ? `an array of ${reply.length}` : typeof reply;
 }
 
 /** Server replies that mean "not now": the script did not run, or its outcome is unknown. */

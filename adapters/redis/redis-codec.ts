@@ -48,6 +48,8 @@ export function scriptCall(command: Command): ScriptCall {
       return { script: 'reverse', args: [...head, command.of, ...linesArgs(command.lines)] };
     case 'reserve':
       return { script: 'reserve', args: [...head, String(command.expiresAt), ...linesArgs(command.lines)] };
+    case 'revoke':
+      return { script: 'revoke', args: head };
   }
 }
 

@@ -3,6 +3,9 @@ import { InvalidInputError } from '../../src/index.js';
 /** What a ledger prefix may be: 1 to 64 characters of `[A-Za-z0-9_.:-]`. */
 const PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
 
+/** The start of every key of a ledger: its hash tag is the prefix. */
+const tagOf = (prefix: string): string => `stock-ledger:{${prefix}}:`;
+
 /**
  * The ten keys of one ledger, in the order every script receives them as KEYS (see
  * adapters/redis/lua/lib.lua). Each carries the hash tag `{<prefix>}`: the prefix holds no
@@ -16,10 +19,26 @@ const PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
  * ```
  */
 export function ledgerKeys(prefix: string): readonly string[] {
-  const tag = `stock-ledger:{${prefix}}:`;
+  const tag = tagOf(prefix);
   return Object.freeze(
     ['levels', 'seq', 'entries', 'by-sku', 'skus', 'requests', 'reversed', 'reservations', 'holds-by-sku', 'holds-due'].map((name) => tag + name),
   );
+}
+
+/**
+ * The ledger's AOF marker: with `waitForAof`, the store INCRs it right after every script call,
+ * on the same connection and in the same pipeline, so that connection has written something
+ * after the state its script read (even for a replay or a rejection, which write nothing), and
+ * WAITAOF then confirms that write, and everything before it in the append-only file. It is no
+ * script's key: `ledgerKeys` lists the ten the scripts receive.
+ *
+ * @example
+ * ```ts
+ * aofKey('shop-1') === 'stock-ledger:{shop-1}:aof';
+ * ```
+ */
+export function aofKey(prefix: string): string {
+  return `${tagOf(prefix)}aof`;
 }
 
 /**

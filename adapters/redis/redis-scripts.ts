@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LIMITS } from '../../src/index.js';
-import { isNoScript, type ScriptCaller } from './redis-client.js';
+import { isNoScript, type ScriptInvoker } from './redis-client.js';
 import { LUA_SOURCES, type LuaScriptName } from './redis-lua.generated.js';
 
 /** A script with its limits filled in from the library's one limits file, and its SHA1. */
@@ -36,10 +36,11 @@ export const SCRIPT_SHAS: Readonly<Record<LuaScriptName, string>> = Object.freez
  * ```
  */
 export class ScriptRunner {
-  readonly #caller: ScriptCaller;
+  readonly #caller: ScriptInvoker;
   readonly #loading = new Map<LuaScriptName, Promise<void>>();
 
-  constructor(caller: ScriptCaller) {
+  /** `caller` runs one script call: the client itself, or `aofInvoker` for `waitForAof`. */
+  constructor(caller: ScriptInvoker) {
     this.#caller = caller;
   }
 

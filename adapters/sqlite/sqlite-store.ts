@@ -64,6 +64,8 @@ interface Statements {
   holdsFrom: SqliteStatement;
   foldedHoldsRange: SqliteStatement;
   foldedHoldsFrom: SqliteStatement;
+  repeatedRange: SqliteStatement;
+  repeatedFrom: SqliteStatement;
   reservation: SqliteStatement;
   holdsOf: SqliteStatement;
   dueHolds: SqliteStatement;
@@ -323,9 +325,13 @@ export class SqliteStore implements StockStore {
     const folded = new Map(rows.map((r) => [r.sku, { onHand: r.on_hand, reserved: r.reserved, version: r.version }]));
     const holds = this.#chunkHolds(after, upper);
     const foldedHolds = this.#chunkFoldedHolds(after, upper);
+    const repeated = groupBySku((upper === null ? this.#sql.repeatedFrom.all(after) : this.#sql.repeatedRange.all(after, upper)) as Array<{
+      sku: string; request_id: string; kind: EntryKind; count: number;
+    }>, (r) => ({ requestId: r.request_id, kind: r.kind, count: r.count }));
     const all = [...new Set([...skus, ...folded.keys(), ...holds.keys()])].sort(compareCodePoints);
     const items: VerifyItem[] = all.map((sku) => ({
       sku, stored: this.#counters(sku), folded: folded.get(sku) ?? zeroCounters(), holds: holds.get(sku) ?? [], foldedHolds: foldedHolds.get(sku) ?? [],
+      repeated: repeated.get(sku) ?? [],
     }));
     return { items, cursor: upper };
   }
@@ -333,16 +339,12 @@ export class SqliteStore implements StockStore {
   /** The live holds of the chunk's SKUs, each with its reservation record, by SKU. */
   #chunkHolds(after: string, upper: string | null): Map<string, HoldCheck[]> {
     const rows = (upper === null ? this.#sql.holdsFrom.all(after) : this.#sql.holdsRange.all(after, upper)) as HoldRow[];
-    const bySku = new Map<string, HoldCheck[]>();
-    for (const row of rows) {
+    return groupBySku(rows, (row): HoldCheck => {
       const lineQty = row.lines === null ? null : ((JSON.parse(row.lines) as Line[]).find((l) => l.sku === row.sku)?.qty ?? null);
       // The store's list of a reservation's live holds is this very table: a row is listed.
       const record = row.state === null ? null : { state: row.state, expiresAt: row.record_expires_at as number, lineQty, listed: true };
-      const list = bySku.get(row.sku) ?? [];
-      list.push({ reservationId: row.reservation_id, qty: row.qty, expiresAt: row.expires_at, record });
-      bySku.set(row.sku, list);
-    }
-    return bySku;
+      return { reservationId: row.reservation_id, qty: row.qty, expiresAt: row.expires_at, record };
+    });
   }
 
   /** Per SKU and reservation, the units the entries still hold (non-zero sums only). */
@@ -350,14 +352,19 @@ export class SqliteStore implements StockStore {
     const rows = (upper === null ? this.#sql.foldedHoldsFrom.all(after) : this.#sql.foldedHoldsRange.all(after, upper)) as Array<{
       sku: string; request_id: string; qty: number;
     }>;
-    const bySku = new Map<string, VerifyItem['foldedHolds']>();
-    for (const row of rows) {
-      const list = bySku.get(row.sku) ?? [];
-      list.push({ reservationId: row.request_id, qty: row.qty });
-      bySku.set(row.sku, list);
-    }
-    return bySku;
+    return groupBySku(rows, (row) => ({ reservationId: row.request_id, qty: row.qty }));
   }
+}
+
+/** Rows of several SKUs as lists by SKU. */
+function groupBySku<R extends { sku: string }, T>(rows: readonly R[], item: (row: R) => T): Map<string, T[]> {
+  const bySku = new Map<string, T[]>();
+  for (const row of rows) {
+    const list = bySku.get(row.sku);
+    if (list === undefined) bySku.set(row.sku, [item(row)]);
+    else list.push(item(row));
+  }
+  return bySku;
 }
 
 interface HoldRow {
@@ -382,6 +389,8 @@ function prepare(db: SqliteDatabase): Statements {
   const foldedHolds = (where: string): string =>
     `SELECT sku, request_id, SUM(reserved_delta) AS qty FROM stock_entries WHERE ${where} AND reserved_delta <> 0 ` +
     'GROUP BY sku, request_id HAVING SUM(reserved_delta) <> 0';
+  const repeated = (where: string): string =>
+    `SELECT sku, request_id, kind, COUNT(*) AS count FROM stock_entries WHERE ${where} GROUP BY sku, request_id, kind HAVING COUNT(*) > 1`;
   return {
     level: db.prepare('SELECT on_hand, reserved, version FROM stock_levels WHERE sku = ?'),
     request: db.prepare('SELECT kind, fingerprint, at, outcome FROM stock_requests WHERE request_id = ?'),
@@ -404,6 +413,8 @@ function prepare(db: SqliteDatabase): Statements {
     holdsFrom: db.prepare(`${holdsSelect} WHERE h.sku > ?`),
     foldedHoldsRange: db.prepare(foldedHolds('sku > ? AND sku <= ?')),
     foldedHoldsFrom: db.prepare(foldedHolds('sku > ?')),
+    repeatedRange: db.prepare(repeated('sku > ? AND sku <= ?')),
+    repeatedFrom: db.prepare(repeated('sku > ?')),
     reservation: db.prepare('SELECT id, state, lines, expires_at, created_at, committed, meta, outcome FROM stock_reservations WHERE id = ?'),
     holdsOf: db.prepare('SELECT sku FROM stock_holds WHERE reservation_id = ? ORDER BY sku'),
     dueHolds: db.prepare('SELECT reservation_id FROM stock_holds WHERE sku = ? AND expires_at <= ? ORDER BY expires_at, reservation_id LIMIT ?'),
