@@ -9,6 +9,7 @@ export default defineConfig({
       { find: /^stock-ledger\/memory$/, replacement: here('./adapters/memory/index.ts') },
       { find: /^stock-ledger\/sqlite$/, replacement: here('./adapters/sqlite/index.ts') },
       { find: /^stock-ledger\/redis$/, replacement: here('./adapters/redis/index.ts') },
+      { find: /^stock-ledger\/postgres$/, replacement: here('./adapters/postgres/index.ts') },
       { find: /^stock-ledger\/store$/, replacement: here('./src/store-kit.ts') },
       { find: /^stock-ledger\/testing$/, replacement: here('./testing/index.ts') },
       { find: /^stock-ledger$/, replacement: here('./src/index.ts') },
