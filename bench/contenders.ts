@@ -1,7 +1,8 @@
 /**
  * The contenders of `npm run bench`: each is a small factory that opens a runner on fresh state
  * stocked for a workload. A store is compared with the raw baseline named in `baseline`.
- * Redis contenders live in bench/raw-redis.ts and bench/redis-store.ts.
+ * Redis contenders live in bench/raw-redis.ts and bench/redis-store.ts, PostgreSQL ones in
+ * bench/raw-postgres.ts and bench/postgres-store.ts.
  */
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { RawSqliteBatch } from './raw-sqlite-batch.js';
 import { RawSqliteStock } from './raw-sqlite.js';
 import type { Workload } from './workloads.js';
 
-export type Group = 'memory' | 'sqlite' | 'redis';
+export type Group = 'memory' | 'sqlite' | 'redis' | 'postgres';
 
 export interface Runner {
   /** Deducts one unit of `sku`: true if sold, false if short of stock; throws on anything else. */
@@ -43,6 +44,9 @@ export const NAMES = {
   rawRedis: 'raw Redis EVALSHA',
   redisStore: 'Redis store (batched)',
   redisStoreUnbatched: 'Redis store (1 script/op)',
+  rawPostgres: 'raw PostgreSQL, 1 op/tx',
+  rawPostgresBatch: 'raw PostgreSQL, 100 ops/tx',
+  postgresStore: 'PostgreSQL store',
 } as const;
 
 /** How many setup calls (restocks) run at once. */

@@ -42,7 +42,7 @@ export function spreadWorkload(): Workload {
   };
 }
 
-export function hotWorkload(units: number): Workload {
+export function hotWorkload(units: number, name = 'hot SKU'): Workload {
   const sku = 'HOT-1';
-  return { name: 'hot SKU', skus: [sku], unitsPerSku: units, picker: () => () => sku };
+  return { name, skus: [sku], unitsPerSku: units, picker: () => () => sku };
 }
