@@ -46,17 +46,22 @@ export interface TargetCheck {
 export const TARGET_IN_FLIGHT = 64;
 const TAIL_RATIO_MAX = 3;
 
-const RATIO_TARGETS = [
-  { contender: NAMES.sqliteStore, against: NAMES.rawSqlite, min: 25 },
-  { contender: NAMES.sqliteStore, against: NAMES.rawSqliteBatch, min: 0.7 },
-  { contender: NAMES.redisStore, against: NAMES.rawRedis, min: 2 },
-  { contender: NAMES.redisStoreUnbatched, against: NAMES.rawRedis, min: 0.8 },
-] as const;
+/** The PostgreSQL targets are stated for these workloads only. */
+const PG_WORKLOADS = { spread: ['10k SKUs'], hotStocked: ['hot SKU, stocked'] } as const;
 
-const STORES = [NAMES.memoryStore, NAMES.sqliteStore, NAMES.redisStore, NAMES.redisStoreUnbatched] as const;
+const RATIO_TARGETS: ReadonlyArray<{ contender: string; against: string; min: number; workloads?: readonly string[] }> = [
+  { contender: NAMES.sqliteStore, against: NAMES.rawSqlite, min: 25, workloads: ['10k SKUs', 'hot SKU'] },
+  { contender: NAMES.sqliteStore, against: NAMES.rawSqliteBatch, min: 0.7, workloads: ['10k SKUs', 'hot SKU'] },
+  { contender: NAMES.redisStore, against: NAMES.rawRedis, min: 2, workloads: ['10k SKUs', 'hot SKU'] },
+  { contender: NAMES.redisStoreUnbatched, against: NAMES.rawRedis, min: 0.8, workloads: ['10k SKUs', 'hot SKU'] },
+  { contender: NAMES.postgresStore, against: NAMES.rawPostgres, min: 2, workloads: PG_WORKLOADS.spread },
+  { contender: NAMES.postgresStore, against: NAMES.rawPostgres, min: 5, workloads: PG_WORKLOADS.hotStocked },
+];
+
+const STORES = [NAMES.memoryStore, NAMES.sqliteStore, NAMES.redisStore, NAMES.redisStoreUnbatched, NAMES.postgresStore] as const;
 
 function ratioChecks(results: Results, workload: string): TargetCheck[] {
-  return RATIO_TARGETS.map(({ contender, against, min }) => {
+  return RATIO_TARGETS.filter((t) => t.workloads === undefined || t.workloads.includes(workload)).map(({ contender, against, min }) => {
     const store = results.find(workload, contender, TARGET_IN_FLIGHT);
     const base = results.find(workload, against, TARGET_IN_FLIGHT);
     const value = store && base ? store.measurement.opsPerSecond / base.measurement.opsPerSecond : null;
@@ -65,7 +70,8 @@ function ratioChecks(results: Results, workload: string): TargetCheck[] {
 }
 
 function tailChecks(results: Results, workload: string): TargetCheck[] {
-  return STORES.map((contender) => {
+  const stores = PG_WORKLOADS.hotStocked.some((w) => w === workload) ? [NAMES.postgresStore] : STORES;
+  return stores.map((contender) => {
     const row = results.find(workload, contender, TARGET_IN_FLIGHT);
     const value = row ? row.measurement.p99Ms / row.measurement.p50Ms : null;
     return { target: `${contender}: p99 <= ${TAIL_RATIO_MAX}x p50`, workload, value, met: value === null ? null : value <= TAIL_RATIO_MAX };
