@@ -22,6 +22,7 @@ const SCRIPTS = {
   adjust: { files: ['adjust.lua'], op: 'adjust' },
   reverse: { files: ['reverse.lua'], op: 'reverse' },
   reserve: { files: ['reserve.lua'], op: 'reserve' },
+  revoke: { files: ['revoke.lua'], op: 'revoke' },
   commit: { files: ['settle.lua', 'commit.lua'], op: 'commit' },
   release: { files: ['settle.lua', 'release.lua'], op: 'release' },
   sweep: { files: ['sweep.lua'], op: 'sweep' },
@@ -31,7 +32,7 @@ const SCRIPTS = {
   verifyChunk: { files: ['verify-chunk.lua'], op: 'verify_chunk' },
   verifyFold: { files: ['verify-fold.lua'], op: 'fold' },
   batch: {
-    files: ['settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'sweep.lua', 'batch.lua'],
+    files: ['settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'sweep.lua', 'revoke.lua', 'batch.lua'],
     op: 'batch',
   },
 };

@@ -8,7 +8,7 @@ import { IdempotencyConflictError, LIMITS, StockLedger, type Applied } from 'sto
 import { RedisStore, ledgerKeys, type RedisStoreOptions } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeRedis, infoField, rawCommand, startRedis, type RedisServer } from './support/redis-server.js';
+import { commandCalls, describeRedis, rawCommand, startRedis, writesSoFar as writesOn, type RedisServer } from './support/redis-server.js';
 import { codeOf } from './support/codes.js';
 
 let server: RedisServer;
@@ -20,18 +20,11 @@ const ledgerOn = (options: Partial<RedisStoreOptions> = {}): { ledger: StockLedg
   return { ledger: new StockLedger({ store: new RedisStore({ client, prefix, ...options }) }), prefix };
 };
 
+/** Writes the server has applied since it started. */
+const writesSoFar = (): Promise<number> => writesOn(server);
 
-/** Writes the server has applied since it started (INFO persistence). */
-async function writesSoFar(): Promise<number> {
-  return Number(infoField(await rawCommand(server, ['INFO', 'persistence']), 'rdb_changes_since_last_save'));
-}
-
-/** How many times a command ran (INFO commandstats). */
-async function calls(command: string): Promise<number> {
-  const stats = await rawCommand(server, ['INFO', 'commandstats']);
-  const line = infoField(stats, `cmdstat_${command}`);
-  return line === undefined ? 0 : Number(/calls=(\d+)/.exec(line)?.[1] ?? 0);
-}
+/** How many times a command ran. */
+const calls = (command: string): Promise<number> => commandCalls(server, command);
 
 describeRedis('Redis store', () => {
   beforeAll(async () => {

@@ -49,10 +49,8 @@ export type Pipeline = (commands: ReadonlyArray<readonly string[]>) => Promise<u
 
 /** Runs scripts through whichever client the app handed in, never changing the client. */
 export interface ScriptCaller extends ScriptInvoker {
-  /** Any other command, for a standalone client (WAITAOF and its detection). */
+  /** Any other command (the checks `waitForAof` makes before the first write). */
   command(args: readonly string[]): Promise<unknown>;
-  /** True for a Cluster client. */
-  cluster: boolean;
   /**
    * The client's pipeline on its one connection, or why it has none that can be trusted to stay
    * on one connection (a Cluster, a node-redis pool, a client without pipelines).
@@ -63,6 +61,12 @@ export interface ScriptCaller extends ScriptInvoker {
 /**
  * Recognises the client by shape (no driver is imported): node-redis names the method
  * `evalSha`, ioredis `evalsha`.
+ *
+ * @example
+ * ```ts
+ * const caller = scriptCaller(new Redis());
+ * if ('refused' in caller.pipeline) console.log(caller.pipeline.refused);
+ * ```
  */
 export function scriptCaller(client: unknown): ScriptCaller {
   const c = client as Partial<Record<'evalSha' | 'evalsha' | 'eval', unknown>> | null;
@@ -84,7 +88,6 @@ function nodeRedisCaller(r: NodeRedisLike): ScriptCaller {
     evalsha: (sha, keys, args) => r.evalSha(sha, { keys: [...keys], arguments: [...args] }),
     eval: (body, keys, args) => r.eval(body, { keys: [...keys], arguments: [...args] }),
     command: (args) => r.sendCommand([...args]),
-    cluster,
     pipeline,
   };
 }
@@ -99,7 +102,6 @@ function ioredisCaller(r: IoredisLike): ScriptCaller {
     evalsha: (sha, keys, args) => r.evalsha(sha, keys.length, ...keys, ...args),
     eval: (body, keys, args) => r.eval(body, keys.length, ...keys, ...args),
     command: ([name = '', ...args]) => r.call(name, ...args),
-    cluster,
     pipeline,
   };
 }
@@ -131,7 +133,7 @@ function ioredisPipeline(pipeline: () => IoredisPipelineLike): Pipeline {
       // Each item is [error or null, reply].
       if (!Array.isArray(item)) throw new StoreUnavailableError(`Redis: a pipeline replied ${describe(item)} for a command`);
       const [error, reply] = item as unknown[];
-      if (error !== null && error !== undefined) throw error;
+      if (error !== null && error !== undefined) throw error instanceof Error ? error : new Error(String(error));
       replies.push(reply);
     }
     return replies;

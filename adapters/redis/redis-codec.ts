@@ -1,7 +1,7 @@
 import { InvariantViolationError } from '../../src/index.js';
 import { byCodeUnits } from '../../src/store-kit.js';
-import type { Applied, Entry, JsonObject, Line, OperationKind } from '../../src/index.js';
-import type { Command, StoreOutcome, StoredRequest, StoredReservation } from '../../src/store-kit.js';
+import type { Applied, Counters, Entry, EntryKind, JsonObject, Line, OperationKind, ReservationState } from '../../src/index.js';
+import type { Command, HoldCheck, StoreOutcome, StoredRequest, StoredReservation } from '../../src/store-kit.js';
 import type { LuaScriptName } from './redis-scripts.js';
 
 /** A command as a script call: which script, and its ARGV (see each .lua file's header). */
@@ -137,4 +137,116 @@ export function integers(reply: unknown, count: number, what: string): number[] 
     throw new InvariantViolationError(`Redis: ${what} replied ${JSON.stringify(reply)}`);
   }
   return parts;
+}
+
+/** One SKU of a verify chunk, as verify-chunk.lua read it atomically. */
+export interface ChunkSku {
+  sku: string;
+  stored: Counters;
+  /** The seq of the SKU's last entry when its level was read (0: none). */
+  lastSeq: number;
+  holds: HoldCheck[];
+}
+
+/** Strings each hold takes in verify-chunk.lua's reply. */
+const HOLD_FIELDS = 7;
+
+/**
+ * verify-chunk.lua's reply: whether the walk goes on after this chunk, and its SKUs.
+ *
+ * @example
+ * ```ts
+ * verifyChunkOf(['0', 'A', '5,2,3', '3', '1', 'cart', '2', '1700', 'held', '1700', '2', '1']).skus[0]?.holds.length === 1;
+ * ```
+ */
+export function verifyChunkOf(reply: unknown): { more: boolean; skus: ChunkSku[] } {
+  if (!Array.isArray(reply) || reply.length === 0) throw new InvariantViolationError('Redis: verifyChunk replied no array');
+  const items = reply as unknown[];
+  const field = (i: number): string => text(items[i], 'verifyChunk');
+  const skus: ChunkSku[] = [];
+  let i = 1;
+  // Bounded: every pass consumes at least four items of a finite reply.
+  while (i < items.length) {
+    const sku = field(i);
+    const level = field(i + 1);
+    const stored = level === '' ? { onHand: 0, reserved: 0, version: 0 } : countersOf(level);
+    const lastSeq = integerField(field(i + 2), 'verifyChunk');
+    const count = integerField(field(i + 3), 'verifyChunk');
+    i += 4;
+    const holds: HoldCheck[] = [];
+    for (let h = 0; h < count; h += 1, i += HOLD_FIELDS) holds.push(holdCheckOf(field, i));
+    skus.push({ sku, stored, lastSeq, holds });
+  }
+  if (i !== items.length) throw new InvariantViolationError('Redis: verifyChunk replied a truncated chunk');
+  return { more: field(0) === '1', skus };
+}
+
+function holdCheckOf(field: (i: number) => string, i: number): HoldCheck {
+  const state = field(i + 3);
+  const lineQty = field(i + 5);
+  return {
+    reservationId: field(i),
+    qty: integerField(field(i + 1), 'verifyChunk'),
+    expiresAt: integerField(field(i + 2), 'verifyChunk'),
+    // A state the library never writes is passed on as it is: verify reports it as drift.
+    record: state === '' ? null : {
+      state: state as ReservationState,
+      expiresAt: integerField(field(i + 4), 'verifyChunk'),
+      lineQty: lineQty === '' ? null : integerField(lineQty, 'verifyChunk'),
+      listed: field(i + 6) === '1',
+    },
+  };
+}
+
+/** One page of verify-fold.lua: the sums and the last seq it covered, per reservation its net held units, per (kind, request id) its entries. */
+export interface FoldPage {
+  onHand: number;
+  reserved: number;
+  count: number;
+  lastSeq: number;
+  held: Array<[reservationId: string, qty: number]>;
+  applied: Array<[kind: EntryKind, requestId: string, entries: number]>;
+}
+
+/**
+ * verify-fold.lua's reply.
+ *
+ * @example
+ * ```ts
+ * foldPageOf(['0,2,1,3', '1', 'cart', '2', 'reserve', 'cart', '1']).held; // [['cart', 2]]
+ * ```
+ */
+export function foldPageOf(reply: unknown): FoldPage {
+  if (!Array.isArray(reply) || reply.length < 2) throw new InvariantViolationError('Redis: verifyFold replied no page');
+  const items = reply as unknown[];
+  const field = (i: number): string => text(items[i], 'verifyFold');
+  const [onHand, reserved, count, lastSeq] = integers(items[0], 4, 'verifyFold') as [number, number, number, number];
+  const heldCount = integerField(field(1), 'verifyFold');
+  const pairsFrom = 2 + 2 * heldCount;
+  if (pairsFrom > items.length || (items.length - pairsFrom) % 3 !== 0) throw new InvariantViolationError('Redis: verifyFold replied a truncated page');
+  const held: FoldPage['held'] = [];
+  for (let i = 2; i < pairsFrom; i += 2) held.push([field(i), integerField(field(i + 1), 'verifyFold')]);
+  const applied: FoldPage['applied'] = [];
+  // The kind is passed on as stored: verify compares request ids and kinds, it does not act on them.
+  for (let i = pairsFrom; i < items.length; i += 3) applied.push([field(i) as EntryKind, field(i + 1), integerField(field(i + 2), 'verifyFold')]);
+  return { onHand, reserved, count, lastSeq, held, applied };
+}
+
+/**
+ * "onHand,reserved,version" as a level is stored.
+ *
+ * @example
+ * ```ts
+ * countersOf('5,2,3'); // { onHand: 5, reserved: 2, version: 3 }
+ * ```
+ */
+export function countersOf(level: string): Counters {
+  const [onHand, reserved, version] = integers(level, 3, 'verifyChunk') as [number, number, number];
+  return { onHand, reserved, version };
+}
+
+function integerField(s: string, what: string): number {
+  const n = /^-?\d+$/.test(s) ? Number(s) : NaN;
+  if (!Number.isSafeInteger(n)) throw new InvariantViolationError(`Redis: ${what} replied ${JSON.stringify(s)} for an integer`);
+  return n;
 }

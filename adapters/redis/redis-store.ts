@@ -1,11 +1,14 @@
 import { InvalidInputError, StoreUnavailableError } from '../../src/index.js';
 import { levelAsOf } from '../../src/store-kit.js';
-import type { Counters, Entry, Level, StockStore } from '../../src/index.js';
+import type { Counters, Entry, EntryKind, Level, StockStore } from '../../src/index.js';
 import type { Command, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem } from '../../src/store-kit.js';
+import { aofInvoker, type AofWait } from './redis-aof.js';
 import { ScriptBatcher } from './redis-batch.js';
-import { entriesOf, integers, outcomeOf, requestOf, reservationOf, scriptCall, text, type ScriptCall } from './redis-codec.js';
+import {
+  entriesOf, foldPageOf, integers, outcomeOf, requestOf, reservationOf, scriptCall, verifyChunkOf, type ChunkSku,
+} from './redis-codec.js';
 import { redisFailure, scriptCaller, type RedisClientLike, type ScriptCaller } from './redis-client.js';
-import { checkPrefix, ledgerKeys } from './redis-keys.js';
+import { aofKey, checkPrefix, ledgerKeys } from './redis-keys.js';
 import { ScriptRunner, type LuaScriptName } from './redis-scripts.js';
 
 /** Options of {@link RedisStore}. */
@@ -23,10 +26,14 @@ export interface RedisStoreOptions {
   prefix: string;
   /**
    * Wait, after every operation, until the server has written it to its append-only file
-   * (`WAITAOF`, Redis 7.2 or later, standalone clients only), and optionally to the AOF of
-   * `replicas` replicas, for at most `timeoutMs` (default 1000). An operation not confirmed in
-   * time fails with `STORE_UNAVAILABLE` (it may have been applied: retry with the same id).
-   * Default off: Redis acknowledges a write once it is in memory.
+   * (`WAITAOF`, Redis 7.2 or later), and optionally to the AOF of `replicas` replicas, for at
+   * most `timeoutMs` (default 1000). The script, a write of the ledger's `aof` key and the
+   * WAITAOF go in one pipeline on one connection, checked by CLIENT ID before and after, so
+   * the wait confirms the state the script read, a replay's or a rejection's too. An operation
+   * not confirmed fails with `STORE_UNAVAILABLE` (it may have been applied: retry with the same
+   * id). Needs a client with one connection: an ioredis `Redis` or a node-redis client, not a
+   * Cluster or a pool (`INVALID_INPUT`). Default off: Redis acknowledges a write once it is in
+   * memory.
    */
   waitForAof?: boolean | { replicas?: number; timeoutMs?: number };
   /**
@@ -41,13 +48,20 @@ export interface RedisStoreOptions {
 
 const DEFAULT_BATCH_OPERATIONS_MAX = 100;
 
-interface AofWait {
-  replicas: number;
-  timeoutMs: number;
+/** What a SKU's entries fold to (see `#fold`). */
+interface Folded {
+  folded: Counters;
+  held: Map<string, number>;
+  applied: Map<EntryKind, Map<string, number>>;
 }
 
 /** Entries summed per fold call while verifying: bounds the time one script holds the server. */
 const FOLD_PAGE = 1000;
+/**
+ * Live holds after which a verify chunk takes no further SKU: bounds the time one chunk
+ * script holds the server (one SKU's holds are still read whole, with its level).
+ */
+const VERIFY_CHUNK_HOLDS_MAX = 2000;
 
 /**
  * A ledger in Redis (or Redis Cluster): each operation is one Lua script, run by EVALSHA, that
@@ -67,7 +81,10 @@ const FOLD_PAGE = 1000;
  */
 export class RedisStore implements StockStore {
   readonly #caller: ScriptCaller;
+  /** Reads. */
   readonly #scripts: ScriptRunner;
+  /** Operations: the same runner, or with `waitForAof` one that confirms every call in the AOF. */
+  readonly #writes: ScriptRunner;
   readonly #keys: readonly string[];
   readonly #aof: AofWait | null;
   readonly #batcher: ScriptBatcher | null;
@@ -75,24 +92,22 @@ export class RedisStore implements StockStore {
   #closed = false;
 
   constructor(options: RedisStoreOptions) {
-    this.#keys = ledgerKeys(checkPrefix(options.prefix));
+    const prefix = checkPrefix(options.prefix);
+    this.#keys = ledgerKeys(prefix);
     this.#caller = scriptCaller(options.client);
     this.#scripts = new ScriptRunner(this.#caller);
     this.#aof = aofWait(options.waitForAof);
+    this.#writes = this.#aof === null ? this.#scripts : new ScriptRunner(aofInvoker(this.#onePipeline(), aofKey(prefix), this.#aof));
     const operationsMax = batchSize(options.batch);
-    this.#batcher = operationsMax === null ? null : new ScriptBatcher((script, args) => this.#runRaw(script, args), operationsMax);
-    if (this.#aof !== null && this.#caller.cluster) {
-      throw new InvalidInputError('waitForAof', 'works with a standalone client only (WAITAOF cannot follow a script across a Cluster)');
-    }
+    this.#batcher = operationsMax === null ? null : new ScriptBatcher((script, args) => this.#writes.run(script, this.#keys, args), operationsMax);
   }
 
   async execute(command: Command): Promise<StoreOutcome> {
     if (this.#aof !== null) await this.#aofReady();
     const call = scriptCall(command);
-    const reply = this.#batcher === null ? await this.#run(call.script, call.args) : await this.#batched(call);
-    const outcome = outcomeOf(command, reply);
-    if (this.#aof !== null) await this.#waitForAof(this.#aof);
-    return outcome;
+    const reply = await this.#call(() =>
+      this.#batcher === null ? this.#writes.run(call.script, this.#keys, call.args) : this.#batcher.submit(call));
+    return outcomeOf(command, reply);
   }
 
   async stocks(skus: readonly string[], now: number): Promise<Level[]> {
@@ -116,22 +131,16 @@ export class RedisStore implements StockStore {
   }
 
   /**
-   * Reads each SKU's level with the seq of its last entry in one script, then folds its
-   * entries up to that seq in bounded pages: entries never change, so the comparison is as
-   * exact as one atomic read, and no script runs long.
+   * Reads each SKU's level, the seq of its last entry and its live holds with their records in
+   * one script, then folds its entries up to that seq in bounded pages: entries never change,
+   * so the comparison is as exact as one atomic read, and no script runs long.
    */
   async verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk> {
-    const reply = (await this.#run('verifyChunk', [query.cursor ?? '', String(query.limit)])) as unknown[];
-    const items: Promise<VerifyItem>[] = [];
-    for (let i = 0; i + 2 < reply.length; i += 3) {
-      const sku = text(reply[i], 'verifyChunk');
-      const level = text(reply[i + 1], 'verifyChunk');
-      const stored = level === '' ? { onHand: 0, reserved: 0, version: 0 } : countersOf(level);
-      items.push(this.#fold(sku, Number(text(reply[i + 2], 'verifyChunk'))).then((folded) => ({ sku, stored, folded })));
-    }
-    const done = await Promise.all(items);
-    const last = done[done.length - 1];
-    return { items: done, cursor: done.length === query.limit && last !== undefined ? last.sku : null };
+    const args = [query.cursor ?? '', String(query.limit), String(VERIFY_CHUNK_HOLDS_MAX)];
+    const chunk = verifyChunkOf(await this.#run('verifyChunk', args));
+    const items = await Promise.all(chunk.skus.map((sku) => this.#verifyItem(sku)));
+    const last = items[items.length - 1];
+    return { items, cursor: chunk.more && last !== undefined ? last.sku : null };
   }
 
   /** Never closes the client: it is the app's. Later calls fail as `STORE_UNAVAILABLE`. */
@@ -163,40 +172,55 @@ export class RedisStore implements StockStore {
     }
   }
 
-  /** WAITAOF on the connection that ran the script. */
-  async #waitForAof(wait: AofWait): Promise<void> {
-    const reply = await this.#command(['WAITAOF', '1', String(wait.replicas), String(wait.timeoutMs)]);
-    const [local, replicas] = Array.isArray(reply) ? reply.map(Number) : [];
-    if (local !== 1 || replicas === undefined || replicas < wait.replicas) {
-      throw new StoreUnavailableError(`Redis: the write was not confirmed in the AOF within ${wait.timeoutMs} ms (WAITAOF replied ${JSON.stringify(reply)})`);
+  /** The client's pipeline on one connection, which `waitForAof` needs; INVALID_INPUT without one. */
+  #onePipeline(): Exclude<ScriptCaller['pipeline'], { refused: string }> {
+    const { pipeline } = this.#caller;
+    if ('refused' in pipeline) {
+      throw new InvalidInputError('waitForAof', `needs one connection for the script and its WAITAOF: ${pipeline.refused}`);
     }
+    return pipeline;
   }
 
   #command(args: readonly string[]): Promise<unknown> {
     return this.#call(() => this.#caller.command(args));
   }
 
-  async #fold(sku: string, upto: number): Promise<Counters> {
-    const sum = { onHand: 0, reserved: 0, version: 0 };
-    let after = 0;
-    for (let page = 0; page <= upto / FOLD_PAGE + 1 && after < upto; page += 1) {
-      const reply = await this.#run('verifyFold', [sku, String(after), String(upto), String(FOLD_PAGE)]);
-      const [onHand, reserved, count, last] = integers(reply, 4, 'verifyFold') as [number, number, number, number];
-      sum.onHand += onHand;
-      sum.reserved += reserved;
-      sum.version += count;
-      if (last === after) break;
-      after = last;
-    }
-    return sum;
+  async #verifyItem(chunk: ChunkSku): Promise<VerifyItem> {
+    const { folded, held, applied } = await this.#fold(chunk.sku, chunk.lastSeq);
+    const foldedHolds = [...held].filter(([, qty]) => qty !== 0).map(([reservationId, qty]) => ({ reservationId, qty }));
+    const repeated = [...applied].flatMap(([kind, ids]) =>
+      [...ids].filter(([, count]) => count > 1).map(([requestId, count]) => ({ requestId, kind, count })));
+    return { sku: chunk.sku, stored: chunk.stored, folded, holds: chunk.holds, foldedHolds, repeated };
   }
 
-  #batched(call: ScriptCall): Promise<unknown> {
-    return this.#call(() => (this.#batcher as ScriptBatcher).submit(call));
+  /**
+   * The SKU's entries up to seq `upto`, folded in bounded pages: its counters, per reservation
+   * its net held units, and per kind and request id its number of entries (nested maps, so no
+   * two pairs share a key).
+   */
+  async #fold(sku: string, upto: number): Promise<Folded> {
+    const folded = { onHand: 0, reserved: 0, version: 0 };
+    const held = new Map<string, number>();
+    const applied = new Map<EntryKind, Map<string, number>>();
+    let after = 0;
+    for (let page = 0; page <= upto / FOLD_PAGE + 1 && after < upto; page += 1) {
+      const fold = foldPageOf(await this.#run('verifyFold', [sku, String(after), String(upto), String(FOLD_PAGE)]));
+      folded.onHand += fold.onHand;
+      folded.reserved += fold.reserved;
+      folded.version += fold.count;
+      for (const [id, qty] of fold.held) held.set(id, (held.get(id) ?? 0) + qty);
+      for (const [kind, id, count] of fold.applied) {
+        const ofKind = applied.get(kind) ?? new Map<string, number>();
+        applied.set(kind, ofKind.set(id, (ofKind.get(id) ?? 0) + count));
+      }
+      if (fold.lastSeq === after) break;
+      after = fold.lastSeq;
+    }
+    return { folded, held, applied };
   }
 
   #run(script: LuaScriptName, args: readonly string[]): Promise<unknown> {
-    return this.#call(() => this.#runRaw(script, args));
+    return this.#call(() => this.#scripts.run(script, this.#keys, args));
   }
 
   /** Every trip to Redis: refused once the store is closed; driver failures mapped to the library's errors. */
@@ -207,10 +231,6 @@ export class RedisStore implements StockStore {
     } catch (error) {
       throw redisFailure(error);
     }
-  }
-
-  #runRaw(script: LuaScriptName, args: readonly string[]): Promise<unknown> {
-    return this.#scripts.run(script, this.#keys, args);
   }
 }
 
@@ -231,9 +251,3 @@ function aofWait(option: RedisStoreOptions['waitForAof']): AofWait | null {
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 60_000) throw new InvalidInputError('waitForAof.timeoutMs', 'must be an integer from 1 to 60000');
   return { replicas, timeoutMs };
 }
-
-function countersOf(level: string): Counters {
-  const [onHand, reserved, version] = integers(level, 3, 'verifyChunk') as [number, number, number];
-  return { onHand, reserved, version };
-}
-

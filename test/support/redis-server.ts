@@ -10,7 +10,7 @@
  * process is killed when the test worker exits, so no redis-server outlives a run, and the
  * machine's own Redis on 6379 is never touched: ports come from the kernel, never a default.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -248,6 +248,11 @@ export interface RedisServerOptions {
   appendfsync?: 'always' | 'everysec' | 'no';
   /** Start the server as a cluster node (`cluster-enabled yes`, its own `nodes.conf` and bus port). */
   cluster?: boolean;
+  /**
+   * The server binary to spawn (default `redis-server` from PATH): a path to another build
+   * that takes the same options, such as `valkey-server` (see {@link waitAofServerBinary}).
+   */
+  binary?: string;
 }
 
 /** A Redis server for a test; see {@link startRedis}. */
@@ -332,6 +337,7 @@ class SpawnedRedis implements RedisServer {
     readonly dir: string,
     readonly busPort: number | undefined,
     private readonly args: readonly string[],
+    private readonly binary: string = 'redis-server',
   ) {
     this.logPath = join(dir, 'redis.log');
   }
@@ -347,7 +353,7 @@ class SpawnedRedis implements RedisServer {
   /** Spawns the process and waits until it is ready; on failure the process is gone and the log tail is in the error. */
   async launch(): Promise<void> {
     const log = openSync(this.logPath, 'a');
-    const child = spawn('redis-server', [...this.args], { stdio: ['ignore', log, log] });
+    const child = spawn(this.binary, [...this.args], { stdio: ['ignore', log, log] });
     closeSync(log);
     // Without a listener, a failed spawn (say ENOENT) would crash the test worker.
     let spawnError: Error | undefined;
@@ -361,7 +367,7 @@ class SpawnedRedis implements RedisServer {
       await this.kill('SIGKILL');
       const message = error instanceof Error ? error.message : String(error);
       const tail = logTail(this.logPath);
-      throw new Error(`redis-server on port ${this.port} did not start: ${message}\n${tail}`, { cause: error });
+      throw new Error(`${this.binary} on port ${this.port} did not start: ${message}\n${tail}`, { cause: error });
     }
   }
 
@@ -426,7 +432,7 @@ export async function spawnRedis(options: RedisServerOptions = {}): Promise<Redi
     if (busPort === port) continue;
     const dir = mkdtempSync(join(tmpdir(), 'stock-ledger-redis-'));
     liveDirs.add(dir);
-    const server = new SpawnedRedis(port, dir, busPort, serverArgs(port, dir, options, busPort));
+    const server = new SpawnedRedis(port, dir, busPort, serverArgs(port, dir, options, busPort), options.binary);
     try {
       await server.launch();
       return server;
@@ -477,4 +483,74 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     throw new Error(`startRedis(${JSON.stringify(options)}) needs a spawned redis-server (this server comes from REDIS_URL)`);
   }
   return urlServer(target.url);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Looking at what a server did
+
+/**
+ * How many times `command` ran on the server so far (`INFO commandstats`; lower case, e.g.
+ * `evalsha`, `waitaof`).
+ *
+ * @example
+ * const before = await commandCalls(server, 'evalsha');
+ */
+export async function commandCalls(endpoint: Endpoint, command: string): Promise<number> {
+  const line = infoField(await rawCommand(endpoint, ['INFO', 'commandstats']), `cmdstat_${command}`);
+  return line === undefined ? 0 : Number(/calls=(\d+)/.exec(line)?.[1] ?? 0);
+}
+
+/**
+ * Writes the server has applied since it started or last saved (`rdb_changes_since_last_save`):
+ * unchanged across a call means the call wrote nothing.
+ *
+ * @example
+ * const before = await writesSoFar(server);
+ */
+export async function writesSoFar(endpoint: Endpoint): Promise<number> {
+  return Number(infoField(await rawCommand(endpoint, ['INFO', 'persistence']), 'rdb_changes_since_last_save'));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A server that knows WAITAOF (Redis 7.2 or later, or Valkey)
+
+/** The variable naming a server binary that knows WAITAOF, for the waitForAof success path. */
+export const WAITAOF_SERVER_ENV = 'STOCK_LEDGER_WAITAOF_SERVER';
+
+/** `redis-server` 7.2 or later (or a Valkey, which forked from 7.2.4) reports a version like this. */
+function knowsWaitAof(versionLine: string): boolean {
+  if (/^Valkey server v=/.test(versionLine)) return true;
+  const [major = 0, minor = 0] = (/ v=(\d+)\.(\d+)/.exec(versionLine)?.slice(1) ?? []).map(Number);
+  return major > 7 || (major === 7 && minor >= 2);
+}
+
+/**
+ * A server binary that knows WAITAOF, or why there is none. Looked for in this order: the path
+ * in `STOCK_LEDGER_WAITAOF_SERVER`, `valkey-server` on PATH, `redis-server` on PATH if it is
+ * 7.2 or later. The project installs none of them (Debian bookworm ships redis-server 7.0), so
+ * a machine without one skips the tests that need it, CI included, with this reason.
+ *
+ * @example
+ * const found = waitAofServerBinary();
+ * describe.skipIf('skip' in found)(...);
+ */
+export function waitAofServerBinary(env: NodeJS.ProcessEnv = process.env): { binary: string; version: string } | { skip: string } {
+  const candidates = [env[WAITAOF_SERVER_ENV], onPath('valkey-server', env.PATH) ? 'valkey-server' : undefined, onPath('redis-server', env.PATH) ? 'redis-server' : undefined];
+  const seen: string[] = [];
+  for (const binary of candidates) {
+    if (binary === undefined || binary === '') continue;
+    let version: string;
+    try {
+      version = execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: CALL_TIMEOUT_MS * 5 }).trim();
+    } catch (error) {
+      seen.push(`${binary}: ${error instanceof Error ? error.message : String(error)}`);
+      continue;
+    }
+    if (knowsWaitAof(version)) return { binary, version };
+    seen.push(`${binary}: ${version}`);
+  }
+  return {
+    skip: `no server that knows WAITAOF (Redis 7.2+ or Valkey): set ${WAITAOF_SERVER_ENV} to one, or put valkey-server on PATH ` +
+      `(found: ${seen.length === 0 ? 'none' : seen.join('; ')})`,
+  };
 }

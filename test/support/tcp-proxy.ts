@@ -32,6 +32,11 @@ export interface TcpProxy {
   readonly droppedBytes: number;
   /** Client connections currently open through the proxy. */
   readonly connections: number;
+  /**
+   * What clients sent, per connection (numbered from 1 in the order they were accepted), as
+   * RESP commands: each an array of its arguments. Kept for every connection of the proxy.
+   */
+  sentCommands(): Map<number, string[][]>;
   /** Destroys every current connection pair; new connections are accepted as before. */
   cutAll(): void;
   /**
@@ -49,11 +54,48 @@ interface Pair {
   server: Socket;
 }
 
+/**
+ * The commands in a client's byte stream (RESP arrays of bulk strings, as clients send them);
+ * a command cut off at the end of the stream is left out.
+ *
+ * @example
+ * respCommands(Buffer.from('*1\r\n$4\r\nPING\r\n')); // [['PING']]
+ */
+export function respCommands(stream: Buffer): string[][] {
+  const commands: string[][] = [];
+  let at = 0;
+  const line = (): string | null => {
+    const end = stream.indexOf('\r\n', at);
+    if (end < 0) return null;
+    const text = stream.toString('latin1', at, end);
+    at = end + 2;
+    return text;
+  };
+  // Bounded: every pass consumes at least one line of a finite stream.
+  while (at < stream.length) {
+    const head = line();
+    if (head === null || !head.startsWith('*')) break;
+    const args: string[] = [];
+    for (let n = Number(head.slice(1)); n > 0; n -= 1) {
+      const size = line();
+      if (size === null || !size.startsWith('$')) return commands;
+      const length = Number(size.slice(1));
+      if (at + length + 2 > stream.length) return commands;
+      args.push(stream.toString('utf8', at, at + length));
+      at += length + 2;
+    }
+    commands.push(args);
+  }
+  return commands;
+}
+
 class LoopbackProxy implements TcpProxy {
   readonly host = HOST;
   dropReplies = false;
   droppedBytes = 0;
   private readonly pairs = new Set<Pair>();
+  private readonly sent = new Map<number, Buffer[]>();
+  private accepted = 0;
   private readonly listener = createServer((client) => this.accept(client));
   private readonly target: { host: string; port: number };
   port = 0;
@@ -84,7 +126,12 @@ class LoopbackProxy implements TcpProxy {
     const end = (): void => this.cut(pair);
     client.on('error', end).on('close', end);
     server.on('error', end).on('close', end);
-    client.on('data', (chunk: Buffer) => server.write(chunk));
+    const chunks: Buffer[] = [];
+    this.sent.set((this.accepted += 1), chunks);
+    client.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      server.write(chunk);
+    });
     server.on('data', (chunk: Buffer) => {
       if (this.dropReplies) this.droppedBytes += chunk.length;
       else client.write(chunk);
@@ -95,6 +142,10 @@ class LoopbackProxy implements TcpProxy {
     if (!this.pairs.delete(pair)) return;
     pair.client.destroy();
     pair.server.destroy();
+  }
+
+  sentCommands(): Map<number, string[][]> {
+    return new Map([...this.sent].map(([id, chunks]) => [id, respCommands(Buffer.concat(chunks))]));
   }
 
   cutAll(): void {

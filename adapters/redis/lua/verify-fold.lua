@@ -1,38 +1,58 @@
 --[[
-  verify-fold: sums a bounded page of one SKU's entries, after < seq <= upto: the counters, and
-  per reservation the reservedDelta of its entries (reserve, commit, release, expire) on the SKU.
+  verify-fold: sums a bounded page of one SKU's entries, after < seq <= upto: the counters, per
+  reservation the reservedDelta of its entries (reserve, commit, release, expire) on the SKU,
+  and how many entries each (kind, requestId) has on the page (the store sums the pages).
   Composed with: lib.lua, verify-fold.lua (scripts/embed-lua.mjs).
   KEYS: the ten ledger keys (lib.lua).
   ARGV: sku, after, upto, limit
   Reply: an array: "onHandSum,reservedSum,count,lastSeq" (lastSeq = after when the page is
-         empty), then pairs reservationId, its reservedDelta sum on this page (non-zero only).
+         empty); h; h pairs reservationId, its reservedDelta sum on this page (non-zero only);
+         then triples kind, requestId, its number of entries on this page.
 ]]
+-- Counts an entry under its kind, then its request id: nested, so no two pairs share a key.
+local function count_pair(seen, order, kind, id)
+  local of_kind = seen[kind]
+  if not of_kind then
+    of_kind = {}
+    seen[kind] = of_kind
+  end
+  if not of_kind[id] then order[#order + 1] = { kind, id } end
+  of_kind[id] = (of_kind[id] or 0) + 1
+end
+
 OPS.fold = function(a)
   local sku, after, upto, limit = a[1], tonumber(a[2]), tonumber(a[3]), tonumber(a[4])
   local prefix = enc(sku)
   local members = redis.call('ZRANGEBYLEX', K_BY_SKU, '(' .. prefix .. pad16(after), '[' .. prefix .. pad16(upto), 'LIMIT', 0, limit)
-  if #members == 0 then return { '0,0,0,' .. fmt(after) } end
+  if #members == 0 then return { '0,0,0,' .. fmt(after), '0' } end
   local seqs = {}
   for i, m in ipairs(members) do seqs[i] = tonumber(string.sub(m, #prefix + 1)) end
   local on, res, count = 0, 0, 0
-  local held, order = {}, {}
+  local held, held_order, seen, seen_order = {}, {}, {}, {}
   for _, e in ipairs(redis.call('HMGET', K_ENTRIES, unpack(seqs))) do
     -- A missing entry is not counted: the version then differs, and verify reports the drift.
     if e then
       local x = cjson.decode(e)
       on, res, count = on + x.onHandDelta, res + x.reservedDelta, count + 1
       if x.reservedDelta ~= 0 then
-        if not held[x.requestId] then order[#order + 1] = x.requestId end
+        if not held[x.requestId] then held_order[#held_order + 1] = x.requestId end
         held[x.requestId] = (held[x.requestId] or 0) + x.reservedDelta
       end
+      count_pair(seen, seen_order, x.kind, x.requestId)
     end
   end
-  local out = { fmt(on) .. ',' .. fmt(res) .. ',' .. fmt(count) .. ',' .. fmt(seqs[#seqs]) }
-  for _, id in ipairs(order) do
+  local out = { fmt(on) .. ',' .. fmt(res) .. ',' .. fmt(count) .. ',' .. fmt(seqs[#seqs]), '' }
+  for _, id in ipairs(held_order) do
     if held[id] ~= 0 then
       out[#out + 1] = id
       out[#out + 1] = fmt(held[id])
     end
+  end
+  out[2] = fmt((#out - 2) / 2)
+  for _, p in ipairs(seen_order) do
+    out[#out + 1] = p[1]
+    out[#out + 1] = p[2]
+    out[#out + 1] = fmt(seen[p[1]][p[2]])
   end
   return out
 end
