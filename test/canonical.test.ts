@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type JsonObject } from 'stock-ledger';
 import { canonicalJson, compareCodePoints, fingerprint } from 'stock-ledger/store';
-import { toAdjust, toDeduct, toReserve, toRestock, toReverse } from '../src/validate.js';
+import { toAdjust, toDeduct, toReserve, toRestock, toReverse, toRevoke } from '../src/validate.js';
 
 const sku = fc.string({ minLength: 1, maxLength: 12, unit: 'binary' }).filter((s) => s.isWellFormed());
 const qty = fc.integer({ min: 1, max: 1000 });
@@ -31,6 +31,8 @@ describe('fingerprints', () => {
         expect(adjust.fingerprint).toBe(fingerprint(canonicalJson(['adjust', first.sku, first.qty, 3, metaValue])));
         const reverse = toReverse(withMeta({ requestId: 'r', of: 'o', lines }), at);
         expect(reverse.fingerprint).toBe(fingerprint(canonicalJson(['reverse', 'o', linesOf(reverse.lines ?? []), metaValue])));
+        const revoke = toRevoke(withMeta({ requestId: 'r' }), at);
+        expect(revoke.fingerprint).toBe(fingerprint(canonicalJson(['revoke', metaValue])));
       }),
     );
   });
@@ -40,6 +42,15 @@ describe('fingerprints', () => {
     const b = toDeduct({ requestId: 'r', sku: 'A', qty: 1, meta: { y: [1, { a: 1, b: 2 }], x: 1 } }, 0);
     expect(a.fingerprint).toBe(b.fingerprint);
     expect(toDeduct({ requestId: 'r', sku: 'A', qty: 2 }, 0).fingerprint).not.toBe(a.fingerprint);
+  });
+
+  it('a revoke is told apart by its meta alone, in any key order, and never equals another kind', () => {
+    const a = toRevoke({ requestId: 'r', meta: { why: 'cancelled', by: 'ops' } }, 0);
+    expect(toRevoke({ requestId: 'r', meta: { by: 'ops', why: 'cancelled' } }, 5).fingerprint).toBe(a.fingerprint);
+    expect(toRevoke({ requestId: 'other', meta: { why: 'cancelled', by: 'ops' } }, 0).fingerprint).toBe(a.fingerprint);
+    expect(toRevoke({ requestId: 'r' }, 0).fingerprint).not.toBe(a.fingerprint);
+    expect(toRevoke({ requestId: 'r', meta: {} }, 0).fingerprint).not.toBe(toRevoke({ requestId: 'r' }, 0).fingerprint);
+    expect(toRevoke({ requestId: 'r' }, 0)).toMatchObject({ kind: 'revoke', requestId: 'r', meta: null, at: 0 });
   });
 
   it('long payloads are stored as a digest that cannot collide with inline JSON', () => {

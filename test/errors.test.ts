@@ -36,6 +36,20 @@ describe('errors', () => {
     expect(applied.levels).toEqual([{ sku: 'A', onHand: 4, reserved: 0, available: 4, version: 2 }]);
   });
 
+  it('revokeOrThrow throws REQUEST_APPLIED for an applied id; the OrThrow variants throw REQUEST_REVOKED for a revoked one', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    await ledger.restockOrThrow({ requestId: 'po', sku: 'A', qty: 1 });
+    const applied = await ledger.revokeOrThrow({ requestId: 'po' }).catch((e: unknown) => e);
+    expect(applied).toBeInstanceOf(RejectedError);
+    expect(applied).toMatchObject({ code: 'REQUEST_APPLIED', rejection: { requestId: 'po', kind: 'restock' } });
+    expect(await ledger.revokeOrThrow({ requestId: 'o' })).toEqual({ ok: true, replayed: false, entries: [], levels: [] });
+    const revoked = await ledger.deductOrThrow({ requestId: 'o', sku: 'A', qty: 1 }).catch((e: unknown) => e);
+    expect(revoked).toMatchObject({ code: 'REQUEST_REVOKED', rejection: { ok: false, code: 'REQUEST_REVOKED', requestId: 'o' } });
+    expect(isStockLedgerError(revoked)).toBe(true);
+    const conflict = await ledger.revoke({ requestId: 'o', meta: { other: true } }).catch((e: unknown) => e);
+    expect(conflict).toBeInstanceOf(IdempotencyConflictError);
+  });
+
   it('a bad store option fails loudly at construction', () => {
     expect(() => new StockLedger({ store: {} as never })).toThrow(InvalidInputError);
     expect(() => new StockLedger({ store: new MemoryStore(), retry: { attemptsMax: -1 } })).toThrow(InvalidInputError);

@@ -100,6 +100,26 @@ describe('the ledger retries STORE_UNAVAILABLE with the same request id', () => 
     expect((await ledger.entries()).entries.filter((e) => e.requestId === 'o1')).toHaveLength(1);
   });
 
+  it('a lost reply of a revoke is retried into a replay, and the id stays closed', async () => {
+    const store = new LosingReplies((call) => (call === 1 ? 'after' : null));
+    const ledger = new StockLedger({ store, retry: { baseMs: 0 } });
+    expect(await ledger.revoke({ requestId: 'o1' })).toEqual({ ok: true, replayed: true, entries: [], levels: [] });
+    expect(store.calls).toBe(2);
+    await ledger.restock({ requestId: 'po', sku: 'A', qty: 5 });
+    expect(await ledger.deduct({ requestId: 'o1', sku: 'A', qty: 1 })).toEqual({ ok: false, code: 'REQUEST_REVOKED', requestId: 'o1' });
+    expect((await ledger.stock('A')).onHand).toBe(5);
+  });
+
+  it('a revoke after a deduct whose reply was lost finds it applied (REQUEST_APPLIED), never half', async () => {
+    const store = new LosingReplies((call) => (call === 2 ? 'after' : null));
+    const ledger = new StockLedger({ store, retry: false });
+    await ledger.restock({ requestId: 'po', sku: 'A', qty: 5 });
+    await expect(ledger.deduct({ requestId: 'o1', sku: 'A', qty: 2 })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    // The caller cannot tell whether it ran: closing the id answers it.
+    expect(await ledger.revoke({ requestId: 'o1' })).toEqual({ ok: false, code: 'REQUEST_APPLIED', requestId: 'o1', kind: 'deduct' });
+    expect((await ledger.stock('A')).onHand).toBe(3);
+  });
+
   it('gives up after attemptsMax and reports the attempts', async () => {
     const store = new LosingReplies(() => 'before');
     const ledger = new StockLedger({ store, retry: { attemptsMax: 3, baseMs: 0 } });

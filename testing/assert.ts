@@ -74,7 +74,8 @@ export function firstDifference(actual: unknown, expected: unknown, path = '$'):
     if (!isRecord(actual) || !isRecord(expected)) return `${path}: ${show(actual)} vs expected ${show(expected)}`;
     const a = definedKeys(actual);
     const e = definedKeys(expected);
-    if (a.join('\u0000') !== e.join('\u0000')) {
+    // Compared as JSON: joined with a separator, keys that hold it could compare equal.
+    if (JSON.stringify(a) !== JSON.stringify(e)) {
       return `${path}: keys ${show(a)} vs expected ${show(e)}\n  actual:   ${show(actual)}\n  expected: ${show(expected)}`;
     }
     for (const key of a) {

@@ -1,6 +1,6 @@
 import { LIMITS, StockLedger, isStockLedgerError } from '../src/index.js';
 import type { StockStore } from '../src/index.js';
-import type { Command } from '../src/store-kit.js';
+import type { Command, ExecuteOptions, StoreCapabilities } from '../src/store-kit.js';
 import { assertEqual, fail, show } from './assert.js';
 import { checkInvariants } from './invariants.js';
 
@@ -52,6 +52,14 @@ const BAD_METAS: Array<[string, unknown]> = [
 
 const BAD_INPUTS: Array<[string, unknown]> = [['null', null], ['undefined', undefined], ['string', 'x'], ['number', 42], ['array', []]];
 
+/**
+ * Second arguments of a write that no store accepts: not an object, or a `transaction` that is
+ * not an object (a store that cannot join one refuses any).
+ */
+const BAD_OPTIONS: Array<[string, unknown]> = [
+  ['null', null], ['string', 'tx'], ['number', 1], ['transaction null', { transaction: null }], ['transaction string', { transaction: 'tx' }],
+];
+
 function lines(count: number): Array<{ sku: string; qty: number }> {
   return Array.from({ length: count }, (_, i) => ({ sku: `L${i}`, qty: 1 }));
 }
@@ -65,9 +73,9 @@ const BAD_LINES: Array<[string, unknown]> = [
 ];
 
 // Loose views of the ledger's methods, to pass what the types forbid.
-type Loose = (input?: unknown) => Promise<unknown>;
+type Loose = (input?: unknown, options?: unknown) => Promise<unknown>;
 type Method =
-  | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'commit' | 'release' | 'sweepExpired'
+  | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'commit' | 'release' | 'sweepExpired'
   | 'stock' | 'stocks' | 'entries' | 'request' | 'reservation';
 const op = (ledger: StockLedger, name: Method): Loose => (ledger[name] as Loose).bind(ledger);
 
@@ -96,11 +104,14 @@ function badCalls(): Record<string, BadCall[]> {
   const adjust = { requestId: ID, sku: 'A', onHand: 1 };
   const reverse = { requestId: ID, of: 'seed-deduct' };
   const reserve = { requestId: ID, lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000 };
-  const writes: Array<['restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve', Record<string, unknown>]> = [
-    ['restock', restock], ['deduct', deduct], ['adjust', adjust], ['reverse', reverse], ['reserve', reserve],
+  // A revoke has no field but its id and meta: every bad one of those must be refused too.
+  const revoke = { requestId: ID, meta: { why: 'cancelled' } };
+  const writes: Array<['restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke', Record<string, unknown>]> = [
+    ['restock', restock], ['deduct', deduct], ['adjust', adjust], ['reverse', reverse], ['reserve', reserve], ['revoke', revoke],
   ];
   for (const [name, valid] of writes) {
     for (const [what, input] of BAD_INPUTS) add(name, `input ${what}`, (l) => op(l, name)(input));
+    for (const [what, options] of BAD_OPTIONS) add(name, `call options ${what}`, (l) => op(l, name)(valid, options));
     for (const [what, id] of badTexts(LIMITS.requestIdBytesMax)) add(name, `requestId ${what}`, (l) => op(l, name)({ ...valid, requestId: id }));
     add(name, 'requestId missing', (l) => {
       const { requestId: _, ...rest } = valid;
@@ -204,10 +215,14 @@ function boundaryCalls(): BadCall[] {
 /** Counts every store call, to prove bad input never reaches the store. */
 class CountingStore implements StockStore {
   calls = 0;
-  constructor(readonly inner: StockStore) {}
-  execute(command: Command): ReturnType<StockStore['execute']> {
+  /** The inner store's, so the ledger judges call options as it would for that store. */
+  declare readonly capabilities?: StoreCapabilities;
+  constructor(readonly inner: StockStore) {
+    if (inner.capabilities !== undefined) this.capabilities = inner.capabilities;
+  }
+  execute(command: Command, options?: ExecuteOptions): ReturnType<StockStore['execute']> {
     this.calls += 1;
-    return this.inner.execute(command);
+    return options === undefined ? this.inner.execute(command) : this.inner.execute(command, options);
   }
   stocks(skus: readonly string[], now: number): ReturnType<StockStore['stocks']> {
     this.calls += 1;
@@ -245,7 +260,8 @@ async function snapshot(ledger: StockLedger): Promise<unknown> {
 
 /** Names of the groups of {@link badInputCase}: one conformance case each. */
 export const BAD_INPUT_GROUPS = [
-  'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'commit', 'release', 'sweepExpired', 'stock', 'stocks', 'entries', 'request', 'reservation',
+  'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'revoke', 'commit', 'release', 'sweepExpired', 'stock', 'stocks', 'entries', 'request',
+  'reservation',
 ] as const;
 
 /**

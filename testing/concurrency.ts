@@ -34,8 +34,15 @@ export function jitter(seed: number): () => Promise<void> {
   };
 }
 
-const LOAD_SKUS = ['A', 'B', 'C'] as const;
-const LOAD_IDS = Array.from({ length: 40 }, (_, i) => `L${i}`);
+/**
+ * Three SKUs where a store that joins a request id and a SKU with U+0000 (a reversal tally, a
+ * hold) would confuse `L1` with `A\u0000B` and `L1\u0000A` with `B`.
+ */
+const LOAD_SKUS = ['A', 'B', 'A\u0000B'] as const;
+/** `L1` is a prefix of `L10` to `L19`, and of `L1\u0000A`. */
+const LOAD_IDS = [...Array.from({ length: 40 }, (_, i) => `L${i}`), 'L1\u0000A', 'L1:A'];
+/** The load's fixed clock: its holds (a minute long) never fall due, so a run is the same every time. */
+const LOAD_NOW = 1_000_000;
 
 const loadSku = fc.constantFrom<string>(...LOAD_SKUS);
 const loadId = fc.constantFrom(...LOAD_IDS);
@@ -58,6 +65,13 @@ const loadOp: fc.Arbitrary<RequestOp> = fc.oneof(
     arbitrary: fc.tuple(loadId, loadId, fc.option(fc.array(fc.record({ sku: loadSku, qty: fc.integer({ min: 1, max: 2 }) }), { minLength: 1, maxLength: 2 }), { nil: undefined }))
       .map(([requestId, of, lines]): RequestOp => ({ kind: 'reverse', input: lines === undefined ? { requestId, of } : { requestId, of, lines } })),
   },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(loadId, fc.array(fc.record({ sku: loadSku, qty: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 2 }))
+      .map(([requestId, lines]): RequestOp => ({ kind: 'reserve', input: { requestId, lines, ttlMs: 60_000 } })),
+  },
+  // Revokes race the other uses of their id: either the id is closed first, or it is applied first.
+  { weight: 1, arbitrary: loadId.map((requestId): RequestOp => ({ kind: 'revoke', input: { requestId } })) },
 );
 
 /** Every op, and some of them again (the same request sent twice at once). */
@@ -77,7 +91,7 @@ export async function concurrentLoadProperty(
   numRuns: number,
 ): Promise<void> {
   const property = fc.asyncProperty(loadBatch, fc.integer(), async (ops, seed) => {
-    const ledger = new StockLedger({ store: await createStore(seed) });
+    const ledger = new StockLedger({ store: await createStore(seed), clock: () => LOAD_NOW });
     try {
       for (const sku of LOAD_SKUS) await ledger.restockOrThrow({ requestId: `init-${sku}`, sku, qty: 40 });
       const wait = jitter(seed ^ 0x5bd1e995);

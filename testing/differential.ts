@@ -32,6 +32,8 @@ export const REQUEST_ID_POOL: readonly string[] = [
 ];
 /** SKUs drawn more often than the rest of {@link SKU_POOL}: `c` and `b\u0000c` make the collision. */
 const HOT_SKUS = 3;
+/** Ids drawn from the pool more often than the rest: `a` and `a\u0000b`, the other side of it. */
+const HOT_IDS = 2;
 /** Most calls of a failing run printed with its failure (the last ones). */
 const TRACE_LINES_MAX = 80;
 /** A SKU never written: must read as all zeros. */
@@ -611,12 +613,12 @@ class RequestStep extends Step {
 const weighted = <T>(...items: Array<[number, fc.Arbitrary<T>]>): fc.Arbitrary<T> =>
   fc.oneof(...items.map(([weight, arbitrary]) => ({ weight, arbitrary })));
 
-const skuIndex = weighted<number>([3, fc.nat({ max: HOT_SKUS - 1 })], [4, fc.nat({ max: SKU_POOL.length - 1 })]);
+const skuIndex = weighted<number>([4, fc.nat({ max: HOT_SKUS - 1 })], [3, fc.nat({ max: SKU_POOL.length - 1 })]);
 const metaIndex = weighted<number>([4, fc.constant(-1)], [2, fc.nat({ max: META_POOL.length - 1 })]);
 const dtMs = weighted<number>([2, fc.constant(0)], [1, fc.integer({ min: 1, max: 10 })], [3, fc.integer({ min: 1, max: 1000 })]);
 const idSpec = weighted<IdSpec>(
   [5, fc.constant({ t: 'fresh' as const })],
-  [2, fc.nat({ max: REQUEST_ID_POOL.length - 1 }).map((i) => ({ t: 'pool' as const, i }))],
+  [2, weighted<number>([1, fc.nat({ max: HOT_IDS - 1 })], [2, fc.nat({ max: REQUEST_ID_POOL.length - 1 })]).map((i) => ({ t: 'pool' as const, i }))],
   [1, fc.nat({ max: 60 }).map((k) => ({ t: 'used' as const, k }))],
   [1, fc.nat({ max: 10 }).map((k) => ({ t: 'revoked' as const, k }))],
 );
@@ -782,10 +784,17 @@ const steps: Array<fc.Arbitrary<fc.AsyncCommand<World, Real>>> = [
 
 /**
  * Model-based differential test: random command sequences against the store and the
- * {@link ReferenceModel}: every operation (reservations included), replays, changed payloads and
- * clock moves. After every command the outcome, the level of every SKU and the state of every
- * known reservation (read at the current time) must be the model's. At the end the whole entry
- * feed and every request record must be the model's, and the invariants hold.
+ * {@link ReferenceModel}: every operation (reservations and revokes included: of fresh, rejected,
+ * applied and revoked ids, and later uses of revoked ids), replays, changed payloads, and clock
+ * moves forward and back, on SKUs and ids at the edges of every key encoding. After every
+ * command the outcome, the level of every SKU and the state of every known reservation (read at
+ * the current time) must be the model's. At the end the whole entry feed and every request record
+ * must be the model's, and the invariants hold.
+ *
+ * @example
+ * ```ts
+ * await differentialProperty('my-store: differential', () => new MyStore(), 400);
+ * ```
  */
 export async function differentialProperty(
   caseName: string,
@@ -793,7 +802,8 @@ export async function differentialProperty(
   numRuns: number,
 ): Promise<void> {
   const initialQty = weighted<number>([1, fc.constant(0)], [1, fc.nat({ max: 60 })], [3, fc.integer({ min: 10, max: 60 })]);
-  const initialStock = fc.array(initialQty, { minLength: SKU_POOL.length, maxLength: SKU_POOL.length });
+  // The hot SKUs always, a few more sometimes (the rest get stock from the commands' restocks).
+  const initialStock = fc.array(initialQty, { minLength: HOT_SKUS + 2, maxLength: SKU_POOL.length });
   // A few reservations from the start (through the same checked path), so commits and releases have work.
   const initialHolds = fc.array(fc.tuple(holdLineSpecs, ttlSpec, metaIndex), { maxLength: 3 });
   const commands = fc.commands(steps, { maxCommands: 60, size: 'large', ...commandsReplayPath() });

@@ -14,9 +14,11 @@
 import type { StockStore } from '../src/index.js';
 import { differentialProperty } from './differential.js';
 import { BAD_INPUT_GROUPS, badInputCase, boundaryCase } from './bad-input.js';
+import { closedIdCase } from './closed-ids.js';
+import { compositeKeyCase, expiryCapCase, skewedClocksCase } from './edge-cases.js';
 import { concurrentBatchesProperty, concurrentLoadProperty, jitter, reverseRaceProperty } from './concurrency.js';
 import { interleavingProperty } from './interleavings.js';
-import { runs } from './property.js';
+import { runs, runSeeds } from './property.js';
 import { readsCase } from './reads.js';
 import { reservationRaceCases } from './reservation-races.js';
 import { retryStorm } from './retry-storm.js';
@@ -50,8 +52,10 @@ export interface ConformanceCase {
  * The conformance cases for one store. Each case creates its own stores, so cases are
  * independent and may run in any order (but run them one at a time: some measure concurrency).
  *
- * Property cases print their seed and path on failure; set `STOCK_LEDGER_SEED` and
- * `STOCK_LEDGER_PATH` (and, for command sequences, `STOCK_LEDGER_REPLAY_PATH`) to replay one.
+ * Every random case is replayable. Property cases print their seed and path on failure; set
+ * `STOCK_LEDGER_SEED` and `STOCK_LEDGER_PATH` (and, for command sequences,
+ * `STOCK_LEDGER_REPLAY_PATH`) to replay one. Seeded runs that are not properties (reservation
+ * floods, skewed clocks) draw fresh seeds, print theirs on failure, and take `STOCK_LEDGER_SEED`.
  *
  * @example
  * ```ts
@@ -68,7 +72,7 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     cases.push({ name: caseName, timeoutMs: Math.round(timeoutMs * Math.max(1, scale)), run: () => run(caseName) });
   };
 
-  add('model-based differential: every operation (reservations and clock moves included), replays, conflicts, limits', 180_000, (n) =>
+  add('model-based differential: every operation (reservations, revokes, clock moves back and forth), replays, conflicts, limits', 180_000, (n) =>
     differentialProperty(n, createStore, runs(400, scale)));
   add('entries() paging and request() records', 60_000, () => readsCase(createStore));
   for (const group of BAD_INPUT_GROUPS) {
@@ -80,6 +84,16 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
   add('concurrent small batches: linearizable', 120_000, (n) =>
     concurrentBatchesProperty(n, () => createStore(), runs(60, scale)));
   add('retry storm: 2,000 buyers x 1-3 sends for 100 units', 120_000, () => retryStorm(createStore));
+  add('revoke closes a rejected id: a late duplicate is REQUEST_REVOKED and takes nothing; an applied id is REQUEST_APPLIED', 60_000, () =>
+    closedIdCase(createStore));
+  add('keys of two caller strings never collide: reservation "a" holding "b\\u0000c" vs "a\\u0000b" holding "c" (and ":", "|")', 60_000, () =>
+    compositeKeyCase(createStore));
+  add('more due holds than one operation expires (LIMITS.expiriesPerSkuMax) and one sweep does: reads, deducts, sweeps', 120_000, () =>
+    expiryCapCase(createStore));
+  runSeeds(2).forEach((seed, i) => {
+    add(`two ledgers on one store, one clock 5 s behind: invariants hold, nothing oversold #${i + 1}`, 120_000, () =>
+      skewedClocksCase(createStore, { seed, waves: Math.max(5, Math.round(20 * scale)) }));
+  });
   cases.push(...reservationRaceCases(options.name, createStore, scale));
 
   const { createInterleavedStore } = options;
@@ -94,6 +108,10 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     add('concurrent small batches on the interleaved store (seeded jitter): linearizable', 120_000, (n) =>
       concurrentBatchesProperty(n, (seed) => interleaved(jitter(seed)), runs(100, scale)));
     add('retry storm on the interleaved store (seeded jitter)', 120_000, () => retryStorm(() => interleaved(jitter(2_000))));
+    runSeeds(1).forEach((seed) => {
+      add('two ledgers, one clock 5 s behind, on the interleaved store (seeded jitter): invariants hold, nothing oversold', 120_000, () =>
+        skewedClocksCase(() => interleaved(jitter(seed)), { seed, waves: Math.max(5, Math.round(20 * scale)) }));
+    });
     cases.push(...reservationRaceCases(`${options.name} (interleaved, seeded jitter)`, () => interleaved(jitter(3_000)), scale));
   }
   return cases;

@@ -8,16 +8,24 @@ import { ReferenceModel } from './model.js';
 import { describeOp, isRequestOp, runOp, skusOf, type Op, type WriteOp } from './ops.js';
 import { runProperty } from './property.js';
 
-/** Two hot SKUs and a third, rarer one: contention is the point. */
-const SKUS = ['A', 'B', 'C {x}:1\n'] as const;
-/** Few ids, so concurrent calls share ids (replays, conflicts) often. `d0` is the setup deduct, `h0` the setup reservation. */
-const IDS = ['c1', 'c2', 'c3', 'd0', 'h0'] as const;
+/**
+ * Two hot SKUs and two rarer ones: contention is the point. `A\u0000B` is what a store that
+ * joins a reservation id and a SKU with U+0000 would confuse: reservation `h0` holding it is
+ * `h0\u0000A\u0000B`, and so is reservation `h0\u0000A` holding `B`. `\uffff:😀` sorts
+ * differently by code units and by code points.
+ */
+const SKUS = ['A', 'B', 'A\u0000B', '\uffff:😀'] as const;
+/**
+ * Few ids, so concurrent calls share ids (replays, conflicts) often: `c1` is a prefix of `c10`,
+ * `h0` (the setup reservation) of `h0\u0000A`. `d0` is the setup deduct.
+ */
+const IDS = ['c1', 'c10', 'h0\u0000A', 'd0', 'h0'] as const;
 /** Reservation ids for commit, release and reads: mostly the setup's `h0`, or one a concurrent reserve may make. */
-const RESERVATION_IDS = ['h0', 'h0', 'c1', 'c2', 'c3'] as const;
+const RESERVATION_IDS = ['h0', 'h0', 'h0\u0000A', 'c1', 'c10'] as const;
 /** Most loops draining the scheduler; each one releases every task it can reach. */
 const DRAIN_ROUNDS_MAX = 200;
 
-const sku = fc.constantFrom<string>('A', 'A', 'B', 'B', SKUS[2]);
+const sku = fc.constantFrom<string>('A', 'A', 'B', 'B', SKUS[2], SKUS[3]);
 const id = fc.constantFrom<string>(...IDS);
 const reservationId = fc.constantFrom<string>(...RESERVATION_IDS);
 const line = fc.record({ sku, qty: fc.integer({ min: 1, max: 2 }) });
@@ -48,26 +56,31 @@ export const concurrentOp: fc.Arbitrary<Op> = fc.oneof(
   fc.tuple(reservationId, fc.option(fc.array(line, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }))
     .map(([rid, lines]): Op => ({ kind: 'commit', input: lines === undefined ? { reservationId: rid } : { reservationId: rid, lines } })),
   reservationId.map((rid): Op => ({ kind: 'release', input: { reservationId: rid } })),
+  // Revokes of ids other calls use at the same time: whichever comes first wins the id.
+  fc.tuple(id, fc.boolean()).map(([requestId, withMeta]): Op => ({
+    kind: 'revoke', input: withMeta ? { requestId, meta: { why: 'cancelled' } } : { requestId },
+  })),
   fc.option(fc.integer({ min: 1, max: 2 }), { nil: undefined }).map((limit): Op => ({ kind: 'sweep', input: limit === undefined ? {} : { limit } })),
   reservationId.map((rid): Op => ({ kind: 'reservation', id: rid })),
   sku.map((s): Op => ({ kind: 'stock', sku: s })),
 );
 
 /**
- * A starting state (at time 1000): some stock of A and B, an applied deduct `d0` that can be
- * reversed, and a reservation `h0` (if there is stock for it) that falls due before, during or
- * after the concurrent calls.
+ * A starting state (at time 1000): some stock of A, B and `A\u0000B`, an applied deduct `d0`
+ * that can be reversed, and a reservation `h0` (if there is stock for it) that falls due
+ * before, during or after the concurrent calls.
  */
 export const setupOps: fc.Arbitrary<WriteOp[]> = fc
   .record({
-    a: fc.nat({ max: 4 }), b: fc.nat({ max: 4 }), d0: fc.array(line, { minLength: 1, maxLength: 2 }),
+    a: fc.nat({ max: 4 }), b: fc.nat({ max: 4 }), ab: fc.nat({ max: 3 }), d0: fc.array(line, { minLength: 1, maxLength: 2 }),
     h0: fc.array(line, { minLength: 1, maxLength: 2 }), ttlMs: fc.constantFrom(500, 1002, 1004, 1006, 8000),
   })
-  .map(({ a, b, d0, h0, ttlMs }) => {
+  .map(({ a, b, ab, d0, h0, ttlMs }) => {
     const lines: Line[] = d0;
     const ops: WriteOp[] = [];
     if (a > 0) ops.push({ kind: 'restock', input: { requestId: 's-A', sku: 'A', qty: a + 2 } });
     if (b > 0) ops.push({ kind: 'restock', input: { requestId: 's-B', sku: 'B', qty: b + 2 } });
+    if (ab > 0) ops.push({ kind: 'restock', input: { requestId: 's-AB', sku: SKUS[2], qty: ab + 1 } });
     ops.push({ kind: 'deduct', input: { requestId: 'd0', lines } });
     ops.push({ kind: 'reserve', input: { requestId: 'h0', lines: h0, ttlMs } });
     return ops;
@@ -155,18 +168,18 @@ async function microticks(count: number): Promise<void> {
 }
 
 /**
- * Releases scheduled tasks until every call has settled. A store may also await things the
+ * Releases scheduled tasks until every call has finished. A store may also await things the
  * scheduler does not control (I/O, timers), so idle rounds yield to the event loop.
  */
 async function drain(s: fc.Scheduler, calls: Array<Promise<void>>): Promise<void> {
-  let settled = false;
+  let finished = false;
   const all = Promise.allSettled(calls).then(() => {
-    settled = true;
+    finished = true;
   });
-  for (let round = 0; round < DRAIN_ROUNDS_MAX && !settled; round += 1) {
+  for (let round = 0; round < DRAIN_ROUNDS_MAX && !finished; round += 1) {
     await s.waitIdle();
-    if (!settled) await new Promise((resolve) => setTimeout(resolve, round < 10 ? 0 : 10));
+    if (!finished) await new Promise((resolve) => setTimeout(resolve, round < 10 ? 0 : 10));
   }
-  if (!settled) throw new ConformanceError('concurrent calls did not finish (a deadlock, or a call that never settles)');
+  if (!finished) throw new ConformanceError('concurrent calls did not finish (a deadlock, or a call that never returns)');
   await all;
 }

@@ -1,13 +1,15 @@
 import { LIMITS } from '../src/index.js';
-import type { Entry, EntryKind, Level, RequestRecord, Reservation, StockLedger, VerifyReport } from '../src/index.js';
-import { ConformanceError, deepEqual, firstDifference, show } from './assert.js';
+import type { Counters, Entry, EntryKind, Level, RequestRecord, Reservation, StockLedger, VerifyReport } from '../src/index.js';
+import { verifyItem } from '../src/store-kit.js';
+import type { HoldCheck, VerifyItem } from '../src/store-kit.js';
+import { ConformanceError, firstDifference, show } from './assert.js';
 import { reservationProblems } from './reservation-races.js';
 
 /** What the invariant check read, for further checks by the caller. */
 export interface InvariantSnapshot {
   /** Every entry, in seq order. */
   entries: Entry[];
-  /** The stored level of every SKU that has an entry, by SKU. */
+  /** The level of every SKU that has an entry, by SKU, as read. */
   levels: Map<string, Level>;
   verify: VerifyReport;
 }
@@ -26,27 +28,55 @@ export interface ExpectedOperation {
 /** Most entries the check pages through (bounded, like every loop of the library). */
 const ENTRIES_READ_MAX = 1_000_000;
 
+/** Most problems one failure lists (the count says how many there were). */
+const PROBLEMS_SHOWN_MAX = 20;
+
 /** Kinds of entry that end a hold. */
 const ENDS_HOLD: ReadonlySet<EntryKind> = new Set(['commit', 'release', 'expire']);
 
+/** A hold not yet ended, from the entries alone. */
+interface LiveHold {
+  reservationId: string;
+  sku: string;
+  qty: number;
+}
+
+/** What the check read through the public API, shared by its parts. */
+interface Reads {
+  entries: Entry[];
+  /** Each SKU's entries, in seq order. */
+  bySku: Map<string, Entry[]>;
+  /** The fold of each SKU's entries. */
+  folded: Map<string, Counters>;
+  holds: LiveHold[];
+  /** `reservation(id)` of every reservation with a live hold. */
+  reservations: Map<string, Reservation | null>;
+  /** `request(id)` of every id an entry carries. */
+  records: Map<string, RequestRecord | null>;
+  levels: Map<string, Level>;
+}
+
 /**
- * Checks the invariants of DESIGN.md section 7 on a quiet ledger (no write in flight, and the
- * ledger's clock not behind the time of any write: a reservation stays expired once a hold of it
- * expired, while its other holds count as due only from `expiresAt` on) and throws a
- * `ConformanceError` listing every problem found:
+ * Checks the invariants of a quiet ledger (no write in flight, and the ledger's clock not
+ * behind the time of any write: a reservation stays expired once a hold of it expired, while
+ * its other holds count as due only from `expiresAt` on) and throws a `ConformanceError`
+ * listing every problem found, each naming the invariant it breaks:
  *
- * - `verify()` is ok;
+ * - `verify()` is ok (each drift item is listed with its invariant);
+ * - the same invariants, checked by the core's own `verifyItem` (from `stock-ledger/store`) on
+ *   what the public API reads, as of the ledger's clock: per SKU, the level `stocks()` reads
+ *   against the fold of its `entries()` less the holds that are due (their reservation reads as
+ *   `expired`: `reserved` minus their units, `version` plus one each), and the live holds the
+ *   entries leave against the level, against each reservation's entries and against its
+ *   `reservation(id)` record (state, lines, `expiresAt` as its reserve answered). A store whose
+ *   own `verify()` is wrong is caught here;
  * - entries page correctly (`next` is the last seq, null on an empty page) and their `seq` runs
- *   1, 2, 3, ... without gaps;
- * - no level below zero; `0 <= reserved <= onHand <= LIMITS.quantityMax` after every entry;
- * - no (requestId, kind, SKU) twice in the entries;
+ *   1, 2, 3, ... without gaps; each entry's `onHandAfter`/`reservedAfter` is the running fold,
+ *   and keeps `0 <= reserved <= onHand <= LIMITS.quantityMax`; `available` reads
+ *   `onHand - reserved`;
+ * - no (requestId, kind, SKU) twice in the entries (`appliedOnce`);
  * - holds: every commit, release or expire entry ends a hold made by an earlier reserve entry of
- *   the same reservation and SKU, for its whole quantity; the folded `reserved` of every SKU is
- *   what its holds not yet ended hold;
- * - reads: each read level is the fold of the SKU's entries (version included) less the holds
- *   that are due (their reservation reads as `expired`): `reserved` minus their units, `version`
- *   plus one each; `0 <= reserved <= onHand`, `available = onHand - reserved >= 0`;
- *   each entry's `onHandAfter`/`reservedAfter` is the running fold;
+ *   the same reservation and SKU, for its whole quantity;
  * - every reservation is in exactly one state, consistent with its entries
  *   ({@link reservationProblems});
  * - every applied request is all or none: `request(id)` holds exactly the entries with that id
@@ -66,22 +96,55 @@ export async function checkInvariants(
 ): Promise<InvariantSnapshot> {
   const problems: string[] = [];
   const verify = await ledger.verify();
-  if (!verify.ok) problems.push(`verify() reports drift: ${show(verify.drift)}`);
+  for (const d of verify.drift) problems.push(`verify(): invariant ${d.invariant} of ${show(d.sku)} broken: ${d.message}`);
 
+  const reads = await readAll(ledger, problems);
+  checkEntries(reads.entries, problems);
+  checkAsRead(reads, problems);
+  const reservationIds = reads.entries.filter((e) => e.kind === 'reserve').map((e) => e.requestId);
+  problems.push(...await reservationProblems(ledger, reads.entries, reservationIds));
+  checkAllOrNone(reads, options.operations ?? [], problems);
+
+  if (problems.length > 0) {
+    const shown = problems.slice(0, PROBLEMS_SHOWN_MAX).join('\n  - ');
+    throw new ConformanceError(`invariants broken (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${shown}`);
+  }
+  return { entries: reads.entries, levels: reads.levels, verify };
+}
+
+/** Everything the checks compare, read once. */
+async function readAll(ledger: StockLedger, problems: string[]): Promise<Reads> {
   const entries = await readAllEntries(ledger, problems);
+  const folded = foldEntries(entries, problems);
+  const holds = liveHolds(entries, problems);
+  const reservations = new Map<string, Reservation | null>();
+  for (const id of new Set(holds.map((h) => h.reservationId))) reservations.set(id, await ledger.reservation(id));
+  const records = new Map<string, RequestRecord | null>();
+  for (const id of new Set(entries.map((e) => e.requestId))) records.set(id, await ledger.request(id));
+  const skus = [...folded.keys()].sort();
+  const levels = new Map<string, Level>();
+  for (let i = 0; i < skus.length; i += LIMITS.skusPerReadMax) {
+    for (const level of await ledger.stocks(skus.slice(i, i + LIMITS.skusPerReadMax))) levels.set(level.sku, level);
+  }
+  const bySku = new Map<string, Entry[]>();
+  for (const e of entries) {
+    const list = bySku.get(e.sku);
+    if (list === undefined) bySku.set(e.sku, [e]);
+    else list.push(e);
+  }
+  return { entries, bySku, folded, holds, reservations, records, levels };
+}
 
+/** Seqs without gaps (a request applied twice is `appliedOnce`, checked per SKU). */
+function checkEntries(entries: readonly Entry[], problems: string[]): void {
   entries.forEach((entry, i) => {
     if (entry.seq !== i + 1) problems.push(`entry #${i + 1} has seq ${entry.seq} (seqs must run 1, 2, 3, ...)`);
   });
+}
 
-  const seen = new Set<string>();
-  for (const entry of entries) {
-    const key = JSON.stringify([entry.requestId, entry.kind, entry.sku]);
-    if (seen.has(key)) problems.push(`(requestId, kind, sku) ${key} appears twice: applied more than once`);
-    seen.add(key);
-  }
-
-  const folded = new Map<string, { onHand: number; reserved: number; version: number }>();
+/** Each SKU's entries folded, checking every entry's `after` fields and bounds on the way. */
+function foldEntries(entries: readonly Entry[], problems: string[]): Map<string, Counters> {
+  const folded = new Map<string, Counters>();
   for (const entry of entries) {
     const f = folded.get(entry.sku) ?? { onHand: 0, reserved: 0, version: 0 };
     f.onHand += entry.onHandDelta;
@@ -95,59 +158,94 @@ export async function checkInvariants(
       problems.push(`entry seq ${entry.seq} takes ${show(entry.sku)} to onHand ${f.onHand}, reserved ${f.reserved}`);
     }
   }
+  return folded;
+}
 
-  const holds = liveHolds(entries, problems);
-  const reservations = new Map<string, Reservation | null>();
-  for (const id of new Set(holds.map((h) => h.reservationId))) reservations.set(id, await ledger.reservation(id));
-  const due = new Map<string, { qty: number; count: number }>();
-  const holding = new Map<string, number>();
-  for (const hold of holds) {
-    holding.set(hold.sku, (holding.get(hold.sku) ?? 0) + hold.qty);
-    const state = reservations.get(hold.reservationId)?.state;
-    if (state === 'expired') {
-      const d = due.get(hold.sku) ?? { qty: 0, count: 0 };
-      due.set(hold.sku, { qty: d.qty + hold.qty, count: d.count + 1 });
-    } else if (state !== 'held') {
-      problems.push(`${show(hold.reservationId)} still holds ${hold.qty} of ${show(hold.sku)} (no commit, release or expire entry) but reads as ${show(state ?? null)}`);
-    }
-  }
-
-  const skus = [...folded.keys()].sort();
-  const levels = new Map<string, Level>();
-  for (let i = 0; i < skus.length; i += LIMITS.skusPerReadMax) {
-    for (const level of await ledger.stocks(skus.slice(i, i + LIMITS.skusPerReadMax))) levels.set(level.sku, level);
-  }
-  for (const sku of skus) {
-    const level = levels.get(sku);
-    const f = folded.get(sku);
-    if (level === undefined || f === undefined) {
+/**
+ * Every SKU as read, through the core's `verifyItem`: what `stocks()` reads is the stored side,
+ * the entries (with due holds counted as expired) the folded side.
+ */
+function checkAsRead(reads: Reads, problems: string[]): void {
+  for (const [sku, f] of reads.folded) {
+    const level = reads.levels.get(sku);
+    if (level === undefined) {
       problems.push(`no level read for ${show(sku)}`);
       continue;
     }
-    if (f.reserved !== (holding.get(sku) ?? 0)) {
-      problems.push(`${show(sku)}: entries fold to reserved ${f.reserved}, but the holds not yet ended hold ${holding.get(sku) ?? 0}`);
+    if (level.available !== level.onHand - level.reserved) {
+      problems.push(`invariant available of ${show(sku)} broken: reads ${level.available}, onHand - reserved is ${level.onHand - level.reserved}`);
     }
-    if (level.onHand < 0 || level.reserved < 0 || level.reserved > level.onHand || level.available < 0) problems.push(`level out of bounds: ${show(level)}`);
-    if (level.available !== level.onHand - level.reserved) problems.push(`available is not onHand - reserved: ${show(level)}`);
-    const d = due.get(sku) ?? { qty: 0, count: 0 };
-    const read = { onHand: level.onHand, reserved: level.reserved, version: level.version };
-    const expected = { onHand: f.onHand, reserved: f.reserved - d.qty, version: f.version + d.count };
-    if (!deepEqual(read, expected)) {
-      const dueText = d.count === 0 ? '' : ` less ${d.count} due hold(s) of ${d.qty} unit(s)`;
-      problems.push(`${show(sku)}: read ${show(read)}, entries fold${dueText} to ${show(expected)}`);
+    const { item, due } = itemAsRead(sku, level, f, reads);
+    const dueText = due.count === 0 ? 'no hold due' : `${due.count} due hold(s) of ${due.qty} unit(s) counted as expired`;
+    for (const d of verifyItem(item)) problems.push(`invariant ${d.invariant} of ${show(sku)} broken, as read (${dueText}): ${d.message}`);
+  }
+}
+
+/** One SKU as the public API shows it, in the shape `verify()` compares. */
+function itemAsRead(sku: string, level: Level, f: Counters, reads: Reads): { item: VerifyItem; due: { qty: number; count: number } } {
+  const due = { qty: 0, count: 0 };
+  const dueBy = new Map<string, number>();
+  const holds: HoldCheck[] = [];
+  for (const hold of reads.holds) {
+    if (hold.sku !== sku) continue;
+    const reservation = reads.reservations.get(hold.reservationId) ?? null;
+    if (reservation?.state === 'expired') {
+      due.qty += hold.qty;
+      due.count += 1;
+      dueBy.set(hold.reservationId, (dueBy.get(hold.reservationId) ?? 0) + hold.qty);
+    } else {
+      holds.push(holdCheck(hold, reservation, reads.records.get(hold.reservationId) ?? null));
     }
   }
+  const item: VerifyItem = {
+    sku,
+    stored: { onHand: level.onHand, reserved: level.reserved, version: level.version },
+    folded: { onHand: f.onHand, reserved: f.reserved - due.qty, version: f.version + due.count },
+    holds,
+    foldedHolds: foldedHolds(reads.bySku.get(sku) ?? [], dueBy),
+    repeated: repeated(reads.bySku.get(sku) ?? []),
+  };
+  return { item, due };
+}
 
-  const reservationIds = entries.filter((e) => e.kind === 'reserve').map((e) => e.requestId);
-  problems.push(...await reservationProblems(ledger, entries, reservationIds));
+/**
+ * A live hold next to its reservation's record. Its `expiresAt` is the one its reserve
+ * answered (kept in the request record), so a record that moved it is caught. The public
+ * record has no list of held SKUs: a reservation that reads as held or expired holds them all.
+ */
+function holdCheck(hold: LiveHold, reservation: Reservation | null, record: RequestRecord | null): HoldCheck {
+  const answered = (record as { reservation?: Reservation } | null)?.reservation?.expiresAt;
+  const view = reservation === null ? null : {
+    state: reservation.state,
+    expiresAt: reservation.expiresAt,
+    lineQty: reservation.lines.find((l) => l.sku === hold.sku)?.qty ?? null,
+    listed: reservation.state === 'held' || reservation.state === 'expired',
+  };
+  return { reservationId: hold.reservationId, qty: hold.qty, expiresAt: answered ?? reservation?.expiresAt ?? Number.NaN, record: view };
+}
 
-  await checkAllOrNone(ledger, entries, options.operations ?? [], problems);
-
-  if (problems.length > 0) {
-    const shown = problems.slice(0, 20).join('\n  - ');
-    throw new ConformanceError(`invariants broken (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${shown}`);
+/**
+ * Per reservation, what its entries on one SKU (`entries`) still hold (the sum of their
+ * `reservedDelta`s), less the due holds (`dueBy`) that reads count as expired; only non-zero sums.
+ */
+function foldedHolds(entries: readonly Entry[], dueBy: ReadonlyMap<string, number>): VerifyItem['foldedHolds'] {
+  const held = new Map<string, number>();
+  for (const e of entries) {
+    if (e.reservedDelta !== 0) held.set(e.requestId, (held.get(e.requestId) ?? 0) + e.reservedDelta);
   }
-  return { entries, levels, verify };
+  for (const [id, qty] of dueBy) held.set(id, (held.get(id) ?? 0) - qty);
+  return [...held].filter(([, qty]) => qty !== 0).map(([reservationId, qty]) => ({ reservationId, qty }));
+}
+
+/** Each (request id, kind) with more than one entry among one SKU's `entries`: applied more than once. */
+function repeated(entries: readonly Entry[]): VerifyItem['repeated'] {
+  const counts = new Map<string, Map<EntryKind, number>>();
+  for (const e of entries) {
+    const byKind = counts.get(e.requestId) ?? new Map<EntryKind, number>();
+    counts.set(e.requestId, byKind);
+    byKind.set(e.kind, (byKind.get(e.kind) ?? 0) + 1);
+  }
+  return [...counts].flatMap(([requestId, byKind]) => [...byKind].filter(([, n]) => n > 1).map(([kind, count]) => ({ requestId, kind, count })));
 }
 
 /**
@@ -155,15 +253,18 @@ export async function checkInvariants(
  * or expire entry of the same reservation and SKU. Each ending entry must end a hold made
  * earlier, for its whole quantity, and nothing else.
  */
-function liveHolds(entries: readonly Entry[], problems: string[]): Array<{ reservationId: string; sku: string; qty: number }> {
-  const holds = new Map<string, { reservationId: string; sku: string; qty: number }>();
+function liveHolds(entries: readonly Entry[], problems: string[]): LiveHold[] {
+  // Nested by reservation, then SKU: no two (id, SKU) pairs can share a key.
+  const holds = new Map<string, Map<string, LiveHold>>();
   for (const entry of entries) {
-    const key = JSON.stringify([entry.requestId, entry.sku]);
     if (entry.kind === 'reserve') {
       if (entry.onHandDelta !== 0 || entry.reservedDelta <= 0) problems.push(`reserve entry seq ${entry.seq} has deltas ${entry.onHandDelta}/${entry.reservedDelta}`);
-      holds.set(key, { reservationId: entry.requestId, sku: entry.sku, qty: entry.reservedDelta });
+      const ofReservation = holds.get(entry.requestId) ?? new Map<string, LiveHold>();
+      holds.set(entry.requestId, ofReservation);
+      ofReservation.set(entry.sku, { reservationId: entry.requestId, sku: entry.sku, qty: entry.reservedDelta });
     } else if (ENDS_HOLD.has(entry.kind)) {
-      const hold = holds.get(key);
+      const ofReservation = holds.get(entry.requestId);
+      const hold = ofReservation?.get(entry.sku);
       if (hold === undefined) {
         problems.push(`${entry.kind} entry seq ${entry.seq} (${show(entry.requestId)}, ${show(entry.sku)}) ends no hold (none made, or already ended)`);
         continue;
@@ -171,12 +272,12 @@ function liveHolds(entries: readonly Entry[], problems: string[]): Array<{ reser
       if (entry.reservedDelta !== -hold.qty || (entry.kind !== 'commit' && entry.onHandDelta !== 0) || entry.onHandDelta > 0 || -entry.onHandDelta > hold.qty) {
         problems.push(`${entry.kind} entry seq ${entry.seq} has deltas ${entry.onHandDelta}/${entry.reservedDelta} for a hold of ${hold.qty}`);
       }
-      holds.delete(key);
+      ofReservation?.delete(entry.sku);
     } else if (entry.reservedDelta !== 0) {
       problems.push(`${entry.kind} entry seq ${entry.seq} changes reserved by ${entry.reservedDelta}`);
     }
   }
-  return [...holds.values()];
+  return [...holds.values()].flatMap((bySku) => [...bySku.values()]);
 }
 
 async function readAllEntries(ledger: StockLedger, problems: string[]): Promise<Entry[]> {
@@ -202,9 +303,8 @@ async function readAllEntries(ledger: StockLedger, problems: string[]): Promise<
   return entries;
 }
 
-async function checkAllOrNone(
-  ledger: StockLedger, entries: Entry[], operations: readonly ExpectedOperation[], problems: string[],
-): Promise<void> {
+function checkAllOrNone(reads: Reads, operations: readonly ExpectedOperation[], problems: string[]): void {
+  const { entries, records } = reads;
   // Entries by (id, kind): a reservation's id carries its reserve, commit or release, and expire entries.
   const byMove = new Map<string, Entry[]>();
   for (const entry of entries) {
@@ -213,31 +313,7 @@ async function checkAllOrNone(
     if (list === undefined) byMove.set(key, [entry]);
     else list.push(entry);
   }
-  const records = new Map<string, RequestRecord | null>();
-  for (const id of new Set(entries.map((e) => e.requestId))) records.set(id, await ledger.request(id));
-  for (const list of byMove.values()) {
-    const { requestId, kind } = list[0] as Entry;
-    const record = records.get(requestId) ?? null;
-    if (record === null) {
-      problems.push(`entries of ${show(requestId)} exist but request() returns null`);
-      continue;
-    }
-    if (kind === 'expire') continue; // expiries are written one hold at a time, by whichever call finds them due
-    if (ENDS_HOLD.has(kind)) {
-      if (record.kind !== 'reserve') problems.push(`${kind} entries of ${show(requestId)}, which is a ${record.kind}, not a reservation`);
-    } else if (record.kind !== kind) {
-      problems.push(`${kind} entries of ${show(requestId)}, whose request record is a ${record.kind}`);
-    } else {
-      const difference = firstDifference(list, record.entries);
-      if (difference !== null) problems.push(`entries of ${show(requestId)} differ from its request record at ${difference}`);
-    }
-    list.forEach((entry, i) => {
-      const previous = list[i - 1];
-      if (previous !== undefined && (entry.seq !== previous.seq + 1 || !(previous.sku < entry.sku))) {
-        problems.push(`${kind} entries of ${show(requestId)} are not consecutive in SKU order: ${show(list.map((e) => [e.seq, e.sku]))}`);
-      }
-    });
-  }
+  for (const list of byMove.values()) checkMove(list, records.get((list[0] as Entry).requestId) ?? null, problems);
   for (const op of operations) {
     const kind = op.kind ?? records.get(op.requestId)?.kind;
     const touched = new Set((kind === undefined ? [] : (byMove.get(JSON.stringify([op.requestId, kind])) ?? [])).map((entry) => entry.sku));
@@ -245,4 +321,28 @@ async function checkAllOrNone(
     const missing = op.skus.filter((sku) => !touched.has(sku));
     if (missing.length > 0) problems.push(`${show(op.requestId)} is partly applied: entries for ${show([...touched])}, none for ${show(missing)}`);
   }
+}
+
+/** The entries of one id and kind against the request record of that id. */
+function checkMove(list: readonly Entry[], record: RequestRecord | null, problems: string[]): void {
+  const { requestId, kind } = list[0] as Entry;
+  if (record === null) {
+    problems.push(`entries of ${show(requestId)} exist but request() returns null`);
+    return;
+  }
+  if (kind === 'expire') return; // expiries are written one hold at a time, by whichever call finds them due
+  if (ENDS_HOLD.has(kind)) {
+    if (record.kind !== 'reserve') problems.push(`${kind} entries of ${show(requestId)}, which is a ${record.kind}, not a reservation`);
+  } else if (record.kind !== kind) {
+    problems.push(`${kind} entries of ${show(requestId)}, whose request record is a ${record.kind}`);
+  } else {
+    const difference = firstDifference(list, record.entries);
+    if (difference !== null) problems.push(`entries of ${show(requestId)} differ from its request record at ${difference}`);
+  }
+  list.forEach((entry, i) => {
+    const previous = list[i - 1];
+    if (previous !== undefined && (entry.seq !== previous.seq + 1 || !(previous.sku < entry.sku))) {
+      problems.push(`${kind} entries of ${show(requestId)} are not consecutive in SKU order: ${show(list.map((e) => [e.seq, e.sku]))}`);
+    }
+  });
 }

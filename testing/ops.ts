@@ -38,6 +38,11 @@ export type Outcome = OperationResult | Level | Reservation | SweepResult | null
 /**
  * Runs one op and turns a thrown `StockLedgerError` into `{ thrown: code }`; anything else that
  * is thrown (a bug, a non-library error) propagates.
+ *
+ * @example
+ * ```ts
+ * const outcome = await runOp(ledger, { kind: 'revoke', input: { requestId: 'order-7' } });
+ * ```
  */
 export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
   try {
@@ -71,7 +76,14 @@ export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
   }
 }
 
-/** True for the writes that carry a request id of their own. */
+/**
+ * True for the writes that carry a request id of their own.
+ *
+ * @example
+ * ```ts
+ * isRequestOp({ kind: 'revoke', input: { requestId: 'o' } }) === true;
+ * ```
+ */
 export function isRequestOp(op: Op): op is RequestOp {
   return op.kind === 'restock' || op.kind === 'deduct' || op.kind === 'adjust' || op.kind === 'reverse' || op.kind === 'reserve' || op.kind === 'revoke';
 }

@@ -49,6 +49,39 @@ export async function runProperty<Ts>(caseName: string, property: fc.IAsyncPrope
   );
 }
 
+/**
+ * Seeds for `count` seeded runs that are not fast-check properties (floods, skewed clocks):
+ * `STOCK_LEDGER_SEED` alone when it is set, to replay one; else fresh seeds, which each run
+ * prints with its failure.
+ *
+ * @example
+ * ```ts
+ * for (const seed of runSeeds(3)) await flood(createStore, seed);
+ * ```
+ */
+export function runSeeds(count: number): number[] {
+  const { seed } = replayParameters();
+  if (seed !== undefined) return [seed];
+  // Unseeded on purpose, so every run tries new ones; never unprinted: a failure names its seed.
+  return Array.from({ length: count }, () => Math.floor(Math.random() * 2 ** 31));
+}
+
+/**
+ * The error of a failed seeded run: its seed and how to replay it, then what failed.
+ *
+ * @example
+ * ```ts
+ * try { await flood(seed); } catch (error) { throw seededFailure('reservation flood', seed, error); }
+ * ```
+ */
+export function seededFailure(what: string, seed: number, error: unknown): ConformanceError {
+  return new ConformanceError(
+    `${what} failed, seed ${seed}. Replay with: STOCK_LEDGER_SEED=${seed} and a test-name filter for this case.\n` +
+      `Failure: ${failureText(error)}`,
+    { cause: error },
+  );
+}
+
 /** Number of runs for a property: `base * runsScale`, at least 1. */
 export function runs(base: number, runsScale: number): number {
   return Math.max(1, Math.round(base * runsScale));

@@ -8,9 +8,9 @@ import { runOp, type RequestOp } from './ops.js';
 const SKUS = ['A', 'B', 'sku {x}:1\n'];
 
 /**
- * `entries()` paging and `request()`: a fixed history (every kind, a rejection, a replay at a
- * later time, more than a default page of entries), then every cursor, filter and page size,
- * compared with the reference model and with the rules of DESIGN.md section 3.
+ * `entries()` paging and `request()`: a fixed history (every kind, a rejection, a revoke, a
+ * replay at a later time, more than a default page of entries), then every cursor, filter and
+ * page size, compared with the reference model and with the rules of the README's API tour.
  */
 export async function readsCase(createStore: () => StockStore | Promise<StockStore>): Promise<void> {
   const clock = { now: 1_000 };
@@ -37,6 +37,8 @@ export async function readsCase(createStore: () => StockStore | Promise<StockSto
       { kind: 'reverse', input: { requestId: 'v2', of: 'd1' } },
       { kind: 'reverse', input: { requestId: 'v3', of: 'd1' } },
       { kind: 'deduct', input: { requestId: 'd1', lines: [{ sku: 'A', qty: 2 }, { sku: 'B', qty: 2 }, { sku: SKUS[2] as string, qty: 1 }] } },
+      // A revoke writes no entry: the seqs after it go on without a gap.
+      { kind: 'revoke', input: { requestId: 'x1', meta: { why: 'cancelled' } } },
     ];
     for (const op of history) {
       clock.now += 1_000;

@@ -1,4 +1,5 @@
 import { StockLedger, isStockLedgerError } from '../src/index.js';
+import { runSeeds, seededFailure } from './property.js';
 import { seededRandom } from './random.js';
 import type { CommitResult, Entry, ReleaseResult, Reservation, StockStore } from '../src/index.js';
 
@@ -192,9 +193,10 @@ async function doubleCommit(createStore: StoreFactory, rounds: number): Promise<
 
 /**
  * Many reservations on one SKU with random TTLs, commits (full and partial), releases,
- * deducts, restocks and sweeps in concurrent waves while the clock jumps; after every wave the
- * level is sane and `reserved` equals the sum of live holds; at the end every reservation's
- * state agrees with its entries.
+ * deducts, restocks and sweeps in concurrent waves while the clock jumps (forward, and now and
+ * then back: holds not yet expired in storage hold again, expired ones stay expired); after
+ * every wave the level is sane and `reserved` equals the sum of live holds; at the end every
+ * reservation's state agrees with its entries.
  */
 async function flood(createStore: StoreFactory, seed: number, waves: number): Promise<void> {
   const random = seededRandom(seed);
@@ -212,14 +214,14 @@ async function flood(createStore: StoreFactory, seed: number, waves: number): Pr
       const level = await ledger.stock('HOT');
       if (level.reserved < 0 || level.reserved > level.onHand || level.available < 0) fail(`wave ${wave}: bad level ${JSON.stringify(level)}`);
       await checkHeldSum(ledger, ids, level.reserved, now);
-      now += Math.floor(random() * 40);
+      now += Math.floor(random() * 40) - (random() < 0.15 ? 60 : 0);
     }
     now += 1_000_000;
     for (let i = 0; i < 1000 && (await ledger.sweepExpired()).more; i += 1);
     expectEqual((await ledger.stock('HOT')).reserved, 0, 'nothing reserved once every hold is due and swept');
     await checkReservations(ledger, ids);
   } catch (error) {
-    throw new Error(`reservation flood failed, seed ${seed} (replay with STOCK_LEDGER_SEED=${seed}): ${(error as Error).message}`, { cause: error });
+    throw seededFailure('reservation flood', seed, error);
   } finally {
     await ledger.close();
   }
@@ -253,12 +255,16 @@ function floodOp(ledger: StockLedger, random: () => number, ids: string[], tag: 
 /**
  * Race cases of reservations, run against every store: commit at `expiresAt`, commit vs
  * expiry, commit vs release, two commits at once, and floods with random TTLs and clock jumps.
- * A flood's seed is in its name and error; `STOCK_LEDGER_SEED` replays one.
+ * Floods draw fresh seeds; a failing one prints its seed, and `STOCK_LEDGER_SEED` replays it.
+ *
+ * @example
+ * ```ts
+ * for (const c of reservationRaceCases('my-store', () => new MyStore())) it(c.name, c.run, c.timeoutMs);
+ * ```
  */
 export function reservationRaceCases(name: string, createStore: StoreFactory, runsScale = 1): RaceCase[] {
   const rounds = Math.max(1, Math.round(10 * runsScale));
-  const envSeed = Number(process.env['STOCK_LEDGER_SEED']);
-  const seeds = Number.isInteger(envSeed) ? [envSeed] : [1, 2, 3].map((i) => (Date.now() + i * 7919) % 2 ** 31);
+  const seeds = runSeeds(3);
   return [
     { name: `${name}: reservations: a commit at expiresAt is expired`, timeoutMs: 30_000, run: () => commitAtExpiresAt(createStore) },
     { name: `${name}: reservations: commit vs expiry, exactly one wins`, timeoutMs: 60_000, run: () => commitVersusExpiry(createStore, rounds) },
