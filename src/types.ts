@@ -278,7 +278,11 @@ export interface CommitInput {
   lines?: Line[];
 }
 
-export interface RevokeInput extends InputBase {}
+/** Closes `requestId` (never applied) for good; `meta` says why. */
+export interface RevokeInput {
+  requestId: string;
+  meta?: JsonObject;
+}
 
 export interface ReleaseInput {
   reservationId: string;
