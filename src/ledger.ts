@@ -185,8 +185,10 @@ export class StockLedger {
 
   /**
    * Expires due holds anywhere in the ledger, at most `limit` (default and cap
-   * `LIMITS.sweepHoldsMax`) per call; `more` says whether to call again. Not needed for
-   * correctness (due holds never block), it keeps stored levels and entries current.
+   * `LIMITS.sweepHoldsMax`) per call; `more` says whether to call again. Reads never count a
+   * due hold, and every operation expires the due holds of its SKUs first, up to
+   * `LIMITS.expiriesPerSkuMax` per SKU: due holds beyond that on one SKU still block until a
+   * later call or a sweep clears them. Sweeping also keeps stored levels and entries current.
    *
    * @example
    * ```ts
