@@ -1,0 +1,121 @@
+/**
+ * Every input check names the field and says what it must be, exactly: these messages are what
+ * a caller reads when a request is refused, so each one is pinned here. Each refusal is
+ * `INVALID_INPUT`, raised before the store is touched (the store here counts its calls).
+ */
+import { LIMITS, StockLedger, isStockLedgerError } from 'stock-ledger';
+import { MemoryStore } from 'stock-ledger/memory';
+import type { StockStore } from 'stock-ledger';
+import { describe, expect, it } from 'vitest';
+
+const big = 'x'.repeat(LIMITS.skuBytesMax + 1);
+
+/** [call, what is wrong, input, field, message] */
+const CASES: Array<[string, string, unknown, string, string]> = [
+  ['restock', 'input not an object', 5, "input", "input: must be an object"],
+  ['restock', 'input array', [], "input", "input: must be an object"],
+  ['restock', 'requestId number', { requestId: 1, sku: 'A', qty: 1 }, "requestId", "requestId: must be a string"],
+  ['restock', 'requestId empty', { requestId: '', sku: 'A', qty: 1 }, "requestId", "requestId: must not be empty"],
+  ['restock', 'requestId too long', { requestId: 'r'.repeat(LIMITS.requestIdBytesMax + 1), sku: 'A', qty: 1 }, "requestId", "requestId: must be at most 128 UTF-8 bytes"],
+  ['restock', 'requestId too many bytes', { requestId: 'é'.repeat(LIMITS.requestIdBytesMax / 2 + 1), sku: 'A', qty: 1 }, "requestId", "requestId: must be at most 128 UTF-8 bytes"],
+  ['restock', 'requestId lone surrogate', { requestId: '\ud800', sku: 'A', qty: 1 }, "requestId", "requestId: must be well-formed Unicode (no lone surrogates)"],
+  ['restock', 'sku missing', { requestId: 'r', qty: 1 }, "sku", "sku: must be a string"],
+  ['restock', 'sku too long', { requestId: 'r', sku: big, qty: 1 }, "sku", "sku: must be at most 256 UTF-8 bytes"],
+  ['restock', 'qty 0', { requestId: 'r', sku: 'A', qty: 0 }, "qty", "qty: must be at least 1"],
+  ['restock', 'qty 1.5', { requestId: 'r', sku: 'A', qty: 1.5 }, "qty", "qty: must be an integer"],
+  ['restock', 'qty string', { requestId: 'r', sku: 'A', qty: '1' }, "qty", "qty: must be an integer"],
+  ['restock', 'qty over max', { requestId: 'r', sku: 'A', qty: LIMITS.quantityMax + 1 }, "qty", "qty: must be at most 1000000000000000"],
+  ['restock', 'meta array', { requestId: 'r', sku: 'A', qty: 1, meta: [] }, "meta", "meta: must be a plain JSON object"],
+  ['restock', 'meta null', { requestId: 'r', sku: 'A', qty: 1, meta: null }, "meta", "meta: must be a plain JSON object"],
+  ['restock', 'meta Date', { requestId: 'r', sku: 'A', qty: 1, meta: { at: new Date(0) } }, "meta.at", "meta.at: must hold only JSON values (plain objects, arrays, strings, finite numbers, booleans, null)"],
+  ['restock', 'meta NaN', { requestId: 'r', sku: 'A', qty: 1, meta: { n: Number.NaN } }, "meta.n", "meta.n: must be a finite number"],
+  ['restock', 'meta lone surrogate value', { requestId: 'r', sku: 'A', qty: 1, meta: { s: '\udc00' } }, "meta.s", "meta.s: must be well-formed Unicode"],
+  ['restock', 'meta lone surrogate key', { requestId: 'r', sku: 'A', qty: 1, meta: { ['\udc00']: 1 } }, "meta", "meta: keys must be well-formed Unicode"],
+  // eslint-disable-next-line no-sparse-arrays -- the hole is the point of this case
+  ['restock', 'meta sparse', { requestId: 'r', sku: 'A', qty: 1, meta: { list: [1, , 3] } }, "meta.list[1]", "meta.list[1]: must not be a hole in a sparse array"],
+  ['restock', 'meta deep', { requestId: 'r', sku: 'A', qty: 1, meta: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } }, "meta.a.b.c.d.e.f.g.h", "meta.a.b.c.d.e.f.g.h: nests deeper than 8"],
+  ['restock', 'meta too big', { requestId: 'r', sku: 'A', qty: 1, meta: { s: 'x'.repeat(LIMITS.metaBytesMax) } }, "meta", "meta: must be at most 4096 bytes as JSON"],
+  ['restock', 'meta too many nodes', { requestId: 'r', sku: 'A', qty: 1, meta: { list: Array.from({ length: LIMITS.metaBytesMax + 1 }, () => 0) } }, "meta", "meta: must be at most 4096 bytes as JSON"],
+  ['restock', 'meta undefined value', { requestId: 'r', sku: 'A', qty: 1, meta: { u: undefined } }, "meta.u", "meta.u: must hold only JSON values (plain objects, arrays, strings, finite numbers, booleans, null)"],
+  ['deduct', 'lines not array', { requestId: 'r', lines: {} }, "lines", "lines: must be an array"],
+  ['deduct', 'lines empty', { requestId: 'r', lines: [] }, "lines", "lines: must not be empty"],
+  ['deduct', 'lines too many', { requestId: 'r', lines: Array.from({ length: LIMITS.linesPerOperationMax + 1 }, () => ({ sku: 'A', qty: 1 })) }, "lines", "lines: must have at most 100 lines"],
+  ['deduct', 'line not object', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }, 'B'] }, "lines[1]", "lines[1]: must be an object"],
+  ['deduct', 'line sku bad', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }, { sku: '', qty: 1 }] }, "lines[1].sku", "lines[1].sku: must not be empty"],
+  ['deduct', 'line qty bad', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: -1 }] }, "lines[1].qty", "lines[1].qty: must be at least 1"],
+  ['deduct', 'merged over max', { requestId: 'r', lines: [{ sku: 'A', qty: LIMITS.quantityMax }, { sku: 'A', qty: 1 }] }, "lines[1].qty (merged with earlier lines of A)", "lines[1].qty (merged with earlier lines of A): must be at most 1000000000000000"],
+  ['deduct', 'both forms', { requestId: 'r', sku: 'A', qty: 1, lines: [{ sku: 'A', qty: 1 }] }, "lines", "lines: give either lines or sku and qty, not both"],
+  ['deduct', 'shorthand sku only', { requestId: 'r', sku: 'A' }, "qty", "qty: must be an integer"],
+  ['deduct', 'shorthand qty only', { requestId: 'r', qty: 1 }, "sku", "sku: must be a string"],
+  ['deduct', 'nothing', { requestId: 'r' }, "lines", "lines: must be an array"],
+  ['adjust', 'onHand negative', { requestId: 'r', sku: 'A', onHand: -1 }, "onHand", "onHand: must be a non-negative safe integer"],
+  ['adjust', 'onHand 1.5', { requestId: 'r', sku: 'A', onHand: 1.5 }, "onHand", "onHand: must be a non-negative safe integer"],
+  ['adjust', 'onHand string', { requestId: 'r', sku: 'A', onHand: '1' }, "onHand", "onHand: must be a non-negative safe integer"],
+  ['adjust', 'onHand unsafe', { requestId: 'r', sku: 'A', onHand: 2 ** 53 }, "onHand", "onHand: must be a non-negative safe integer"],
+  ['adjust', 'expectedVersion negative', { requestId: 'r', sku: 'A', onHand: 1, expectedVersion: -1 }, "expectedVersion", "expectedVersion: must be a non-negative safe integer"],
+  ['adjust', 'expectedVersion string', { requestId: 'r', sku: 'A', onHand: 1, expectedVersion: '1' }, "expectedVersion", "expectedVersion: must be a non-negative safe integer"],
+  ['adjust', 'expectedVersion 0.5', { requestId: 'r', sku: 'A', onHand: 1, expectedVersion: 0.5 }, "expectedVersion", "expectedVersion: must be a non-negative safe integer"],
+  ['reverse', 'of missing', { requestId: 'r' }, "of", "of: must be a string"],
+  ['reverse', 'of itself', { requestId: 'r', of: 'r' }, "of", "of: must name another request than requestId"],
+  ['reverse', 'lines bad', { requestId: 'r', of: 'o', lines: [] }, "lines", "lines: must not be empty"],
+  ['reserve', 'ttl 0', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }], ttlMs: 0 }, "ttlMs", "ttlMs: must be an integer from 1 to 31622400000"],
+  ['reserve', 'ttl over', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }], ttlMs: LIMITS.ttlMsMax + 1 }, "ttlMs", "ttlMs: must be an integer from 1 to 31622400000"],
+  ['reserve', 'ttl string', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }], ttlMs: '1' }, "ttlMs", "ttlMs: must be an integer from 1 to 31622400000"],
+  ['reserve', 'ttl 1.5', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }], ttlMs: 1.5 }, "ttlMs", "ttlMs: must be an integer from 1 to 31622400000"],
+  ['reserve', 'ttl missing', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }] }, "ttlMs", "ttlMs: must be an integer from 1 to 31622400000"],
+  ['commit', 'reservationId missing', {}, "reservationId", "reservationId: must be a string"],
+  ['commit', 'lines bad', { reservationId: 'c', lines: 'A' }, "lines", "lines: must be an array"],
+  ['release', 'reservationId number', { reservationId: 7 }, "reservationId", "reservationId: must be a string"],
+  ['release', 'input null', null, "input", "input: must be an object"],
+  ['revoke', 'requestId missing', {}, "requestId", "requestId: must be a string"],
+  ['revoke', 'meta bad', { requestId: 'r', meta: 'x' }, "meta", "meta: must be a plain JSON object"],
+  ['sweepExpired', 'input string', 'x', "input", "input: must be an object"],
+  ['sweepExpired', 'limit 0', { limit: 0 }, "limit", "limit: must be an integer from 1 to 1000"],
+  ['sweepExpired', 'limit over', { limit: LIMITS.sweepHoldsMax + 1 }, "limit", "limit: must be an integer from 1 to 1000"],
+  ['sweepExpired', 'limit 1.5', { limit: 1.5 }, "limit", "limit: must be an integer from 1 to 1000"],
+  ['sweepExpired', 'limit string', { limit: '1' }, "limit", "limit: must be an integer from 1 to 1000"],
+  ['entries', 'query string', 'x', "query", "query: must be an object"],
+  ['entries', 'after negative', { after: -1 }, "after", "after: must be a non-negative safe integer"],
+  ['entries', 'after 1.5', { after: 1.5 }, "after", "after: must be a non-negative safe integer"],
+  ['entries', 'after string', { after: '1' }, "after", "after: must be a non-negative safe integer"],
+  ['entries', 'limit 0', { limit: 0 }, "limit", "limit: must be an integer from 1 to 1000"],
+  ['entries', 'limit over', { limit: LIMITS.entriesPageMax + 1 }, "limit", "limit: must be an integer from 1 to 1000"],
+  ['entries', 'limit 2.5', { limit: 2.5 }, "limit", "limit: must be an integer from 1 to 1000"],
+  ['entries', 'sku bad', { sku: '' }, "sku", "sku: must not be empty"],
+  ['stocks', 'not array', 'A', "skus", "skus: must be an array"],
+  ['stocks', 'too many', Array.from({ length: LIMITS.skusPerReadMax + 1 }, (_, i) => `S${i}`), "skus", "skus: must have at most 1000 SKUs"],
+  ['stocks', 'one bad', ['A', ''], "skus[1]", "skus[1]: must not be empty"],
+  ['stock', 'bad', 5, "sku", "sku: must be a string"],
+  ['reservation', 'bad', '', "reservationId", "reservationId: must not be empty"],
+  ['request', 'bad', 3, "requestId", "requestId: must be a string"],
+];
+
+/** A memory store that counts every call made to it. */
+function countingStore(): { store: StockStore; calls: () => number } {
+  const inner = new MemoryStore();
+  let calls = 0;
+  const store = new Proxy(inner, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls += 1;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { store, calls: () => calls };
+}
+
+describe('input checks: field and message', () => {
+  it.each(CASES)('%s: %s', async (call, _what, input, field, message) => {
+    const { store, calls } = countingStore();
+    const ledger = new StockLedger({ store });
+    const run = (ledger as unknown as Record<string, (input: unknown) => Promise<unknown>>)[call];
+    if (run === undefined) throw new Error(`no call ${call}`);
+    const error = await run.call(ledger, input).then(() => null, (e: unknown) => e);
+    expect(isStockLedgerError(error)).toBe(true);
+    expect(error).toMatchObject({ code: 'INVALID_INPUT', field, message });
+    expect(calls()).toBe(0);
+  });
+});
