@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type JsonObject } from 'stock-ledger';
+import { LIMITS, type JsonObject } from 'stock-ledger';
 import { canonicalJson, compareCodePoints, fingerprint } from 'stock-ledger/store';
 import { toAdjust, toDeduct, toReserve, toRestock, toReverse, toRevoke } from '../src/validate.js';
 
@@ -70,5 +70,60 @@ describe('compareCodePoints', () => {
     );
     expect(compareCodePoints('😀', 'ｘ')).toBeGreaterThan(0);
     expect('😀' < 'ｘ').toBe(true);
+  });
+});
+
+/** The reference: keys sorted by code unit, written with map and join. */
+function reference(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(reference).join(',')}]`;
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+  const object = value as Record<string, unknown>;
+  return `{${Object.keys(object).sort().map((key) => `${JSON.stringify(key)}:${reference(object[key])}`).join(',')}}`;
+}
+
+describe('canonicalJson, exactly', () => {
+  it("is the JSON of the value with every object's keys sorted, for any JSON value", () => {
+    const json = fc.jsonValue({ maxDepth: 4 }).filter((v) => JSON.stringify(v) !== undefined);
+    fc.assert(
+      fc.property(json, (value) => {
+        const normalized = JSON.parse(JSON.stringify(value)) as JsonObject; // -0 and the like as JSON has them
+        expect(canonicalJson(normalized)).toBe(reference(normalized));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('writes objects with several keys, nested, and numbers as JSON does', () => {
+    expect(canonicalJson({ b: 1, a: [true, null, 'x'], c: { z: 0, y: -1.5 } })).toBe('{"a":[true,null,"x"],"b":1,"c":{"y":-1.5,"z":0}}');
+    expect(canonicalJson({})).toBe('{}');
+    expect(canonicalJson([])).toBe('[]');
+    expect(canonicalJson(1e21)).toBe('1e+21');
+    expect(canonicalJson('a"b')).toBe('"a\\"b"');
+  });
+});
+
+describe('fingerprint, inline or digest', () => {
+  it('keeps a payload of up to LIMITS.fingerprintInlineCharsMax characters as it is, and digests a longer one', () => {
+    const inline = `[${'"'}${'x'.repeat(LIMITS.fingerprintInlineCharsMax - 4)}${'"'}]`;
+    expect(inline).toHaveLength(LIMITS.fingerprintInlineCharsMax);
+    expect(fingerprint(inline)).toBe(inline);
+    const longer = `[${'"'}${'x'.repeat(LIMITS.fingerprintInlineCharsMax - 3)}${'"'}]`;
+    expect(fingerprint(longer)).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(fingerprint(longer)).toBe(fingerprint(longer));
+    expect(fingerprint(`${longer} `)).not.toBe(fingerprint(longer));
+  });
+});
+
+describe('compareCodePoints at the edges of the surrogate range', () => {
+  it('puts every character above U+FFFF after U+E000 to U+FFFF, from the first (U+10000) to the last', () => {
+    for (const astral of ['\u{10000}', '\u{103FF}', '\u{10FFFF}']) {
+      for (const high of ['\uE000', '\uFFFF']) {
+        expect(compareCodePoints(astral, high)).toBeGreaterThan(0);
+        expect(compareCodePoints(high, astral)).toBeLessThan(0);
+      }
+    }
+    expect(compareCodePoints('\uD7FF', '\u{10000}')).toBeLessThan(0);
+    expect(compareCodePoints('ab', 'a')).toBeGreaterThan(0);
+    expect(compareCodePoints('a', 'a')).toBe(0);
   });
 });
