@@ -6,7 +6,7 @@ import type {
   StoredReservation, SweepCommand,
 } from './store.js';
 import type {
-  Applied, Counters, Entry, EntryKind, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState,
+  Applied, Counters, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState,
 } from './types.js';
 
 /** One hold: a reservation's units of one SKU. */
@@ -489,7 +489,7 @@ function sweep(command: SweepCommand, draft: Draft): Decision {
 export interface Materialized {
   outcome: StoreOutcome;
   /** Every entry, numbered, in order. */
-  entries: Entry[];
+  entries: FeedEntry[];
 }
 
 /**
@@ -503,13 +503,13 @@ export interface Materialized {
  * ```
  */
 export function materialize(write: Write, firstSeq: number): Materialized {
-  const entries: Entry[] = [];
+  const entries: FeedEntry[] = [];
   let ownStart = 0;
   for (let i = 0; i < write.steps.length; i += 1) {
     const step = write.steps[i] as Step;
     if (i === write.ownFrom) ownStart = entries.length;
     for (const change of step.changes) {
-      const entry: Entry = {
+      const entry: FeedEntry = {
         seq: firstSeq + entries.length, requestId: step.requestId, kind: step.kind, sku: change.sku,
         onHandDelta: change.onHandDelta, reservedDelta: change.reservedDelta,
         onHandAfter: change.after.onHand, reservedAfter: change.after.reserved, at: write.at,

@@ -397,7 +397,10 @@ export class StockLedger {
     if (this.store.capabilities?.joinTransaction !== true) {
       throw new InvalidInputError('options.transaction', 'this store cannot join an app\'s transaction');
     }
-    if (typeof transaction !== 'object' || transaction === null) throw new InvalidInputError('options.transaction', 'must be the app\'s open transaction');
+    // An object (a pg client, a better-sqlite3 database) or a function (a postgres.js scope).
+    if ((typeof transaction !== 'object' && typeof transaction !== 'function') || transaction === null) {
+      throw new InvalidInputError('options.transaction', 'must be the app\'s open transaction');
+    }
     return transaction;
   }
 

@@ -1,4 +1,4 @@
-import type { Applied, Counters, Entry, EntryKind, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, ReserveApplied } from './types.js';
+import type { Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, ReserveApplied } from './types.js';
 
 /**
  * Fields every command carries. Commands reach a store already validated and normalized:
@@ -195,7 +195,8 @@ export interface ExecuteOptions {
  *   outcome with `replayed: true` and change nothing; with another fingerprint, return a
  *   {@link ConflictOutcome} and change nothing;
  * - record nothing for a rejection (no request record, no entry);
- * - assign entry `seq` from 1, growing by one per entry, in SKU order within an operation;
+ * - assign entry `seq` from 1, growing by one per entry, in SKU order within an operation (a
+ *   store may number after commit, and report `null` for entries of a joined transaction);
  * - throw `StoreUnavailableError` when the outcome is unknown or the engine is unreachable
  *   (the core retries with the same command), and nothing else for operating errors.
  *
@@ -225,7 +226,7 @@ export interface StockStore {
    */
   stocks(skus: readonly string[], now: number): Promise<Level[]>;
   /** Entries with `seq > after`, optionally of one SKU, ascending, at most `limit`. */
-  entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]>;
+  entries(query: { after: number; sku: string | null; limit: number }): Promise<FeedEntry[]>;
   /** The stored request, or null. */
   request(requestId: string): Promise<StoredRequest | null>;
   /** The stored reservation, or null (the core derives `expired` from `expiresAt`). */

@@ -30,8 +30,13 @@ export type EntryKind = Exclude<OperationKind, 'revoke'> | 'commit' | 'release' 
 
 /** One immutable record of a change to one SKU. */
 export interface Entry {
-  /** Position in the ledger, from 1, growing by one per entry: a cursor for readers. */
-  seq: number;
+  /**
+   * Position in the ledger's feed, from 1, growing by one per entry: a cursor for readers.
+   * `null` only in the result of an operation that ran inside the app's own transaction (a SQL
+   * store that numbers entries after commit): such entries get their seq once the app commits,
+   * and `entries()`, `request()` and a replay show it.
+   */
+  seq: number | null;
   requestId: string;
   kind: EntryKind;
   sku: string;
@@ -302,8 +307,13 @@ export interface EntriesQuery {
   limit?: number;
 }
 
+/** An entry as the feed returns it: always numbered. */
+export interface FeedEntry extends Entry {
+  seq: number;
+}
+
 export interface EntriesPage {
-  entries: Entry[];
+  entries: FeedEntry[];
   /** The `seq` to pass as `after` for the next page; null when this page is empty. */
   next: number | null;
 }

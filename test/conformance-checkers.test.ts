@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LIMITS, StockLedger } from 'stock-ledger';
 import { decide, materialize, zeroCounters } from 'stock-ledger/store';
-import type { Applied, Counters, Entry, Level, StockStore } from 'stock-ledger';
+import type { Applied, Counters, FeedEntry, Level, StockStore } from 'stock-ledger';
 import type { Command, StoreOutcome, StoredRequest, VerifyChunk } from 'stock-ledger/store';
 import type { StoredReservation } from 'stock-ledger/store';
 import { MemoryStore } from 'stock-ledger/memory';
@@ -47,7 +47,7 @@ afterEach(() => {
  */
 class RacyStore implements StockStore {
   readonly #levels = new Map<string, Counters>();
-  readonly #entries: Entry[] = [];
+  readonly #entries: FeedEntry[] = [];
   readonly #requests = new Map<string, StoredRequest>();
   readonly #reversed = new Map<string, number>();
 
@@ -87,7 +87,7 @@ class RacyStore implements StockStore {
     });
   }
 
-  async entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]> {
+  async entries(query: { after: number; sku: string | null; limit: number }): Promise<FeedEntry[]> {
     return this.#entries.filter((e) => e.seq > query.after && (query.sku === null || e.sku === query.sku)).slice(0, query.limit);
   }
 
@@ -371,7 +371,7 @@ describe('the conformance suite bites', () => {
 
   it('fails the paging case for a store whose sku filter is ignored past the first page', async () => {
     class BadFilter extends MemoryStore {
-      override entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]> {
+      override entries(query: { after: number; sku: string | null; limit: number }): Promise<FeedEntry[]> {
         return super.entries(query.after > 0 ? { ...query, sku: null } : query);
       }
     }

@@ -1,5 +1,5 @@
 import { StockLedger } from '../src/index.js';
-import type { Entry, StockStore } from '../src/index.js';
+import type { FeedEntry, StockStore } from '../src/index.js';
 import { assertEqual } from './assert.js';
 import { checkInvariants } from './invariants.js';
 import { runOp, type Op } from './ops.js';
@@ -54,7 +54,7 @@ async function closeRejectedOrder(ledger: StockLedger): Promise<void> {
 
 /** After the restock: nothing under the closed id applies, and nothing at all is written. */
 async function lateDuplicatesAreRefused(ledger: StockLedger): Promise<void> {
-  const before: Entry[] = await readAllEntries(ledger);
+  const before: FeedEntry[] = await readAllEntries(ledger);
   const refused = { ok: false, code: 'REQUEST_REVOKED', requestId: CLOSED };
   const uses: Op[] = [
     { kind: 'deduct', input: { requestId: CLOSED, sku: 'A', qty: 2 } },

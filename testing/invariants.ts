@@ -1,5 +1,5 @@
 import { LIMITS } from '../src/index.js';
-import type { Counters, Entry, EntryKind, Level, RequestRecord, Reservation, StockLedger, VerifyReport } from '../src/index.js';
+import type { Counters, FeedEntry, EntryKind, Level, RequestRecord, Reservation, StockLedger, VerifyReport } from '../src/index.js';
 import { verifyItem } from '../src/store-kit.js';
 import type { HoldCheck, VerifyItem } from '../src/store-kit.js';
 import { ConformanceError, firstDifference, show } from './assert.js';
@@ -8,7 +8,7 @@ import { reservationProblems } from './reservation-races.js';
 /** What the invariant check read, for further checks by the caller. */
 export interface InvariantSnapshot {
   /** Every entry, in seq order. */
-  entries: Entry[];
+  entries: FeedEntry[];
   /** The level of every SKU that has an entry, by SKU, as read. */
   levels: Map<string, Level>;
   verify: VerifyReport;
@@ -43,9 +43,9 @@ interface LiveHold {
 
 /** What the check read through the public API, shared by its parts. */
 interface Reads {
-  entries: Entry[];
+  entries: FeedEntry[];
   /** Each SKU's entries, in seq order. */
-  bySku: Map<string, Entry[]>;
+  bySku: Map<string, FeedEntry[]>;
   /** The fold of each SKU's entries. */
   folded: Map<string, Counters>;
   holds: LiveHold[];
@@ -126,7 +126,7 @@ async function readAll(ledger: StockLedger, problems: string[]): Promise<Reads> 
   for (let i = 0; i < skus.length; i += LIMITS.skusPerReadMax) {
     for (const level of await ledger.stocks(skus.slice(i, i + LIMITS.skusPerReadMax))) levels.set(level.sku, level);
   }
-  const bySku = new Map<string, Entry[]>();
+  const bySku = new Map<string, FeedEntry[]>();
   for (const e of entries) {
     const list = bySku.get(e.sku);
     if (list === undefined) bySku.set(e.sku, [e]);
@@ -136,14 +136,14 @@ async function readAll(ledger: StockLedger, problems: string[]): Promise<Reads> 
 }
 
 /** Seqs without gaps (a request applied twice is `appliedOnce`, checked per SKU). */
-function checkEntries(entries: readonly Entry[], problems: string[]): void {
+function checkEntries(entries: readonly FeedEntry[], problems: string[]): void {
   entries.forEach((entry, i) => {
     if (entry.seq !== i + 1) problems.push(`entry #${i + 1} has seq ${entry.seq} (seqs must run 1, 2, 3, ...)`);
   });
 }
 
 /** Each SKU's entries folded, checking every entry's `after` fields and bounds on the way. */
-function foldEntries(entries: readonly Entry[], problems: string[]): Map<string, Counters> {
+function foldEntries(entries: readonly FeedEntry[], problems: string[]): Map<string, Counters> {
   const folded = new Map<string, Counters>();
   for (const entry of entries) {
     const f = folded.get(entry.sku) ?? { onHand: 0, reserved: 0, version: 0 };
@@ -228,7 +228,7 @@ function holdCheck(hold: LiveHold, reservation: Reservation | null, record: Requ
  * Per reservation, what its entries on one SKU (`entries`) still hold (the sum of their
  * `reservedDelta`s), less the due holds (`dueBy`) that reads count as expired; only non-zero sums.
  */
-function foldedHolds(entries: readonly Entry[], dueBy: ReadonlyMap<string, number>): VerifyItem['foldedHolds'] {
+function foldedHolds(entries: readonly FeedEntry[], dueBy: ReadonlyMap<string, number>): VerifyItem['foldedHolds'] {
   const held = new Map<string, number>();
   for (const e of entries) {
     if (e.reservedDelta !== 0) held.set(e.requestId, (held.get(e.requestId) ?? 0) + e.reservedDelta);
@@ -238,7 +238,7 @@ function foldedHolds(entries: readonly Entry[], dueBy: ReadonlyMap<string, numbe
 }
 
 /** Each (request id, kind) with more than one entry among one SKU's `entries`: applied more than once. */
-function repeated(entries: readonly Entry[]): VerifyItem['repeated'] {
+function repeated(entries: readonly FeedEntry[]): VerifyItem['repeated'] {
   const counts = new Map<string, Map<EntryKind, number>>();
   for (const e of entries) {
     const byKind = counts.get(e.requestId) ?? new Map<EntryKind, number>();
@@ -253,7 +253,7 @@ function repeated(entries: readonly Entry[]): VerifyItem['repeated'] {
  * or expire entry of the same reservation and SKU. Each ending entry must end a hold made
  * earlier, for its whole quantity, and nothing else.
  */
-function liveHolds(entries: readonly Entry[], problems: string[]): LiveHold[] {
+function liveHolds(entries: readonly FeedEntry[], problems: string[]): LiveHold[] {
   // Nested by reservation, then SKU: no two (id, SKU) pairs can share a key.
   const holds = new Map<string, Map<string, LiveHold>>();
   for (const entry of entries) {
@@ -280,8 +280,8 @@ function liveHolds(entries: readonly Entry[], problems: string[]): LiveHold[] {
   return [...holds.values()].flatMap((bySku) => [...bySku.values()]);
 }
 
-async function readAllEntries(ledger: StockLedger, problems: string[]): Promise<Entry[]> {
-  const entries: Entry[] = [];
+async function readAllEntries(ledger: StockLedger, problems: string[]): Promise<FeedEntry[]> {
+  const entries: FeedEntry[] = [];
   let after = 0;
   while (entries.length <= ENTRIES_READ_MAX) {
     const page = await ledger.entries({ after, limit: LIMITS.entriesPageMax });
@@ -306,14 +306,14 @@ async function readAllEntries(ledger: StockLedger, problems: string[]): Promise<
 function checkAllOrNone(reads: Reads, operations: readonly ExpectedOperation[], problems: string[]): void {
   const { entries, records } = reads;
   // Entries by (id, kind): a reservation's id carries its reserve, commit or release, and expire entries.
-  const byMove = new Map<string, Entry[]>();
+  const byMove = new Map<string, FeedEntry[]>();
   for (const entry of entries) {
     const key = JSON.stringify([entry.requestId, entry.kind]);
     const list = byMove.get(key);
     if (list === undefined) byMove.set(key, [entry]);
     else list.push(entry);
   }
-  for (const list of byMove.values()) checkMove(list, records.get((list[0] as Entry).requestId) ?? null, problems);
+  for (const list of byMove.values()) checkMove(list, records.get((list[0] as FeedEntry).requestId) ?? null, problems);
   for (const op of operations) {
     const kind = op.kind ?? records.get(op.requestId)?.kind;
     const touched = new Set((kind === undefined ? [] : (byMove.get(JSON.stringify([op.requestId, kind])) ?? [])).map((entry) => entry.sku));
@@ -324,8 +324,8 @@ function checkAllOrNone(reads: Reads, operations: readonly ExpectedOperation[], 
 }
 
 /** The entries of one id and kind against the request record of that id. */
-function checkMove(list: readonly Entry[], record: RequestRecord | null, problems: string[]): void {
-  const { requestId, kind } = list[0] as Entry;
+function checkMove(list: readonly FeedEntry[], record: RequestRecord | null, problems: string[]): void {
+  const { requestId, kind } = list[0] as FeedEntry;
   if (record === null) {
     problems.push(`entries of ${show(requestId)} exist but request() returns null`);
     return;

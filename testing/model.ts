@@ -1,6 +1,6 @@
 import { LIMITS } from '../src/index.js';
 import type {
-  AdjustInput, Applied, CommitInput, DeductInput, Entry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult, Rejection, ReleaseInput,
+  AdjustInput, Applied, CommitInput, DeductInput, FeedEntry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult, Rejection, ReleaseInput,
   RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, RevokeInput, SweepInput, SweepResult,
 } from '../src/index.js';
 import type { Op, Outcome, Thrown } from './ops.js';
@@ -18,10 +18,10 @@ import type { Op, Outcome, Thrown } from './ops.js';
 type Written =
   | {
       type: 'request'; requestId: string; kind: OperationKind; payload: string; of: string | null; at: number;
-      entries: Entry[]; levels: Level[]; reservation: Reservation | null;
+      entries: FeedEntry[]; levels: Level[]; reservation: Reservation | null;
     }
-  | { type: 'settle'; reservationId: string; kind: 'commit' | 'release'; sold: Line[] | null; at: number; entries: Entry[]; levels: Level[] }
-  | { type: 'expiry'; at: number; entries: Entry[] };
+  | { type: 'settle'; reservationId: string; kind: 'commit' | 'release'; sold: Line[] | null; at: number; entries: FeedEntry[]; levels: Level[] }
+  | { type: 'expiry'; at: number; entries: FeedEntry[] };
 
 /** A change to one SKU, before it becomes an entry. */
 interface Change {
@@ -264,7 +264,7 @@ export class ReferenceModel {
   }
 
   /** Every entry so far, in order. */
-  entries(): Entry[] {
+  entries(): FeedEntry[] {
     return this.#written.flatMap((w) => w.entries.map(copyEntry));
   }
 
@@ -432,7 +432,7 @@ export class ReferenceModel {
   }
 
   /** Writes one expire entry per hold, in the order given. */
-  #expire(holds: Hold[], at: number): Entry[] {
+  #expire(holds: Hold[], at: number): FeedEntry[] {
     if (holds.length === 0) return [];
     const entries = this.#entriesOf(holds.map((h): Change => ({
       requestId: h.reservationId, kind: 'expire', sku: h.sku, onHandDelta: 0, reservedDelta: -h.qty, meta: h.meta,
@@ -442,7 +442,7 @@ export class ReferenceModel {
   }
 
   /** Entries for changes on top of what is written: numbered on, each after the ones before it. */
-  #entriesOf(changes: Change[], at: number): Entry[] {
+  #entriesOf(changes: Change[], at: number): FeedEntry[] {
     let seq = this.#written.reduce((n, w) => n + w.entries.length, 0);
     const running = new Map<string, { onHand: number; reserved: number }>();
     return changes.map((change) => {
@@ -450,7 +450,7 @@ export class ReferenceModel {
       const after = { onHand: before.onHand + change.onHandDelta, reserved: before.reserved + change.reservedDelta };
       running.set(change.sku, after);
       seq += 1;
-      const entry: Entry = {
+      const entry: FeedEntry = {
         seq, requestId: change.requestId, kind: change.kind, sku: change.sku, onHandDelta: change.onHandDelta,
         reservedDelta: change.reservedDelta, onHandAfter: after.onHand, reservedAfter: after.reserved, at,
       };
@@ -460,10 +460,10 @@ export class ReferenceModel {
   }
 
   /** The levels new entries (not yet written) lead to, one per SKU they touch, sorted by SKU. */
-  #levelsAfter(entries: Entry[]): Level[] {
+  #levelsAfter(entries: FeedEntry[]): Level[] {
     return [...new Set(entries.map((e) => e.sku))].sort(byText).map((sku) => {
       const own = entries.filter((e) => e.sku === sku);
-      const last = own[own.length - 1] as Entry;
+      const last = own[own.length - 1] as FeedEntry;
       return {
         sku, onHand: last.onHandAfter, reserved: last.reservedAfter, available: last.onHandAfter - last.reservedAfter,
         version: this.level(sku).version + own.length,
@@ -572,7 +572,7 @@ function copyJson<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
 
-function copyEntry(entry: Entry): Entry {
+function copyEntry(entry: FeedEntry): FeedEntry {
   return { ...entry };
 }
 

@@ -1,5 +1,5 @@
 import { LIMITS, StockLedger } from '../src/index.js';
-import type { Entry, StockStore } from '../src/index.js';
+import type { FeedEntry, StockStore } from '../src/index.js';
 import { assertEqual, check, show } from './assert.js';
 import { checkInvariants } from './invariants.js';
 import { ReferenceModel } from './model.js';
@@ -76,7 +76,7 @@ export async function readsCase(createStore: () => StockStore | Promise<StockSto
       for (const after of [0, 1, 3, 5, all.length - 1, all.length, all.length + 10]) {
         const page = await ledger.entries(sku === undefined ? { after, limit: 4 } : { after, sku, limit: 4 });
         const want = expected.filter((e) => e.seq > after).slice(0, 4);
-        assertEqual(page, { entries: want, next: want.length === 0 ? null : (want[want.length - 1] as Entry).seq }, `entries(${show({ after, sku, limit: 4 })})`);
+        assertEqual(page, { entries: want, next: want.length === 0 ? null : (want[want.length - 1] as FeedEntry).seq }, `entries(${show({ after, sku, limit: 4 })})`);
       }
     }
 
@@ -100,8 +100,8 @@ export async function readsCase(createStore: () => StockStore | Promise<StockSto
 }
 
 /** Reads every page of entries with `limit`, following `next`, and checks each cursor. */
-async function walk(ledger: StockLedger, sku: string | undefined, limit: number): Promise<Entry[]> {
-  const out: Entry[] = [];
+async function walk(ledger: StockLedger, sku: string | undefined, limit: number): Promise<FeedEntry[]> {
+  const out: FeedEntry[] = [];
   let after = 0;
   for (let page = 0; page < 10_000; page += 1) {
     const result = await ledger.entries(sku === undefined ? { after, limit } : { after, sku, limit });

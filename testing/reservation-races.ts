@@ -1,7 +1,7 @@
 import { StockLedger, isStockLedgerError } from '../src/index.js';
 import { runSeeds, seededFailure } from './property.js';
 import { seededRandom } from './random.js';
-import type { CommitResult, Entry, ReleaseResult, Reservation, StockStore } from '../src/index.js';
+import type { CommitResult, FeedEntry, ReleaseResult, Reservation, StockStore } from '../src/index.js';
 
 /** A store factory as the conformance suite takes it. */
 export type StoreFactory = () => StockStore | Promise<StockStore>;
@@ -24,8 +24,8 @@ function expectEqual(actual: unknown, expected: unknown, what: string): void {
 }
 
 /** Every entry of a ledger, paging through `entries()` (bounded at 10,000 pages). */
-export async function readAllEntries(ledger: StockLedger): Promise<Entry[]> {
-  const out: Entry[] = [];
+export async function readAllEntries(ledger: StockLedger): Promise<FeedEntry[]> {
+  const out: FeedEntry[] = [];
   let after = 0;
   for (let page = 0; page < 10_000; page += 1) {
     const { entries, next } = await ledger.entries({ after, limit: 1000 });
@@ -43,12 +43,12 @@ export async function readAllEntries(ledger: StockLedger): Promise<Entry[]> {
  * what `committed` says), release entries iff released (one per reserved SKU); expire entries only
  * if expired. An id with reserve entries has a reservation. Returns the problems found.
  */
-export async function reservationProblems(ledger: StockLedger, entries: readonly Entry[], ids: Iterable<string>): Promise<string[]> {
+export async function reservationProblems(ledger: StockLedger, entries: readonly FeedEntry[], ids: Iterable<string>): Promise<string[]> {
   const problems: string[] = [];
   for (const id of new Set(ids)) {
     const reservation = await ledger.reservation(id);
     const own = entries.filter((e) => e.requestId === id);
-    const ofKind = (kind: Entry['kind']): Entry[] => own.filter((e) => e.kind === kind);
+    const ofKind = (kind: FeedEntry['kind']): FeedEntry[] => own.filter((e) => e.kind === kind);
     const reserve = ofKind('reserve');
     if (reservation === null) {
       if (reserve.length > 0) problems.push(`reservation ${id} has reserve entries but reservation() is null`);

@@ -1,6 +1,6 @@
 import { InvariantViolationError, StoreUnavailableError } from '../../src/index.js';
 import { decide, levelAsOf, materialize, publicReservation, zeroCounters } from '../../src/store-kit.js';
-import type { Applied, Counters, Entry, EntryKind, Level, OperationKind, StockStore } from '../../src/index.js';
+import type { Applied, Counters, Entry, EntryKind, FeedEntry, Level, OperationKind, StockStore } from '../../src/index.js';
 import type {
   Command, Decision, HoldCheck, HoldRef, StateView, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
@@ -31,8 +31,8 @@ export interface MemoryStoreOptions {
  */
 export class MemoryStore implements StockStore {
   readonly #levels = new Map<string, Counters>();
-  readonly #entries: Entry[] = [];
-  readonly #entriesBySku = new Map<string, Entry[]>();
+  readonly #entries: FeedEntry[] = [];
+  readonly #entriesBySku = new Map<string, FeedEntry[]>();
   /** SKUs in order, for verify's walk; SKUs are never removed, so a size change means stale. */
   #sortedSkus: string[] | null = null;
   /** Applied requests, kept small (the hot path writes one per operation); outcomes are rebuilt on demand. */
@@ -123,7 +123,7 @@ export class MemoryStore implements StockStore {
     });
   }
 
-  async entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]> {
+  async entries(query: { after: number; sku: string | null; limit: number }): Promise<FeedEntry[]> {
     this.#open();
     const { after, sku, limit } = query;
     if (sku === null) return this.#entries.slice(after, after + limit).map(copyEntry);
@@ -362,23 +362,23 @@ function firstAfter(list: string[], after: string): number {
 }
 
 /** Index of the first entry with `seq > after` in a list ascending by seq. */
-function firstAbove(list: Entry[], after: number): number {
+function firstAbove(list: FeedEntry[], after: number): number {
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((list[mid] as Entry).seq <= after) lo = mid + 1;
+    if ((list[mid] as FeedEntry).seq <= after) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
 /** A literal copy (not a spread: spreads of these shapes are several times slower here). */
-function copyEntry(e: Entry): Entry {
-  const copy: Entry = {
+function copyEntry<E extends Entry>(e: E): E {
+  const copy = {
     seq: e.seq, requestId: e.requestId, kind: e.kind, sku: e.sku, onHandDelta: e.onHandDelta, reservedDelta: e.reservedDelta,
     onHandAfter: e.onHandAfter, reservedAfter: e.reservedAfter, at: e.at,
-  };
+  } as E;
   if (e.meta !== undefined) copy.meta = e.meta;
   return copy;
 }

@@ -1,6 +1,6 @@
 import { InvariantViolationError } from '../../src/index.js';
 import { byCodeUnits } from '../../src/store-kit.js';
-import type { Applied, Counters, Entry, EntryKind, JsonObject, Line, OperationKind, ReservationState } from '../../src/index.js';
+import type { Applied, Counters, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState } from '../../src/index.js';
 import type { Command, HoldCheck, StoreOutcome, StoredRequest, StoredReservation } from '../../src/store-kit.js';
 import type { LuaScriptName } from './redis-scripts.js';
 
@@ -125,9 +125,13 @@ export function reservationOf(reply: unknown): StoredReservation | null {
 }
 
 /** Entries as the read script replies them. */
-export function entriesOf(reply: unknown): Entry[] {
+export function entriesOf(reply: unknown): FeedEntry[] {
   if (!Array.isArray(reply)) throw new InvariantViolationError('Redis: entries replied no array');
-  return reply.map((item: unknown) => parse<Entry>(text(item, 'entries'), 'entries'));
+  return reply.map((item: unknown) => {
+    const entry = parse<FeedEntry>(text(item, 'entries'), 'entries');
+    if (!Number.isSafeInteger(entry.seq)) throw new InvariantViolationError('Redis: an entry of the feed has no seq');
+    return entry;
+  });
 }
 
 /** Comma-separated integers, as the scripts write counters. */

@@ -1,6 +1,6 @@
 import { InvalidInputError, StoreUnavailableError } from '../../src/index.js';
 import { levelAsOf } from '../../src/store-kit.js';
-import type { Counters, Entry, EntryKind, Level, StockStore } from '../../src/index.js';
+import type { Counters, EntryKind, FeedEntry, Level, StockStore } from '../../src/index.js';
 import type { Command, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem } from '../../src/store-kit.js';
 import { aofInvoker, type AofWait } from './redis-aof.js';
 import { ScriptBatcher } from './redis-batch.js';
@@ -118,7 +118,7 @@ export class RedisStore implements StockStore {
     });
   }
 
-  async entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]> {
+  async entries(query: { after: number; sku: string | null; limit: number }): Promise<FeedEntry[]> {
     return entriesOf(await this.#run('entries', [String(query.after), query.sku ?? '', String(query.limit)]));
   }
 

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { InvalidInputError, InvariantViolationError, StoreUnavailableError, isStockLedgerError } from '../../src/index.js';
 import { compareCodePoints, decide, levelAsOf, materialize, zeroCounters } from '../../src/store-kit.js';
-import type { Applied, Counters, Entry, EntryKind, JsonObject, Level, Line, OperationKind, ReservationState, StockStore } from '../../src/index.js';
+import type { Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, ReservationState, StockStore } from '../../src/index.js';
 import type {
   Command, ExecuteOptions, HoldCheck, StateView, StoreCapabilities, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
@@ -199,7 +199,7 @@ export class SqliteStore implements StockStore {
     return this.#guard(() => this.#snapshot(() => this.#stocks(skus, now)) as Level[]);
   }
 
-  async entries(query: { after: number; sku: string | null; limit: number }): Promise<Entry[]> {
+  async entries(query: { after: number; sku: string | null; limit: number }): Promise<FeedEntry[]> {
     return this.#guard(() => {
       const rows = query.sku === null
         ? this.#sql.entries.all(query.after, query.limit)
@@ -372,8 +372,8 @@ interface HoldRow {
   state: ReservationState | null; record_expires_at: number | null; lines: string | null;
 }
 
-function entryOf(row: EntryRow): Entry {
-  const entry: Entry = {
+function entryOf(row: EntryRow): FeedEntry {
+  const entry: FeedEntry = {
     seq: row.seq, requestId: row.request_id, kind: row.kind, sku: row.sku, onHandDelta: row.on_hand_delta,
     reservedDelta: row.reserved_delta, onHandAfter: row.on_hand_after, reservedAfter: row.reserved_after, at: row.at,
   };
