@@ -139,8 +139,12 @@ export class RawPostgresStock {
     while (this.#queue.length > 0) void this.#send(this.#queue.splice(0, BATCH_OPERATIONS_MAX));
   }
 
-  /** One statement, one implicit transaction: the function runs per row, in array order. */
-  async #send(batch: Pending[]): Promise<void> {
+  /**
+   * One statement, one implicit transaction: the function runs per row, in array order, which
+   * is SKU order, so two batches in flight lock shared SKUs in the same order (no deadlock).
+   */
+  async #send(arrived: Pending[]): Promise<void> {
+    const batch = [...arrived].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
     try {
       const { rows } = await this.#pool.query<{ code: number }>(
         `SELECT ${this.#schema}.deduct(r, s, q, a) AS code FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS t(r, s, q, a, i) ORDER BY i`,

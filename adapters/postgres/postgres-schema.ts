@@ -1,0 +1,242 @@
+import { InvalidInputError } from '../../src/index.js';
+import { connectorOf, type Connection, type Connector, type PostgresClient } from './postgres-client.js';
+import { storeError } from './postgres-errors.js';
+
+/**
+ * The schema the store uses when the app names none: no app table can collide with it.
+ *
+ * @example
+ * ```ts
+ * new PostgresStore({ client: pool }).schema === DEFAULT_SCHEMA; // 'stock_ledger'
+ * ```
+ */
+export const DEFAULT_SCHEMA = 'stock_ledger';
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * The schema name, checked: lower-case letters, digits and `_`, at most 63 characters, not
+ * starting with a digit (so it needs no quoting rules and cannot inject SQL).
+ *
+ * @example
+ * ```ts
+ * checkSchema(undefined); // 'stock_ledger'
+ * ```
+ */
+export function checkSchema(value: unknown): string {
+  if (value === undefined) return DEFAULT_SCHEMA;
+  if (typeof value !== 'string' || !SCHEMA_NAME.test(value) || value.startsWith('pg_')) {
+    throw new InvalidInputError('schema', 'must be 1 to 63 of [a-z0-9_], not starting with a digit or pg_');
+  }
+  return value;
+}
+
+/**
+ * The advisory-lock key space of one ledger: `(key, 1)` serializes the entry sequencer,
+ * `(key, 2)` migrations. Derived from the schema name, so two ledgers on one server never
+ * wait for each other (a hash collision only makes them share a lock).
+ */
+export function lockKey(schema: string): number {
+  let h = 0x811c9dc5;
+  for (const ch of `stock-ledger:${schema}`) h = Math.imul(h ^ (ch.codePointAt(0) as number), 0x01000193);
+  return h | 0;
+}
+
+/**
+ * The sequencer as one function, so that numbering costs one round trip: it takes the
+ * ledger's sequencer lock, then numbers committed entries that have no seq, in (op, pos)
+ * order, contiguously from the highest seq, in bounded statements. Each statement of a
+ * volatile function takes a new snapshot under READ COMMITTED, so it sees every commit made
+ * before the lock was granted.
+ *
+ * With \`wait\` it waits for the lock and runs in autocommit (it refuses other isolation levels
+ * with 0A000; the store then runs it in a READ COMMITTED transaction of its own). Without, it
+ * is called by a store-owned transaction right before its last write: it takes the lock only
+ * if it is free (else returns null, and the store runs the sequencer after its commit), numbers
+ * what waits (the transaction's earlier writes included), and returns the highest seq, from
+ * which that last write numbers its own entries as it inserts them; the lock is then held only
+ * for that statement and the COMMIT flush.
+ * Returns the highest seq and the seqs of the entries of the ops in \`mine\` (a JSON array).
+ */
+function sequencerFunction(s: string): string {
+  return `
+  CREATE FUNCTION ${s}.number_entries(batch int, rounds int, mine text, wait boolean) RETURNS text LANGUAGE plpgsql AS $fn$
+  DECLARE
+    last bigint;
+    done int;
+    total int := 0;
+  BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+      RAISE EXCEPTION 'stock-ledger sequencer needs READ COMMITTED' USING ERRCODE = '0A000';
+    END IF;
+    IF wait THEN
+      PERFORM pg_advisory_xact_lock(${lockKey(s)}, 1);
+    ELSIF NOT pg_try_advisory_xact_lock(${lockKey(s)}, 1) THEN
+      RETURN NULL;
+    END IF;
+    FOR i IN 1..rounds LOOP
+      SELECT COALESCE(max(seq), 0) INTO last FROM ${s}.entries;
+      WITH todo AS (SELECT op, pos, row_number() OVER (ORDER BY op, pos) AS n FROM ${s}.entries WHERE seq IS NULL ORDER BY op, pos LIMIT batch)
+      UPDATE ${s}.entries e SET seq = last + todo.n FROM todo WHERE e.op = todo.op AND e.pos = todo.pos;
+      GET DIAGNOSTICS done = ROW_COUNT;
+      total := total + done;
+      EXIT WHEN done < batch;
+    END LOOP;
+    SELECT COALESCE(max(seq), 0) INTO last FROM ${s}.entries;
+    RETURN json_build_object('numbered', total, 'last', last, 'seqs', (SELECT COALESCE(json_agg(json_build_object('op', op, 'pos', pos, 'seq', seq)), '[]')
+      FROM ${s}.entries WHERE op = ANY(ARRAY(SELECT value::bigint FROM json_array_elements_text(mine::json))) AND seq IS NOT NULL))::text;
+  END
+  $fn$;`;
+}
+
+/** Migrations in order; index + 1 is the schema version they lead to. `S` is the schema. */
+const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
+  (s) => `
+  CREATE TABLE ${s}.levels (
+    sku text COLLATE "C" PRIMARY KEY,
+    on_hand bigint NOT NULL,
+    reserved bigint NOT NULL CHECK (reserved >= 0),
+    version bigint NOT NULL,
+    CHECK (on_hand >= reserved)
+  );
+  -- One row per entry. (op, pos) orders the entries of a SKU as its versions: op is taken from
+  -- ops while the writer holds the lock of every SKU it writes. seq is set after commit by the
+  -- sequencer, contiguously, in (op, pos) order.
+  CREATE SEQUENCE ${s}.ops;
+  CREATE TABLE ${s}.entries (
+    op bigint NOT NULL,
+    pos integer NOT NULL,
+    seq bigint UNIQUE,
+    request_id text COLLATE "C" NOT NULL,
+    kind text NOT NULL,
+    sku text COLLATE "C" NOT NULL,
+    on_hand_delta bigint NOT NULL,
+    reserved_delta bigint NOT NULL,
+    on_hand_after bigint NOT NULL,
+    reserved_after bigint NOT NULL,
+    version_after bigint NOT NULL,
+    at bigint NOT NULL,
+    meta text,
+    PRIMARY KEY (op, pos)
+  );
+  CREATE INDEX entries_unnumbered ON ${s}.entries (op, pos) WHERE seq IS NULL;
+  CREATE INDEX entries_by_sku ON ${s}.entries (sku, seq);
+  CREATE INDEX entries_by_request ON ${s}.entries (request_id, kind);
+  -- The outcome of a request is not stored: it is rebuilt from its entries (each carries the
+  -- SKU's version after it) and, for a reserve, its reservation row.
+  CREATE TABLE ${s}.requests (
+    request_id text COLLATE "C" PRIMARY KEY,
+    kind text NOT NULL,
+    fingerprint text NOT NULL,
+    at bigint NOT NULL
+  );
+  CREATE TABLE ${s}.reversals (
+    of_request text COLLATE "C" NOT NULL,
+    sku text COLLATE "C" NOT NULL,
+    qty bigint NOT NULL CHECK (qty > 0),
+    PRIMARY KEY (of_request, sku)
+  );
+  CREATE TABLE ${s}.reservations (
+    id text COLLATE "C" PRIMARY KEY,
+    state text NOT NULL CHECK (state IN ('held', 'committed', 'released', 'expired')),
+    lines text NOT NULL,
+    expires_at bigint NOT NULL,
+    created_at bigint NOT NULL,
+    committed text,
+    meta text
+  );
+  CREATE TABLE ${s}.holds (
+    reservation_id text COLLATE "C" NOT NULL,
+    sku text COLLATE "C" NOT NULL,
+    qty bigint NOT NULL CHECK (qty > 0),
+    expires_at bigint NOT NULL,
+    PRIMARY KEY (reservation_id, sku)
+  );
+  CREATE INDEX holds_by_sku ON ${s}.holds (sku, expires_at, reservation_id);
+  CREATE INDEX holds_by_expiry ON ${s}.holds (expires_at, reservation_id, sku);
+  ${sequencerFunction(s)}
+  `,
+];
+
+/**
+ * The schema version this code writes.
+ *
+ * @example
+ * ```ts
+ * if ((await schemaVersion({ client: pool })) < SCHEMA_VERSION) await migrate({ client: pool });
+ * ```
+ */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+async function recordedVersion(connection: Pick<Connection, 'query'>, schema: string): Promise<number> {
+  const rows = await connection.query(
+    `SELECT CASE WHEN to_regclass($1::text) IS NULL THEN 0 ELSE (SELECT 1) END AS present`,
+    [`${schema}.schema_version`],
+  );
+  if (Number(rows[0]?.['present'] ?? 0) === 0) return 0;
+  const version = await connection.query(`SELECT version FROM ${schema}.schema_version WHERE id = 1`);
+  return Number(version[0]?.['version'] ?? 0);
+}
+
+/**
+ * Creates or migrates the store's schema to {@link SCHEMA_VERSION}, in one transaction under
+ * an advisory lock, so several processes starting at once migrate it exactly once. A current
+ * schema is only read. A schema newer than this code is refused with `INVALID_INPUT`.
+ * `PostgresStore` calls it before its first operation; teams that run migrations themselves
+ * call it from their migration step (and may then pass `migrate: false` to the store).
+ *
+ * @example
+ * ```ts
+ * import { migrate } from 'stock-ledger/postgres';
+ * await migrate({ client: pool, schema: 'shop_1' });
+ * ```
+ */
+export async function migrate(options: { client: PostgresClient; schema?: string }): Promise<number> {
+  const schema = checkSchema(options.schema);
+  const connector = connectorOf(options.client);
+  try {
+    return await migrateWith(connector, schema);
+  } catch (error) {
+    throw storeError(error, 'PostgreSQL migration');
+  }
+}
+
+/** {@link migrate} through the store's connector. */
+export async function migrateWith(connector: Connector, schema: string): Promise<number> {
+  if ((await recordedVersion(connector, schema)) === SCHEMA_VERSION) return SCHEMA_VERSION;
+  return connector.transaction(async (connection) => {
+    await connection.query('SELECT pg_advisory_xact_lock($1::int, 2)', [lockKey(schema)]);
+    await connection.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await connection.query(`CREATE TABLE IF NOT EXISTS ${schema}.schema_version (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)`);
+    const current = await recordedVersion(connection, schema);
+    if (current > SCHEMA_VERSION) {
+      throw new InvalidInputError('schema', `${schema} has stock-ledger schema version ${current}; this code knows up to ${SCHEMA_VERSION}: upgrade stock-ledger`);
+    }
+    for (let version = current + 1; version <= SCHEMA_VERSION; version += 1) {
+      await connection.query((MIGRATIONS[version - 1] as (s: string) => string)(schema));
+    }
+    await connection.query(
+      `INSERT INTO ${schema}.schema_version (id, version) VALUES (1, $1::int) ON CONFLICT (id) DO UPDATE SET version = excluded.version`,
+      [SCHEMA_VERSION],
+    );
+    return { value: SCHEMA_VERSION, commit: current < SCHEMA_VERSION };
+  }, null);
+}
+
+/**
+ * The recorded schema version of a ledger (0 when it was never created).
+ *
+ * @example
+ * ```ts
+ * await schemaVersion({ client: pool }); // 1
+ * ```
+ */
+export async function schemaVersion(options: { client: PostgresClient; schema?: string }): Promise<number> {
+  const schema = checkSchema(options.schema);
+  const connector = connectorOf(options.client);
+  try {
+    return await recordedVersion(connector, schema);
+  } catch (error) {
+    throw storeError(error, 'PostgreSQL');
+  }
+}

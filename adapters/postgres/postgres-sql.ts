@@ -1,0 +1,177 @@
+import { ENTRY_JSON } from './postgres-codec.js';
+
+/**
+ * Every statement of the store, built once per schema. Lists travel as one JSON text
+ * parameter each (`$n::text::json`), so both drivers send them alike and no array typing
+ * is involved; replies that carry more than scalars come back as one JSON text column.
+ */
+export interface Statements {
+  /** Unlocked reads that tell which SKUs commands will touch: reservation lines, originals' SKUs, due holds anywhere. */
+  plan: string;
+  /** Locks levels (sorted) and, in the same statement, loads what decide reads, with a snapshot check. */
+  lockAndLoad: string;
+  /** Creates missing level rows, locking every row named, in sorted order. */
+  ensureLevels: string;
+  /** Writes one flush of decided writes; returns the op it took. */
+  flush: string;
+  /** Runs the sequencer function: waiting for its lock ($4 true, autocommit) or only if it is free ($4 false). */
+  numberEntries: string;
+  /** Whether any committed entry has no seq yet. */
+  anyUnnumbered: string;
+  stocks: string;
+  entries: string;
+  entriesOfSku: string;
+  request: string;
+  reservation: string;
+  verifyChunk: string;
+}
+
+/**
+ * `= ANY(...)` over a JSON list parameter: an array, so the planner probes the index once per
+ * key (an IN over a set-returning function can turn into a scan of the whole table).
+ */
+const anyOf = (n: number): string => `ANY(ARRAY(SELECT value FROM json_array_elements_text($${n}::text::json)))`;
+
+/** Entries of one request id and kind as a JSON array, in (op, pos) order. */
+const entriesOf = (s: string, id: string, kind: string): string =>
+  `(SELECT COALESCE(json_agg(${ENTRY_JSON} ORDER BY e.op, e.pos), '[]') FROM ${s}.entries e WHERE e.request_id = ${id} AND e.kind = ${kind})`;
+
+const requestJson = (s: string): string =>
+  `json_build_object('id', r.request_id, 'k', r.kind, 'f', r.fingerprint, 'at', r.at, 'e', ${entriesOf(s, 'r.request_id', 'r.kind')})`;
+
+const reservationJson = (s: string): string =>
+  `json_build_object('id', v.id, 'st', v.state, 'l', v.lines, 'xp', v.expires_at, 'c', v.created_at, 'cm', v.committed, 'm', v.meta, ` +
+  `'h', (SELECT COALESCE(json_agg(h.sku ORDER BY h.sku), '[]') FROM ${s}.holds h WHERE h.reservation_id = v.id), ` +
+  `'e', CASE v.state WHEN 'committed' THEN ${entriesOf(s, 'v.id', "'commit'")} WHEN 'released' THEN ${entriesOf(s, 'v.id', "'release'")} END)`;
+
+const holdJson = "json_build_object('s', sku, 'r', reservation_id, 'xp', expires_at)";
+
+/**
+ * The load part: $2 request ids, $3 reservation ids, $4 SKUs whose due holds to load (besides
+ * newly locked ones with reserved units), $5 ids whose reversal tallies to load, $6 the horizon
+ * (latest `at` of the commands), $7 due holds per SKU to fetch, $8 due holds anywhere to fetch.
+ */
+function load(s: string, newlyHeld: string): string {
+  return `
+  hs AS (SELECT value AS sku FROM json_array_elements_text($4::text::json) UNION SELECT sku FROM ${newlyHeld}),
+  dh AS (SELECT d.* FROM hs CROSS JOIN LATERAL (
+    SELECT sku, reservation_id, expires_at FROM ${s}.holds WHERE sku = hs.sku AND expires_at <= $6::bigint
+    ORDER BY expires_at, reservation_id LIMIT $7::int) d),
+  an AS (SELECT sku, reservation_id, expires_at FROM ${s}.holds WHERE $8::int > 0 AND expires_at <= $6::bigint
+    ORDER BY expires_at, reservation_id, sku LIMIT $8::int),
+  rv AS (SELECT value AS id FROM json_array_elements_text($3::text::json) UNION SELECT reservation_id FROM dh UNION SELECT reservation_id FROM an)
+  SELECT json_build_object(
+    'q', (SELECT COALESCE(json_agg(${requestJson(s)}), '[]') FROM ${s}.requests r WHERE r.request_id = ${anyOf(2)}),
+    'v', (SELECT COALESCE(json_agg(${reservationJson(s)}), '[]') FROM ${s}.reservations v WHERE v.id = ANY(ARRAY(SELECT id FROM rv))),
+    't', (SELECT COALESCE(json_agg(json_build_object('o', of_request, 's', sku, 'q', qty)), '[]') FROM ${s}.reversals WHERE of_request = ${anyOf(5)}),
+    'hs', (SELECT COALESCE(json_agg(sku), '[]') FROM hs),
+    'h', (SELECT COALESCE(json_agg(${holdJson} ORDER BY sku, expires_at, reservation_id), '[]') FROM dh),
+    'a', (SELECT COALESCE(json_agg(${holdJson} ORDER BY expires_at, reservation_id, sku), '[]') FROM an)`;
+}
+
+// The payload is parsed once, as jsonb (json would be parsed again by every ->). It holds no
+// U+0000, which jsonb refuses: keys are escaped, and lines and meta travel as JSON text.
+// Each UPDATE and DELETE also names its keys as \`= ANY(ARRAY(...))\`: the planner guesses 100
+// rows for a JSON set-returning function and would rather scan a large table whole; an array
+// probe makes it walk the index for just those keys.
+const flushSql = (s: string): string => `
+  WITH p AS MATERIALIZED (SELECT $1::text::jsonb AS j),
+  o AS MATERIALIZED (SELECT nextval('${s}.ops') AS op),
+  ie AS (INSERT INTO ${s}.entries (op, pos, seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, version_after, at, meta)
+    SELECT o.op, x.pos, x.q, x.r, x.k, x.s, x.dh, x.dr, x.ah, x.ar, x.v, x.at, x.m FROM o, p,
+    jsonb_to_recordset(p.j->'e') AS x(pos int, q bigint, r text, k text, s text, dh bigint, dr bigint, ah bigint, ar bigint, v bigint, at bigint, m text)
+    RETURNING 1),
+  ul AS (UPDATE ${s}.levels l SET on_hand = x.h, reserved = x.r, version = x.v
+    FROM p, jsonb_to_recordset(p.j->'l') AS x(s text, h bigint, r bigint, v bigint)
+    WHERE l.sku = x.s AND l.sku = ANY(ARRAY(SELECT y.s FROM p, jsonb_to_recordset(p.j->'l') AS y(s text))) RETURNING 1),
+  iq AS (INSERT INTO ${s}.requests (request_id, kind, fingerprint, at)
+    SELECT x.id, x.k, x.f, x.at FROM p, jsonb_to_recordset(p.j->'q') AS x(id text, k text, f text, at bigint) RETURNING 1),
+  it AS (INSERT INTO ${s}.reversals AS t (of_request, sku, qty)
+    SELECT x.o, x.s, x.q FROM p, jsonb_to_recordset(p.j->'t') AS x(o text, s text, q bigint)
+    ON CONFLICT (of_request, sku) DO UPDATE SET qty = t.qty + excluded.qty RETURNING 1),
+  iv AS (INSERT INTO ${s}.reservations (id, state, lines, expires_at, created_at, committed, meta)
+    SELECT x.id, x.st, x.l, x.xp, x.c, x.cm, x.m FROM p,
+    jsonb_to_recordset(p.j->'n') AS x(id text, st text, l text, xp bigint, c bigint, cm text, m text) RETURNING 1),
+  uv AS (UPDATE ${s}.reservations v SET state = x.st, committed = COALESCE(x.cm, v.committed)
+    FROM p, jsonb_to_recordset(p.j->'u') AS x(id text, st text, cm text)
+    WHERE v.id = x.id AND v.id = ANY(ARRAY(SELECT y.id FROM p, jsonb_to_recordset(p.j->'u') AS y(id text)))
+    AND (x.st <> 'expired' OR v.state = 'held') RETURNING 1),
+  ih AS (INSERT INTO ${s}.holds (reservation_id, sku, qty, expires_at)
+    SELECT x.r, x.s, x.q, x.xp FROM p, jsonb_to_recordset(p.j->'hn') AS x(r text, s text, q bigint, xp bigint) RETURNING 1),
+  dh AS (DELETE FROM ${s}.holds h USING p, jsonb_to_recordset(p.j->'hd') AS x(r text, s text)
+    WHERE h.reservation_id = x.r AND h.sku = x.s AND h.reservation_id = ANY(ARRAY(SELECT y.r FROM p, jsonb_to_recordset(p.j->'hd') AS y(r text)))
+    RETURNING 1)
+  SELECT (SELECT op FROM o)::text AS op, (SELECT count(*) FROM ie)::int AS e, (SELECT count(*) FROM ul)::int AS l,
+    (SELECT count(*) FROM dh)::int AS d, (SELECT count(*) FROM iq)::int AS q`;
+
+const ENTRY_COLUMNS_JSON = ENTRY_JSON;
+
+const verifySql = (s: string): string => `
+  WITH chunk AS (SELECT sku FROM ${s}.levels WHERE sku > $1::text ORDER BY sku LIMIT $2::int),
+  bound AS (SELECT CASE WHEN (SELECT count(*) FROM chunk) < $2::int THEN NULL ELSE (SELECT max(sku) FROM chunk) END AS upper),
+  es AS (SELECT e.* FROM ${s}.entries e, bound WHERE e.sku > $1::text AND (bound.upper IS NULL OR e.sku <= bound.upper)),
+  hs AS (SELECT h.* FROM ${s}.holds h, bound WHERE h.sku > $1::text AND (bound.upper IS NULL OR h.sku <= bound.upper))
+  SELECT json_build_object(
+    'upper', (SELECT upper FROM bound),
+    'levels', (SELECT COALESCE(json_agg(json_build_object('s', l.sku, 'h', l.on_hand, 'r', l.reserved, 'v', l.version)), '[]')
+      FROM ${s}.levels l, bound WHERE l.sku > $1::text AND (bound.upper IS NULL OR l.sku <= bound.upper)),
+    'folded', (SELECT COALESCE(json_agg(json_build_object('s', f.sku, 'h', f.h, 'r', f.r, 'v', f.v)), '[]') FROM
+      (SELECT sku, sum(on_hand_delta) AS h, sum(reserved_delta) AS r, count(*) AS v FROM es GROUP BY sku) f),
+    'holds', (SELECT COALESCE(json_agg(json_build_object('s', h.sku, 'r', h.reservation_id, 'q', h.qty, 'xp', h.expires_at,
+      'st', v.state, 'rx', v.expires_at, 'l', v.lines)), '[]') FROM hs h LEFT JOIN ${s}.reservations v ON v.id = h.reservation_id),
+    'fh', (SELECT COALESCE(json_agg(json_build_object('s', g.sku, 'r', g.request_id, 'q', g.q)), '[]') FROM
+      (SELECT sku, request_id, sum(reserved_delta) AS q FROM es WHERE reserved_delta <> 0 GROUP BY sku, request_id HAVING sum(reserved_delta) <> 0) g),
+    'rep', (SELECT COALESCE(json_agg(json_build_object('s', g.sku, 'r', g.request_id, 'k', g.kind, 'n', g.n)), '[]') FROM
+      (SELECT sku, request_id, kind, count(*) AS n FROM es GROUP BY sku, request_id, kind HAVING count(*) > 1) g)
+  )::text AS j`;
+
+/**
+ * The store's statements for schema `s` (already checked: lower-case letters, digits, `_`).
+ *
+ * @example
+ * ```ts
+ * const sql = statements('stock_ledger');
+ * await connection.query(sql.stocks, [JSON.stringify(['A']), now]);
+ * ```
+ */
+export function statements(s: string): Statements {
+  return {
+    plan: `
+      SELECT json_build_object(
+        'v', (SELECT COALESCE(json_agg(json_build_object('id', id, 'l', lines)), '[]') FROM ${s}.reservations WHERE id = ${anyOf(1)}),
+        'o', (SELECT COALESCE(json_agg(json_build_object('id', r.request_id, 'k', r.kind,
+          's', (SELECT COALESCE(json_agg(DISTINCT e.sku), '[]') FROM ${s}.entries e WHERE e.request_id = r.request_id AND e.kind = r.kind))), '[]')
+          FROM ${s}.requests r WHERE r.request_id = ${anyOf(2)}),
+        'a', (SELECT COALESCE(json_agg(DISTINCT sku), '[]') FROM (SELECT sku FROM ${s}.holds WHERE $4::int > 0 AND expires_at <= $3::bigint
+          ORDER BY expires_at, reservation_id, sku LIMIT $4::int) d)
+      )::text AS j`,
+    lockAndLoad: `
+      WITH locked AS (SELECT sku, on_hand, reserved, version FROM ${s}.levels WHERE sku = ${anyOf(1)} ORDER BY sku FOR UPDATE),
+      snap AS (SELECT sku, version FROM ${s}.levels WHERE sku = ${anyOf(1)}),
+      newly AS (SELECT sku FROM locked WHERE reserved > 0),
+      ${load(s, 'newly')},
+      'l', (SELECT COALESCE(json_agg(json_build_object('s', sku, 'h', on_hand, 'r', reserved, 'v', version)), '[]') FROM locked),
+      'snap', (SELECT COALESCE(json_agg(json_build_object('s', sku, 'v', version)), '[]') FROM snap)
+      )::text AS j`,
+    ensureLevels: `
+      INSERT INTO ${s}.levels AS l (sku, on_hand, reserved, version)
+      SELECT value, 0, 0, 0 FROM json_array_elements_text($1::text::json) ORDER BY value COLLATE "C"
+      ON CONFLICT (sku) DO UPDATE SET version = l.version
+      RETURNING sku, on_hand::text AS on_hand, reserved::text AS reserved, version::text AS version`,
+    flush: flushSql(s),
+    numberEntries: `SELECT ${s}.number_entries($1::int, $2::int, $3::text, $4::boolean) AS j`,
+    anyUnnumbered: `SELECT EXISTS (SELECT 1 FROM ${s}.entries WHERE seq IS NULL) AS any`,
+    stocks: `
+      SELECT COALESCE(json_agg(json_build_object('s', l.sku, 'h', l.on_hand, 'r', l.reserved, 'v', l.version,
+        'dq', (SELECT COALESCE(sum(qty), 0) FROM ${s}.holds h WHERE h.sku = l.sku AND h.expires_at <= $2::bigint),
+        'dn', (SELECT count(*) FROM ${s}.holds h WHERE h.sku = l.sku AND h.expires_at <= $2::bigint))), '[]')::text AS j
+      FROM ${s}.levels l WHERE l.sku = ${anyOf(1)}`,
+    entries: `SELECT COALESCE(json_agg(${ENTRY_COLUMNS_JSON} ORDER BY e.seq), '[]')::text AS j FROM
+      (SELECT * FROM ${s}.entries WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int) e`,
+    entriesOfSku: `SELECT COALESCE(json_agg(${ENTRY_COLUMNS_JSON} ORDER BY e.seq), '[]')::text AS j FROM
+      (SELECT * FROM ${s}.entries WHERE sku = $3::text AND seq > $1::bigint ORDER BY seq LIMIT $2::int) e`,
+    request: `SELECT COALESCE(json_agg(${requestJson(s)}), '[]')::text AS j FROM ${s}.requests r WHERE r.request_id = $1::text`,
+    reservation: `SELECT COALESCE(json_agg(${reservationJson(s)}), '[]')::text AS j FROM ${s}.reservations v WHERE v.id = $1::text`,
+    verifyChunk: verifySql(s),
+  };
+}

@@ -1,0 +1,417 @@
+import { LIMITS, StoreUnavailableError } from '../../src/index.js';
+import type { Applied, Counters, Entry } from '../../src/index.js';
+import { compareCodePoints, decide, materialize } from '../../src/store-kit.js';
+import type { Command, StoreOutcome, Write } from '../../src/store-kit.js';
+import type { Connection } from './postgres-client.js';
+import { decodeKey, encodeKey, int, str } from './postgres-codec.js';
+import { constraintOf, sqlState } from './postgres-errors.js';
+import type { Statements } from './postgres-sql.js';
+import { sequenceBeforeLastWrite, seqOf } from './postgres-sequencer.js';
+import { Cache, EntryRefs, Missing, type LoadJson, type Need } from './postgres-view.js';
+
+/** One command's end: its outcome, or the error it alone failed with. */
+export type Finished = { ok: true; outcome: StoreOutcome } | { ok: false; error: unknown };
+
+/** What one unit of commands did inside its transaction. */
+export interface UnitResult {
+  finished: Finished[];
+  /** Ops of the flushes written (empty: nothing was written, the transaction may roll back). */
+  ops: number[];
+  refs: EntryRefs;
+}
+
+/**
+ * A concurrent transaction recorded one of the unit's request ids first (a unique violation
+ * on the request table): the whole unit is undone and decided again, and then reads as a
+ * replay or a conflict.
+ */
+export class TwinWon extends Error {
+  constructor(cause: unknown) {
+    super('PostgreSQL store: a concurrent twin recorded the request id first', { cause });
+  }
+}
+
+/** Due holds read per SKU: one more than an operation may expire, to know whether that is all. */
+const HOLDS_FETCH = LIMITS.expiriesPerSkuMax + 1;
+
+/** Rounds of load-then-decide a unit may take: each round settles at least one thing decide asked for. */
+const roundsMax = (commands: number): number => 4 + 4 * commands;
+
+/** The decided writes since the last flush, as the flush statement takes them. */
+class Pending {
+  readonly e: Array<Record<string, unknown>> = [];
+  readonly l = new Map<string, Counters>();
+  readonly q: Array<Record<string, unknown>> = [];
+  readonly t = new Map<string, Map<string, number>>();
+  readonly n = new Map<string, { id: string; st: string; l: string; xp: number; c: number; cm: string | null; m: string | null }>();
+  readonly hn = new Map<string, Map<string, { q: number; xp: number }>>();
+  readonly hd: Array<{ r: string; s: string }> = [];
+  readonly u = new Map<string, { id: string; st: string; cm: string | null }>();
+
+  get empty(): boolean {
+    return this.e.length === 0 && this.q.length === 0 && this.n.size === 0 && this.u.size === 0 && this.hd.length === 0;
+  }
+
+  add(write: Write, entries: Entry[], flush: number, refs: EntryRefs): void {
+    let i = 0;
+    for (const step of write.steps) {
+      for (const change of step.changes) {
+        const entry = entries[i] as Entry;
+        i += 1;
+        const pos = this.e.length;
+        this.e.push({
+          pos, r: encodeKey(entry.requestId), k: entry.kind, s: encodeKey(entry.sku), dh: entry.onHandDelta, dr: entry.reservedDelta,
+          ah: entry.onHandAfter, ar: entry.reservedAfter, v: change.after.version, at: entry.at, m: entry.meta === undefined ? null : JSON.stringify(entry.meta),
+        });
+        refs.made(entry, flush, pos);
+        this.l.set(encodeKey(change.sku), change.after);
+      }
+    }
+    if (write.request !== null) {
+      const { requestId, kind, fingerprint } = write.request;
+      this.q.push({ id: encodeKey(requestId), k: kind, f: fingerprint, at: write.at });
+    }
+    if (write.reversal !== null) this.#tally(write.reversal.of, write.reversal.lines);
+    if (write.reservation !== null) this.#reservation(write.reservation);
+    for (const hold of write.holdsEnded) this.#endHold(encodeKey(hold.reservationId), encodeKey(hold.sku));
+    for (const id of write.expired) this.#state(encodeKey(id), 'expired', null);
+    if (write.settled !== null) {
+      const committed = write.settled.committed === null ? null : JSON.stringify(write.settled.committed);
+      this.#state(encodeKey(write.settled.reservationId), write.settled.state, committed);
+    }
+  }
+
+  #tally(of: string, lines: ReadonlyArray<{ sku: string; qty: number }>): void {
+    const key = encodeKey(of);
+    let bySku = this.t.get(key);
+    if (bySku === undefined) this.t.set(key, (bySku = new Map()));
+    for (const line of lines) bySku.set(encodeKey(line.sku), (bySku.get(encodeKey(line.sku)) ?? 0) + line.qty);
+  }
+
+  #reservation(r: NonNullable<Write['reservation']>): void {
+    const id = encodeKey(r.id);
+    this.n.set(id, {
+      id, st: r.state, l: JSON.stringify(r.lines), xp: r.expiresAt, c: r.createdAt, cm: null, m: r.meta === undefined ? null : JSON.stringify(r.meta),
+    });
+    const holds = new Map(r.lines.map((line) => [encodeKey(line.sku), { q: line.qty, xp: r.expiresAt }]));
+    this.hn.set(id, holds);
+  }
+
+  /** A hold made in this flush and ended in it is written not at all: one statement cannot insert and delete a row. */
+  #endHold(r: string, s: string): void {
+    if (this.hn.get(r)?.delete(s) === true) return;
+    this.hd.push({ r, s });
+  }
+
+  #state(id: string, state: string, committed: string | null): void {
+    const created = this.n.get(id);
+    if (created !== undefined) {
+      if (state !== 'expired' || created.st === 'held') created.st = state;
+      if (committed !== null) created.cm = committed;
+      return;
+    }
+    const known = this.u.get(id);
+    if (state === 'expired' && known !== undefined) return;
+    this.u.set(id, { id, st: state, cm: committed });
+  }
+
+  payload(last: number | null): string {
+    if (last !== null) for (const e of this.e) e['q'] = last + (e['pos'] as number) + 1;
+    const t = [...this.t].flatMap(([o, bySku]) => [...bySku].map(([s, q]) => ({ o, s, q })));
+    const hn = [...this.hn].flatMap(([r, holds]) => [...holds].map(([s, h]) => ({ r, s, q: h.q, xp: h.xp })));
+    const l = [...this.l].map(([s, c]) => ({ s, h: c.onHand, r: c.reserved, v: c.version }));
+    return JSON.stringify({ e: this.e, l, q: this.q, t, n: [...this.n.values()], hn, hd: this.hd, u: [...this.u.values()] });
+  }
+}
+
+/** What one round asks the lock-and-load statement for (decoded keys). */
+interface Asks {
+  lock: Set<string>;
+  requests: Set<string>;
+  reservations: Set<string>;
+  tallies: Set<string>;
+  anywhere: number;
+  planReservations: Set<string>;
+  planOrigins: Set<string>;
+}
+
+/**
+ * Runs commands in order inside the transaction the caller opened on `connection` (the
+ * store's own, or a savepoint of the app's): each is decided by the core's `decide()` against
+ * a view of what was loaded plus what the commands before it decided, and the writes are
+ * flushed in as few statements as the commands allow.
+ *
+ * @example
+ * ```ts
+ * const unit = await runUnit(connection, statements('stock_ledger'), [command], { numberOwn: true });
+ * ```
+ */
+export async function runUnit(connection: Connection, sql: Statements, commands: readonly Command[], options: UnitOptions): Promise<UnitResult> {
+  return new Unit(connection, sql, commands, options).run();
+}
+
+/** How a unit runs. */
+export interface UnitOptions {
+  /**
+   * In a store-owned transaction: number the entries as the last write inserts them, when the
+   * sequencer lock is free (never inside the app's transaction: it would hold the lock until
+   * the app commits).
+   */
+  numberOwn: boolean;
+}
+
+class Unit {
+  readonly #connection: Connection;
+  readonly #sql: Statements;
+  readonly #commands: readonly Command[];
+  readonly #options: UnitOptions;
+  readonly #refs = new EntryRefs();
+  readonly #cache: Cache;
+  readonly #finished: Finished[] = [];
+  readonly #ops: number[] = [];
+  /** Immutable facts read before locking: a reservation's lines, an original request's SKUs. */
+  readonly #plan = new Map<string, string[]>();
+  readonly #extra = { lock: new Set<string>(), requests: new Set<string>(), reservations: new Set<string>(), tallies: new Set<string>() };
+  #pending = new Pending();
+  #next = 0;
+
+  constructor(connection: Connection, sql: Statements, commands: readonly Command[], options: UnitOptions) {
+    this.#connection = connection;
+    this.#sql = sql;
+    this.#commands = commands;
+    this.#options = options;
+    const horizon = Math.max(...commands.map((c) => c.at));
+    this.#cache = new Cache(this.#refs, horizon, HOLDS_FETCH);
+  }
+
+  async run(): Promise<UnitResult> {
+    for (let round = 1; this.#next < this.#commands.length; round += 1) {
+      if (round > roundsMax(this.#commands.length)) {
+        throw new StoreUnavailableError('PostgreSQL: the state an operation reads kept changing while it was loaded; retry');
+      }
+      await this.#prepare();
+      const need = this.#decideFrom();
+      if (need === null) break;
+      await this.#flush(null);
+      this.#satisfy(need);
+    }
+    await this.#flush(await this.#numberBeforeLastWrite());
+    return { finished: this.#finished, ops: this.#ops, refs: this.#refs };
+  }
+
+  /**
+   * Right before the last write of a store-owned transaction (every row lock it needs is held
+   * by then, so the sequencer lock is never held while waiting for one): the highest seq, if
+   * the sequencer lock was free; null otherwise, or when nothing was written.
+   */
+  async #numberBeforeLastWrite(): Promise<number | null> {
+    if (!this.#options.numberOwn || (this.#pending.empty && this.#ops.length === 0)) return null;
+    const numbered = await sequenceBeforeLastWrite(this.#connection, this.#sql, this.#refs.unnumberedOps());
+    if (numbered === null) return null;
+    this.#refs.number((ref) => seqOf(numbered.seqs, ref));
+    return numbered.last;
+  }
+
+  /** Decides commands from the next one on; stops at the first that needs what is not loaded. */
+  #decideFrom(): Need | null {
+    for (; this.#next < this.#commands.length; this.#next += 1) {
+      const command = this.#commands[this.#next] as Command;
+      let decision: ReturnType<typeof decide>;
+      try {
+        decision = decide(command, this.#cache);
+      } catch (error) {
+        if (error instanceof Missing) return error.need;
+        // A throw is this command's alone: nothing of it was applied to the view.
+        this.#finished[this.#next] = { ok: false, error };
+        continue;
+      }
+      this.#finished[this.#next] = { ok: true, outcome: this.#take(decision) };
+    }
+    return null;
+  }
+
+  #take(decision: ReturnType<typeof decide>): StoreOutcome {
+    if (decision.write === null) return decision.outcome as StoreOutcome;
+    const { outcome, entries } = materialize(decision.write, 1);
+    // Numbered by the sequencer, as the last write inserts them or after the commit.
+    for (const entry of entries) (entry as Entry).seq = null;
+    this.#pending.add(decision.write, entries, this.#ops.length, this.#refs);
+    this.#cache.apply(decision.write, outcome as Applied);
+    return decision.outcome ?? outcome;
+  }
+
+  /** Remembers what decide asked for, for the next round to load. */
+  #satisfy(need: Need): void {
+    switch (need.kind) {
+      case 'lock':
+        for (const sku of need.skus) this.#extra.lock.add(sku);
+        // What other transactions may have changed before the new locks was read unlocked.
+        this.#cache.forgetUnlocked();
+        return;
+      case 'request':
+        this.#extra.requests.add(need.id);
+        return;
+      case 'reservation':
+        this.#extra.reservations.add(need.id);
+        return;
+      case 'tally':
+        this.#extra.tallies.add(need.of);
+        this.#cache.tallies.delete(need.of);
+        return;
+      case 'holds':
+        this.#cache.holds.delete(need.sku);
+        return;
+      case 'anywhere':
+        this.#cache.anywhere = null;
+        return;
+    }
+  }
+
+  /** What the remaining commands will read. */
+  #asks(): Asks {
+    const asks: Asks = {
+      lock: new Set(this.#extra.lock), requests: new Set(this.#extra.requests), reservations: new Set(this.#extra.reservations),
+      tallies: new Set(this.#extra.tallies), anywhere: 0, planReservations: new Set(), planOrigins: new Set(),
+    };
+    for (const command of this.#commands.slice(this.#next)) addAsks(command, asks, this.#plan);
+    return asks;
+  }
+
+  async #prepare(): Promise<void> {
+    const asks = this.#asks();
+    await this.#planLocks(asks);
+    const cache = this.#cache;
+    const lock = [...asks.lock].filter((sku) => !cache.levels.has(sku)).sort(compareCodePoints);
+    const load = {
+      requests: [...asks.requests].filter((id) => !cache.requests.has(id)),
+      reservations: [...asks.reservations].filter((id) => !cache.reservations.has(id)),
+      tallies: [...asks.tallies].filter((of) => !cache.tallies.has(of)),
+      holds: [...cache.levels].filter(([sku, c]) => c.reserved > 0 && !cache.holds.has(sku)).map(([sku]) => sku),
+      anywhere: asks.anywhere > 0 && cache.anywhere === null ? asks.anywhere : 0,
+    };
+    // A request's reservation (a reserve replays with it) and an original's (a reverse of a commit) come along.
+    load.reservations.push(...load.requests.filter((id) => !cache.reservations.has(id) && !load.reservations.includes(id)));
+    if (lock.length === 0 && load.requests.length + load.reservations.length + load.tallies.length + load.holds.length === 0 && load.anywhere === 0) {
+      cache.noHolds(cache.levels.keys());
+      return;
+    }
+    let data = await this.#lockAndLoad(lock, load);
+    const locked = new Map(data.l.map((row) => [decodeKey(row.s), row]));
+    cache.locked(data.l);
+    const absent = lock.filter((sku) => !locked.has(sku));
+    const stale = data.snap.length !== data.l.length || data.snap.some((s) => int(locked.get(decodeKey(s.s))?.v, 'version') !== int(s.v, 'version'));
+    if (absent.length > 0) await this.#ensure(absent);
+    if (absent.length > 0 || stale) {
+      // The load's snapshot was taken before the locks were granted: read again, now that they are held.
+      const held = lock.filter((sku) => (cache.levels.get(sku)?.reserved ?? 0) > 0);
+      data = await this.#lockAndLoad([], { ...load, holds: [...load.holds, ...held] });
+    }
+    cache.absorb(data, { requests: load.requests, reservations: load.reservations, tallies: load.tallies, anywhere: load.anywhere });
+    cache.noHolds(cache.levels.keys());
+    for (const id of load.requests) this.#extra.requests.delete(id);
+    for (const id of load.reservations) this.#extra.reservations.delete(id);
+    for (const of of load.tallies) this.#extra.tallies.delete(of);
+  }
+
+  /** Reads, unlocked, the immutable facts that say which SKUs commits, releases, reverses and sweeps touch. */
+  async #planLocks(asks: Asks): Promise<void> {
+    const reservations = [...asks.planReservations].filter((id) => !this.#plan.has(`v:${id}`));
+    const origins = [...asks.planOrigins].filter((id) => !this.#plan.has(`o:${id}`));
+    const anywhere = asks.anywhere > 0 && this.#cache.anywhere === null ? asks.anywhere : 0;
+    if (reservations.length + origins.length === 0 && anywhere === 0) return;
+    const rows = await this.#connection.query(this.#sql.plan, [
+      JSON.stringify(reservations.map(encodeKey)), JSON.stringify(origins.map(encodeKey)), this.#cache.horizon, anywhere,
+    ]);
+    const data = JSON.parse(str(rows[0]?.['j'], 'plan')) as {
+      v: Array<{ id: string; l: string }>; o: Array<{ id: string; s: string[] }>; a: string[];
+    };
+    for (const id of reservations) this.#plan.set(`v:${id}`, []);
+    for (const id of origins) this.#plan.set(`o:${id}`, []);
+    for (const v of data.v) this.#plan.set(`v:${decodeKey(v.id)}`, (JSON.parse(v.l) as Array<{ sku: string }>).map((l) => l.sku));
+    for (const o of data.o) this.#plan.set(`o:${decodeKey(o.id)}`, o.s.map(decodeKey));
+    for (const sku of reservations.flatMap((id) => this.#plan.get(`v:${id}`) ?? [])) asks.lock.add(sku);
+    for (const sku of origins.flatMap((id) => this.#plan.get(`o:${id}`) ?? [])) asks.lock.add(sku);
+    // A hint only: the sweep reads its holds again once their SKUs are locked.
+    for (const sku of data.a) asks.lock.add(decodeKey(sku));
+  }
+
+  async #lockAndLoad(lock: string[], load: { requests: string[]; reservations: string[]; tallies: string[]; holds: string[]; anywhere: number }): Promise<
+    LoadJson & { l: Array<{ s: string; h: number; r: number; v: number }>; snap: Array<{ s: string; v: number }> }
+  > {
+    const rows = await this.#connection.query(this.#sql.lockAndLoad, [
+      JSON.stringify(lock.map(encodeKey)), JSON.stringify(load.requests.map(encodeKey)), JSON.stringify(load.reservations.map(encodeKey)),
+      JSON.stringify(load.holds.map(encodeKey)), JSON.stringify(load.tallies.map(encodeKey)), this.#cache.horizon, HOLDS_FETCH, load.anywhere,
+    ]);
+    return JSON.parse(str(rows[0]?.['j'], 'load')) as LoadJson & { l: Array<{ s: string; h: number; r: number; v: number }>; snap: Array<{ s: string; v: number }> };
+  }
+
+  /** Creates the level rows of SKUs never seen (locking every row named, in one sorted statement). */
+  async #ensure(skus: string[]): Promise<void> {
+    const rows = await this.#connection.query(this.#sql.ensureLevels, [JSON.stringify(skus.map(encodeKey))]);
+    this.#cache.locked(rows.map((row) => ({
+      s: str(row['sku'], 'sku'), h: int(row['on_hand'], 'on_hand'), r: int(row['reserved'], 'reserved'), v: int(row['version'], 'version'),
+    })));
+  }
+
+  /** Writes what was decided since the last flush; with `last`, its entries are numbered from `last` + 1. */
+  async #flush(last: number | null): Promise<void> {
+    const pending = this.#pending;
+    if (pending.empty) return;
+    this.#pending = new Pending();
+    let rows: readonly Record<string, unknown>[];
+    try {
+      rows = await this.#connection.query(this.#sql.flush, [pending.payload(last)]);
+    } catch (error) {
+      if (sqlState(error) === '23505' && constraintOf(error) === 'requests_pkey') throw new TwinWon(error);
+      throw error;
+    }
+    const row = rows[0] ?? {};
+    const expected = { e: pending.e.length, l: pending.l.size, d: pending.hd.length, q: pending.q.length };
+    for (const [key, want] of Object.entries(expected)) {
+      if (int(row[key], key) !== want) {
+        throw new StoreUnavailableError(`PostgreSQL store: a flush wrote ${String(row[key])} rows of ${key}, expected ${want}`);
+      }
+    }
+    const op = int(row['op'], 'op');
+    this.#refs.flushed(this.#ops.length, op);
+    if (last !== null) this.#refs.numberedAt(this.#ops.length, last);
+    this.#ops.push(op);
+  }
+}
+
+/** Adds what one command reads to the asks. */
+function addAsks(command: Command, asks: Asks, plan: Map<string, string[]>): void {
+  switch (command.kind) {
+    case 'restock':
+    case 'adjust':
+      asks.lock.add(command.sku);
+      break;
+    case 'deduct':
+    case 'reserve':
+      for (const line of command.lines) asks.lock.add(line.sku);
+      break;
+    case 'reverse': {
+      asks.requests.add(command.of);
+      asks.tallies.add(command.of);
+      if (command.lines !== null) for (const line of command.lines) asks.lock.add(line.sku);
+      else lockPlanned(plan.get(`o:${command.of}`), asks, () => asks.planOrigins.add(command.of));
+      break;
+    }
+    case 'commit':
+    case 'release':
+      asks.reservations.add(command.reservationId);
+      lockPlanned(plan.get(`v:${command.reservationId}`), asks, () => asks.planReservations.add(command.reservationId));
+      return;
+    case 'sweep':
+      asks.anywhere = Math.max(asks.anywhere, command.limit + 1);
+      return;
+    case 'revoke':
+      break;
+  }
+  asks.requests.add(command.requestId);
+}
+
+function lockPlanned(skus: string[] | undefined, asks: Asks, plan: () => void): void {
+  if (skus === undefined) plan();
+  else for (const sku of skus) asks.lock.add(sku);
+}
