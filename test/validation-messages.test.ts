@@ -88,6 +88,14 @@ const CASES: Array<[string, string, unknown, string, string]> = [
   ['stock', 'bad', 5, "sku", "sku: must be a string"],
   ['reservation', 'bad', '', "reservationId", "reservationId: must not be empty"],
   ['request', 'bad', 3, "requestId", "requestId: must be a string"],
+  ['restock', 'meta bad value in an array', { requestId: 'r', sku: 'A', qty: 1, meta: { list: [1, Number.NaN] } }, 'meta.list[1]', 'meta.list[1]: must be a finite number'],
+  ['restock', 'meta arrays nested too deep', { requestId: 'r', sku: 'A', qty: 1, meta: { a: [[[[[[[[1]]]]]]]] } }, 'meta.a[0][0][0][0][0][0][0]', 'meta.a[0][0][0][0][0][0][0]: nests deeper than 8'],
+  ['deduct', 'input not an object', 'x', 'input', 'input: must be an object'],
+  ['adjust', 'input not an object', 7, 'input', 'input: must be an object'],
+  ['reverse', 'input not an object', [], 'input', 'input: must be an object'],
+  ['reserve', 'input not an object', true, 'input', 'input: must be an object'],
+  ['commit', 'input not an object', 'c', 'input', 'input: must be an object'],
+  ['revoke', 'input not an object', 1, 'input', 'input: must be an object'],
 ];
 
 /** A memory store that counts every call made to it. */
@@ -117,5 +125,20 @@ describe('input checks: field and message', () => {
     expect(isStockLedgerError(error)).toBe(true);
     expect(error).toMatchObject({ code: 'INVALID_INPUT', field, message });
     expect(calls()).toBe(0);
+  });
+});
+
+describe('input checks: exactly at the limits is accepted', () => {
+  it('a meta of exactly LIMITS.metaBytesMax bytes as canonical JSON, and a SKU of exactly skuBytesMax UTF-8 bytes', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    const pad = LIMITS.metaBytesMax - JSON.stringify({ a: '', b: 1 }).length;
+    const meta = { b: 1, a: 'x'.repeat(pad) };
+    expect(JSON.stringify({ a: meta.a, b: 1 })).toHaveLength(LIMITS.metaBytesMax);
+    expect(await ledger.restock({ requestId: 'r1', sku: 'A', qty: 1, meta })).toMatchObject({ ok: true });
+    const longer = await ledger.restock({ requestId: 'r2', sku: 'A', qty: 1, meta: { ...meta, a: `${meta.a}x` } }).then(() => null, (e: unknown) => e);
+    expect(longer).toMatchObject({ code: 'INVALID_INPUT', field: 'meta' });
+    const sku = 'é'.repeat(LIMITS.skuBytesMax / 2);
+    expect(await ledger.restock({ requestId: 'r3', sku, qty: 1 })).toMatchObject({ ok: true });
+    expect(await ledger.restock({ requestId: 'r4', sku: `${sku}a`, qty: 1 }).then(() => null, (e: unknown) => e)).toMatchObject({ field: 'sku' });
   });
 });

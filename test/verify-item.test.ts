@@ -61,6 +61,7 @@ describe('verifyItem', () => {
     expect(invariants(item).sort()).toEqual(['available', 'reservedWithinOnHand']);
     expect(verifyItem(item).find((d) => d.invariant === 'reservedWithinOnHand')).toMatchObject({ expected: 2, actual: 3 });
     expect(verifyItem(item).find((d) => d.invariant === 'available')).toMatchObject({ expected: 0, actual: -1 });
+    expect(verifyItem(item).map((d) => d.message).sort()).toEqual(['available reads -1, below 0', 'reserved 3 is above onHand 2']);
     const equal = counters(3, 3, 3);
     expect(invariants({ ...item, stored: equal, folded: { ...equal } })).toEqual([]);
   });
@@ -108,6 +109,12 @@ describe('verifyItem', () => {
       expect(drift.map((d) => d.invariant)).toEqual(['holdRecord']);
       expect(drift[0]?.message).toContain(words);
     }
+    expect(verifyItem({ ...sound(), holds: [hold('cart', 2, null)] })).toMatchObject([{
+      invariant: 'holdRecord', expected: { reservationId: 'cart', record: 'present' }, actual: { reservationId: 'cart', record: null },
+      message: 'hold of "cart" has no reservation record',
+    }]);
+    expect(verifyItem({ ...sound(), holds: [hold('cart', 2, { state: 'committed', listed: false })] })[0]?.message)
+      .toBe('hold of "cart": state is committed; its record does not list the hold');
     const two = verifyItem({ ...sound(), holds: [hold('cart', 2, { state: 'released', listed: false })] });
     expect(two).toHaveLength(1);
     expect(two[0]).toMatchObject({ actual: { state: 'released', listed: false }, expected: { state: 'held', listed: true } });
@@ -115,10 +122,11 @@ describe('verifyItem', () => {
 
   it('appliedOnce: one item per repeated request id and kind, with the count', () => {
     const drift = verifyItem({ ...sound(), repeated: [{ requestId: 'r1', kind: 'restock', count: 2 }, { requestId: 'cart', kind: 'expire', count: 3 }] });
-    expect(drift.map((d) => [d.invariant, d.actual])).toEqual([
-      ['appliedOnce', { requestId: 'r1', kind: 'restock', entries: 2 }],
-      ['appliedOnce', { requestId: 'cart', kind: 'expire', entries: 3 }],
+    expect(drift.map((d) => [d.invariant, d.expected, d.actual])).toEqual([
+      ['appliedOnce', { requestId: 'r1', kind: 'restock', entries: 1 }, { requestId: 'r1', kind: 'restock', entries: 2 }],
+      ['appliedOnce', { requestId: 'cart', kind: 'expire', entries: 1 }, { requestId: 'cart', kind: 'expire', entries: 3 }],
     ]);
+    expect(drift[0]?.message).toBe('2 restock entries of request "r1": applied more than once');
   });
 
   it('every drift item carries copies of both counters, so a caller may change them freely', () => {
