@@ -12,6 +12,7 @@ import { RedisStore } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRedis, startRedis, type RedisServer } from './support/redis-server.js';
+import { seededRandom } from '../testing/random.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -60,18 +61,6 @@ async function snapshot(ledger: StockLedger, skus: readonly string[], ids: reado
     levels: await ledger.stocks([...new Set(skus)]),
     reservations: await Promise.all(ids.map((id) => ledger.reservation(id))),
     requests: await Promise.all(ids.map((id) => ledger.request(id))),
-  };
-}
-
-/** mulberry32, seeded; the seed is printed so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
@@ -140,7 +129,7 @@ describeRedis('Redis store: composite fields are collision-free', () => {
   it('a seeded differential run with ids and SKUs made of NUL, U+FFFF, astral and plain pieces', async () => {
     const seed = Number(process.env.KEYS_SEED ?? Date.now() % 2 ** 31);
     console.log(`redis-keys differential: seed ${seed} (KEYS_SEED=${seed} to replay)`);
-    const random = prng(seed);
+    const random = seededRandom(seed);
     const pieces = ['a', '\u0000', 'b', '\uffff', '😀', 'a\u0000b'];
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
     const name = (): string => Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(pieces)).join('');

@@ -10,6 +10,7 @@ import { StockLedger, type Drift, type Invariant } from 'stock-ledger';
 import { RedisStore, ledgerKeys } from 'stock-ledger/redis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeRedis, startRedis, type RedisServer } from './support/redis-server.js';
+import { seededRandom } from '../testing/random.js';
 
 let server: RedisServer;
 let client: Redis;
@@ -65,18 +66,6 @@ async function changeRecord(f: Fixture, id: string, change: (r: Record<string, u
   const record = JSON.parse((await client.hget(f.key('reservations'), id)) ?? 'null') as Record<string, unknown>;
   change(record);
   await client.hset(f.key('reservations'), id, JSON.stringify(record));
-}
-
-/** A small seeded PRNG (mulberry32): the seed is printed, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describeRedis('Redis store: verify checks every invariant', () => {
@@ -185,7 +174,7 @@ describeRedis('Redis store: verify checks every invariant', () => {
   it('a clean ledger under concurrent writes: every verify() is ok', async () => {
     const seed = Number(process.env.VERIFY_SEED ?? Date.now() % 2 ** 31);
     console.log(`redis-verify concurrent writes: seed ${seed} (VERIFY_SEED=${seed} to replay)`);
-    const random = prng(seed);
+    const random = seededRandom(seed);
     const f = fixture();
     const skus = ['A', 'B', 'C', 'a\u0000', '😀'];
     for (const [i, sku] of skus.entries()) await f.ledger.restockOrThrow({ requestId: `p-${i}`, sku, qty: 500 });
