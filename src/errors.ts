@@ -95,10 +95,17 @@ export class IdempotencyConflictError extends StockLedgerError {
 export class StoreUnavailableError extends StockLedgerError {
   /** How many attempts were made before giving up (1 when it was not retried). */
   readonly attempts: number;
+  /**
+   * What to run again: `'operation'`, the call itself (same request id); `'transaction'`, the
+   * app's whole transaction the call ran in (it lost a serialization or deadlock conflict and
+   * must be rolled back; the same request ids are safe to reuse).
+   */
+  readonly retry: 'operation' | 'transaction';
 
-  constructor(message: string, options?: { cause?: unknown; attempts?: number }) {
+  constructor(message: string, options?: { cause?: unknown; attempts?: number; retry?: 'operation' | 'transaction' }) {
     super('STORE_UNAVAILABLE', message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.attempts = options?.attempts ?? 1;
+    this.retry = options?.retry ?? 'operation';
   }
 }
 

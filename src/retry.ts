@@ -129,7 +129,8 @@ export async function retryAfter<T>(options: {
 function exhausted(error: unknown, attempts: number): unknown {
   if (!isUnavailable(error)) return error;
   const message = `${(error as Error).message} (after ${attempts} attempt${attempts === 1 ? '' : 's'})`;
-  return new StoreUnavailableError(message, { cause: error, attempts });
+  const retry = (error as { retry?: unknown }).retry === 'transaction' ? 'transaction' : 'operation';
+  return new StoreUnavailableError(message, { cause: error, attempts, retry });
 }
 
 function definedOnly(options: Partial<RetryPolicy>): Partial<RetryPolicy> {

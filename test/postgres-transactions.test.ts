@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import postgres from 'postgres';
-import { StockLedger, isStockLedgerError } from 'stock-ledger';
+import { StockLedger, StoreUnavailableError, isStockLedgerError } from 'stock-ledger';
 import { PostgresStore, postgresJsTransaction } from 'stock-ledger/postgres';
 import { readAllEntries } from 'stock-ledger/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -222,6 +222,7 @@ describePostgres('PostgreSQL: joining the app transaction', () => {
           // Its snapshot predates t1's commit: PostgreSQL refuses (40001); the app retries its whole transaction.
           expect(isStockLedgerError(outcome) && outcome.code).toBe('STORE_UNAVAILABLE');
           expect((outcome as Error).message).toMatch(/retry the whole transaction/);
+          expect((outcome as StoreUnavailableError).retry).toBe('transaction');
           expect(((outcome as Error).cause as { code?: string }).code).toBe('40001');
           await t2.query('ROLLBACK');
           await t2.query(`BEGIN ISOLATION LEVEL ${isolation}`);

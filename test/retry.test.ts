@@ -38,6 +38,15 @@ describe('withRetry', () => {
     expect(isStockLedgerError(error) && error.code).toBe('STORE_UNAVAILABLE');
     expect((error as StoreUnavailableError).attempts).toBe(3);
     expect((error as Error).message).toMatch(/after 3 attempts/);
+    expect((error as StoreUnavailableError).retry).toBe('operation');
+  });
+
+  it('keeps what the last failure said to run again (the whole transaction)', async () => {
+    const error = await withRetry(async () => {
+      throw new StoreUnavailableError('lost a conflict', { retry: 'transaction' });
+    }, { ...noSleep, attemptsMax: 2 }).catch((e: unknown) => e);
+    expect((error as StoreUnavailableError).retry).toBe('transaction');
+    expect((error as StoreUnavailableError).attempts).toBe(2);
   });
 
   it('does not retry other errors', async () => {

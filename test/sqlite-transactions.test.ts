@@ -190,6 +190,7 @@ describe('SQLite: handing a transaction in', () => {
     const error = await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 1 }, { transaction: db }).then(() => null, (e: unknown) => e);
     expect(codeOf(error)).toBe('STORE_UNAVAILABLE');
     expect((error as { attempts: number }).attempts).toBe(1);
+    expect((error as { retry: string }).retry).toBe('transaction'); // the app's whole transaction, not the call
     db.exec('ROLLBACK');
     elsewhere.exec('ROLLBACK');
     elsewhere.close();

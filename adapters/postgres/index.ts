@@ -16,3 +16,5 @@ export type { PostgresGroupCommitOptions } from './postgres-batch.js';
 export { migrate, schemaVersion, SCHEMA_VERSION, DEFAULT_SCHEMA } from './postgres-schema.js';
 export { postgresJsTransaction } from './postgres-client.js';
 export type { PostgresClient, PostgresExecutor, PostgresRow, PgClientLike, PgPoolLike, PostgresJsLike } from './postgres-client.js';
+export { kyselyExecutor, drizzleExecutor, prismaExecutor } from './postgres-executors.js';
+export type { KyselyLike, DrizzleLike, PrismaLike } from './postgres-executors.js';

@@ -13,11 +13,10 @@ export type PostgresRow = Record<string, unknown>;
 /**
  * The one thing the store needs of a database handle: run one statement with `$1`-style
  * parameters and give back its rows (the pg-boss pattern). pg's `Client` and `PoolClient`
- * already are one. `query(text, [])` must also accept several statements separated by `;`
- * (pg and postgres.js do: they use the simple protocol then).
+ * already are one; the store sends an executor one statement per text.
  *
- * Kysely, Drizzle and other query builders plug in through a few lines (see the README's
- * PostgreSQL section); `connection` is needed only when the executor is handed to the store as
+ * Kysely, Drizzle and Prisma plug in through `kyselyExecutor`, `drizzleExecutor` and
+ * `prismaExecutor`; `connection` is needed only when the executor is handed to the store as
  * its `client` (the store then opens its own transactions on one connection at a time).
  *
  * @example
@@ -217,15 +216,27 @@ export function connectorOf(client: unknown): Connector {
   throw new InvalidInputError('client', 'must be a pg Pool or Client, a postgres.js sql, or an executor { query(text, values) }');
 }
 
-/** BEGIN, with a bound on lock waits when asked: several statements, so one round trip (simple protocol). */
-function beginText(lockTimeoutMs: number | null): string {
-  const begin = 'BEGIN ISOLATION LEVEL READ COMMITTED';
-  return lockTimeoutMs === null ? begin : `${begin}; SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}`;
+const BEGIN = 'BEGIN ISOLATION LEVEL READ COMMITTED';
+const lockTimeoutText = (lockTimeoutMs: number): string => `SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}`;
+
+/**
+ * BEGIN, with a bound on lock waits when asked. pg takes both statements in one round trip
+ * (simple protocol); an executor may not take several statements in one text, so it gets two.
+ */
+async function begin(connection: Connection, lockTimeoutMs: number | null, oneText: boolean): Promise<void> {
+  if (lockTimeoutMs === null) {
+    await connection.query(BEGIN);
+  } else if (oneText) {
+    await connection.query(`${BEGIN}; ${lockTimeoutText(lockTimeoutMs)}`);
+  } else {
+    await connection.query(BEGIN);
+    await connection.query(lockTimeoutText(lockTimeoutMs));
+  }
 }
 
 /** A transaction on one connection the caller holds: BEGIN, the body, COMMIT or ROLLBACK. */
-async function inTransaction<T>(connection: Connection, body: TransactionBody<T>, lockTimeoutMs: number | null): Promise<T> {
-  await connection.query(beginText(lockTimeoutMs));
+async function inTransaction<T>(connection: Connection, body: TransactionBody<T>, lockTimeoutMs: number | null, oneText = true): Promise<T> {
+  await begin(connection, lockTimeoutMs, oneText);
   let done: { value: T; commit: boolean };
   try {
     done = await body(connection);
@@ -287,7 +298,7 @@ function postgresJsConnector(sql: PostgresJsLike): Connector {
       try {
         return await run.call(sql, 'isolation level read committed', async (tx) => {
           const connection = postgresJsConnection(tx);
-          if (lockTimeoutMs !== null) await connection.query(`SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}`);
+          if (lockTimeoutMs !== null) await connection.query(lockTimeoutText(lockTimeoutMs));
           const done = await body(connection);
           if (!done.commit) throw new RollBack(done.value);
           return done.value;
@@ -342,9 +353,9 @@ function executorConnector(executor: PostgresExecutor): Connector {
     driver: 'executor',
     transaction: <T>(body: TransactionBody<T>, lockTimeoutMs: number | null): Promise<T> => {
       // Without connection(), the executor is one connection: serialize the store's transactions on it.
-      if (lend === undefined) return serial.run(() => inTransaction(whole, body, lockTimeoutMs));
+      if (lend === undefined) return serial.run(() => inTransaction(whole, body, lockTimeoutMs, false));
       return lend.call<PostgresExecutor, [(one: PostgresExecutor) => Promise<T>], Promise<T>>(executor, (one) =>
-        inTransaction(executorConnection(one), body, lockTimeoutMs));
+        inTransaction(executorConnection(one), body, lockTimeoutMs, false));
     },
     query: (text, values) => whole.query(text, values),
   };

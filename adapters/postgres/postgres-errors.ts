@@ -71,13 +71,23 @@ export function storeError(error: unknown, context = 'PostgreSQL'): Error {
 
 /**
  * A serialization failure or deadlock inside the app's transaction: the store cannot retry it
- * there, the app must roll back and run its whole transaction again (same request ids).
+ * there, the app must roll back and run its whole transaction again (same request ids):
+ * `retry: 'transaction'` says so, and the cause keeps PostgreSQL's SQLSTATE.
  */
 export function joinedConflict(error: unknown): StoreUnavailableError {
   const state = sqlState(error) ?? 'unknown';
   return new StoreUnavailableError(
     `PostgreSQL: your transaction lost a conflict (SQLSTATE ${state}): roll it back and retry the whole transaction ` +
       '(the same request ids are safe to reuse)',
-    { cause: error },
+    { cause: error, retry: 'transaction' },
   );
+}
+
+/**
+ * A transient failure of a call inside the app's transaction: that transaction may be gone
+ * with its connection, so what to run again is the whole of it, not the call.
+ */
+export function joinedFailure(error: Error): Error {
+  if (!(error instanceof StoreUnavailableError)) return error;
+  return new StoreUnavailableError(`${error.message}; roll your transaction back and retry the whole of it`, { cause: error.cause, retry: 'transaction' });
 }

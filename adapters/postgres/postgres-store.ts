@@ -7,7 +7,7 @@ import type {
 import { BatchQueue, checkGroupCommit, type Pending, type PostgresGroupCommitOptions } from './postgres-batch.js';
 import { connectorOf, joinedOf, type Connector, type PostgresClient } from './postgres-client.js';
 import { decodeKey, encodeKey, feedEntryOf, int, linesOf, str, type EntryJson } from './postgres-codec.js';
-import { isRetryableConflict, joinedConflict, sqlState, storeError } from './postgres-errors.js';
+import { isRetryableConflict, joinedConflict, joinedFailure, sqlState, storeError } from './postgres-errors.js';
 import { checkSchema, migrateWith } from './postgres-schema.js';
 import { sequence, sequenceIfNeeded, seqOf, unnumbered } from './postgres-sequencer.js';
 import { statements, type Statements } from './postgres-sql.js';
@@ -270,7 +270,7 @@ export class PostgresStore implements StockStore {
       } catch (error) {
         if (error instanceof TwinWon && attempt < JOINED_ATTEMPTS_MAX) continue;
         if (error instanceof TwinWon || isRetryableConflict(error)) throw joinedConflict(error instanceof TwinWon ? error.cause : error);
-        throw storeError(error);
+        throw joinedFailure(storeError(error));
       }
       unit.refs.unnumbered();
       return outcomeOf(unit.finished[0] as Finished);

@@ -180,7 +180,14 @@ export class SqliteStore implements StockStore {
     if (!this.#db.inTransaction) throw new InvalidInputError('options.transaction', 'no transaction is open on the database: BEGIN first');
     // better-sqlite3 runs a transaction function called inside an open transaction as
     // SAVEPOINT ... RELEASE (ROLLBACK TO on a throw): it never begins or ends the app's.
-    return this.#guard(() => this.#inSavepoint(command));
+    try {
+      return this.#guard(() => this.#inSavepoint(command));
+    } catch (error) {
+      // Busy inside the app's transaction (a deferred one that cannot take the write lock, or
+      // whose snapshot went stale) is only cured by rolling back and running the whole again.
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      throw new StoreUnavailableError(`${error.message}; roll your transaction back and retry the whole of it`, { cause: error.cause, retry: 'transaction' });
+    }
   }
 
   /**
