@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import postgres from 'postgres';
-import { StockLedger, StoreUnavailableError, isStockLedgerError } from 'stock-ledger';
+import { StockLedger, type StoreUnavailableError, isStockLedgerError } from 'stock-ledger';
 import { PostgresStore, postgresJsTransaction } from 'stock-ledger/postgres';
 import { readAllEntries } from 'stock-ledger/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
