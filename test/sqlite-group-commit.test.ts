@@ -227,7 +227,7 @@ describe('SQLite group commit: close', () => {
     await ledger.close();
     expect((await Promise.all(pending)).every((r) => r.ok)).toBe(true);
     expect(db.open).toBe(true);
-    expect(db.prepare('SELECT on_hand FROM stock_levels WHERE sku = ?').get('A')).toEqual({ on_hand: 3 });
+    expect(db.prepare('SELECT on_hand FROM stock_ledger_levels WHERE sku = ?').get('A')).toEqual({ on_hand: 3 });
     db.close();
   });
 });
@@ -245,9 +245,9 @@ describe('SQLite group commit: failures', () => {
     // Corruption behind the ledger's back: X's level past the quantity limit (decide() throws
     // before writing); cart-1's request record gone while its reservation row stays (the write
     // throws midway, after its entries and levels: SQLITE_CONSTRAINT on the reservation's key).
-    db.prepare('UPDATE stock_levels SET on_hand = ? WHERE sku = ?').run(LIMITS.quantityMax + 10, 'X');
-    db.prepare('DELETE FROM stock_requests WHERE request_id = ?').run('cart-1');
-    const entriesBefore = db.prepare('SELECT COUNT(*) AS n FROM stock_entries').get() as { n: number };
+    db.prepare('UPDATE stock_ledger_levels SET on_hand = ? WHERE sku = ?').run(LIMITS.quantityMax + 10, 'X');
+    db.prepare('DELETE FROM stock_ledger_requests WHERE request_id = ?').run('cart-1');
+    const entriesBefore = db.prepare('SELECT COUNT(*) AS n FROM stock_ledger_entries').get() as { n: number };
     const commitsBefore = walCommits(path);
 
     const results = await Promise.all([
@@ -263,9 +263,9 @@ describe('SQLite group commit: failures', () => {
     expect(results[3]).toMatchObject({ value: { levels: [{ sku: 'A', onHand: 5, version: 3 }] } });
     expect(results[4]).toMatchObject({ value: { levels: [{ sku: 'B', onHand: 1, reserved: 1, version: 3 }] } });
     // Exactly the three successes were written; nothing of the two that threw.
-    expect(db.prepare('SELECT COUNT(*) AS n FROM stock_entries').get()).toEqual({ n: entriesBefore.n + 3 });
-    expect(db.prepare("SELECT request_id FROM stock_entries WHERE request_id IN ('dx', 'cart-1')").all()).toEqual([{ request_id: 'cart-1' }]);
-    expect(db.prepare('SELECT on_hand, version FROM stock_levels WHERE sku = ?').get('X')).toEqual({ on_hand: LIMITS.quantityMax + 10, version: 1 });
+    expect(db.prepare('SELECT COUNT(*) AS n FROM stock_ledger_entries').get()).toEqual({ n: entriesBefore.n + 3 });
+    expect(db.prepare("SELECT request_id FROM stock_ledger_entries WHERE request_id IN ('dx', 'cart-1')").all()).toEqual([{ request_id: 'cart-1' }]);
+    expect(db.prepare('SELECT on_hand, version FROM stock_ledger_levels WHERE sku = ?').get('X')).toEqual({ on_hand: LIMITS.quantityMax + 10, version: 1 });
     expect(await ledger.request('cart-1')).toBeNull();
     expect(db.inTransaction).toBe(false);
     await ledger.close();
@@ -280,7 +280,7 @@ describe('SQLite group commit: failures', () => {
     db.exec(`
       CREATE TABLE app_parent (id INTEGER PRIMARY KEY);
       CREATE TABLE app_child (parent_id INTEGER REFERENCES app_parent (id) DEFERRABLE INITIALLY DEFERRED);
-      CREATE TRIGGER app_poison AFTER INSERT ON stock_entries WHEN NEW.request_id = 'poison'
+      CREATE TRIGGER app_poison AFTER INSERT ON stock_ledger_entries WHEN NEW.request_id = 'poison'
       BEGIN INSERT INTO app_child (parent_id) VALUES (42); END;
     `);
     const ops = (): Array<Promise<Finished>> =>
@@ -288,8 +288,8 @@ describe('SQLite group commit: failures', () => {
     // Today's mapping for a broken constraint: INVARIANT_VIOLATION, for every operation of the batch.
     expect(await Promise.all(ops())).toEqual([{ error: 'INVARIANT_VIOLATION' }, { error: 'INVARIANT_VIOLATION' }, { error: 'INVARIANT_VIOLATION' }]);
     expect(db.inTransaction).toBe(false);
-    expect(db.prepare('SELECT COUNT(*) AS n FROM stock_entries').get()).toEqual({ n: 0 });
-    expect(db.prepare('SELECT COUNT(*) AS n FROM stock_requests').get()).toEqual({ n: 0 });
+    expect(db.prepare('SELECT COUNT(*) AS n FROM stock_ledger_entries').get()).toEqual({ n: 0 });
+    expect(db.prepare('SELECT COUNT(*) AS n FROM stock_ledger_requests').get()).toEqual({ n: 0 });
 
     db.exec('DROP TRIGGER app_poison');
     expect((await Promise.all(ops())).map((r) => 'value' in r && r.value.ok && r.value.replayed)).toEqual([false, false, false]);
@@ -313,7 +313,7 @@ describe('SQLite group commit: failures', () => {
     ];
     expect(await Promise.all(ops())).toEqual([1, 2, 3].map(() => ({ error: 'STORE_UNAVAILABLE' })));
     // SQLite rolled back r1 with the rest; r3 must not have run outside any transaction.
-    expect(db.prepare('SELECT request_id FROM stock_requests ORDER BY request_id').all()).toEqual([{ request_id: 'r0' }]);
+    expect(db.prepare('SELECT request_id FROM stock_ledger_requests ORDER BY request_id').all()).toEqual([{ request_id: 'r0' }]);
     expect(db.inTransaction).toBe(false);
 
     db.pragma('max_page_count = 1073741823');

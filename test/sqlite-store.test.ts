@@ -44,7 +44,7 @@ describe('SqliteStore: who closes what', () => {
     await ledger.close();
     expect(db.open).toBe(true);
     // Still usable by the app, with the ledger's data in it; user_version belongs to the app.
-    expect(db.prepare('SELECT on_hand FROM stock_levels WHERE sku = ?').get('A')).toEqual({ on_hand: 3 });
+    expect(db.prepare('SELECT on_hand FROM stock_ledger_levels WHERE sku = ?').get('A')).toEqual({ on_hand: 3 });
     expect(db.pragma('user_version', { simple: true })).toBe(42);
     // And by a new store on the same handle.
     const again = new StockLedger({ store: new SqliteStore({ database: db }) });
@@ -113,6 +113,95 @@ describe('SqliteStore: schema', () => {
     raw.close();
   });
 
+  it('tables carry a prefix: the app\'s own stock_levels is never touched, and two ledgers share one file', async () => {
+    const path = freshPath();
+    const db = new Database(path);
+    db.exec("CREATE TABLE stock_levels (sku TEXT PRIMARY KEY, qty INTEGER); INSERT INTO stock_levels VALUES ('app', 1)");
+    db.exec('CREATE TABLE stock_entries (id INTEGER); CREATE INDEX stock_entries_by_sku ON stock_entries (id)');
+    const shop = new StockLedger({ store: new SqliteStore({ database: db }) });
+    const outlet = new StockLedger({ store: new SqliteStore({ database: db, tablePrefix: 'outlet_' }) });
+    await shop.restock({ requestId: 'r1', sku: 'A', qty: 5 });
+    await outlet.restock({ requestId: 'r1', sku: 'A', qty: 2 }); // the same id in another ledger is another request
+    expect(await shop.stock('A')).toMatchObject({ onHand: 5 });
+    expect(await outlet.stock('A')).toMatchObject({ onHand: 2 });
+    expect(db.prepare('SELECT sku, qty FROM stock_levels').all()).toEqual([{ sku: 'app', qty: 1 }]);
+    const names = (db.prepare("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    expect(names).toContain('stock_entries_by_sku'); // the app's index, on the app's table
+    expect(names.filter((n) => n.startsWith('stock_ledger_')).sort()).toEqual([
+      'stock_ledger_entries', 'stock_ledger_entries_by_sku', 'stock_ledger_holds', 'stock_ledger_holds_by_expiry', 'stock_ledger_holds_by_sku',
+      'stock_ledger_levels', 'stock_ledger_requests', 'stock_ledger_reservations', 'stock_ledger_reversals', 'stock_ledger_schema',
+    ]);
+    expect(names.filter((n) => n.startsWith('outlet_'))).toHaveLength(10);
+    expect(schemaVersion(db, 'outlet_')).toBe(SCHEMA_VERSION);
+    expect(await shop.verify()).toMatchObject({ ok: true });
+    expect(await outlet.verify()).toMatchObject({ ok: true });
+    await shop.close();
+    await outlet.close();
+    db.close();
+  });
+
+  it.each(['', '1abc', 'a-b', 'a b', 'x;DROP TABLE t;', 'é', 'a'.repeat(41)])('refuses the table prefix %j before the file is touched', (tablePrefix) => {
+    const path = freshPath();
+    let thrown: unknown = null;
+    try {
+      new SqliteStore({ path, tablePrefix });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(isStockLedgerError(thrown) && thrown.code).toBe('INVALID_INPUT');
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('a ledger file from before the prefix (tables stock_levels...) is renamed in place, data and all', async () => {
+    const path = freshPath();
+    const db = new Database(path);
+    // What stock-ledger wrote at schema version 2, with one restock and one held reservation.
+    db.exec(`
+      CREATE TABLE stock_ledger_schema (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+      INSERT INTO stock_ledger_schema VALUES ('version', 2);
+      CREATE TABLE stock_levels (sku TEXT PRIMARY KEY NOT NULL, on_hand INTEGER NOT NULL CHECK (on_hand >= reserved),
+        reserved INTEGER NOT NULL CHECK (reserved >= 0), version INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE stock_entries (seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL, kind TEXT NOT NULL, sku TEXT NOT NULL,
+        on_hand_delta INTEGER NOT NULL, reserved_delta INTEGER NOT NULL, on_hand_after INTEGER NOT NULL, reserved_after INTEGER NOT NULL,
+        at INTEGER NOT NULL, meta TEXT);
+      CREATE INDEX stock_entries_by_sku ON stock_entries (sku, seq);
+      CREATE TABLE stock_requests (request_id TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL, fingerprint TEXT NOT NULL, at INTEGER NOT NULL,
+        outcome TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE stock_reversals (of_request TEXT NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL CHECK (qty > 0),
+        PRIMARY KEY (of_request, sku)) WITHOUT ROWID;
+      CREATE TABLE stock_reservations (id TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL, lines TEXT NOT NULL, expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, committed TEXT, meta TEXT, outcome TEXT);
+      CREATE TABLE stock_holds (reservation_id TEXT NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL CHECK (qty > 0),
+        expires_at INTEGER NOT NULL, PRIMARY KEY (reservation_id, sku)) WITHOUT ROWID;
+      CREATE INDEX stock_holds_by_sku ON stock_holds (sku, expires_at, reservation_id);
+      CREATE INDEX stock_holds_by_expiry ON stock_holds (expires_at, reservation_id, sku);
+    `);
+    // Written by the store of that version into a scratch file, then copied over table by table.
+    const scratchPath = freshPath();
+    const scratch = new SqliteStore({ path: scratchPath });
+    const before = new StockLedger({ store: scratch });
+    await before.restock({ requestId: 'r1', sku: 'A', qty: 5 });
+    await before.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 2 }], ttlMs: 3_600_000 });
+    db.exec(`ATTACH '${scratchPath}' AS old`);
+    for (const table of ['levels', 'entries', 'requests', 'reversals', 'reservations', 'holds']) {
+      db.exec(`INSERT INTO stock_${table} SELECT * FROM old.stock_ledger_${table}`);
+    }
+    db.exec('DETACH old');
+    await before.close();
+
+    const ledger = new StockLedger({ store: new SqliteStore({ database: db }) });
+    expect(schemaVersion(db)).toBe(SCHEMA_VERSION);
+    expect(await ledger.stock('A')).toMatchObject({ onHand: 5, reserved: 2, version: 2 });
+    expect(await ledger.restock({ requestId: 'r1', sku: 'A', qty: 5 })).toMatchObject({ ok: true, replayed: true });
+    expect(await ledger.commit({ reservationId: 'cart' })).toMatchObject({ ok: true, replayed: false });
+    expect(await ledger.verify()).toMatchObject({ ok: true });
+    const names = (db.prepare("SELECT name FROM sqlite_master WHERE name LIKE 'stock_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    expect(names.every((n) => n.startsWith('stock_ledger_'))).toBe(true);
+    expect(names).toHaveLength(10);
+    await ledger.close();
+    db.close();
+  });
+
   it.each([
     ['a file that is not a database', (path: string): string => {
       writeFileSync(path, 'this is a text file, not a SQLite database. '.repeat(20));
@@ -177,7 +266,7 @@ describe('SqliteStore: a lock held by another connection', () => {
 
     const raw = new Database(path);
     raw.exec('BEGIN IMMEDIATE');
-    raw.prepare('UPDATE stock_levels SET on_hand = 999').run(); // uncommitted, never visible
+    raw.prepare('UPDATE stock_ledger_levels SET on_hand = 999').run(); // uncommitted, never visible
     const started = performance.now();
     let thrown: unknown = null;
     try {
@@ -284,7 +373,7 @@ describe('SqliteStore: odd SKUs and request ids', () => {
   const prefix = 'é'.repeat(100); // 200 UTF-8 bytes
   const odd = [
     '😀', 'a\nb', '{x}:y', `${prefix}a`, `${prefix}b`, 'e\u0301', '\u00e9', 'A', 'a', 'a\u0000b', ' ', '%', '_', '\\',
-    "'; DROP TABLE stock_levels; --", '\uFF01', '\u{10FFFF}', `${'€'.repeat(85)}a`, // 256 bytes, the maximum
+    "'; DROP TABLE stock_ledger_levels; --", '\uFF01', '\u{10FFFF}', `${'€'.repeat(85)}a`, // 256 bytes, the maximum
   ];
 
   it('round-trip exactly through entries(), stock(), request() and levels sorted by JavaScript order', async () => {
@@ -332,7 +421,7 @@ describe('SqliteStore: odd SKUs and request ids', () => {
     const byBytes = [...skus].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     const tampered = [byBytes[0], byBytes[LIMITS.verifyChunkSkus], byBytes[count - 1]] as string[];
     const raw = new Database(path);
-    for (const sku of tampered) raw.prepare('UPDATE stock_levels SET on_hand = on_hand + 1 WHERE sku = ?').run(sku);
+    for (const sku of tampered) raw.prepare('UPDATE stock_ledger_levels SET on_hand = on_hand + 1 WHERE sku = ?').run(sku);
     raw.close();
     const report = await ledger.verify();
     expect(report.ok).toBe(false);
@@ -362,7 +451,7 @@ describe('SqliteStore: verify() checks every invariant, each reported on its own
 
   it('a negative reserved forced into the level: reservedNonNegative, with both sides, besides the fold and the holds', async () => {
     const { ledger, raw } = await tamperable();
-    raw.prepare("UPDATE stock_levels SET reserved = -2 WHERE sku = 'A'").run();
+    raw.prepare("UPDATE stock_ledger_levels SET reserved = -2 WHERE sku = 'A'").run();
     const report = await ledger.verify();
     expect(report.ok).toBe(false);
     expect(invariantsOf(report)).toEqual(['A:fold', 'A:holdsSum', 'A:reservedNonNegative']);
@@ -375,8 +464,8 @@ describe('SqliteStore: verify() checks every invariant, each reported on its own
 
   it('reserved above onHand, in level and entries alike: reservedWithinOnHand and available, not fold', async () => {
     const { ledger, raw } = await tamperable();
-    raw.prepare("UPDATE stock_levels SET on_hand = 1 WHERE sku = 'A'").run();
-    raw.prepare("UPDATE stock_entries SET on_hand_delta = 1 WHERE request_id = 'r1'").run();
+    raw.prepare("UPDATE stock_ledger_levels SET on_hand = 1 WHERE sku = 'A'").run();
+    raw.prepare("UPDATE stock_ledger_entries SET on_hand_delta = 1 WHERE request_id = 'r1'").run();
     const report = await ledger.verify();
     expect(invariantsOf(report)).toEqual(['A:available', 'A:reservedWithinOnHand']);
     expect(report.drift.find((d) => d.invariant === 'reservedWithinOnHand')).toMatchObject({ expected: 1, actual: 2 });
@@ -386,7 +475,7 @@ describe('SqliteStore: verify() checks every invariant, each reported on its own
 
   it('a hold gone from the hold table: holdsSum and holdEntries', async () => {
     const { ledger, raw } = await tamperable();
-    raw.prepare("DELETE FROM stock_holds WHERE reservation_id = 'cart'").run();
+    raw.prepare("DELETE FROM stock_ledger_holds WHERE reservation_id = 'cart'").run();
     const report = await ledger.verify();
     expect(invariantsOf(report)).toEqual(['A:holdEntries', 'A:holdsSum']);
     expect(report.drift.find((d) => d.invariant === 'holdEntries')).toMatchObject({
@@ -398,13 +487,13 @@ describe('SqliteStore: verify() checks every invariant, each reported on its own
 
   it('a live hold whose reservation reads committed, or names another quantity: holdRecord', async () => {
     const { ledger, raw } = await tamperable();
-    raw.prepare("UPDATE stock_reservations SET state = 'committed' WHERE id = 'cart'").run();
+    raw.prepare("UPDATE stock_ledger_reservations SET state = 'committed' WHERE id = 'cart'").run();
     expect(invariantsOf(await ledger.verify())).toEqual(['A:holdRecord']);
-    raw.prepare("UPDATE stock_reservations SET state = 'held', lines = '[{\"sku\":\"A\",\"qty\":3}]' WHERE id = 'cart'").run();
+    raw.prepare("UPDATE stock_ledger_reservations SET state = 'held', lines = '[{\"sku\":\"A\",\"qty\":3}]' WHERE id = 'cart'").run();
     const report = await ledger.verify();
     expect(invariantsOf(report)).toEqual(['A:holdRecord']);
     expect(report.drift[0]).toMatchObject({ expected: { qty: 2 }, actual: { qty: 3, state: 'held' } });
-    raw.prepare("DELETE FROM stock_reservations WHERE id = 'cart'").run();
+    raw.prepare("DELETE FROM stock_ledger_reservations WHERE id = 'cart'").run();
     expect((await ledger.verify()).drift).toMatchObject([{ invariant: 'holdRecord', actual: { record: null } }]);
     raw.close();
     await ledger.close();
@@ -412,8 +501,8 @@ describe('SqliteStore: verify() checks every invariant, each reported on its own
 
   it('an entry written twice: appliedOnce (and the fold it throws off)', async () => {
     const { ledger, raw } = await tamperable();
-    raw.prepare(`INSERT INTO stock_entries (request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta)
-      SELECT request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta FROM stock_entries WHERE request_id = 'r2'`).run();
+    raw.prepare(`INSERT INTO stock_ledger_entries (request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta)
+      SELECT request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta FROM stock_ledger_entries WHERE request_id = 'r2'`).run();
     const report = await ledger.verify();
     expect(invariantsOf(report)).toEqual(['B:appliedOnce', 'B:fold']);
     expect(report.drift.find((d) => d.invariant === 'appliedOnce')).toMatchObject({ actual: { requestId: 'r2', kind: 'restock', entries: 2 } });
@@ -423,7 +512,7 @@ describe('SqliteStore: verify() checks every invariant, each reported on its own
 
   it('a hold planted with no reserve entry behind it: holdEntries and holdsSum', async () => {
     const { ledger, raw } = await tamperable();
-    raw.prepare("INSERT INTO stock_holds (reservation_id, sku, qty, expires_at) VALUES ('cart', 'B', 1, 9e15)").run();
+    raw.prepare("INSERT INTO stock_ledger_holds (reservation_id, sku, qty, expires_at) VALUES ('cart', 'B', 1, 9e15)").run();
     expect(invariantsOf(await ledger.verify())).toEqual(['B:holdEntries', 'B:holdRecord', 'B:holdsSum']);
     raw.close();
     await ledger.close();

@@ -143,7 +143,7 @@ describe.each([
     db.prepare('INSERT INTO orders (id, total) VALUES (?, ?)').run('order-1', 1);
     expect(await ledger.deduct({ requestId: 'too-many', sku: 'A', qty: 9 }, { transaction: db })).toMatchObject({ ok: false, code: 'INSUFFICIENT_STOCK' });
     // A write that throws midway (after its level, at its entry) is rolled back to its savepoint.
-    db.exec("CREATE TEMP TRIGGER poison AFTER INSERT ON stock_entries WHEN NEW.request_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
+    db.exec("CREATE TEMP TRIGGER poison AFTER INSERT ON stock_ledger_entries WHEN NEW.request_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
     const failed = await ledger.deduct({ requestId: 'poison', sku: 'B', qty: 1 }, { transaction: db }).then(() => null, (e: unknown) => e);
     expect(codeOf(failed)).toBe('INVARIANT_VIOLATION');
     expect(db.inTransaction).toBe(true);

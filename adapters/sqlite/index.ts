@@ -4,5 +4,5 @@
  */
 export { SqliteStore, type SqliteStoreOptions, type SqliteDurability } from './sqlite-store.js';
 export type { GroupCommitOptions } from './sqlite-batch.js';
-export { SCHEMA_VERSION, schemaVersion } from './sqlite-schema.js';
+export { SCHEMA_VERSION, DEFAULT_TABLE_PREFIX, schemaVersion } from './sqlite-schema.js';
 export type { SqliteDatabase, SqliteStatement, SqliteTransaction } from './sqlite-database.js';

@@ -2,19 +2,91 @@ import { InvalidInputError } from '../../src/index.js';
 import type { SqliteDatabase } from './sqlite-database.js';
 
 /**
+ * The prefix of the store's table names when none is given: `stock_ledger_levels`,
+ * `stock_ledger_entries`..., names an app's own tables (`stock_levels`, say) do not take.
+ */
+export const DEFAULT_TABLE_PREFIX = 'stock_ledger_';
+
+/** What a table prefix may be: it goes into SQL text as is, so only letters, digits and `_`. */
+const TABLE_PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
+
+/** The store's table names, all from one prefix. */
+export interface SqliteTables {
+  readonly prefix: string;
+  readonly levels: string;
+  readonly entries: string;
+  readonly requests: string;
+  readonly reversals: string;
+  readonly reservations: string;
+  readonly holds: string;
+  /** The store's own schema-version table (not `user_version`, which belongs to the app). */
+  readonly schema: string;
+}
+
+/**
+ * The table names for a prefix, checked (`INVALID_INPUT` before the file is touched).
+ *
+ * @example
+ * ```ts
+ * tablesOf('shop_1_').levels; // 'shop_1_levels'
+ * ```
+ */
+export function tablesOf(prefix: string = DEFAULT_TABLE_PREFIX): SqliteTables {
+  if (typeof prefix !== 'string' || !TABLE_PREFIX.test(prefix)) {
+    throw new InvalidInputError('tablePrefix', `must be 1 to 40 ASCII letters, digits or _, not starting with a digit: ${JSON.stringify(prefix)}`);
+  }
+  const name = (table: string): string => `${prefix}${table}`;
+  return Object.freeze({
+    prefix, levels: name('levels'), entries: name('entries'), requests: name('requests'), reversals: name('reversals'),
+    reservations: name('reservations'), holds: name('holds'), schema: name('schema'),
+  });
+}
+
+/** The names of stock-ledger 0.1's default tables, from before there was a prefix. */
+const LEGACY: Readonly<Record<'levels' | 'entries' | 'requests' | 'reversals' | 'reservations' | 'holds', string>> = {
+  levels: 'stock_levels', entries: 'stock_entries', requests: 'stock_requests', reversals: 'stock_reversals',
+  reservations: 'stock_reservations', holds: 'stock_holds',
+};
+
+function tableExists(db: SqliteDatabase, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+}
+
+/**
+ * Version 3: a ledger created before the prefix existed (at version 1 or 2, `from`) kept its
+ * tables under the old default names (its version table already had the default prefix's
+ * name). Renamed in place, indexes rebuilt under their new names. A new ledger never touches
+ * those names: they may be the app's own tables.
+ */
+function renameLegacyTables(db: SqliteDatabase, t: SqliteTables, from: number): void {
+  if (t.prefix !== DEFAULT_TABLE_PREFIX || from === 0) return;
+  for (const table of Object.keys(LEGACY) as (keyof typeof LEGACY)[]) {
+    if (tableExists(db, LEGACY[table]) && !tableExists(db, t[table])) db.exec(`ALTER TABLE ${LEGACY[table]} RENAME TO ${t[table]}`);
+  }
+  db.exec(`
+    DROP INDEX IF EXISTS stock_entries_by_sku;
+    DROP INDEX IF EXISTS stock_holds_by_sku;
+    DROP INDEX IF EXISTS stock_holds_by_expiry;
+    CREATE INDEX IF NOT EXISTS ${t.prefix}entries_by_sku ON ${t.entries} (sku, seq);
+    CREATE INDEX IF NOT EXISTS ${t.prefix}holds_by_sku ON ${t.holds} (sku, expires_at, reservation_id);
+    CREATE INDEX IF NOT EXISTS ${t.prefix}holds_by_expiry ON ${t.holds} (expires_at, reservation_id, sku);
+  `);
+}
+
+/**
  * Schema migrations, in order; the index + 1 is the schema version they lead to. The version
  * is recorded in the store's own table (not `user_version`, which belongs to the app when it
  * hands its own database in).
  */
-const MIGRATIONS: readonly string[] = [
-  `
-  CREATE TABLE stock_levels (
+const MIGRATIONS: readonly ((db: SqliteDatabase, t: SqliteTables, from: number) => void)[] = [
+  (db, t) => db.exec(`
+  CREATE TABLE ${t.prefix}levels (
     sku TEXT PRIMARY KEY NOT NULL,
     on_hand INTEGER NOT NULL CHECK (on_hand >= reserved),
     reserved INTEGER NOT NULL CHECK (reserved >= 0),
     version INTEGER NOT NULL
   ) WITHOUT ROWID;
-  CREATE TABLE stock_entries (
+  CREATE TABLE ${t.prefix}entries (
     seq INTEGER PRIMARY KEY,
     request_id TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -29,23 +101,23 @@ const MIGRATIONS: readonly string[] = [
   -- No unique index on (request_id, kind, sku): the request record, checked in the same
   -- transaction, already makes each request apply once, and every extra index is one more
   -- page written per operation.
-  CREATE INDEX stock_entries_by_sku ON stock_entries (sku, seq);
-  CREATE TABLE stock_requests (
+  CREATE INDEX ${t.prefix}entries_by_sku ON ${t.prefix}entries (sku, seq);
+  CREATE TABLE ${t.prefix}requests (
     request_id TEXT PRIMARY KEY NOT NULL,
     kind TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     at INTEGER NOT NULL,
     outcome TEXT NOT NULL
   ) WITHOUT ROWID;
-  CREATE TABLE stock_reversals (
+  CREATE TABLE ${t.prefix}reversals (
     of_request TEXT NOT NULL,
     sku TEXT NOT NULL,
     qty INTEGER NOT NULL CHECK (qty > 0),
     PRIMARY KEY (of_request, sku)
   ) WITHOUT ROWID;
-  `,
-  `
-  CREATE TABLE stock_reservations (
+  `),
+  (db, t) => db.exec(`
+  CREATE TABLE ${t.prefix}reservations (
     id TEXT PRIMARY KEY NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('held', 'committed', 'released', 'expired')),
     lines TEXT NOT NULL,
@@ -55,16 +127,17 @@ const MIGRATIONS: readonly string[] = [
     meta TEXT,
     outcome TEXT
   );
-  CREATE TABLE stock_holds (
+  CREATE TABLE ${t.prefix}holds (
     reservation_id TEXT NOT NULL,
     sku TEXT NOT NULL,
     qty INTEGER NOT NULL CHECK (qty > 0),
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (reservation_id, sku)
   ) WITHOUT ROWID;
-  CREATE INDEX stock_holds_by_sku ON stock_holds (sku, expires_at, reservation_id);
-  CREATE INDEX stock_holds_by_expiry ON stock_holds (expires_at, reservation_id, sku);
-  `,
+  CREATE INDEX ${t.prefix}holds_by_sku ON ${t.prefix}holds (sku, expires_at, reservation_id);
+  CREATE INDEX ${t.prefix}holds_by_expiry ON ${t.prefix}holds (expires_at, reservation_id, sku);
+  `),
+  renameLegacyTables,
 ];
 
 /** The schema version this code writes. */
@@ -75,24 +148,32 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
  * several processes opening one file at once migrate it exactly once. A current schema is
  * only read, so opening takes no write lock.
  */
-export function migrate(db: SqliteDatabase): void {
-  if (schemaVersion(db) === SCHEMA_VERSION) return;
+export function migrate(db: SqliteDatabase, t: SqliteTables = tablesOf()): void {
+  if (schemaVersion(db, t.prefix) === SCHEMA_VERSION) return;
   db.transaction(() => {
-    db.exec('CREATE TABLE IF NOT EXISTS stock_ledger_schema (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)');
-    const row = db.prepare("SELECT value FROM stock_ledger_schema WHERE key = 'version'").get() as { value: number } | undefined;
+    db.exec(`CREATE TABLE IF NOT EXISTS ${t.schema} (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)`);
+    const row = db.prepare(`SELECT value FROM ${t.schema} WHERE key = 'version'`).get() as { value: number } | undefined;
     const current = row?.value ?? 0;
     if (current > SCHEMA_VERSION) {
       throw new InvalidInputError('database', `has stock-ledger schema version ${current}; this code knows up to ${SCHEMA_VERSION}: upgrade stock-ledger`);
     }
-    for (let version = current + 1; version <= SCHEMA_VERSION; version += 1) db.exec(MIGRATIONS[version - 1] as string);
-    db.prepare("INSERT INTO stock_ledger_schema (key, value) VALUES ('version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(SCHEMA_VERSION);
+    for (let version = current + 1; version <= SCHEMA_VERSION; version += 1) (MIGRATIONS[version - 1] as (typeof MIGRATIONS)[number])(db, t, current);
+    db.prepare(`INSERT INTO ${t.schema} (key, value) VALUES ('version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(SCHEMA_VERSION);
   }).immediate();
 }
 
-/** The recorded schema version (0 for a database the store never opened). */
-export function schemaVersion(db: SqliteDatabase): number {
-  const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stock_ledger_schema'").get();
-  if (exists === undefined) return 0;
-  const row = db.prepare("SELECT value FROM stock_ledger_schema WHERE key = 'version'").get() as { value: number } | undefined;
+/**
+ * The recorded schema version of the ledger whose tables have `tablePrefix` (0 for a database
+ * the store never opened with it).
+ *
+ * @example
+ * ```ts
+ * schemaVersion(db); // SCHEMA_VERSION once a SqliteStore has opened it
+ * ```
+ */
+export function schemaVersion(db: SqliteDatabase, tablePrefix: string = DEFAULT_TABLE_PREFIX): number {
+  const t = tablesOf(tablePrefix);
+  if (!tableExists(db, t.schema)) return 0;
+  const row = db.prepare(`SELECT value FROM ${t.schema} WHERE key = 'version'`).get() as { value: number } | undefined;
   return row?.value ?? 0;
 }

@@ -7,7 +7,7 @@ import type {
 } from '../../src/store-kit.js';
 import { BatchQueue, batchWriter, checkGroupCommit, type GroupCommitOptions } from './sqlite-batch.js';
 import type { SqliteDatabase, SqliteDatabaseConstructor, SqliteStatement } from './sqlite-database.js';
-import { migrate } from './sqlite-schema.js';
+import { migrate, tablesOf, type SqliteTables } from './sqlite-schema.js';
 
 /** How hard each commit is pushed to disk. */
 export type SqliteDurability = 'full' | 'normal';
@@ -29,6 +29,12 @@ interface CommonOptions {
    * at once. See {@link GroupCommitOptions} for the bounds.
    */
   groupCommit?: boolean | GroupCommitOptions;
+  /**
+   * The prefix of the store's table names (letters, digits, `_`): `stock_ledger_` by default,
+   * so the tables are `stock_ledger_levels`, `stock_ledger_entries`... and never collide with
+   * an app's own (`stock_levels`, say). Two ledgers can share one file under two prefixes.
+   */
+  tablePrefix?: string;
 }
 
 /** Options of {@link SqliteStore}: a file to open, or a database the app owns. */
@@ -126,13 +132,14 @@ export class SqliteStore implements StockStore {
     const busyTimeoutMs = checkBusyTimeout(options.busyTimeoutMs);
     const durability = checkDurability(options.durability);
     const groupCommit = checkGroupCommit(options.groupCommit);
+    const tables = tablesOf(options.tablePrefix);
     this.#busyTimeoutMs = busyTimeoutMs;
     this.#owned = options.database === undefined;
     this.#db = options.database ?? openFile(options.path, busyTimeoutMs);
     try {
       configure(this.#db, { busyTimeoutMs, durability, owned: this.#owned });
-      migrate(this.#db);
-      this.#sql = prepare(this.#db);
+      migrate(this.#db, tables);
+      this.#sql = prepare(this.#db, tables);
     } catch (error) {
       if (this.#owned) this.#db.close();
       throw openFailure(error);
@@ -388,32 +395,32 @@ function entryOf(row: EntryRow): FeedEntry {
   return entry;
 }
 
-function prepare(db: SqliteDatabase): Statements {
+function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
   const entryColumns = 'seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta';
-  const foldSelect = 'SELECT sku, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved, COUNT(*) AS version FROM stock_entries';
+  const foldSelect = `SELECT sku, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved, COUNT(*) AS version FROM ${t.entries}`;
   const holdsSelect = 'SELECT h.sku, h.reservation_id, h.qty, h.expires_at, r.state, r.expires_at AS record_expires_at, r.lines ' +
-    'FROM stock_holds h LEFT JOIN stock_reservations r ON r.id = h.reservation_id';
+    `FROM ${t.holds} h LEFT JOIN ${t.reservations} r ON r.id = h.reservation_id`;
   const foldedHolds = (where: string): string =>
-    `SELECT sku, request_id, SUM(reserved_delta) AS qty FROM stock_entries WHERE ${where} AND reserved_delta <> 0 ` +
+    `SELECT sku, request_id, SUM(reserved_delta) AS qty FROM ${t.entries} WHERE ${where} AND reserved_delta <> 0 ` +
     'GROUP BY sku, request_id HAVING SUM(reserved_delta) <> 0';
   const repeated = (where: string): string =>
-    `SELECT sku, request_id, kind, COUNT(*) AS count FROM stock_entries WHERE ${where} GROUP BY sku, request_id, kind HAVING COUNT(*) > 1`;
+    `SELECT sku, request_id, kind, COUNT(*) AS count FROM ${t.entries} WHERE ${where} GROUP BY sku, request_id, kind HAVING COUNT(*) > 1`;
   return {
-    level: db.prepare('SELECT on_hand, reserved, version FROM stock_levels WHERE sku = ?'),
-    request: db.prepare('SELECT kind, fingerprint, at, outcome FROM stock_requests WHERE request_id = ?'),
-    reversed: db.prepare('SELECT qty FROM stock_reversals WHERE of_request = ? AND sku = ?'),
-    insertEntry: db.prepare(`INSERT INTO stock_entries (${entryColumns}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    level: db.prepare(`SELECT on_hand, reserved, version FROM ${t.levels} WHERE sku = ?`),
+    request: db.prepare(`SELECT kind, fingerprint, at, outcome FROM ${t.requests} WHERE request_id = ?`),
+    reversed: db.prepare(`SELECT qty FROM ${t.reversals} WHERE of_request = ? AND sku = ?`),
+    insertEntry: db.prepare(`INSERT INTO ${t.entries} (${entryColumns}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     upsertLevel: db.prepare(
-      'INSERT INTO stock_levels (sku, on_hand, reserved, version) VALUES (?, ?, ?, ?) ' +
+      `INSERT INTO ${t.levels} (sku, on_hand, reserved, version) VALUES (?, ?, ?, ?) ` +
         'ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version',
     ),
-    insertRequest: db.prepare('INSERT INTO stock_requests (request_id, kind, fingerprint, at, outcome) VALUES (?, ?, ?, ?, ?)'),
+    insertRequest: db.prepare(`INSERT INTO ${t.requests} (request_id, kind, fingerprint, at, outcome) VALUES (?, ?, ?, ?, ?)`),
     upsertReversal: db.prepare(
-      'INSERT INTO stock_reversals (of_request, sku, qty) VALUES (?, ?, ?) ON CONFLICT (of_request, sku) DO UPDATE SET qty = qty + excluded.qty',
+      `INSERT INTO ${t.reversals} (of_request, sku, qty) VALUES (?, ?, ?) ON CONFLICT (of_request, sku) DO UPDATE SET qty = qty + excluded.qty`,
     ),
-    entries: db.prepare(`SELECT ${entryColumns} FROM stock_entries WHERE seq > ? ORDER BY seq LIMIT ?`),
-    entriesOfSku: db.prepare(`SELECT ${entryColumns} FROM stock_entries WHERE sku = ? AND seq > ? ORDER BY seq LIMIT ?`),
-    chunkSkus: db.prepare('SELECT sku FROM stock_levels WHERE sku > ? ORDER BY sku LIMIT ?'),
+    entries: db.prepare(`SELECT ${entryColumns} FROM ${t.entries} WHERE seq > ? ORDER BY seq LIMIT ?`),
+    entriesOfSku: db.prepare(`SELECT ${entryColumns} FROM ${t.entries} WHERE sku = ? AND seq > ? ORDER BY seq LIMIT ?`),
+    chunkSkus: db.prepare(`SELECT sku FROM ${t.levels} WHERE sku > ? ORDER BY sku LIMIT ?`),
     foldRange: db.prepare(`${foldSelect} WHERE sku > ? AND sku <= ? GROUP BY sku`),
     foldFrom: db.prepare(`${foldSelect} WHERE sku > ? GROUP BY sku`),
     holdsRange: db.prepare(`${holdsSelect} WHERE h.sku > ? AND h.sku <= ?`),
@@ -422,18 +429,18 @@ function prepare(db: SqliteDatabase): Statements {
     foldedHoldsFrom: db.prepare(foldedHolds('sku > ?')),
     repeatedRange: db.prepare(repeated('sku > ? AND sku <= ?')),
     repeatedFrom: db.prepare(repeated('sku > ?')),
-    reservation: db.prepare('SELECT id, state, lines, expires_at, created_at, committed, meta, outcome FROM stock_reservations WHERE id = ?'),
-    holdsOf: db.prepare('SELECT sku FROM stock_holds WHERE reservation_id = ? ORDER BY sku'),
-    dueHolds: db.prepare('SELECT reservation_id FROM stock_holds WHERE sku = ? AND expires_at <= ? ORDER BY expires_at, reservation_id LIMIT ?'),
-    dueAnywhere: db.prepare('SELECT reservation_id, sku FROM stock_holds WHERE expires_at <= ? ORDER BY expires_at, reservation_id, sku LIMIT ?'),
-    dueTotals: db.prepare('SELECT COALESCE(SUM(qty), 0) AS qty, COUNT(*) AS count FROM stock_holds WHERE sku = ? AND expires_at <= ?'),
+    reservation: db.prepare(`SELECT id, state, lines, expires_at, created_at, committed, meta, outcome FROM ${t.reservations} WHERE id = ?`),
+    holdsOf: db.prepare(`SELECT sku FROM ${t.holds} WHERE reservation_id = ? ORDER BY sku`),
+    dueHolds: db.prepare(`SELECT reservation_id FROM ${t.holds} WHERE sku = ? AND expires_at <= ? ORDER BY expires_at, reservation_id LIMIT ?`),
+    dueAnywhere: db.prepare(`SELECT reservation_id, sku FROM ${t.holds} WHERE expires_at <= ? ORDER BY expires_at, reservation_id, sku LIMIT ?`),
+    dueTotals: db.prepare(`SELECT COALESCE(SUM(qty), 0) AS qty, COUNT(*) AS count FROM ${t.holds} WHERE sku = ? AND expires_at <= ?`),
     insertReservation: db.prepare(
-      'INSERT INTO stock_reservations (id, state, lines, expires_at, created_at, committed, meta, outcome) VALUES (?, ?, ?, ?, ?, NULL, ?, NULL)',
+      `INSERT INTO ${t.reservations} (id, state, lines, expires_at, created_at, committed, meta, outcome) VALUES (?, ?, ?, ?, ?, NULL, ?, NULL)`,
     ),
-    insertHold: db.prepare('INSERT INTO stock_holds (reservation_id, sku, qty, expires_at) VALUES (?, ?, ?, ?)'),
-    deleteHold: db.prepare('DELETE FROM stock_holds WHERE reservation_id = ? AND sku = ?'),
-    expireReservation: db.prepare("UPDATE stock_reservations SET state = 'expired' WHERE id = ? AND state = 'held'"),
-    settleReservation: db.prepare('UPDATE stock_reservations SET state = ?, committed = ?, outcome = ? WHERE id = ?'),
+    insertHold: db.prepare(`INSERT INTO ${t.holds} (reservation_id, sku, qty, expires_at) VALUES (?, ?, ?, ?)`),
+    deleteHold: db.prepare(`DELETE FROM ${t.holds} WHERE reservation_id = ? AND sku = ?`),
+    expireReservation: db.prepare(`UPDATE ${t.reservations} SET state = 'expired' WHERE id = ? AND state = 'held'`),
+    settleReservation: db.prepare(`UPDATE ${t.reservations} SET state = ?, committed = ?, outcome = ? WHERE id = ?`),
   };
 }
 
