@@ -76,6 +76,8 @@ export class PostgresStore implements StockStore {
   readonly #lockTimeoutMs: number;
   readonly #batches: BatchQueue<Command, StoreOutcome> | null;
   readonly #migrate: boolean;
+  /** Store-owned transactions of this store now running. */
+  #ownInFlight = 0;
   #ready: Promise<void> | null = null;
   #closed = false;
 
@@ -228,9 +230,13 @@ export class PostgresStore implements StockStore {
   async #runOwn(commands: Command[], lockTimeoutMs = this.#lockTimeoutMs): Promise<Finished[]> {
     for (let attempt = 1; ; attempt += 1) {
       let unit: UnitResult;
+      this.#ownInFlight += 1;
       try {
         unit = await this.#connector.transaction(async (connection) => {
-          const done = await runUnit(connection, this.#sql, commands, { numberOwn: true });
+          // Alone, a transaction numbers its entries before its COMMIT (no extra round trip);
+          // with company it numbers after, so the sequencer lock is never held across one
+          // transaction's flush while the others queue behind it, and one run numbers many.
+          const done = await runUnit(connection, this.#sql, commands, { numberOwn: this.#ownInFlight === 1 });
           // Nothing written (rejections, replays): roll back, which flushes nothing to disk.
           return { value: done, commit: done.ops.length > 0 };
         }, lockTimeoutMs);
@@ -240,6 +246,8 @@ export class PostgresStore implements StockStore {
           continue;
         }
         throw storeError(error instanceof TwinWon ? error.cause : error);
+      } finally {
+        this.#ownInFlight -= 1;
       }
       // Numbered in the transaction when the sequencer lock was free; else now, after the commit.
       await this.#number(unit.refs);
