@@ -25,6 +25,7 @@ const SCRIPTS = {
   revoke: { files: ['revoke.lua'], op: 'revoke' },
   commit: { files: ['settle.lua', 'commit.lua'], op: 'commit' },
   release: { files: ['settle.lua', 'release.lua'], op: 'release' },
+  extend: { files: ['settle.lua', 'extend.lua'], op: 'extend' },
   sweep: { files: ['sweep.lua'], op: 'sweep' },
   stocks: { files: ['read-stocks.lua'], op: 'stocks' },
   entries: { files: ['read-entries.lua'], op: 'entries' },
@@ -32,7 +33,7 @@ const SCRIPTS = {
   verifyChunk: { files: ['verify-chunk.lua'], op: 'verify_chunk' },
   verifyFold: { files: ['verify-fold.lua'], op: 'fold' },
   batch: {
-    files: ['settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'sweep.lua', 'revoke.lua', 'batch.lua'],
+    files: ['settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'extend.lua', 'sweep.lua', 'revoke.lua', 'batch.lua'],
     op: 'batch',
   },
 };

@@ -2,7 +2,7 @@ import { InvariantViolationError } from './errors.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
 import type {
-  CommitCommand, Command, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, StoreOutcome, StoredRequest,
+  CommitCommand, Command, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, StoreOutcome, StoredRequest,
   StoredReservation, SweepCommand,
 } from './store.js';
 import type {
@@ -68,6 +68,11 @@ export interface Write {
   expired: string[];
   /** A commit or release: the reservation's new state; its outcome is the materialized one. */
   settled: { reservationId: string; state: 'committed' | 'released'; committed: Line[] | null } | null;
+  /**
+   * An extend: the reservation with its new `expiresAt`, which its record and every hold it
+   * still has take (a reserve's replay still shows the expiry it was made with).
+   */
+  extended: StoredReservation | null;
   /** Set for a sweep. */
   sweep: { more: boolean } | null;
 }
@@ -149,7 +154,7 @@ class Draft {
     this.write = {
       // Stryker disable next-line ArrayDeclaration: levels is set by finish() before anyone reads it
       at, steps: [], ownFrom: 0, levels: [], request: null, reversal: null, reservation: null, holdsEnded: NONE, expired: NONE,
-      settled: null, sweep: null,
+      settled: null, extended: null, sweep: null,
     };
   }
 
@@ -267,6 +272,8 @@ export function decide(command: Command, view: StateView): Decision {
       return commit(command, draft);
     case 'release':
       return release(command, draft);
+    case 'extend':
+      return extend(command, draft);
     case 'sweep':
       return sweep(command, draft);
     default:
@@ -490,6 +497,20 @@ function release(command: ReleaseCommand, draft: Draft): Decision {
   return draft.finish(null, found.lines.map((l) => l.sku));
 }
 
+/**
+ * Moves a held reservation's expiry; its holds move with it. It writes no entry (no stock
+ * moves), and bumps no version. Due holds of its SKUs (its own included) expire first.
+ */
+function extend(command: ExtendCommand, draft: Draft): Decision {
+  const found = settling(command.reservationId, draft);
+  if (!('holds' in found)) return draft.finish(found);
+  if (found.state === 'committed') return draft.finish({ ok: false, code: 'RESERVATION_COMMITTED', reservationId: found.id });
+  if (found.state === 'released') return draft.finish({ ok: false, code: 'RESERVATION_RELEASED', reservationId: found.id });
+  draft.own();
+  draft.write.extended = { ...found, expiresAt: command.expiresAt };
+  return draft.finish(null, found.lines.map((l) => l.sku));
+}
+
 function sweep(command: SweepCommand, draft: Draft): Decision {
   const due = draft.view.dueAnywhere(command.at, command.limit + 1);
   for (const hold of due.slice(0, command.limit)) {
@@ -544,6 +565,7 @@ export function materialize(write: Write, firstSeq: number): Materialized {
     const expired = write.holdsEnded.length;
     return { outcome: { ...applied, entries, replayed: false, expired, more: write.sweep.more }, entries };
   }
-  const outcome = write.reservation === null ? applied : { ...applied, reservation: publicReservation(write.reservation, write.at) };
+  const made = write.reservation ?? write.extended;
+  const outcome = made === null ? applied : { ...applied, reservation: publicReservation(made, write.at) };
   return { outcome, entries };
 }

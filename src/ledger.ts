@@ -4,12 +4,12 @@ import { resolvePolicy, retryAfter, retryHooks, type RetryPolicy } from './retry
 import type { Command, StockStore, StoreOutcome, SweepOutcome, VerifyChunk } from './store.js';
 import { levelOf, publicReservation, zeroCounters } from './decide.js';
 import type {
-  AdjustInput, AdjustResult, Applied, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery,
+  AdjustInput, AdjustResult, Applied, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, ExtendInput, ExtendResult,
   Level, OperationResult, ReleaseInput, ReleaseResult, RequestRecord, Reservation, ReserveApplied, ReserveInput, ReserveResult,
   RestockInput, RestockResult, ReverseInput, ReverseResult, RevokeInput, RevokeResult, SweepInput, SweepResult, VerifyReport,
 } from './types.js';
 import {
-  checkRequestId, checkSku, checkSkus, retimed, toAdjust, toCommit, toDeduct, toEntriesQuery, toRelease, toReserve, toRestock, toReverse,
+  checkRequestId, checkSku, checkSkus, retimed, toAdjust, toCommit, toDeduct, toEntriesQuery, toExtend, toRelease, toReserve, toRestock, toReverse,
   toRevoke, toSweep,
 } from './validate.js';
 import { verifyItem } from './verify.js';
@@ -164,6 +164,28 @@ export class StockLedger {
    */
   release(input: ReleaseInput, options?: CallOptions): Promise<ReleaseResult> {
     return this.#operate(toRelease, input, options) as Promise<ReleaseResult>;
+  }
+
+  /**
+   * Moves a held reservation's expiry to now + `ttlMs` (a heartbeat while the buyer is still at
+   * checkout; at most `LIMITS.ttlMsMax`, and it may also shorten it). No entry is written and no
+   * level changes; the result carries the reservation with its new `expiresAt`. Running it again
+   * only moves the expiry again, so it needs no request id. An expired, committed or released
+   * reservation cannot be extended (`RESERVATION_EXPIRED`, `RESERVATION_COMMITTED`,
+   * `RESERVATION_RELEASED`): a renewed cart reserves anew, under its own request id.
+   *
+   * @example
+   * ```ts
+   * await ledger.extend({ reservationId: 'cart-7', ttlMs: 10 * 60_000 });
+   * ```
+   */
+  extend(input: ExtendInput, options?: CallOptions): Promise<ExtendResult> {
+    return this.#operate(toExtend, input, options) as Promise<ExtendResult>;
+  }
+
+  /** {@link extend}, throwing a `RejectedError` instead of returning a rejection. */
+  async extendOrThrow(input: ExtendInput, options?: CallOptions): Promise<ReserveApplied> {
+    return orThrow(await this.extend(input, options)) as ReserveApplied;
   }
 
   /**

@@ -71,6 +71,18 @@ export interface ReleaseCommand {
   at: number;
 }
 
+/**
+ * Moves a held reservation's expiry to `expiresAt` (`at + ttlMs`): a heartbeat. No request id:
+ * running it again only moves the expiry again.
+ */
+export interface ExtendCommand {
+  kind: 'extend';
+  reservationId: string;
+  ttlMs: number;
+  expiresAt: number;
+  at: number;
+}
+
 /** Expire up to `limit` due holds anywhere in the ledger. */
 export interface SweepCommand {
   kind: 'sweep';
@@ -82,7 +94,7 @@ export interface SweepCommand {
 export type RequestCommand = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand | ReserveCommand | RevokeCommand;
 
 /** A normalized operation, as a store receives it. */
-export type Command = RequestCommand | CommitCommand | ReleaseCommand | SweepCommand;
+export type Command = RequestCommand | CommitCommand | ReleaseCommand | ExtendCommand | SweepCommand;
 
 /** The request id is already recorded with another fingerprint. The ledger throws for it. */
 export interface ConflictOutcome {

@@ -207,6 +207,8 @@ export type ReserveResult = ReserveApplied | InsufficientStock | RequestRevoked;
 export type RevokeResult = Applied | RequestApplied;
 export type CommitResult = Applied | ReservationNotFound | ReservationExpired | ReservationReleased | ExceedsReservation;
 export type ReleaseResult = Applied | ReservationNotFound | ReservationExpired | ReservationCommitted;
+/** An extend writes no entry: `entries` is empty, `levels` are the reservation's SKUs, `reservation` has the new expiry. */
+export type ExtendResult = ReserveApplied | ReservationNotFound | ReservationExpired | ReservationReleased | ReservationCommitted;
 export type OperationResult = Applied | Rejection;
 
 /** Where a reservation stands. It moves one way: `held -> committed | released | expired`. */
@@ -291,6 +293,12 @@ export interface RevokeInput {
 
 export interface ReleaseInput {
   reservationId: string;
+}
+
+export interface ExtendInput {
+  reservationId: string;
+  /** The new expiry is the ledger clock's now plus this, in ms (1 to `LIMITS.ttlMsMax`). */
+  ttlMs: number;
 }
 
 export interface SweepInput {

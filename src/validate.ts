@@ -2,7 +2,7 @@ import { InvalidInputError } from './errors.js';
 import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
-import type { AdjustCommand, Command, CommitCommand, DeductCommand, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand, SweepCommand } from './store.js';
+import type { AdjustCommand, Command, CommitCommand, DeductCommand, ExtendCommand, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand, SweepCommand } from './store.js';
 import type { JsonObject, JsonValue, Line } from './types.js';
 
 type Bag = Record<string, unknown>;
@@ -209,16 +209,21 @@ export function toReverse(input: unknown, at: number): ReverseCommand {
   return { kind: 'reverse', requestId, of, lines, meta, at, fingerprint: print };
 }
 
+/** A hold's time to live: an integer from 1 to {@link LIMITS.ttlMsMax}. */
+function checkTtl(ttlMs: unknown): number {
+  // Stryker disable next-line ConditionalExpression: the Number.is... test is false for a non-number anyway
+  if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > LIMITS.ttlMsMax) {
+    throw new InvalidInputError('ttlMs', `must be an integer from 1 to ${LIMITS.ttlMsMax}`);
+  }
+  return ttlMs;
+}
+
 /** Normalizes a reserve input. */
 export function toReserve(input: unknown, at: number): ReserveCommand {
   const b = bag(input, 'input');
   const requestId = checkRequestId(b['requestId']);
   const lines = checkLines(b['lines']);
-  const ttlMs = b['ttlMs'];
-  // Stryker disable next-line ConditionalExpression: the Number.is... test is false for a non-number anyway
-  if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > LIMITS.ttlMsMax) {
-    throw new InvalidInputError('ttlMs', `must be an integer from 1 to ${LIMITS.ttlMsMax}`);
-  }
+  const ttlMs = checkTtl(b['ttlMs']);
   const meta = checkMeta(b['meta']);
   const print = fingerprint(`["reserve",${linesJson(lines)},${ttlMs},${metaJson(meta)}]`);
   return { kind: 'reserve', requestId, lines, ttlMs, expiresAt: at + ttlMs, meta, at, fingerprint: print };
@@ -229,7 +234,7 @@ export function toReserve(input: unknown, at: number): ReserveCommand {
  * (a reservation's `expiresAt`), the rest, fingerprint included, stays.
  */
 export function retimed<C extends Command>(command: C, at: number): C {
-  if (command.kind === 'reserve') return { ...command, at, expiresAt: at + command.ttlMs };
+  if (command.kind === 'reserve' || command.kind === 'extend') return { ...command, at, expiresAt: at + command.ttlMs };
   return { ...command, at };
 }
 
@@ -253,6 +258,14 @@ export function toCommit(input: unknown, at: number): CommitCommand {
 export function toRelease(input: unknown, at: number): ReleaseCommand {
   const b = bag(input, 'input');
   return { kind: 'release', reservationId: checkRequestId(b['reservationId'], 'reservationId'), at };
+}
+
+/** Normalizes an extend input. */
+export function toExtend(input: unknown, at: number): ExtendCommand {
+  const b = bag(input, 'input');
+  const reservationId = checkRequestId(b['reservationId'], 'reservationId');
+  const ttlMs = checkTtl(b['ttlMs']);
+  return { kind: 'extend', reservationId, ttlMs, expiresAt: at + ttlMs, at };
 }
 
 /** Normalizes a sweep input. */

@@ -75,7 +75,7 @@ const BAD_LINES: Array<[string, unknown]> = [
 // Loose views of the ledger's methods, to pass what the types forbid.
 type Loose = (input?: unknown, options?: unknown) => Promise<unknown>;
 type Method =
-  | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'commit' | 'release' | 'sweepExpired'
+  | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'commit' | 'release' | 'extend' | 'sweepExpired'
   | 'stock' | 'stocks' | 'entries' | 'request' | 'reservation';
 const op = (ledger: StockLedger, name: Method): Loose => (ledger[name] as Loose).bind(ledger);
 
@@ -160,6 +160,11 @@ function badCalls(): Record<string, BadCall[]> {
     add(name, 'reservationId missing', (l) => op(l, name)({}));
     add(name, 'requestId instead of reservationId', (l) => op(l, name)({ requestId: HOLD }));
   }
+  for (const [what, input] of BAD_INPUTS) add('extend', `input ${what}`, (l) => op(l, 'extend')(input));
+  for (const [what, id] of badTexts(LIMITS.requestIdBytesMax)) add('extend', `reservationId ${what}`, (l) => op(l, 'extend')({ reservationId: id, ttlMs: 1000 }));
+  add('extend', 'reservationId missing', (l) => op(l, 'extend')({ ttlMs: 1000 }));
+  for (const [what, ttlMs] of BAD_TTLS) add('extend', `ttlMs ${what}`, (l) => op(l, 'extend')({ reservationId: HOLD, ttlMs }));
+  add('extend', 'ttlMs missing', (l) => op(l, 'extend')({ reservationId: HOLD }));
   for (const [what, value] of [...BAD_LINES, ['null', null] as [string, unknown]]) {
     add('commit', `lines ${what}`, (l) => op(l, 'commit')({ reservationId: HOLD, lines: value }));
   }
@@ -260,7 +265,7 @@ async function snapshot(ledger: StockLedger): Promise<unknown> {
 
 /** Names of the groups of {@link badInputCase}: one conformance case each. */
 export const BAD_INPUT_GROUPS = [
-  'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'revoke', 'commit', 'release', 'sweepExpired', 'stock', 'stocks', 'entries', 'request',
+  'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'revoke', 'commit', 'release', 'extend', 'sweepExpired', 'stock', 'stocks', 'entries', 'request',
   'reservation',
 ] as const;
 

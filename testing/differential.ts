@@ -100,6 +100,7 @@ type WriteSpec =
       lines: Array<{ sku: number; held: boolean; qty: CommitQtySpec }> | null;
     }
   | { kind: 'release'; id: ReservationSpec }
+  | { kind: 'extend'; id: ReservationSpec; ttl: TtlSpec }
   | { kind: 'revoke'; id: RevokeIdSpec; meta: number }
   | { kind: 'sweep'; limit: number | null };
 
@@ -129,7 +130,7 @@ function resolveId(w: World, spec: IdSpec): string {
   }
   const used = w.sent[spec.k % Math.max(1, w.sent.length)];
   if (used === undefined) return pick(REQUEST_ID_POOL, spec.k);
-  return isRequestOp(used) ? used.input.requestId : (used as Extract<WriteOp, { kind: 'commit' | 'release' }>).input.reservationId;
+  return isRequestOp(used) ? used.input.requestId : (used as Extract<WriteOp, { kind: 'commit' | 'release' | 'extend' }>).input.reservationId;
 }
 
 function resolveRevokeId(w: World, spec: RevokeIdSpec): string {
@@ -243,6 +244,8 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
     }
     case 'release':
       return { kind: 'release', input: { reservationId: resolveReservation(w, spec.id) } };
+    case 'extend':
+      return { kind: 'extend', input: { reservationId: resolveReservation(w, spec.id), ttlMs: spec.ttl.t === 'max' ? LIMITS.ttlMsMax : spec.ttl.n } };
     case 'revoke': {
       const input: RevokeInput = withMeta({ requestId: resolveRevokeId(w, spec.id) }, spec.meta);
       return { kind: 'revoke', input };
@@ -294,7 +297,7 @@ function replayOf(w: World, op: WriteOp, variant: ReplayVariant): WriteOp {
     }
     return copy;
   }
-  if (copy.kind === 'release' || copy.kind === 'sweep') return copy;
+  if (copy.kind === 'release' || copy.kind === 'extend' || copy.kind === 'sweep') return copy;
   switch (variant) {
     case 'same':
       return copy;
@@ -336,6 +339,10 @@ function mutate(w: World, op: WriteOp, mutation: Mutation): WriteOp {
   const copy = structuredClone(op);
   if (copy.kind === 'sweep') return copy;
   if (mutation === 'revoke') return swapRevoke(copy);
+  // An extend has no payload to conflict with: a changed one is another extend, or a release.
+  if (copy.kind === 'extend') {
+    return mutation === 'kind' ? { kind: 'release', input: { reservationId: copy.input.reservationId } } : { ...copy, input: { ...copy.input, ttlMs: copy.input.ttlMs > 1 ? copy.input.ttlMs - 1 : 2 } };
+  }
   if (copy.kind === 'revoke') {
     // A revoke's payload is its meta: any change is another meta (or none).
     if (mutation === 'kind') return { kind: 'deduct', input: { requestId: copy.input.requestId, sku: pick(SKU_POOL, 0), qty: 1 } };
@@ -416,8 +423,8 @@ function mutate(w: World, op: WriteOp, mutation: Mutation): WriteOp {
  */
 function swapRevoke(op: Exclude<WriteOp, { kind: 'sweep' }>): WriteOp {
   if (op.kind === 'revoke') return { kind: 'restock', input: { requestId: op.input.requestId, sku: pick(SKU_POOL, 1), qty: 1 } };
-  const requestId = op.kind === 'commit' || op.kind === 'release' ? op.input.reservationId : op.input.requestId;
-  const meta = op.kind === 'commit' || op.kind === 'release' ? undefined : op.input.meta;
+  const requestId = op.kind === 'commit' || op.kind === 'release' || op.kind === 'extend' ? op.input.reservationId : op.input.requestId;
+  const meta = op.kind === 'commit' || op.kind === 'release' || op.kind === 'extend' ? undefined : op.input.meta;
   return { kind: 'revoke', input: meta === undefined ? { requestId } : { requestId, meta } };
 }
 
@@ -733,6 +740,7 @@ const writeSpec: fc.Arbitrary<WriteSpec> = fc.oneof(
     }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), id: reservationSpec }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('extend' as const), id: reservationSpec, ttl: ttlSpec }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('revoke' as const), id: revokeIdSpec, meta: metaIndex }) },
   {
     weight: 1,

@@ -15,6 +15,7 @@ import type { StockStore } from '../src/index.js';
 import { differentialProperty } from './differential.js';
 import { BAD_INPUT_GROUPS, badInputCase, boundaryCase } from './bad-input.js';
 import { closedIdCase } from './closed-ids.js';
+import { extendCase } from './extend.js';
 import { compositeKeyCase, expiryCapCase, skewedClocksCase } from './edge-cases.js';
 import { concurrentBatchesProperty, concurrentLoadProperty, jitter, reverseRaceProperty } from './concurrency.js';
 import { interleavingProperty } from './interleavings.js';
@@ -86,6 +87,8 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
   add('retry storm: 2,000 buyers x 1-3 sends for 100 units', 120_000, () => retryStorm(createStore));
   add('revoke closes a rejected id: a late duplicate is REQUEST_REVOKED and takes nothing; an applied id is REQUEST_APPLIED', 60_000, () =>
     closedIdCase(createStore));
+  add('extend moves a held reservation\'s expiry (its reserve replays the first), refuses the settled and expired, and batches with the rest', 60_000, () =>
+    extendCase(createStore));
   add('keys of two caller strings never collide: reservation "a" holding "b\\u0000c" vs "a\\u0000b" holding "c" (and ":", "|")', 60_000, () =>
     compositeKeyCase(createStore));
   add('more due holds than one operation expires (LIMITS.expiriesPerSkuMax) and one sweep does: reads, deducts, sweeps', 120_000, () =>

@@ -214,14 +214,16 @@ function itemAsRead(sku: string, level: Level, f: Counters, reads: Reads): { ite
  * record has no list of held SKUs: a reservation that reads as held or expired holds them all.
  */
 function holdCheck(hold: LiveHold, reservation: Reservation | null, record: RequestRecord | null): HoldCheck {
-  const answered = (record as { reservation?: Reservation } | null)?.reservation?.expiresAt;
+  // The hold lasts until the reservation's expiry as read now (an extend moves it, writing no
+  // entry); only a hold without a reservation to read falls back to what its reserve answered.
+  const answered = reservation?.expiresAt ?? (record as { reservation?: Reservation } | null)?.reservation?.expiresAt;
   const view = reservation === null ? null : {
     state: reservation.state,
     expiresAt: reservation.expiresAt,
     lineQty: reservation.lines.find((l) => l.sku === hold.sku)?.qty ?? null,
     listed: reservation.state === 'held' || reservation.state === 'expired',
   };
-  return { reservationId: hold.reservationId, qty: hold.qty, expiresAt: answered ?? reservation?.expiresAt ?? Number.NaN, record: view };
+  return { reservationId: hold.reservationId, qty: hold.qty, expiresAt: answered ?? Number.NaN, record: view };
 }
 
 /**

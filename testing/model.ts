@@ -1,6 +1,6 @@
 import { LIMITS } from '../src/index.js';
 import type {
-  AdjustInput, Applied, CommitInput, DeductInput, FeedEntry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult, Rejection, ReleaseInput,
+  AdjustInput, Applied, CommitInput, DeductInput, ExtendInput, FeedEntry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult, Rejection, ReleaseInput,
   RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, RevokeInput, SweepInput, SweepResult,
 } from '../src/index.js';
 import type { Op, Outcome, Thrown } from './ops.js';
@@ -13,7 +13,9 @@ import type { Op, Outcome, Thrown } from './ops.js';
  * - `settle`: an applied commit or release of a reservation (a commit keeps the lines it asked
  *   for, normalized, to tell a replay from a conflict);
  * - `expiry`: the expiries of due holds that one call wrote (a sweep, or any call that touched
- *   SKUs with due holds, even if it was then rejected).
+ *   SKUs with due holds, even if it was then rejected);
+ * - `extend`: a reservation's expiry moved (no entries: from then on its holds are due at
+ *   `expiresAt`; its reserve's own answer, replays included, keeps the first expiry).
  */
 type Written =
   | {
@@ -21,7 +23,8 @@ type Written =
       entries: FeedEntry[]; levels: Level[]; reservation: Reservation | null;
     }
   | { type: 'settle'; reservationId: string; kind: 'commit' | 'release'; sold: Line[] | null; at: number; entries: FeedEntry[]; levels: Level[] }
-  | { type: 'expiry'; at: number; entries: FeedEntry[] };
+  | { type: 'expiry'; at: number; entries: FeedEntry[] }
+  | { type: 'extend'; reservationId: string; expiresAt: number; at: number; entries: FeedEntry[] };
 
 /** A change to one SKU, before it becomes an entry. */
 interface Change {
@@ -97,6 +100,8 @@ export class ReferenceModel {
         return this.commit(op.input, at);
       case 'release':
         return this.release(op.input, at);
+      case 'extend':
+        return this.extend(op.input, at);
       case 'sweep':
         return this.sweep(op.input, at);
       case 'stock':
@@ -254,6 +259,25 @@ export class ReferenceModel {
     return this.#settle(reservationId, 'release', null, changes, at);
   }
 
+  /**
+   * Extend: like a release up to the rejections (expired, committed, released); a held one
+   * gets `at + ttlMs` as its expiry, and the answer has no entries, the stored levels of its
+   * SKUs, and the reservation as read now.
+   */
+  extend(input: ExtendInput, at: number): Result {
+    const reservationId = input.reservationId;
+    const held = this.#reserved(reservationId);
+    if (held === null) return { ok: false, code: 'RESERVATION_NOT_FOUND', reservationId };
+    const settled = this.#settled(reservationId);
+    const expired = this.#settling(held, at);
+    if (expired !== null) return expired;
+    if (settled?.kind === 'commit') return { ok: false, code: 'RESERVATION_COMMITTED', reservationId };
+    if (settled?.kind === 'release') return { ok: false, code: 'RESERVATION_RELEASED', reservationId };
+    this.#written.push({ type: 'extend', reservationId, expiresAt: at + input.ttlMs, at, entries: [] });
+    const reservation = this.reservation(reservationId, at) as Reservation;
+    return { ok: true, replayed: false, entries: [], levels: held.lines.map((l) => this.level(l.sku)), reservation } as ReserveApplied;
+  }
+
   /** Expires up to `limit` due holds anywhere, soonest first (then by reservation id and SKU, in stored order). */
   sweep(input: SweepInput, at: number): SweepResult {
     const limit = input.limit ?? LIMITS.sweepHoldsMax;
@@ -320,7 +344,8 @@ export class ReferenceModel {
     const holds: Hold[] = [];
     for (const written of this.#written) {
       if (written.type !== 'request' || written.reservation === null) continue;
-      const { id, expiresAt, meta } = written.reservation;
+      const { id, meta } = written.reservation;
+      const expiresAt = this.#expiresAt(written.reservation);
       for (const e of written.entries) {
         if (!ended.has(JSON.stringify([id, e.sku]))) holds.push({ reservationId: id, sku: e.sku, qty: e.reservedDelta, expiresAt, meta });
       }
@@ -365,7 +390,8 @@ export class ReferenceModel {
   /** Text that is equal for two models exactly when what they wrote is. */
   key(): string {
     return JSON.stringify(this.#written.map((w) => [
-      w.type, w.type === 'request' ? [w.requestId, w.payload] : w.type === 'settle' ? [w.reservationId, w.kind, w.sold] : null, w.at,
+      w.type, w.type === 'request' ? [w.requestId, w.payload] : w.type === 'settle' ? [w.reservationId, w.kind, w.sold]
+        : w.type === 'extend' ? [w.reservationId, w.expiresAt] : null, w.at,
       w.entries.map((e) => [e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta]),
     ]));
   }
@@ -375,9 +401,17 @@ export class ReferenceModel {
     return undefined;
   }
 
-  /** The reservation as made by its reserve (state 'held'), or null. */
+  /** The reservation as made by its reserve (state 'held'), with its expiry as last extended, or null. */
   #reserved(id: string): Reservation | null {
-    return this.#request(id)?.reservation ?? null;
+    const made = this.#request(id)?.reservation ?? null;
+    return made === null ? null : { ...made, expiresAt: this.#expiresAt(made) };
+  }
+
+  /** A reservation's expiry: its reserve's, or the last extend's. */
+  #expiresAt(made: Reservation): number {
+    let expiresAt = made.expiresAt;
+    for (const w of this.#written) if (w.type === 'extend' && w.reservationId === made.id) expiresAt = w.expiresAt;
+    return expiresAt;
   }
 
   #settled(id: string): Extract<Written, { type: 'settle' }> | null {

@@ -1,6 +1,6 @@
 import { isStockLedgerError } from '../src/index.js';
 import type {
-  AdjustInput, CommitInput, DeductInput, Level, OperationResult, ReleaseInput, Reservation, ReserveInput, RestockInput, ReverseInput, RevokeInput,
+  AdjustInput, CommitInput, DeductInput, ExtendInput, Level, OperationResult, ReleaseInput, Reservation, ReserveInput, RestockInput, ReverseInput, RevokeInput,
   StockLedger, SweepInput, SweepResult,
 } from '../src/index.js';
 
@@ -14,6 +14,7 @@ export type Op =
   | { kind: 'revoke'; input: RevokeInput }
   | { kind: 'commit'; input: CommitInput }
   | { kind: 'release'; input: ReleaseInput }
+  | { kind: 'extend'; input: ExtendInput }
   | { kind: 'sweep'; input: SweepInput }
   | { kind: 'stock'; sku: string }
   | { kind: 'reservation'; id: string };
@@ -63,6 +64,8 @@ export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
         return await ledger.commit(op.input);
       case 'release':
         return await ledger.release(op.input);
+      case 'extend':
+        return await ledger.extend(op.input);
       case 'sweep':
         return await ledger.sweepExpired(op.input);
       case 'stock':
@@ -117,6 +120,7 @@ export function skusOf(op: WriteOp): string[] {
     case 'reserve':
       return op.input.lines.map((line) => line.sku);
     case 'release':
+    case 'extend':
     case 'revoke':
     case 'sweep':
       return [];

@@ -39,6 +39,8 @@ export class MemoryStore implements StockStore {
   readonly #requests = new Map<string, RequestSlot>();
   readonly #reversed = new Map<string, Map<string, number>>();
   readonly #reservations = new Map<string, StoredReservation>();
+  /** The expiry a reservation was made with, once an extend moved it: its reserve's replay shows this one. */
+  readonly #madeUntil = new Map<string, number>();
   readonly #holds = new HoldIndex();
   readonly #holdsBySku = new Map<string, HoldIndex>();
   readonly #locks = new KeyedLocks();
@@ -220,7 +222,10 @@ export class MemoryStore implements StockStore {
     const outcome: Applied = { ok: true, replayed: false, entries, levels };
     const reservation = slot.kind === 'reserve' ? this.#reservations.get(requestId) : undefined;
     const stored: StoredRequest = { requestId, kind: slot.kind, fingerprint: slot.fingerprint, at: slot.at, outcome };
-    if (reservation !== undefined) stored.outcome = { ...outcome, reservation: publicReservation({ ...reservation, state: 'held', committed: null }, slot.at) } as Applied;
+    if (reservation !== undefined) {
+      const made = { ...reservation, state: 'held' as const, committed: null, expiresAt: this.#madeUntil.get(requestId) ?? reservation.expiresAt };
+      stored.outcome = { ...outcome, reservation: publicReservation(made, slot.at) } as Applied;
+    }
     return stored;
   }
 
@@ -250,7 +255,25 @@ export class MemoryStore implements StockStore {
       const kept = copyOutcome(outcome) as Applied;
       this.#update(settled.reservationId, (r) => ({ ...r, state: settled.state, committed: settled.committed, outcome: kept }));
     }
+    if (write.extended !== null) this.#extend(write.extended.id, write.extended.expiresAt);
     return outcome;
+  }
+
+  /** Moves a reservation's expiry, and its live holds in both due indexes with it. */
+  #extend(id: string, expiresAt: number): void {
+    const before = this.#reservations.get(id);
+    if (before === undefined) return;
+    if (!this.#madeUntil.has(id)) this.#madeUntil.set(id, before.expiresAt);
+    for (const sku of before.holds) {
+      // Stryker disable next-line OptionalChaining: a hold's SKU is always one of its reservation's lines
+      const old: HoldItem = { expiresAt: before.expiresAt, reservationId: id, sku, qty: before.lines.find((l) => l.sku === sku)?.qty ?? 0 };
+      const moved: HoldItem = { ...old, expiresAt };
+      this.#holds.remove(old);
+      this.#holds.add(moved);
+      this.#holdsBySku.get(sku)?.remove(old);
+      this.#holdsBySku.get(sku)?.add(moved);
+    }
+    this.#reservations.set(id, { ...before, expiresAt });
   }
 
   #hold(reservation: StoredReservation): void {
@@ -298,6 +321,7 @@ export class MemoryStore implements StockStore {
       }
       case 'commit':
       case 'release':
+      case 'extend':
         return (this.#reservations.get(command.reservationId)?.lines ?? []).map((l) => l.sku);
       case 'sweep':
         return this.#holds.due(command.at, command.limit + 1).map((h) => h.sku);
@@ -343,6 +367,7 @@ function upfrontKeys(command: Command): string[] {
       return [`a:${command.requestId}`, `a:${command.of}`, ...(command.lines ?? []).map((l) => `c:${l.sku}`)];
     case 'commit':
     case 'release':
+    case 'extend':
       return [`a:${command.reservationId}`];
     case 'sweep':
       return [];

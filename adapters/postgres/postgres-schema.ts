@@ -179,6 +179,9 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
   // (one writer per wave of commits instead of one per commit).
   (s) => `${numberedReplyFunction(s)}
   ${sequencerFunction(s)}`,
+  // Version 3: extend moves expires_at; the expiry a reservation was made with stays here
+  // (null until the first extend), for its reserve's replay.
+  (s) => `ALTER TABLE ${s}.reservations ADD COLUMN first_expires_at bigint;`,
 ];
 
 /**

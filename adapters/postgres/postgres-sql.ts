@@ -40,7 +40,7 @@ const requestJson = (s: string): string =>
   `json_build_object('id', r.request_id, 'k', r.kind, 'f', r.fingerprint, 'at', r.at, 'e', ${entriesOf(s, 'r.request_id', 'r.kind')})`;
 
 const reservationJson = (s: string): string =>
-  `json_build_object('id', v.id, 'st', v.state, 'l', v.lines, 'xp', v.expires_at, 'c', v.created_at, 'cm', v.committed, 'm', v.meta, ` +
+  `json_build_object('id', v.id, 'st', v.state, 'l', v.lines, 'xp', v.expires_at, 'fx', v.first_expires_at, 'c', v.created_at, 'cm', v.committed, 'm', v.meta, ` +
   `'h', (SELECT COALESCE(json_agg(h.sku ORDER BY h.sku), '[]') FROM ${s}.holds h WHERE h.reservation_id = v.id), ` +
   `'e', CASE v.state WHEN 'committed' THEN ${entriesOf(s, 'v.id', "'commit'")} WHEN 'released' THEN ${entriesOf(s, 'v.id', "'release'")} END)`;
 
@@ -89,13 +89,18 @@ const flushSql = (s: string): string => `
   it AS (INSERT INTO ${s}.reversals AS t (of_request, sku, qty)
     SELECT x.o, x.s, x.q FROM p, jsonb_to_recordset(p.j->'t') AS x(o text, s text, q bigint)
     ON CONFLICT (of_request, sku) DO UPDATE SET qty = t.qty + excluded.qty RETURNING 1),
-  iv AS (INSERT INTO ${s}.reservations (id, state, lines, expires_at, created_at, committed, meta)
-    SELECT x.id, x.st, x.l, x.xp, x.c, x.cm, x.m FROM p,
-    jsonb_to_recordset(p.j->'n') AS x(id text, st text, l text, xp bigint, c bigint, cm text, m text) RETURNING 1),
-  uv AS (UPDATE ${s}.reservations v SET state = x.st, committed = COALESCE(x.cm, v.committed)
-    FROM p, jsonb_to_recordset(p.j->'u') AS x(id text, st text, cm text)
+  iv AS (INSERT INTO ${s}.reservations (id, state, lines, expires_at, first_expires_at, created_at, committed, meta)
+    SELECT x.id, x.st, x.l, x.xp, x.fx, x.c, x.cm, x.m FROM p,
+    jsonb_to_recordset(p.j->'n') AS x(id text, st text, l text, xp bigint, fx bigint, c bigint, cm text, m text) RETURNING 1),
+  uv AS (UPDATE ${s}.reservations v SET state = COALESCE(x.st, v.state), committed = COALESCE(x.cm, v.committed),
+    first_expires_at = CASE WHEN x.xp IS NULL THEN v.first_expires_at ELSE COALESCE(v.first_expires_at, v.expires_at) END,
+    expires_at = COALESCE(x.xp, v.expires_at)
+    FROM p, jsonb_to_recordset(p.j->'u') AS x(id text, st text, cm text, xp bigint)
     WHERE v.id = x.id AND v.id = ANY(ARRAY(SELECT y.id FROM p, jsonb_to_recordset(p.j->'u') AS y(id text)))
-    AND (x.st <> 'expired' OR v.state = 'held') RETURNING 1),
+    AND (x.st IS DISTINCT FROM 'expired' OR v.state = 'held') RETURNING 1),
+  xh AS (UPDATE ${s}.holds h SET expires_at = x.xp FROM p, jsonb_to_recordset(p.j->'xh') AS x(r text, s text, xp bigint)
+    WHERE h.reservation_id = x.r AND h.sku = x.s AND h.reservation_id = ANY(ARRAY(SELECT y.r FROM p, jsonb_to_recordset(p.j->'xh') AS y(r text)))
+    RETURNING 1),
   ih AS (INSERT INTO ${s}.holds (reservation_id, sku, qty, expires_at)
     SELECT x.r, x.s, x.q, x.xp FROM p, jsonb_to_recordset(p.j->'hn') AS x(r text, s text, q bigint, xp bigint) RETURNING 1),
   dh AS (DELETE FROM ${s}.holds h USING p, jsonb_to_recordset(p.j->'hd') AS x(r text, s text)

@@ -43,10 +43,13 @@ class Pending {
   readonly l = new Map<string, Counters>();
   readonly q: Array<Record<string, unknown>> = [];
   readonly t = new Map<string, Map<string, number>>();
-  readonly n = new Map<string, { id: string; st: string; l: string; xp: number; c: number; cm: string | null; m: string | null }>();
+  readonly n = new Map<string, { id: string; st: string; l: string; xp: number; fx: number | null; c: number; cm: string | null; m: string | null }>();
   readonly hn = new Map<string, Map<string, { q: number; xp: number }>>();
   readonly hd: Array<{ r: string; s: string }> = [];
-  readonly u = new Map<string, { id: string; st: string; cm: string | null }>();
+  /** Updates of stored reservations: a new state (null: kept), what a commit sold, a new expiry (null: kept). */
+  readonly u = new Map<string, { id: string; st: string | null; cm: string | null; xp: number | null }>();
+  /** Stored holds whose expiry moves (an extend), by reservation then SKU. */
+  readonly xh = new Map<string, Map<string, number>>();
 
   get empty(): boolean {
     return this.e.length === 0 && this.q.length === 0 && this.n.size === 0 && this.u.size === 0 && this.hd.length === 0;
@@ -79,6 +82,28 @@ class Pending {
       const committed = write.settled.committed === null ? null : JSON.stringify(write.settled.committed);
       this.#state(encodeKey(write.settled.reservationId), write.settled.state, committed);
     }
+    if (write.extended !== null) this.#extend(write.extended);
+  }
+
+  /**
+   * An extend: a reservation made in this flush is inserted with the new expiry (and the first
+   * one kept); a stored one is updated, row by row, in the same statement as anything else
+   * this flush does to it (one statement cannot update a row twice).
+   */
+  #extend(r: NonNullable<Write['extended']>): void {
+    const id = encodeKey(r.id);
+    const created = this.n.get(id);
+    if (created !== undefined) {
+      created.fx ??= created.xp;
+      created.xp = r.expiresAt;
+      for (const hold of this.hn.get(id)?.values() ?? []) hold.xp = r.expiresAt;
+      return;
+    }
+    const known = this.u.get(id);
+    this.u.set(id, { id, st: known?.st ?? null, cm: known?.cm ?? null, xp: r.expiresAt });
+    let holds = this.xh.get(id);
+    if (holds === undefined) this.xh.set(id, (holds = new Map()));
+    for (const sku of r.holds) holds.set(encodeKey(sku), r.expiresAt);
   }
 
   #tally(of: string, lines: ReadonlyArray<{ sku: string; qty: number }>): void {
@@ -91,7 +116,7 @@ class Pending {
   #reservation(r: NonNullable<Write['reservation']>): void {
     const id = encodeKey(r.id);
     this.n.set(id, {
-      id, st: r.state, l: JSON.stringify(r.lines), xp: r.expiresAt, c: r.createdAt, cm: null, m: r.meta === undefined ? null : JSON.stringify(r.meta),
+      id, st: r.state, l: JSON.stringify(r.lines), xp: r.expiresAt, fx: null, c: r.createdAt, cm: null, m: r.meta === undefined ? null : JSON.stringify(r.meta),
     });
     const holds = new Map(r.lines.map((line) => [encodeKey(line.sku), { q: line.qty, xp: r.expiresAt }]));
     this.hn.set(id, holds);
@@ -100,6 +125,8 @@ class Pending {
   /** A hold made in this flush and ended in it is written not at all: one statement cannot insert and delete a row. */
   #endHold(r: string, s: string): void {
     if (this.hn.get(r)?.delete(s) === true) return;
+    // Deleted in this flush: not also updated by it.
+    this.xh.get(r)?.delete(s);
     this.hd.push({ r, s });
   }
 
@@ -111,8 +138,8 @@ class Pending {
       return;
     }
     const known = this.u.get(id);
-    if (state === 'expired' && known !== undefined) return;
-    this.u.set(id, { id, st: state, cm: committed });
+    if (state === 'expired' && known !== undefined && known.st !== null) return;
+    this.u.set(id, { id, st: state, cm: committed ?? known?.cm ?? null, xp: known?.xp ?? null });
   }
 
   payload(last: number | null): string {
@@ -120,7 +147,8 @@ class Pending {
     const t = [...this.t].flatMap(([o, bySku]) => [...bySku].map(([s, q]) => ({ o, s, q })));
     const hn = [...this.hn].flatMap(([r, holds]) => [...holds].map(([s, h]) => ({ r, s, q: h.q, xp: h.xp })));
     const l = [...this.l].map(([s, c]) => ({ s, h: c.onHand, r: c.reserved, v: c.version }));
-    return JSON.stringify({ e: this.e, l, q: this.q, t, n: [...this.n.values()], hn, hd: this.hd, u: [...this.u.values()] });
+    const xh = [...this.xh].flatMap(([r, holds]) => [...holds].map(([s, xp]) => ({ r, s, xp })));
+    return JSON.stringify({ e: this.e, l, q: this.q, t, n: [...this.n.values()], hn, hd: this.hd, u: [...this.u.values()], xh });
   }
 }
 
@@ -399,6 +427,7 @@ function addAsks(command: Command, asks: Asks, plan: Map<string, string[]>): voi
     }
     case 'commit':
     case 'release':
+    case 'extend':
       asks.reservations.add(command.reservationId);
       lockPlanned(plan.get(`v:${command.reservationId}`), asks, () => asks.planReservations.add(command.reservationId));
       return;

@@ -44,7 +44,7 @@ const byHold = (a: HoldItem, b: HoldItem): number =>
 /** Rows of the JSON the load statement returns. */
 export interface RequestJson { id: string; k: OperationKind; f: string; at: number; e: EntryJson[] }
 export interface ReservationJson {
-  id: string; st: StoredReservation['state']; l: string; xp: number; c: number; cm: string | null; m: string | null; h: string[];
+  id: string; st: StoredReservation['state']; l: string; xp: number; fx: number | null; c: number; cm: string | null; m: string | null; h: string[];
   e: EntryJson[] | null;
 }
 export interface HoldJson { s: string; r: string; xp: number }
@@ -131,9 +131,9 @@ export function requestOutcome(row: RequestJson, reservation: ReservationJson | 
   const stored = storedRequest(row, refs);
   if (row.k === 'reserve' && reservation !== null) {
     const created = storedReservation({ ...reservation, e: null }, refs);
-    const view = {
-      id: created.id, state: 'held' as const, lines: created.lines, expiresAt: created.expiresAt, createdAt: created.createdAt, committed: null,
-    };
+    // The expiry it was made with: an extend since moved expires_at and kept the first one.
+    const expiresAt = reservation.fx === null || reservation.fx === undefined ? created.expiresAt : int(reservation.fx, 'first_expires_at');
+    const view = { id: created.id, state: 'held' as const, lines: created.lines, expiresAt, createdAt: created.createdAt, committed: null };
     stored.outcome = { ...stored.outcome, reservation: created.meta === undefined ? view : { ...view, meta: created.meta } } as Applied;
   }
   return stored;
@@ -264,6 +264,27 @@ export class Cache implements StateView {
         r.state = write.settled.state;
         r.committed = write.settled.committed;
         r.outcome = outcome;
+      }
+    }
+    if (write.extended !== null) this.#extend(write.extended.id, write.extended.expiresAt);
+  }
+
+  /** A reservation's expiry moved: its holds move in the known due prefixes (out of them, if now past the horizon). */
+  #extend(id: string, expiresAt: number): void {
+    const r = this.reservations.get(id);
+    if (r === null || r === undefined) return;
+    r.expiresAt = expiresAt;
+    for (const sku of r.holds) {
+      const same = (h: HoldItem): boolean => h.reservationId === id && h.sku === sku;
+      const item = { reservationId: id, sku, expiresAt };
+      const known = this.holds.get(sku);
+      if (known !== undefined) {
+        known.items = known.items.filter((h) => !same(h));
+        insertKnown(known, item);
+      }
+      if (this.anywhere !== null) {
+        this.anywhere.items = this.anywhere.items.filter((h) => !same(h));
+        if (expiresAt <= this.horizon) insertKnown(this.anywhere, item);
       }
     }
   }

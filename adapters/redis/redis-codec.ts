@@ -31,6 +31,8 @@ export function scriptCall(command: Command): ScriptCall {
       return { script: 'commit', args: [command.reservationId, String(command.at), ...linesArgs(command.lines)] };
     case 'release':
       return { script: 'release', args: [command.reservationId, String(command.at)] };
+    case 'extend':
+      return { script: 'extend', args: [command.reservationId, String(command.at), String(command.expiresAt)] };
     case 'sweep':
       return { script: 'sweep', args: [String(command.limit), String(command.at)] };
     default:
@@ -84,7 +86,8 @@ export function outcomeOf(command: Command, reply: unknown): StoreOutcome {
     case 'X':
       return parse<StoreOutcome>(body, command.kind);
     case 'C': {
-      const requestId = command.kind === 'commit' || command.kind === 'release' ? command.reservationId : command.kind === 'sweep' ? '' : command.requestId;
+      const requestId = command.kind === 'commit' || command.kind === 'release' || command.kind === 'extend' ? command.reservationId
+        : command.kind === 'sweep' ? '' : command.requestId;
       return { ok: false, code: 'IDEMPOTENCY_CONFLICT', requestId, storedKind: body as OperationKind };
     }
     default:

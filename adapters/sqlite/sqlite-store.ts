@@ -82,6 +82,8 @@ interface Statements {
   deleteHold: SqliteStatement;
   expireReservation: SqliteStatement;
   settleReservation: SqliteStatement;
+  extendReservation: SqliteStatement;
+  extendHolds: SqliteStatement;
 }
 
 interface ReservationRow {
@@ -303,6 +305,11 @@ export class SqliteStore implements StockStore {
       const committed = settled.committed === null ? null : JSON.stringify(settled.committed);
       this.#sql.settleReservation.run(settled.state, committed, JSON.stringify(outcome), settled.reservationId);
     }
+    if (write.extended !== null) {
+      // The request record keeps the reserve's own outcome, so its replay still shows the first expiry.
+      this.#sql.extendReservation.run(write.extended.expiresAt, write.extended.id);
+      this.#sql.extendHolds.run(write.extended.expiresAt, write.extended.id);
+    }
     return outcome;
   }
 
@@ -441,6 +448,8 @@ function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
     deleteHold: db.prepare(`DELETE FROM ${t.holds} WHERE reservation_id = ? AND sku = ?`),
     expireReservation: db.prepare(`UPDATE ${t.reservations} SET state = 'expired' WHERE id = ? AND state = 'held'`),
     settleReservation: db.prepare(`UPDATE ${t.reservations} SET state = ?, committed = ?, outcome = ? WHERE id = ?`),
+    extendReservation: db.prepare(`UPDATE ${t.reservations} SET expires_at = ? WHERE id = ?`),
+    extendHolds: db.prepare(`UPDATE ${t.holds} SET expires_at = ? WHERE reservation_id = ?`),
   };
 }
 

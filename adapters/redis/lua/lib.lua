@@ -113,7 +113,7 @@ local function new_draft(at)
   return {
     at = at, cache = {}, fresh = {}, changed = {}, changed_list = {}, steps = {}, own_from = 1,
     ended = {}, ended_list = {}, expired = {}, expired_list = {}, res_cache = {},
-    levels = {}, request = nil, reversal = nil, reservation = nil, settled = nil, sweep = nil,
+    levels = {}, request = nil, reversal = nil, reservation = nil, settled = nil, extended = nil, sweep = nil,
   }
 end
 
@@ -273,11 +273,26 @@ local function insert_reservation(r)
   end
 end
 
--- Rewrites every stored reservation this draft changed: holds ended, expired, settled.
+-- An extend: every live hold of the reservation moves to the new expiry, in both hold indexes.
+local function move_holds(d)
+  local r = reservation(d, d.extended.id)
+  for _, s in ipairs(r.holds) do
+    write('ZREM', K_HOLDS_BY_SKU, hold_member(r, s))
+    write('ZADD', K_HOLDS_DUE, fmt(d.extended.expiresAt), enc(r.id) .. s)
+  end
+  r.expiresAt = d.extended.expiresAt
+  for _, s in ipairs(r.holds) do write('ZADD', K_HOLDS_BY_SKU, 0, hold_member(r, s)) end
+end
+
+-- Rewrites every stored reservation this draft changed: holds ended, expired, settled, extended.
 local function update_reservations(d, outcome)
   local touched, order = {}, {}
   local function touch(id)
     if not touched[id] then touched[id] = true; order[#order + 1] = id end
+  end
+  if d.extended then
+    move_holds(d)
+    touch(d.extended.id)
   end
   for _, h in ipairs(d.ended_list) do
     local r = reservation(d, h.id)
@@ -316,6 +331,11 @@ local function persist(d)
     outcome = outcome .. ',"expired":' .. fmt(#d.ended_list) .. ',"more":' .. tostring(d.sweep.more)
   end
   if d.reservation then outcome = outcome .. ',"reservation":' .. public_reservation_json(d.reservation) end
+  if d.extended then
+    local r = reservation(d, d.extended.id)
+    outcome = outcome .. ',"reservation":' .. public_reservation_json({ id = r.id, lines = r.lines, expiresAt = d.extended.expiresAt,
+      createdAt = r.createdAt, meta = r.meta })
+  end
   outcome = outcome .. '}'
   if d.request then
     write('HSET', K_REQUESTS, d.request.id, d.request.kind .. '\n' .. fmt(d.at) .. '\n' .. d.request.fingerprint .. '\n' .. outcome)
