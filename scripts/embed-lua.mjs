@@ -30,6 +30,7 @@ const SCRIPTS = {
   stocks: { files: ['read-stocks.lua'], op: 'stocks' },
   entries: { files: ['read-entries.lua'], op: 'entries' },
   record: { files: ['read-record.lua'], op: 'record' },
+  holds: { files: ['read-holds.lua'], op: 'holds' },
   verifyChunk: { files: ['verify-chunk.lua'], op: 'verify_chunk' },
   verifyFold: { files: ['verify-fold.lua'], op: 'fold' },
   batch: {

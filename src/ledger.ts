@@ -5,11 +5,12 @@ import type { Command, StockStore, StoreOutcome, SweepOutcome, VerifyChunk } fro
 import { levelOf, publicReservation, zeroCounters } from './decide.js';
 import type {
   AdjustInput, AdjustResult, Applied, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, ExtendInput, ExtendResult,
+  Hold, HoldsPage, HoldsQuery,
   Level, OperationResult, ReleaseInput, ReleaseResult, RequestRecord, Reservation, ReserveApplied, ReserveInput, ReserveResult,
   RestockInput, RestockResult, ReverseInput, ReverseResult, RevokeInput, RevokeResult, SweepInput, SweepResult, VerifyReport,
 } from './types.js';
 import {
-  checkRequestId, checkSku, checkSkus, retimed, toAdjust, toCommit, toDeduct, toEntriesQuery, toExtend, toRelease, toReserve, toRestock, toReverse,
+  checkRequestId, checkSku, checkSkus, holdsCursor, retimed, toAdjust, toCommit, toDeduct, toEntriesQuery, toExtend, toHoldsQuery, toRelease, toReserve, toRestock, toReverse,
   toRevoke, toSweep,
 } from './validate.js';
 import { verifyItem } from './verify.js';
@@ -332,6 +333,33 @@ export class StockLedger {
     const entries = await this.#read(() => this.store.entries(checked));
     const last = entries[entries.length - 1];
     return { entries, next: last === undefined ? null : last.seq };
+  }
+
+  /**
+   * Who holds what of a SKU, as of now: its live holds (a held reservation's units, until its
+   * `expiresAt`), soonest expiry first, a page at a time. The answer to "why is available 0
+   * when 10 are on hand". Due holds are not listed (reads count them as expired).
+   *
+   * @example
+   * ```ts
+   * const page = await ledger.holds({ sku: 'TSHIRT-M', limit: 50 });
+   * for (const h of page.holds) console.log(h.reservationId, h.qty, new Date(h.expiresAt));
+   * if (page.next !== null) await ledger.holds({ sku: 'TSHIRT-M', after: page.next });
+   * ```
+   */
+  async holds(query: HoldsQuery): Promise<HoldsPage> {
+    const checked = toHoldsQuery(query);
+    const list = this.store.holds;
+    if (list === undefined) throw new InvalidInputError('store', 'this store cannot list holds');
+    const now = this.#now();
+    const found = await this.#read(() => list.call(this.store, { ...checked, now }));
+    const holds = found.map((h) => {
+      const hold: Hold = { reservationId: h.reservationId, sku: checked.sku, qty: h.qty, expiresAt: h.expiresAt };
+      if (h.meta !== undefined) hold.meta = h.meta;
+      return hold;
+    });
+    const last = found[found.length - 1];
+    return { holds, next: last === undefined || found.length < checked.limit ? null : holdsCursor(last) };
   }
 
   /**

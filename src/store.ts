@@ -185,6 +185,20 @@ export interface VerifyChunk {
   cursor: string | null;
 }
 
+/** Where a page of holds starts: after this hold (in expiry, then reservation id, order). */
+export interface HoldCursor {
+  expiresAt: number;
+  reservationId: string;
+}
+
+/** A live hold as a store lists it. */
+export interface StoredHold {
+  reservationId: string;
+  qty: number;
+  expiresAt: number;
+  meta?: JsonObject;
+}
+
 /** Capabilities a store declares (differences between stores are flags, not `instanceof`). */
 export interface StoreCapabilities {
   /** It can run an operation inside a transaction the app opened and will commit itself. */
@@ -243,6 +257,12 @@ export interface StockStore {
   request(requestId: string): Promise<StoredRequest | null>;
   /** The stored reservation, or null (the core derives `expired` from `expiresAt`). */
   reservation(reservationId: string): Promise<StoredReservation | null>;
+  /**
+   * Live holds of `sku` at time `now` (`expiresAt > now`), ordered by expiry then reservation id
+   * (code points), after `after`, at most `limit`. Optional: a store without it cannot answer
+   * `ledger.holds()`.
+   */
+  holds?(query: { sku: string; after: HoldCursor | null; limit: number; now: number }): Promise<StoredHold[]>;
   /**
    * One chunk of at most `limit` SKUs (every SKU with a level or an entry), each compared
    * atomically; pass the returned cursor back for the next chunk, null for the first.

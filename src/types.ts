@@ -320,6 +320,31 @@ export interface FeedEntry extends Entry {
   seq: number;
 }
 
+export interface HoldsQuery {
+  sku: string;
+  /** The `next` of the previous page; the first page when omitted. */
+  after?: string;
+  /** Page size, 1 to 1000, default 100. */
+  limit?: number;
+}
+
+/** One live hold of a SKU: units a held reservation keeps from `available` until `expiresAt`. */
+export interface Hold {
+  reservationId: string;
+  sku: string;
+  qty: number;
+  expiresAt: number;
+  /** The reservation's meta (who, which cart), when it has one. */
+  meta?: JsonObject;
+}
+
+export interface HoldsPage {
+  /** Soonest expiry first, then by reservation id. */
+  holds: Hold[];
+  /** Opaque cursor: pass it as `after` for the next page; null when this page is the last. */
+  next: string | null;
+}
+
 export interface EntriesPage {
   entries: FeedEntry[];
   /** The `seq` to pass as `after` for the next page; null when this page is empty. */

@@ -2,7 +2,7 @@ import { InvalidInputError } from './errors.js';
 import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
-import type { AdjustCommand, Command, CommitCommand, DeductCommand, ExtendCommand, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand, SweepCommand } from './store.js';
+import type { AdjustCommand, Command, CommitCommand, DeductCommand, ExtendCommand, HoldCursor, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand, SweepCommand } from './store.js';
 import type { JsonObject, JsonValue, Line } from './types.js';
 
 type Bag = Record<string, unknown>;
@@ -285,6 +285,36 @@ export function checkSkus(value: unknown): string[] {
   if (!Array.isArray(value)) throw new InvalidInputError('skus', 'must be an array');
   if (value.length > LIMITS.skusPerReadMax) throw new InvalidInputError('skus', `must have at most ${LIMITS.skusPerReadMax} SKUs`);
   return value.map((sku, i) => checkSku(sku, `skus[${i}]`));
+}
+
+/** Normalizes a holds query; the cursor is `<expiresAt>:<reservationId>`, as `holdsCursor` writes it. */
+export function toHoldsQuery(input: unknown): { sku: string; after: HoldCursor | null; limit: number } {
+  const b = bag(input, 'query');
+  const sku = checkSku(b['sku']);
+  const after = b['after'] === undefined || b['after'] === null ? null : holdCursorOf(b['after']);
+  const limit = b['limit'] === undefined ? LIMITS.entriesPageDefault : limitOf(b['limit']);
+  return { sku, after, limit };
+}
+
+/**
+ * The cursor after a hold.
+ *
+ * @example
+ * ```ts
+ * holdsCursor({ expiresAt: 1700000000000, reservationId: 'cart-7' }); // '1700000000000:cart-7'
+ * ```
+ */
+export function holdsCursor(hold: HoldCursor): string {
+  return `${hold.expiresAt}:${hold.reservationId}`;
+}
+
+function holdCursorOf(value: unknown): HoldCursor {
+  const bad = (): InvalidInputError => new InvalidInputError('after', 'must be the `next` of a previous holds() page');
+  if (typeof value !== 'string') throw bad();
+  const colon = value.indexOf(':');
+  const expiresAt = colon > 0 ? Number(value.slice(0, colon)) : Number.NaN;
+  if (!/^\d+$/.test(value.slice(0, colon)) || !Number.isSafeInteger(expiresAt)) throw bad();
+  return { expiresAt, reservationId: checkRequestId(value.slice(colon + 1), 'after') };
 }
 
 /** Normalizes an entries query. */

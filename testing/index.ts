@@ -16,6 +16,7 @@ import { differentialProperty } from './differential.js';
 import { BAD_INPUT_GROUPS, badInputCase, boundaryCase } from './bad-input.js';
 import { closedIdCase } from './closed-ids.js';
 import { extendCase } from './extend.js';
+import { holdsCase } from './holds.js';
 import { compositeKeyCase, expiryCapCase, skewedClocksCase } from './edge-cases.js';
 import { concurrentBatchesProperty, concurrentLoadProperty, jitter, reverseRaceProperty } from './concurrency.js';
 import { interleavingProperty } from './interleavings.js';
@@ -89,6 +90,8 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     closedIdCase(createStore));
   add('extend moves a held reservation\'s expiry (its reserve replays the first), refuses the settled and expired, and batches with the rest', 60_000, () =>
     extendCase(createStore));
+  add('holds() lists a SKU\'s live holds once each, by expiry then reservation id (odd ids included), in pages of any size', 60_000, () =>
+    holdsCase(createStore));
   add('keys of two caller strings never collide: reservation "a" holding "b\\u0000c" vs "a\\u0000b" holding "c" (and ":", "|")', 60_000, () =>
     compositeKeyCase(createStore));
   add('more due holds than one operation expires (LIMITS.expiriesPerSkuMax) and one sweep does: reads, deducts, sweeps', 120_000, () =>

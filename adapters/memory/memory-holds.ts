@@ -66,6 +66,23 @@ export class HoldIndex {
     return { qty, count };
   }
 
+  /**
+   * Holds with `expiresAt > now` that come after `after` (by expiry, then reservation id), at
+   * most `limit`: found by binary search, so a page costs what it returns.
+   */
+  live(now: number, after: { expiresAt: number; reservationId: string } | null, limit: number): HoldItem[] {
+    // '' sorts before every id and SKU: the probes land on the first hold at or past them.
+    let at = this.#position({ expiresAt: now + 1, reservationId: '', sku: '', qty: 0 });
+    if (after !== null) at = Math.max(at, this.#position({ expiresAt: after.expiresAt, reservationId: after.reservationId, sku: '', qty: 0 }));
+    const out: HoldItem[] = [];
+    for (; at < this.#items.length && out.length < limit; at += 1) {
+      const item = this.#items[at] as HoldItem;
+      if (after !== null && item.expiresAt === after.expiresAt && item.reservationId === after.reservationId) continue;
+      out.push(item);
+    }
+    return out;
+  }
+
   /** Every hold, in expiry order (a read-only view: verify walks it). */
   items(): readonly HoldItem[] {
     return this.#items;

@@ -2,7 +2,7 @@ import { InvariantViolationError, StoreUnavailableError } from '../../src/index.
 import { decide, levelAsOf, materialize, publicReservation, zeroCounters } from '../../src/store-kit.js';
 import type { Applied, Counters, Entry, EntryKind, FeedEntry, Level, OperationKind, StockStore } from '../../src/index.js';
 import type {
-  Command, Decision, HoldCheck, HoldRef, StateView, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
+  Command, Decision, HoldCheck, HoldCursor, HoldRef, StateView, StoredHold, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
 import { HoldIndex, type HoldItem } from './memory-holds.js';
 import { KeyedLocks } from './memory-locks.js';
@@ -143,6 +143,17 @@ export class MemoryStore implements StockStore {
     this.#open();
     const stored = this.#reservations.get(reservationId);
     return stored === undefined ? null : structuredClone(stored);
+  }
+
+  async holds(query: { sku: string; after: HoldCursor | null; limit: number; now: number }): Promise<StoredHold[]> {
+    this.#open();
+    const items = this.#holdsBySku.get(query.sku)?.live(query.now, query.after, query.limit) ?? [];
+    return items.map((item) => {
+      const hold: StoredHold = { reservationId: item.reservationId, qty: item.qty, expiresAt: item.expiresAt };
+      const meta = this.#reservations.get(item.reservationId)?.meta;
+      if (meta !== undefined) hold.meta = structuredClone(meta);
+      return hold;
+    });
   }
 
   async verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk> {

@@ -23,6 +23,7 @@ export interface Statements {
   entriesOfSku: string;
   request: string;
   reservation: string;
+  holds: string;
   verifyChunk: string;
 }
 
@@ -177,6 +178,11 @@ export function statements(s: string): Statements {
       (SELECT * FROM ${s}.entries WHERE sku = $3::text AND seq > $1::bigint ORDER BY seq LIMIT $2::int) e`,
     request: `SELECT COALESCE(json_agg(${requestJson(s)}), '[]')::text AS j FROM ${s}.requests r WHERE r.request_id = $1::text`,
     reservation: `SELECT COALESCE(json_agg(${reservationJson(s)}), '[]')::text AS j FROM ${s}.reservations v WHERE v.id = $1::text`,
+    // $1 SKU, $2 now, $3 and $4 the cursor (expiry, reservation id), $5 limit: the (sku, expires_at, reservation_id) index in order.
+    holds: `SELECT COALESCE(json_agg(json_build_object('r', x.reservation_id, 'q', x.qty, 'xp', x.expires_at, 'm', x.meta) ORDER BY x.expires_at, x.reservation_id), '[]')::text AS j
+      FROM (SELECT h.reservation_id, h.qty, h.expires_at, v.meta FROM ${s}.holds h LEFT JOIN ${s}.reservations v ON v.id = h.reservation_id
+        WHERE h.sku = $1::text AND h.expires_at > $2::bigint AND (h.expires_at, h.reservation_id) > ($3::bigint, $4::text COLLATE "C")
+        ORDER BY h.expires_at, h.reservation_id LIMIT $5::int) x`,
     verifyChunk: verifySql(s),
   };
 }

@@ -1,8 +1,8 @@
 import { InvalidInputError, StoreUnavailableError } from '../../src/index.js';
-import type { Entry, FeedEntry, Level, ReservationState, StockStore } from '../../src/index.js';
+import type { Entry, FeedEntry, JsonObject, Level, ReservationState, StockStore } from '../../src/index.js';
 import { compareCodePoints, levelAsOf, zeroCounters } from '../../src/store-kit.js';
 import type {
-  Command, ExecuteOptions, HoldCheck, StoreCapabilities, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem,
+  Command, ExecuteOptions, HoldCheck, HoldCursor, StoreCapabilities, StoreOutcome, StoredHold, StoredRequest, StoredReservation, VerifyChunk, VerifyItem,
 } from '../../src/store-kit.js';
 import { BatchQueue, checkGroupCommit, type Pending, type PostgresGroupCommitOptions } from './postgres-batch.js';
 import { connectorOf, joinedOf, type Connector, type PostgresClient } from './postgres-client.js';
@@ -143,6 +143,18 @@ export class PostgresStore implements StockStore {
     return this.#numbered(async (refs) => {
       const [row] = await this.#read<ReservationJson[]>(this.#sql.reservation, [encodeKey(reservationId)]);
       return row === undefined ? null : storedReservation(row, refs);
+    });
+  }
+
+  async holds(query: { sku: string; after: HoldCursor | null; limit: number; now: number }): Promise<StoredHold[]> {
+    const { sku, after, limit, now } = query;
+    const rows = await this.#read<Array<{ r: string; q: number | string; xp: number | string; m: string | null }>>(this.#sql.holds, [
+      encodeKey(sku), now, after?.expiresAt ?? -1, encodeKey(after?.reservationId ?? ''), limit,
+    ]);
+    return rows.map((row) => {
+      const hold: StoredHold = { reservationId: decodeKey(row.r), qty: int(row.q, 'hold qty'), expiresAt: int(row.xp, 'hold expires_at') };
+      if (row.m !== null) hold.meta = JSON.parse(row.m) as JsonObject;
+      return hold;
     });
   }
 

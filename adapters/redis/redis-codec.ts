@@ -1,7 +1,7 @@
 import { InvariantViolationError } from '../../src/index.js';
 import { byCodeUnits } from '../../src/store-kit.js';
 import type { Applied, Counters, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState } from '../../src/index.js';
-import type { Command, HoldCheck, StoreOutcome, StoredRequest, StoredReservation } from '../../src/store-kit.js';
+import type { Command, HoldCheck, StoreOutcome, StoredHold, StoredRequest, StoredReservation } from '../../src/store-kit.js';
 import type { LuaScriptName } from './redis-scripts.js';
 
 /** A command as a script call: which script, and its ARGV (see each .lua file's header). */
@@ -256,4 +256,19 @@ function integerField(s: string, what: string): number {
   const n = /^-?\d+$/.test(s) ? Number(s) : NaN;
   if (!Number.isSafeInteger(n)) throw new InvariantViolationError(`Redis: ${what} replied ${JSON.stringify(s)} for an integer`);
   return n;
+}
+
+/** The holds a read-holds reply lists: id, qty, expiresAt, meta (or "") for each. */
+export function holdsOf(reply: unknown): StoredHold[] {
+  if (!Array.isArray(reply) || reply.length % 4 !== 0) throw new InvariantViolationError('Redis: holds replied something else than a list of fours');
+  const holds: StoredHold[] = [];
+  for (let i = 0; i < reply.length; i += 4) {
+    const meta = text(reply[i + 3], 'hold meta');
+    const hold: StoredHold = {
+      reservationId: text(reply[i], 'hold id'), qty: Number(text(reply[i + 1], 'hold qty')), expiresAt: Number(text(reply[i + 2], 'hold expiry')),
+    };
+    if (meta !== '') hold.meta = JSON.parse(meta) as JsonObject;
+    holds.push(hold);
+  }
+  return holds;
 }

@@ -1,11 +1,11 @@
 import { InvalidInputError, StoreUnavailableError } from '../../src/index.js';
 import { levelAsOf } from '../../src/store-kit.js';
 import type { Counters, EntryKind, FeedEntry, Level, StockStore } from '../../src/index.js';
-import type { Command, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem } from '../../src/store-kit.js';
+import type { Command, HoldCursor, StoreOutcome, StoredHold, StoredRequest, StoredReservation, VerifyChunk, VerifyItem } from '../../src/store-kit.js';
 import { aofInvoker, type AofWait } from './redis-aof.js';
 import { ScriptBatcher } from './redis-batch.js';
 import {
-  entriesOf, foldPageOf, integers, outcomeOf, requestOf, reservationOf, scriptCall, verifyChunkOf, type ChunkSku,
+  entriesOf, foldPageOf, holdsOf, integers, outcomeOf, requestOf, reservationOf, scriptCall, verifyChunkOf, type ChunkSku,
 } from './redis-codec.js';
 import { redisFailure, scriptCaller, type RedisClientLike, type ScriptCaller } from './redis-client.js';
 import { aofKey, checkPrefix, ledgerKeys } from './redis-keys.js';
@@ -128,6 +128,12 @@ export class RedisStore implements StockStore {
 
   async reservation(reservationId: string): Promise<StoredReservation | null> {
     return reservationOf(await this.#run('record', ['reservation', reservationId]));
+  }
+
+  async holds(query: { sku: string; after: HoldCursor | null; limit: number; now: number }): Promise<StoredHold[]> {
+    const { sku, after, limit, now } = query;
+    const reply = await this.#run('holds', [sku, String(now), after === null ? '' : String(after.expiresAt), after?.reservationId ?? '', String(limit)]);
+    return holdsOf(reply);
   }
 
   /**

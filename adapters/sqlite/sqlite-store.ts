@@ -3,7 +3,7 @@ import { InvalidInputError, InvariantViolationError, StoreUnavailableError, isSt
 import { compareCodePoints, decide, levelAsOf, materialize, zeroCounters } from '../../src/store-kit.js';
 import type { Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, ReservationState, StockStore } from '../../src/index.js';
 import type {
-  Command, ExecuteOptions, HoldCheck, StateView, StoreCapabilities, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
+  Command, ExecuteOptions, HoldCheck, HoldCursor, StateView, StoredHold, StoreCapabilities, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
 import { BatchQueue, batchWriter, checkGroupCommit, type GroupCommitOptions } from './sqlite-batch.js';
 import type { SqliteDatabase, SqliteDatabaseConstructor, SqliteStatement } from './sqlite-database.js';
@@ -84,6 +84,7 @@ interface Statements {
   settleReservation: SqliteStatement;
   extendReservation: SqliteStatement;
   extendHolds: SqliteStatement;
+  liveHolds: SqliteStatement;
 }
 
 interface ReservationRow {
@@ -226,6 +227,17 @@ export class SqliteStore implements StockStore {
 
   async request(requestId: string): Promise<StoredRequest | null> {
     return this.#guard(() => this.#request(requestId));
+  }
+
+  async holds(query: { sku: string; after: HoldCursor | null; limit: number; now: number }): Promise<StoredHold[]> {
+    const { sku, after, limit, now } = query;
+    const rows = this.#guard(() => this.#sql.liveHolds.all(sku, now, after?.expiresAt ?? -1, after?.expiresAt ?? -1, after?.reservationId ?? '', limit)) as
+      Array<{ reservation_id: string; qty: number; expires_at: number; meta: string | null }>;
+    return rows.map((row) => {
+      const hold: StoredHold = { reservationId: row.reservation_id, qty: row.qty, expiresAt: row.expires_at };
+      if (row.meta !== null) hold.meta = JSON.parse(row.meta) as JsonObject;
+      return hold;
+    });
   }
 
   async reservation(reservationId: string): Promise<StoredReservation | null> {
@@ -450,6 +462,12 @@ function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
     settleReservation: db.prepare(`UPDATE ${t.reservations} SET state = ?, committed = ?, outcome = ? WHERE id = ?`),
     extendReservation: db.prepare(`UPDATE ${t.reservations} SET expires_at = ? WHERE id = ?`),
     extendHolds: db.prepare(`UPDATE ${t.holds} SET expires_at = ? WHERE reservation_id = ?`),
+    // Text compares as memcmp of UTF-8: code-point order, as the other stores page.
+    liveHolds: db.prepare(
+      `SELECT h.reservation_id, h.qty, h.expires_at, r.meta FROM ${t.holds} h LEFT JOIN ${t.reservations} r ON r.id = h.reservation_id ` +
+        'WHERE h.sku = ? AND h.expires_at > ? AND (h.expires_at > ? OR (h.expires_at = ? AND h.reservation_id > ?)) ' +
+        'ORDER BY h.expires_at, h.reservation_id LIMIT ?',
+    ),
   };
 }
 
