@@ -246,11 +246,9 @@ export class ReferenceModel {
   /** Release: like a commit, but a committed reservation is rejected and a released one replays. */
   release(input: ReleaseInput, at: number): Result {
     const reservationId = input.reservationId;
-    const held = this.#reserved(reservationId);
-    if (held === null) return { ok: false, code: 'RESERVATION_NOT_FOUND', reservationId };
-    const settled = this.#settled(reservationId);
-    const expired = this.#settling(held, at);
-    if (expired !== null) return expired;
+    const opened = this.#opening(reservationId, at);
+    if ('ok' in opened) return opened;
+    const { held, settled } = opened;
     if (settled?.kind === 'commit') return { ok: false, code: 'RESERVATION_COMMITTED', reservationId };
     if (settled !== null) return { ok: true, replayed: true, entries: settled.entries.map(copyEntry), levels: copyLevels(settled.levels) };
     const changes = held.lines.map((line): Change => ({
@@ -266,11 +264,9 @@ export class ReferenceModel {
    */
   extend(input: ExtendInput, at: number): Result {
     const reservationId = input.reservationId;
-    const held = this.#reserved(reservationId);
-    if (held === null) return { ok: false, code: 'RESERVATION_NOT_FOUND', reservationId };
-    const settled = this.#settled(reservationId);
-    const expired = this.#settling(held, at);
-    if (expired !== null) return expired;
+    const opened = this.#opening(reservationId, at);
+    if ('ok' in opened) return opened;
+    const { held, settled } = opened;
     if (settled?.kind === 'commit') return { ok: false, code: 'RESERVATION_COMMITTED', reservationId };
     if (settled?.kind === 'release') return { ok: false, code: 'RESERVATION_RELEASED', reservationId };
     this.#written.push({ type: 'extend', reservationId, expiresAt: at + input.ttlMs, at, entries: [] });
@@ -440,6 +436,19 @@ export class ReferenceModel {
     const levels = this.#levelsAfter(entries);
     this.#written.push({ type: 'settle', reservationId, kind, sold, at, entries, levels });
     return { ok: true, replayed: false, entries: entries.map(copyEntry), levels: copyLevels(levels) };
+  }
+
+  /**
+   * The start of a release or an extend: an unknown id is rejected; else the due holds expire
+   * (an unsettled expired reservation is rejected), and the reservation and its settlement, if
+   * any, come back.
+   */
+  #opening(reservationId: string, at: number): Rejection | { held: Reservation; settled: Extract<Written, { type: 'settle' }> | null } {
+    const held = this.#reserved(reservationId);
+    if (held === null) return { ok: false, code: 'RESERVATION_NOT_FOUND', reservationId };
+    const settled = this.#settled(reservationId);
+    const expired = this.#settling(held, at);
+    return expired ?? { held, settled };
   }
 
   /** The first line (in SKU order) asking for more than is available, as a rejection. */
