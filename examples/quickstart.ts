@@ -51,6 +51,8 @@ show('adjust MUG to 1', await ledger.adjust({ requestId: 'count-7', sku: 'MUG', 
 // 8. A reservation holds stock for a while (at checkout), then a commit sells it (at payment)
 //    or a release gives it back; unpaid, it expires by itself. See examples/checkout.ts.
 show('reserve 1 shirt for 15 min', await ledger.reserve({ requestId: 'cart-42', lines: [{ sku: 'TSHIRT-M', qty: 1 }], ttlMs: 15 * 60_000 }));
+show('extend cart-42 by 10 min (still at checkout)', await ledger.extend({ reservationId: 'cart-42', ttlMs: 10 * 60_000 }));
+console.log('who holds TSHIRT-M:', (await ledger.holds({ sku: 'TSHIRT-M' })).holds.map((h) => `${h.reservationId} x${h.qty}`).join(', '));
 show('commit cart-42 at payment', await ledger.commit({ reservationId: 'cart-42' }));
 
 // 9. Reads: levels, the stored outcome of a request, the entry feed, and a self-check.
