@@ -1,7 +1,7 @@
 import { IdempotencyConflictError, InvalidInputError, InvariantViolationError, RejectedError, StoreUnavailableError, isStockLedgerError, type StockLedgerError } from './errors.js';
 import { LIMITS } from './limits.js';
 import { resolvePolicy, retryAfter, retryHooks, type RetryPolicy } from './retry.js';
-import type { Command, StockStore, StoreOutcome, SweepOutcome, VerifyChunk } from './store.js';
+import type { Command, StockStore, StoreOutcome, StoredHold, SweepOutcome, VerifyChunk } from './store.js';
 import { levelOf, publicReservation, zeroCounters } from './decide.js';
 import type {
   AdjustInput, AdjustResult, Applied, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, ExtendInput, ExtendResult,
@@ -358,8 +358,8 @@ export class StockLedger {
       if (h.meta !== undefined) hold.meta = h.meta;
       return hold;
     });
-    const last = found[found.length - 1];
-    return { holds, next: last === undefined || found.length < checked.limit ? null : holdsCursor(last) };
+    // A short page is the last; a full one has a last hold to go on from.
+    return { holds, next: found.length < checked.limit ? null : holdsCursor(found[found.length - 1] as StoredHold) };
   }
 
   /**

@@ -310,10 +310,11 @@ export function holdsCursor(hold: HoldCursor): string {
 
 function holdCursorOf(value: unknown): HoldCursor {
   const bad = (): InvalidInputError => new InvalidInputError('after', 'must be the `next` of a previous holds() page');
-  if (typeof value !== 'string') throw bad();
+  // Digits, then ':', then the reservation id (which may hold ':' itself).
+  if (typeof value !== 'string' || !/^\d+:/.test(value)) throw bad();
   const colon = value.indexOf(':');
-  const expiresAt = colon > 0 ? Number(value.slice(0, colon)) : Number.NaN;
-  if (!/^\d+$/.test(value.slice(0, colon)) || !Number.isSafeInteger(expiresAt)) throw bad();
+  const expiresAt = Number(value.slice(0, colon));
+  if (!Number.isSafeInteger(expiresAt)) throw bad();
   return { expiresAt, reservationId: checkRequestId(value.slice(colon + 1), 'after') };
 }
 

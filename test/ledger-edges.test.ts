@@ -77,6 +77,21 @@ describe('StockLedger construction and clock', () => {
   });
 });
 
+describe('a store without the optional holds()', () => {
+  it('holds() is INVALID_INPUT naming the store, and nothing of the store is called', async () => {
+    const inner = new MemoryStore();
+    const { execute, stocks, entries, request, reservation, verifyChunk, close } = inner;
+    const bare: StockStore = {
+      execute: execute.bind(inner), stocks: stocks.bind(inner), entries: entries.bind(inner), request: request.bind(inner),
+      reservation: reservation.bind(inner), verifyChunk: verifyChunk.bind(inner), close: close.bind(inner),
+    };
+    const { store, calls } = spied({}, bare as MemoryStore);
+    const error = await failure(new StockLedger({ store }).holds({ sku: 'A' }));
+    expect(error).toMatchObject({ code: 'INVALID_INPUT', field: 'store', message: 'store: this store cannot list holds' });
+    expect(calls).toEqual([]);
+  });
+});
+
 describe('a closed ledger', () => {
   it('refuses operations and reads with STORE_UNAVAILABLE without calling the store, and is not retried', async () => {
     const { store, calls } = spied();

@@ -96,6 +96,16 @@ const CASES: Array<[string, string, unknown, string, string]> = [
   ['reserve', 'input not an object', true, 'input', 'input: must be an object'],
   ['commit', 'input not an object', 'c', 'input', 'input: must be an object'],
   ['revoke', 'input not an object', 1, 'input', 'input: must be an object'],
+  ['extend', 'input not an object', 'c', 'input', 'input: must be an object'],
+  ['extend', 'reservationId missing', { ttlMs: 1000 }, 'reservationId', 'reservationId: must be a string'],
+  ['extend', 'ttlMs 0', { reservationId: 'c', ttlMs: 0 }, 'ttlMs', `ttlMs: must be an integer from 1 to ${LIMITS.ttlMsMax}`],
+  ['holds', 'query not an object', 'A', 'query', 'query: must be an object'],
+  ['holds', 'sku missing', {}, 'sku', 'sku: must be a string'],
+  ['holds', 'limit 0', { sku: 'A', limit: 0 }, 'limit', 'limit: must be an integer from 1 to 1000'],
+  ['holds', 'after a number', { sku: 'A', after: 5 }, 'after', 'after: must be the `next` of a previous holds() page'],
+  ['holds', 'after an array that reads as a cursor', { sku: 'A', after: ['5:a'] }, 'after', 'after: must be the `next` of a previous holds() page'],
+  ['holds', 'after without an id', { sku: 'A', after: '5:' }, 'after', 'after: must not be empty'],
+  ['holds', 'after past safe integers', { sku: 'A', after: '9007199254740993:a' }, 'after', 'after: must be the `next` of a previous holds() page'],
 ];
 
 /** A memory store that counts every call made to it. */

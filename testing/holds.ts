@@ -1,6 +1,6 @@
 import { StockLedger, isStockLedgerError } from '../src/index.js';
 import type { Hold, StockStore } from '../src/index.js';
-import { assertEqual } from './assert.js';
+import { assertEqual, check, show } from './assert.js';
 import { compareCodePoints } from '../src/store-kit.js';
 
 /**
@@ -22,7 +22,13 @@ export async function holdsCase(createStore: () => StockStore | Promise<StockSto
     await ledger.restockOrThrow({ requestId: 'po', sku: 'A', qty: 100 });
     await ledger.restockOrThrow({ requestId: 'po-b', sku: 'B', qty: 100 });
     const expected = await makeHolds(ledger, clock);
-    assertEqual(await ledger.holds({ sku: 'A' }), { holds: expected, next: null }, 'holds of A in one page');
+    const whole = await ledger.holds({ sku: 'A' });
+    assertEqual(whole, { holds: expected, next: null }, 'holds of A in one page');
+    check(whole.holds.every((h) => h.meta !== undefined || !('meta' in h)), () => `a hold without meta has no meta key: ${show(whole.holds)}`);
+    assertEqual(await ledger.holds({ sku: 'A', after: null } as never), whole, 'after: null reads the first page');
+    const full = await ledger.holds({ sku: 'A', limit: expected.length });
+    assertEqual(full.next !== null, true, 'a full page says where to go on');
+    assertEqual(await ledger.holds({ sku: 'A', after: full.next as string }), { holds: [], next: null }, 'after the last hold: an empty last page');
     for (const limit of [1, 2, 3]) assertEqual(await pages(ledger, limit), expected, `holds of A, pages of ${limit}`);
     assertEqual(await ledger.holds({ sku: 'nothing-here' }), { holds: [], next: null }, 'holds of a SKU never held');
     await ledger.extendOrThrow({ reservationId: 'a', ttlMs: 1 });
