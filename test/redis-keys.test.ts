@@ -5,18 +5,17 @@
  * here would collide under a bare separator; a seeded differential run against the memory store
  * (the reference) covers the rest with ids and SKUs made of such pieces, prefixes of each other.
  */
-import { Redis } from 'ioredis';
+import { type Redis } from 'ioredis';
 import { StockLedger, isStockLedgerError, type Line } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
 import { RedisStore } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeRedis, startRedis, type RedisServer } from './support/redis-server.js';
+import { expect, it } from 'vitest';
+import { describeRedis, redisSuiteHooks } from './support/redis-server.js';
 import { seededRandom } from '../testing/random.js';
 
 const T0 = 1_700_000_000_000;
 
-let server: RedisServer;
 let client: Redis;
 let ledgers = 0;
 
@@ -65,13 +64,8 @@ async function snapshot(ledger: StockLedger, skus: readonly string[], ids: reado
 }
 
 describeRedis('Redis store: composite fields are collision-free', () => {
-  beforeAll(async () => {
-    server = await startRedis();
-    client = new Redis(server.url);
-  });
-  afterAll(async () => {
-    client?.disconnect();
-    await server?.stop();
+  redisSuiteHooks((_server, connected) => {
+    client = connected;
   });
 
   it('reservation a holds "b\\0c" and "c", "a\\0b" holds "c": its expiry and a\'s commit stay apart', async () => {

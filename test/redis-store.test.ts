@@ -7,8 +7,8 @@ import { Redis } from 'ioredis';
 import { IdempotencyConflictError, LIMITS, StockLedger, type Applied } from 'stock-ledger';
 import { RedisStore, ledgerKeys, type RedisStoreOptions } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { commandCalls, describeRedis, rawCommand, startRedis, writesSoFar as writesOn, type RedisServer } from './support/redis-server.js';
+import { expect, it } from 'vitest';
+import { commandCalls, describeRedis, rawCommand, redisSuiteHooks, writesSoFar as writesOn, type RedisServer } from './support/redis-server.js';
 import { codeOf } from './support/codes.js';
 
 let server: RedisServer;
@@ -27,13 +27,9 @@ const writesSoFar = (): Promise<number> => writesOn(server);
 const calls = (command: string): Promise<number> => commandCalls(server, command);
 
 describeRedis('Redis store', () => {
-  beforeAll(async () => {
-    server = await startRedis();
-    client = new Redis(server.url);
-  });
-  afterAll(async () => {
-    client?.disconnect();
-    await server?.stop();
+  redisSuiteHooks((started, connected) => {
+    server = started;
+    client = connected;
   });
 
   it('refuses bad prefixes, clients and options with INVALID_INPUT', async () => {

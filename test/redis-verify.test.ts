@@ -5,14 +5,13 @@
  * writes reports ok, and the walk stays bounded: chunks of SKUs, pages of entries, and no
  * chunk past the holds budget.
  */
-import { Redis } from 'ioredis';
+import { type Redis } from 'ioredis';
 import { StockLedger, type Drift, type Invariant } from 'stock-ledger';
 import { RedisStore, ledgerKeys } from 'stock-ledger/redis';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeRedis, startRedis, type RedisServer } from './support/redis-server.js';
+import { expect, it } from 'vitest';
+import { describeRedis, redisSuiteHooks } from './support/redis-server.js';
 import { seededRandom } from '../testing/random.js';
 
-let server: RedisServer;
 let client: Redis;
 let ledgers = 0;
 
@@ -69,13 +68,8 @@ async function changeRecord(f: Fixture, id: string, change: (r: Record<string, u
 }
 
 describeRedis('Redis store: verify checks every invariant', () => {
-  beforeAll(async () => {
-    server = await startRedis();
-    client = new Redis(server.url);
-  });
-  afterAll(async () => {
-    client?.disconnect();
-    await server?.stop();
+  redisSuiteHooks((_server, connected) => {
+    client = connected;
   });
 
   it('a negative reserved: reservedNonNegative (and the fold and the holds sum), with both sides', async () => {

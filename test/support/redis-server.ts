@@ -16,7 +16,8 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe } from 'vitest';
 
 /** Loopback only: the test servers must not be reachable from anywhere else. */
 export const REDIS_HOST = '127.0.0.1';
@@ -483,6 +484,28 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     throw new Error(`startRedis(${JSON.stringify(options)}) needs a spawned redis-server (this server comes from REDIS_URL)`);
   }
   return urlServer(target.url);
+}
+
+/**
+ * The hooks of a suite that needs one server and one ioredis client on it: both made before the
+ * suite (and handed to `set`), disconnected and stopped after it. Call it inside the suite's
+ * {@link describeRedis}, so a skipped suite starts nothing.
+ *
+ * @example
+ * let server: RedisServer; let client: Redis;
+ * describeRedis('...', () => { redisSuiteHooks((s, c) => { server = s; client = c; }); ... });
+ */
+export function redisSuiteHooks(set: (server: RedisServer, client: Redis) => void): void {
+  let started: { server: RedisServer; client: Redis } | undefined;
+  beforeAll(async () => {
+    const server = await startRedis();
+    started = { server, client: new Redis(server.url) };
+    set(started.server, started.client);
+  });
+  afterAll(async () => {
+    started?.client.disconnect();
+    await started?.server.stop();
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
