@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IdempotencyConflictError, InvalidInputError, RejectedError, StockLedger, StockLedgerError, isStockLedgerError } from 'stock-ledger';
+import { IdempotencyConflictError, InvalidInputError, RejectedError, StockLedger, StockLedgerError, StoreUnavailableError, isStockLedgerError } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
 
 describe('errors', () => {
@@ -21,6 +21,17 @@ describe('errors', () => {
     expect(error.name).toBe('InvalidInputError');
     expect(error.field).toBe('lines[0].qty');
     expect(new IdempotencyConflictError('r', 'deduct').code).toBe('IDEMPOTENCY_CONFLICT');
+  });
+
+  it('STORE_UNAVAILABLE keeps its cause, counts one attempt, and says to retry the operation unless told the transaction', () => {
+    const cause = new Error('socket closed');
+    const lost = new StoreUnavailableError('lost', { cause });
+    expect(lost).toMatchObject({ code: 'STORE_UNAVAILABLE', attempts: 1, retry: 'operation' });
+    expect(lost.cause).toBe(cause);
+    const bare = new StoreUnavailableError('down');
+    expect('cause' in bare).toBe(false);
+    expect(bare.retry).toBe('operation');
+    expect(new StoreUnavailableError('conflict', { retry: 'transaction' }).retry).toBe('transaction');
   });
 
   it('the OrThrow variants throw the rejection as a RejectedError', async () => {

@@ -41,6 +41,18 @@ describe('withRetry', () => {
     expect((error as StoreUnavailableError).retry).toBe('operation');
   });
 
+  it('with one attempt allowed, says "after 1 attempt"; an error a custom retryable let through comes back as it was', async () => {
+    const once = await withRetry(async () => {
+      throw new StoreUnavailableError('down');
+    }, { ...noSleep, attemptsMax: 1 }).catch((e: unknown) => e);
+    expect((once as Error).message).toBe('down (after 1 attempt)');
+    const plain = new Error('timeout');
+    const error = await withRetry(async () => {
+      throw plain;
+    }, { ...noSleep, attemptsMax: 2, retryable: () => true }).catch((e: unknown) => e);
+    expect(error).toBe(plain);
+  });
+
   it('keeps what the last failure said to run again (the whole transaction)', async () => {
     const error = await withRetry(async () => {
       throw new StoreUnavailableError('lost a conflict', { retry: 'transaction' });
