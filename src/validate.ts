@@ -59,6 +59,7 @@ interface Budget {
 function jsonValue(value: unknown, field: string, depth: number, budget: Budget): JsonValue {
   // Stryker disable next-line AssignmentOperator,ConditionalExpression,EqualityOperator: a bound on the walk's work; the byte check after it refuses the same meta with the same error
   budget.nodesLeft -= 1;
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: the same bound, as above
   if (budget.nodesLeft < 0) throw new InvalidInputError('meta', `must be at most ${LIMITS.metaBytesMax} bytes as JSON`);
   if (typeof value === 'string') {
     if (!value.isWellFormed()) throw new InvalidInputError(field, 'must be well-formed Unicode');

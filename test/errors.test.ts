@@ -21,6 +21,8 @@ describe('errors', () => {
     expect(error.name).toBe('InvalidInputError');
     expect(error.field).toBe('lines[0].qty');
     expect(new IdempotencyConflictError('r', 'deduct').code).toBe('IDEMPOTENCY_CONFLICT');
+    expect(new IdempotencyConflictError('order-7', 'deduct').message).toBe('request "order-7" was already used for a different deduct payload');
+    expect(new RejectedError({ ok: false, code: 'REQUEST_REVOKED', requestId: 'x' }).message).toBe('operation rejected: REQUEST_REVOKED');
   });
 
   it('STORE_UNAVAILABLE keeps its cause, counts one attempt, and says to retry the operation unless told the transaction', () => {

@@ -166,6 +166,29 @@ describe('a retried extend', () => {
   });
 });
 
+describe('verify over a store whose walk never ends', () => {
+  it('stops at LIMITS.verifyChunksMax chunks with INVARIANT_VIOLATION, never a report that all is well', async () => {
+    let chunks = 0;
+    const { store } = spied({ verifyChunk: async () => { chunks += 1; return { items: [], cursor: 'again' }; } });
+    const error = await failure(new StockLedger({ store }).verify());
+    expect(error).toMatchObject({ code: 'INVARIANT_VIOLATION', message: `verify: the store still had SKUs after ${LIMITS.verifyChunksMax} chunks (its cursor never ends)` });
+    expect(chunks).toBe(LIMITS.verifyChunksMax);
+  }, 60_000);
+});
+
+describe('exact rejections and messages', () => {
+  it('adjust below what is reserved is BELOW_RESERVED with the level; a store that answers a sweep wrongly says so', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    await ledger.restockOrThrow({ requestId: 'po', sku: 'A', qty: 5 });
+    await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 3 }], ttlMs: 60_000 });
+    expect(await ledger.adjust({ requestId: 'count', sku: 'A', onHand: 2 })).toEqual({
+      ok: false, code: 'BELOW_RESERVED', sku: 'A', requested: 2, level: { sku: 'A', onHand: 5, reserved: 3, available: 2, version: 2 },
+    });
+    const { store } = spied({ execute: async () => ({ ok: true, replayed: false, entries: [], levels: [] }) });
+    expect(await failure(new StockLedger({ store }).sweepExpired())).toMatchObject({ message: 'a sweep returned no sweep outcome' });
+  });
+});
+
 describe('a commit replay names only what was held', () => {
   it('a partial commit again with an extra SKU the reservation never held is a conflict, not a replay', async () => {
     const ledger = new StockLedger({ store: new MemoryStore() });

@@ -63,6 +63,15 @@ describe('withRetry', () => {
     }
   });
 
+  it('the time bound holds with the default clock too: a wait past totalMsMax ends the retries', async () => {
+    let made = 0;
+    await withRetry(async () => {
+      made += 1;
+      throw new StoreUnavailableError('down');
+    }, { attemptsMax: 5, baseMs: 100, capMs: 100, totalMsMax: 50, random: () => 0.99, sleep: async () => {} }).catch(() => undefined);
+    expect(made).toBe(1);
+  });
+
   it('a retry whose wait ends exactly at totalMsMax still runs; one past it does not', async () => {
     for (const [totalMsMax, calls] of [[99, 2], [98, 1]] as const) { // the wait is floor(0.9999999 x 100) = 99 ms
       let now = 0;
