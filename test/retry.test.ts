@@ -63,6 +63,17 @@ describe('withRetry', () => {
     }
   });
 
+  it('rethrows the last failure, not the first; the default sleep really waits between attempts', async () => {
+    const started: number[] = [];
+    const error = await withRetry(async (attempt) => {
+      started.push(performance.now());
+      throw new StoreUnavailableError(`down ${attempt}`);
+    }, { attemptsMax: 3, baseMs: 30, capMs: 30, totalMsMax: 1000, random: () => 0.99 }).catch((e: unknown) => e);
+    expect((error as Error).message).toBe('down 3 (after 3 attempts)');
+    // Each wait is floor(0.99 x 30) = 29 ms; timers may fire a little early, never much.
+    expect((started[1] as number) - (started[0] as number)).toBeGreaterThan(20);
+  });
+
   it('the time bound holds with the default clock too: a wait past totalMsMax ends the retries', async () => {
     let made = 0;
     await withRetry(async () => {
