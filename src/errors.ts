@@ -142,3 +142,18 @@ export class RejectedError extends StockLedgerError {
     this.rejection = rejection;
   }
 }
+
+/**
+ * For stores that join the app's transaction: a `STORE_UNAVAILABLE` raised inside it says
+ * `retry: 'transaction'` (that transaction may be gone with its connection, or unable to go on:
+ * what to run again is the whole of it, not the call). Other errors pass through.
+ *
+ * @example
+ * ```ts
+ * try { return runInSavepoint(command); } catch (error) { throw inAppTransaction(error); }
+ * ```
+ */
+export function inAppTransaction(error: unknown): unknown {
+  if (!(error instanceof StoreUnavailableError) || error.retry === 'transaction') return error;
+  return new StoreUnavailableError(`${error.message}; roll your transaction back and retry the whole of it`, { cause: error.cause, retry: 'transaction' });
+}

@@ -18,5 +18,6 @@ export {
 } from './decide.js';
 export { canonicalJson, fingerprint } from './fingerprint.js';
 export { verifyItem } from './verify.js';
+export { inAppTransaction } from './errors.js';
 export { byCodeUnits, compareCodePoints } from './order.js';
 export type * from './store.js';

@@ -82,12 +82,3 @@ export function joinedConflict(error: unknown): StoreUnavailableError {
     { cause: error, retry: 'transaction' },
   );
 }
-
-/**
- * A transient failure of a call inside the app's transaction: that transaction may be gone
- * with its connection, so what to run again is the whole of it, not the call.
- */
-export function joinedFailure(error: Error): Error {
-  if (!(error instanceof StoreUnavailableError)) return error;
-  return new StoreUnavailableError(`${error.message}; roll your transaction back and retry the whole of it`, { cause: error.cause, retry: 'transaction' });
-}

@@ -1,13 +1,13 @@
 import { InvalidInputError, StoreUnavailableError } from '../../src/index.js';
 import type { Entry, FeedEntry, JsonObject, Level, ReservationState, StockStore } from '../../src/index.js';
-import { compareCodePoints, levelAsOf, zeroCounters } from '../../src/store-kit.js';
+import { compareCodePoints, inAppTransaction, levelAsOf, zeroCounters } from '../../src/store-kit.js';
 import type {
   Command, ExecuteOptions, HoldCheck, HoldCursor, StoreCapabilities, StoreOutcome, StoredHold, StoredRequest, StoredReservation, VerifyChunk, VerifyItem,
 } from '../../src/store-kit.js';
 import { BatchQueue, checkGroupCommit, type Pending, type PostgresGroupCommitOptions } from './postgres-batch.js';
 import { connectorOf, joinedOf, type Connector, type PostgresClient } from './postgres-client.js';
 import { decodeKey, encodeKey, feedEntryOf, int, linesOf, str, type EntryJson } from './postgres-codec.js';
-import { isRetryableConflict, joinedConflict, joinedFailure, sqlState, storeError } from './postgres-errors.js';
+import { isRetryableConflict, joinedConflict, sqlState, storeError } from './postgres-errors.js';
 import { checkSchema, migrateWith } from './postgres-schema.js';
 import { sequence, sequenceIfNeeded, seqOf, unnumbered } from './postgres-sequencer.js';
 import { statements, type Statements } from './postgres-sql.js';
@@ -290,7 +290,7 @@ export class PostgresStore implements StockStore {
       } catch (error) {
         if (error instanceof TwinWon && attempt < JOINED_ATTEMPTS_MAX) continue;
         if (error instanceof TwinWon || isRetryableConflict(error)) throw joinedConflict(error instanceof TwinWon ? error.cause : error);
-        throw joinedFailure(storeError(error));
+        throw inAppTransaction(storeError(error));
       }
       unit.refs.unnumbered();
       return outcomeOf(unit.finished[0] as Finished);

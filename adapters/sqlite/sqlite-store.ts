@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { InvalidInputError, InvariantViolationError, StoreUnavailableError, isStockLedgerError } from '../../src/index.js';
-import { compareCodePoints, decide, levelAsOf, materialize, zeroCounters } from '../../src/store-kit.js';
+import { compareCodePoints, decide, inAppTransaction, levelAsOf, materialize, zeroCounters } from '../../src/store-kit.js';
 import type { Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, ReservationState, StockStore } from '../../src/index.js';
 import type {
   Command, ExecuteOptions, HoldCheck, HoldCursor, StateView, StoredHold, StoreCapabilities, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
@@ -195,8 +195,7 @@ export class SqliteStore implements StockStore {
     } catch (error) {
       // Busy inside the app's transaction (a deferred one that cannot take the write lock, or
       // whose snapshot went stale) is only cured by rolling back and running the whole again.
-      if (!(error instanceof StoreUnavailableError)) throw error;
-      throw new StoreUnavailableError(`${error.message}; roll your transaction back and retry the whole of it`, { cause: error.cause, retry: 'transaction' });
+      throw inAppTransaction(error);
     }
   }
 
