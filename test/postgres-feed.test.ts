@@ -15,6 +15,36 @@ import { createDatabase, describePostgres, startPostgres, type PostgresServer } 
 import { quietPool } from './support/postgres-server.js';
 
 const SKUS = ['apple', 'pear', 'plum', 'fig'];
+
+/**
+ * The test's pool, for a store: before the first statement that calls the sequencer after
+ * `hook.run` is set, it runs the hook (once), so a test can commit something at exactly that point.
+ */
+function hookedPool(hook: { run: (() => Promise<void>) | null }): pg.Pool {
+  const wrap = (client: pg.PoolClient): pg.PoolClient => new Proxy(client, {
+    get(target, key) {
+      if (key === 'query') {
+        return async (...args: unknown[]) => {
+          const first = args[0];
+          const text = typeof first === 'string' ? first : String((first as { text?: unknown } | null)?.text ?? '');
+          const run = hook.run;
+          if (run !== null && text.includes('number_entries')) {
+            hook.run = null;
+            await run();
+          }
+          return (target.query as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      const value: unknown = Reflect.get(target, key);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return {
+    totalCount: 0,
+    connect: async () => wrap(await pool.connect()),
+    query: (...args: unknown[]) => (pool.query as (...a: unknown[]) => unknown).apply(pool, args),
+  } as unknown as pg.Pool;
+}
 let server: PostgresServer | undefined;
 let database: { url: string; drop(): Promise<void> } | undefined;
 let pool: pg.Pool;
@@ -100,4 +130,41 @@ describePostgres('PostgreSQL: the entries feed never skips', () => {
     await checkWholeLedger(ledger, SKUS);
     console.log(`feed follower: ${seen.length} entries, ${committed} from joined transactions`);
   }, 180_000);
+
+  it('a sweep raced by a reserve of another SKU that commits while the sweep numbers: the feed agrees with what it expired', async () => {
+    for (const groupCommit of [false, true]) {
+      const schema = `sweep_race_${groupCommit ? 'batched' : 'single'}`;
+      const hook: { run: (() => Promise<void>) | null } = { run: null };
+      const clock = { now: 1000 };
+      const ledger = new StockLedger({ store: new PostgresStore({ client: hookedPool(hook), schema, groupCommit }), clock: () => clock.now });
+      await ledger.restock({ requestId: 'sx', sku: 'X', qty: 5 });
+      await ledger.restock({ requestId: 'sy', sku: 'Y', qty: 5 });
+      await ledger.reserve({ requestId: 'h0', lines: [{ sku: 'Y', qty: 1 }], ttlMs: 1 });
+      // The app reserves X in its own transaction, due at 2001; it commits right when the
+      // sweep (at 2002, which read the due holds before that commit) numbers its entries.
+      const app = await pool.connect();
+      try {
+        await app.query('BEGIN');
+        clock.now = 2000;
+        expect((await ledger.reserve({ requestId: 'c1', lines: [{ sku: 'X', qty: 1 }], ttlMs: 1 }, { transaction: app })).ok).toBe(true);
+        hook.run = async () => {
+          await app.query('COMMIT');
+        };
+        clock.now = 2002;
+        const swept = await ledger.sweepExpired();
+        expect(hook.run).toBeNull();
+        const all = await readAllEntries(ledger);
+        const reserveSeq = all.find((e) => e.requestId === 'c1' && e.kind === 'reserve')?.seq ?? 0;
+        const sweptSeqs = swept.entries.map((e) => e.seq ?? 0);
+        // The feed puts the reserve before the sweep, so the sweep must have expired c1 too.
+        expect(reserveSeq).toBeGreaterThan(0);
+        expect(Math.min(...sweptSeqs)).toBeGreaterThan(reserveSeq);
+        expect(swept.entries.map((e) => `${e.requestId}/${e.sku}`).sort()).toEqual(['c1/X', 'h0/Y']);
+        expect(swept.expired).toBe(2);
+      } finally {
+        app.release();
+      }
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    }
+  }, 60_000);
 });

@@ -1,8 +1,10 @@
 import { StoreUnavailableError } from '../../src/index.js';
 import type { Connection, Connector } from './postgres-client.js';
-import { int, str, type EntryRef } from './postgres-codec.js';
+import { encodeKey, int, str, type EntryRef } from './postgres-codec.js';
 import { sqlState } from './postgres-errors.js';
 import type { Statements } from './postgres-sql.js';
+import type { SweepMark } from './postgres-unit.js';
+import type { EntryRefs } from './postgres-view.js';
 
 /** Entries numbered per statement of the sequencer. */
 const SEQUENCE_BATCH = 10_000;
@@ -90,4 +92,40 @@ export async function sequenceIfNeeded(connector: Connector, sql: Statements): P
 /** A committed entry the sequencer could not number within its bound: the caller retries. */
 export function unnumbered(): StoreUnavailableError {
   return new StoreUnavailableError('PostgreSQL: committed entries are still being numbered; retry');
+}
+
+/**
+ * A sweep's result depends on every due hold of the ledger, not only on the SKUs it locked: a
+ * reserve of another SKU that committed after the sweep read could still be numbered before
+ * the sweep's entries, and the feed would then show a sweep that missed a hold already due.
+ * So a sweep that wrote numbers its entries before its COMMIT, waiting for the sequencer lock
+ * (held from then until the COMMIT, so whatever commits later is numbered after it), and then
+ * checks, in a snapshot taken after that numbering, that the due holds it left are exactly
+ * those the model allows: none before the last one it took, and some exactly when it said
+ * `more`. If not, {@link SweepRaced}: the store rolls back and sweeps again.
+ *
+ * @example
+ * ```ts
+ * if (unit.sweep !== null) await sealSweep(connection, sql, unit.ops, unit.sweep, unit.refs);
+ * ```
+ */
+export async function sealSweep(connection: Connection, sql: Statements, ops: readonly number[], mark: SweepMark, refs: EntryRefs): Promise<void> {
+  const rows = await connection.query(sql.numberEntries, [SEQUENCE_BATCH, SEQUENCE_ROUNDS_MAX, JSON.stringify(ops), true]);
+  const seqs = seqsOf(str(rows[0]?.['j'], 'sequence'));
+  refs.number((ref) => seqOf(seqs, ref));
+  if (refs.unnumberedOps().length > 0) throw new SweepRaced('its entries could not be numbered before its commit');
+  const last = mark.last;
+  const [check] = await connection.query(sql.sweepLeft, [
+    mark.at, last?.expiresAt ?? null, last === null ? null : encodeKey(last.reservationId), last === null ? null : encodeKey(last.sku),
+  ]);
+  const any = check?.['any'] === true || check?.['any'] === 't';
+  const before = check?.['before'] === true || check?.['before'] === 't';
+  if (before || any !== mark.more) throw new SweepRaced('a hold fell due elsewhere while it ran');
+}
+
+/** A sweep met a hold that fell due while it ran (or could not number first): rolled back and run again. */
+export class SweepRaced extends StoreUnavailableError {
+  constructor(why: string) {
+    super(`PostgreSQL: a sweep raced other writers (${why}); retry`);
+  }
 }

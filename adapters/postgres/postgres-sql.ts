@@ -16,6 +16,8 @@ export interface Statements {
   flush: string;
   /** Runs the sequencer function: waiting for its lock ($4 true, autocommit) or only if it is free ($4 false). */
   numberEntries: string;
+  /** After a sweep: whether due holds are left ($1 its time), and whether one sorts before the last it took ($2-$4). */
+  sweepLeft: string;
   /** Whether any committed entry has no seq yet. */
   anyUnnumbered: string;
   stocks: string;
@@ -166,6 +168,9 @@ export function statements(s: string): Statements {
       RETURNING sku, on_hand::text AS on_hand, reserved::text AS reserved, version::text AS version`,
     flush: flushSql(s),
     numberEntries: `SELECT ${s}.number_entries($1::int, $2::int, $3::text, $4::boolean) AS j`,
+    sweepLeft: `SELECT EXISTS (SELECT 1 FROM ${s}.holds WHERE expires_at <= $1::bigint) AS any,
+      EXISTS (SELECT 1 FROM ${s}.holds WHERE $2::bigint IS NOT NULL AND expires_at <= $1::bigint
+        AND (expires_at, reservation_id, sku) < ($2::bigint, $3::text COLLATE "C", $4::text COLLATE "C")) AS before`,
     anyUnnumbered: `SELECT EXISTS (SELECT 1 FROM ${s}.entries WHERE seq IS NULL) AS any`,
     stocks: `
       SELECT COALESCE(json_agg(json_build_object('s', l.sku, 'h', l.on_hand, 'r', l.reserved, 'v', l.version,

@@ -9,7 +9,7 @@ import { connectorOf, joinedOf, type Connector, type PostgresClient } from './po
 import { decodeKey, encodeKey, feedEntryOf, int, linesOf, str, type EntryJson } from './postgres-codec.js';
 import { isRetryableConflict, joinedConflict, sqlState, storeError } from './postgres-errors.js';
 import { checkSchema, migrateWith } from './postgres-schema.js';
-import { sequence, sequenceIfNeeded, seqOf, unnumbered } from './postgres-sequencer.js';
+import { sealSweep, sequence, sequenceIfNeeded, seqOf, SweepRaced, unnumbered } from './postgres-sequencer.js';
 import { statements, type Statements } from './postgres-sql.js';
 import { runUnit, TwinWon, type Finished, type UnitResult } from './postgres-unit.js';
 import { EntryRefs, requestOutcome, storedReservation, type RequestJson, type ReservationJson } from './postgres-view.js';
@@ -101,7 +101,8 @@ export class PostgresStore implements StockStore {
   async execute(command: Command, options?: ExecuteOptions): Promise<StoreOutcome> {
     await this.#open();
     if (options?.transaction !== undefined) return this.#executeJoined(command, options.transaction);
-    if (this.#batches !== null) return this.#batches.push(command);
+    // A sweep runs alone: it seals its transaction with the sequencer lock (see sealSweep).
+    if (this.#batches !== null && command.kind !== 'sweep') return this.#batches.push(command);
     const [finished] = await this.#runOwn([command]);
     return outcomeOf(finished as Finished);
   }
@@ -248,12 +249,14 @@ export class PostgresStore implements StockStore {
           // Alone, a transaction numbers its entries before its COMMIT (no extra round trip);
           // with company it numbers after, so the sequencer lock is never held across one
           // transaction's flush while the others queue behind it, and one run numbers many.
-          const done = await runUnit(connection, this.#sql, commands, { numberOwn: this.#ownInFlight === 1 });
+          const sweeps = commands.some((c) => c.kind === 'sweep');
+          const done = await runUnit(connection, this.#sql, commands, { numberOwn: this.#ownInFlight === 1 && !sweeps });
+          if (done.sweep !== null) await sealSweep(connection, this.#sql, done.ops, done.sweep, done.refs);
           // Nothing written (rejections, replays): roll back, which flushes nothing to disk.
           return { value: done, commit: done.ops.length > 0 };
         }, lockTimeoutMs);
       } catch (error) {
-        if ((error instanceof TwinWon || isRetryableConflict(error)) && attempt < OWN_ATTEMPTS_MAX) {
+        if ((error instanceof TwinWon || error instanceof SweepRaced || isRetryableConflict(error)) && attempt < OWN_ATTEMPTS_MAX) {
           await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(BACKOFF_MS_MAX, 2 ** attempt)));
           continue;
         }

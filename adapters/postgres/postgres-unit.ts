@@ -7,7 +7,7 @@ import { decodeKey, encodeKey, int, str } from './postgres-codec.js';
 import { constraintOf, sqlState } from './postgres-errors.js';
 import type { Statements } from './postgres-sql.js';
 import { sequenceBeforeLastWrite, seqOf } from './postgres-sequencer.js';
-import { Cache, EntryRefs, Missing, type LoadJson, type Need } from './postgres-view.js';
+import { Cache, EntryRefs, Missing, type HoldItem, type LoadJson, type Need } from './postgres-view.js';
 
 /** One command's end: its outcome, or the error it alone failed with. */
 export type Finished = { ok: true; outcome: StoreOutcome } | { ok: false; error: unknown };
@@ -18,6 +18,15 @@ export interface UnitResult {
   /** Ops of the flushes written (empty: nothing was written, the transaction may roll back). */
   ops: number[];
   refs: EntryRefs;
+  /** Set when a sweep wrote: what its seal checks (see `sealSweep`). */
+  sweep: SweepMark | null;
+}
+
+/** What a sweep decided on: its time, whether it left more due holds, and the last hold it took. */
+export interface SweepMark {
+  at: number;
+  more: boolean;
+  last: HoldItem | null;
 }
 
 /**
@@ -202,6 +211,7 @@ class Unit {
   readonly #extra = { lock: new Set<string>(), requests: new Set<string>(), reservations: new Set<string>(), tallies: new Set<string>() };
   #pending = new Pending();
   #next = 0;
+  #sweep: SweepMark | null = null;
 
   constructor(connection: Connection, sql: Statements, commands: readonly Command[], options: UnitOptions) {
     this.#connection = connection;
@@ -224,7 +234,7 @@ class Unit {
       this.#satisfy(need);
     }
     await this.#flush(await this.#numberBeforeLastWrite());
-    return { finished: this.#finished, ops: this.#ops, refs: this.#refs };
+    return { finished: this.#finished, ops: this.#ops, refs: this.#refs, sweep: this.#ops.length > 0 ? this.#sweep : null };
   }
 
   /**
@@ -252,6 +262,9 @@ class Unit {
         // A throw is this command's alone: nothing of it was applied to the view.
         this.#finished[this.#next] = { ok: false, error };
         continue;
+      }
+      if (command.kind === 'sweep' && decision.write !== null && decision.write.sweep !== null) {
+        this.#sweep = { at: command.at, more: decision.write.sweep.more, last: this.#cache.lastDueAnywhere(command.at, command.limit) };
       }
       this.#finished[this.#next] = { ok: true, outcome: this.#take(decision) };
     }

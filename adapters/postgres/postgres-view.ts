@@ -26,7 +26,7 @@ export type Need =
   | { kind: 'anywhere' };
 
 /** A due hold as loaded. */
-interface HoldItem {
+export interface HoldItem {
   reservationId: string;
   sku: string;
   expiresAt: number;
@@ -207,6 +207,13 @@ export class Cache implements StateView {
   dueAnywhere(now: number, limit: number): HoldRef[] {
     if (this.anywhere === null) throw new Missing({ kind: 'anywhere' });
     return dueOf(this.anywhere, now, limit, () => new Missing({ kind: 'anywhere' })).map((h) => ({ reservationId: h.reservationId, sku: h.sku }));
+  }
+
+  /** The last hold a sweep at `now` with `limit` takes: its place in the order is what the sweep's seal checks. */
+  lastDueAnywhere(now: number, limit: number): HoldItem | null {
+    if (this.anywhere === null) return null;
+    const due = dueOf(this.anywhere, now, limit, () => new Missing({ kind: 'anywhere' }));
+    return due[due.length - 1] ?? null;
   }
 
   /** Takes in locked level rows. */
