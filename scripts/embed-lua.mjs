@@ -23,6 +23,7 @@ const SCRIPTS = {
   reverse: { files: ['reverse.lua'], op: 'reverse' },
   reserve: { files: ['reserve.lua'], op: 'reserve' },
   revoke: { files: ['revoke.lua'], op: 'revoke' },
+  policy: { files: ['policy.lua'], op: 'policy' },
   commit: { files: ['settle.lua', 'commit.lua'], op: 'commit' },
   release: { files: ['settle.lua', 'release.lua'], op: 'release' },
   extend: { files: ['settle.lua', 'extend.lua'], op: 'extend' },
@@ -34,7 +35,7 @@ const SCRIPTS = {
   verifyChunk: { files: ['verify-chunk.lua'], op: 'verify_chunk' },
   verifyFold: { files: ['verify-fold.lua'], op: 'fold' },
   batch: {
-    files: ['settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'extend.lua', 'sweep.lua', 'revoke.lua', 'batch.lua'],
+    files: ['settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'extend.lua', 'sweep.lua', 'revoke.lua', 'policy.lua', 'batch.lua'],
     op: 'batch',
   },
 };

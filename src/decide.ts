@@ -2,11 +2,11 @@ import { InvariantViolationError } from './errors.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
 import type {
-  CommitCommand, Command, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, StoreOutcome, StoredRequest,
-  StoredReservation, SweepCommand,
+  CommitCommand, Command, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, SetPolicyCommand, StoreOutcome,
+  StoredRequest, StoredReservation, SweepCommand,
 } from './store.js';
 import type {
-  Applied, Counters, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState,
+  Applied, Counters, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, StockPolicy,
 } from './types.js';
 
 /** One hold: a reservation's units of one SKU. */
@@ -90,13 +90,38 @@ export function zeroCounters(): Counters {
  * counted as expired (`due`: their units and their number, one expire entry each).
  */
 export function levelAsOf(sku: string, c: Counters, due: { qty: number; count: number }): Level {
-  const reserved = c.reserved - due.qty;
-  return { sku, onHand: c.onHand, reserved, available: c.onHand - reserved, version: c.version + due.count };
+  return levelOf(sku, { ...c, reserved: c.reserved - due.qty, version: c.version + due.count });
 }
 
-/** A level from counters. */
+/** A level from counters: the one place that computes `available` (and shows a policy that is not the default). */
 export function levelOf(sku: string, c: Counters): Level {
-  return { sku, onHand: c.onHand, reserved: c.reserved, available: c.onHand - c.reserved, version: c.version };
+  const level: Level = { sku, onHand: c.onHand, reserved: c.reserved, available: availableOf(c), version: c.version };
+  if (c.policy !== undefined) level.policy = { ...c.policy };
+  return level;
+}
+
+/** What a deduct or reserve may take: `onHand - reserved + backorderMax`. */
+export function availableOf(c: Counters): number {
+  return c.onHand - c.reserved + (c.policy?.backorderMax ?? 0);
+}
+
+/** The default policy: no backorder, no low-stock threshold. */
+export const DEFAULT_POLICY: Readonly<StockPolicy> = Object.freeze({ backorderMax: 0, lowStockAt: null });
+
+/** A SKU's whole policy, defaults filled in. */
+export function policyOf(c: Counters): StockPolicy {
+  return c.policy === undefined ? { ...DEFAULT_POLICY } : { ...c.policy };
+}
+
+/** Whether a policy is the default one (stores keep none then, and levels show none). */
+export function isDefaultPolicy(p: StockPolicy): boolean {
+  return p.backorderMax === DEFAULT_POLICY.backorderMax && p.lowStockAt === DEFAULT_POLICY.lowStockAt;
+}
+
+/** Counters with `policy` set, or removed when it is the default. */
+export function withPolicy(c: Counters, p: StockPolicy): Counters {
+  const { policy: _old, ...rest } = c;
+  return isDefaultPolicy(p) ? rest : { ...rest, policy: { backorderMax: p.backorderMax, lowStockAt: p.lowStockAt } };
 }
 
 /**
@@ -121,17 +146,18 @@ export function publicReservation(stored: StoredReservation, now: number): Reser
   return out;
 }
 
-/** Counters after a delta, checked against the invariants. */
-function next(sku: string, before: Counters, onHandDelta: number, reservedDelta: number): Counters {
-  const onHand = before.onHand + onHandDelta;
-  const reserved = before.reserved + reservedDelta;
-  if (reserved < 0 || onHand < reserved || onHand > LIMITS.quantityMax) {
-    throw new InvariantViolationError(`SKU ${JSON.stringify(sku)} would reach onHand ${onHand}, reserved ${reserved}`);
+/** Counters after a delta (and a new policy, for a policy step), checked against the invariants. */
+function next(sku: string, before: Counters, d: Delta): Counters {
+  const onHand = before.onHand + d.onHandDelta;
+  const reserved = before.reserved + d.reservedDelta;
+  const after = withPolicy({ onHand, reserved, version: before.version + 1 }, d.policy ?? policyOf(before));
+  if (reserved < 0 || availableOf(after) < 0 || onHand > LIMITS.quantityMax) {
+    throw new InvariantViolationError(`SKU ${JSON.stringify(sku)} would reach onHand ${onHand}, reserved ${reserved}, available ${availableOf(after)}`);
   }
-  return { onHand, reserved, version: before.version + 1 };
+  return after;
 }
 
-type Delta = { sku: string; onHandDelta: number; reservedDelta: number };
+type Delta = { sku: string; onHandDelta: number; reservedDelta: number; policy?: StockPolicy };
 
 /** Shared empty list for the write's rarely used lists; frozen, so a missed copy-on-write throws. */
 const NONE: never[] = Object.freeze([]) as unknown as never[];
@@ -172,7 +198,7 @@ class Draft {
   step(requestId: string, kind: EntryKind, meta: JsonObject | null, deltas: Delta[]): void {
     const changes: Change[] = [];
     for (const d of deltas) {
-      const after = next(d.sku, this.counters(d.sku), d.onHandDelta, d.reservedDelta);
+      const after = next(d.sku, this.counters(d.sku), d);
       this.#remember(d.sku, after);
       changes.push({ sku: d.sku, onHandDelta: d.onHandDelta, reservedDelta: d.reservedDelta, after });
     }
@@ -312,6 +338,8 @@ function requested(command: RequestCommand, draft: Draft): Decision {
       return reverse(command, draft);
     case 'reserve':
       return reserve(command, draft);
+    case 'policy':
+      return setPolicy(command, draft);
   }
 }
 
@@ -332,8 +360,7 @@ function restock(command: RestockCommand, draft: Draft): Decision {
 
 function shortOf(lines: Line[], draft: Draft): Rejection | null {
   for (const { sku, qty } of lines) {
-    const c = draft.counters(sku);
-    const available = c.onHand - c.reserved;
+    const available = availableOf(draft.counters(sku));
     if (available < qty) return { ok: false, code: 'INSUFFICIENT_STOCK', sku, requested: qty, available };
   }
   return null;
@@ -359,9 +386,26 @@ function adjust(command: Extract<Command, { kind: 'adjust' }>, draft: Draft): De
   if (onHand > LIMITS.quantityMax) {
     return draft.finish({ ok: false, code: 'QUANTITY_LIMIT', sku, requested: onHand, onHand: before.onHand, limit: LIMITS.quantityMax });
   }
-  if (onHand < before.reserved) return draft.finish({ ok: false, code: 'BELOW_RESERVED', sku, requested: onHand, level: levelOf(sku, before) });
+  if (availableOf({ ...before, onHand }) < 0) return draft.finish({ ok: false, code: 'BELOW_RESERVED', sku, requested: onHand, level: levelOf(sku, before) });
   draft.own();
   draft.step(command.requestId, 'adjust', command.meta, [{ sku, onHandDelta: onHand - before.onHand, reservedDelta: 0 }]);
+  return draft.finish(null, [sku]);
+}
+
+/**
+ * A SKU's policy changes: one entry of kind `policy`, zero deltas, the new policy on it. A
+ * lower `backorderMax` that would leave more reserved than could be sold is `BELOW_RESERVED`.
+ */
+function setPolicy(command: SetPolicyCommand, draft: Draft): Decision {
+  const { sku } = command;
+  draft.expireDue([sku]);
+  const before = draft.counters(sku);
+  const policy = { ...policyOf(before), ...command.set };
+  if (availableOf(withPolicy(before, policy)) < 0) {
+    return draft.finish({ ok: false, code: 'BELOW_RESERVED', sku, requested: policy.backorderMax, level: levelOf(sku, before) });
+  }
+  draft.own();
+  draft.step(command.requestId, 'policy', command.meta, [{ sku, onHandDelta: 0, reservedDelta: 0, policy }]);
   return draft.finish(null, [sku]);
 }
 
@@ -553,6 +597,7 @@ export function materialize(write: Write, firstSeq: number): Materialized {
         onHandAfter: change.after.onHand, reservedAfter: change.after.reserved, at: write.at,
       };
       if (step.meta !== null) entry.meta = step.meta;
+      if (step.kind === 'policy') entry.policy = policyOf(change.after);
       entries.push(entry);
     }
   }

@@ -7,11 +7,11 @@ import type {
   AdjustInput, AdjustResult, Applied, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, ExtendInput, ExtendResult,
   Hold, HoldsPage, HoldsQuery,
   Level, OperationResult, ReleaseInput, ReleaseResult, RequestRecord, Reservation, ReserveApplied, ReserveInput, ReserveResult,
-  RestockInput, RestockResult, ReverseInput, ReverseResult, RevokeInput, RevokeResult, SweepInput, SweepResult, VerifyReport,
+  RestockInput, RestockResult, ReverseInput, ReverseResult, RevokeInput, RevokeResult, SetPolicyInput, SetPolicyResult, SweepInput, SweepResult, VerifyReport,
 } from './types.js';
 import {
   checkRequestId, checkSku, checkSkus, holdsCursor, retimed, toAdjust, toCommit, toDeduct, toEntriesQuery, toExtend, toHoldsQuery, toRelease, toReserve, toRestock, toReverse,
-  toRevoke, toSweep,
+  toRevoke, toSetPolicy, toSweep,
 } from './validate.js';
 import { verifyItem } from './verify.js';
 
@@ -253,6 +253,30 @@ export class StockLedger {
   /** {@link release}, throwing a `RejectedError` instead of returning a rejection. */
   async releaseOrThrow(input: ReleaseInput, options?: CallOptions): Promise<Applied> {
     return orThrow(await this.release(input, options));
+  }
+
+  /**
+   * Sets a SKU's policy, checked by every later operation inside its atomic step:
+   * `backorderMax` (units that may be sold beyond on-hand, so `available = onHand - reserved +
+   * backorderMax` and on-hand may go negative; a restock fills the backorder first) and
+   * `lowStockAt` (the low-stock threshold). A field left out keeps its value; `null` resets it.
+   * An operation like any other: idempotent under its request id, one entry of kind `policy`
+   * (zero deltas, the whole new policy on it), the version grows by one. Lowering
+   * `backorderMax` below what is already promised (available would go negative) is
+   * `BELOW_RESERVED`.
+   *
+   * @example
+   * ```ts
+   * await ledger.setPolicy({ requestId: 'preorder-open-1', sku: 'CONSOLE', backorderMax: 500, lowStockAt: 20 });
+   * ```
+   */
+  setPolicy(input: SetPolicyInput, options?: CallOptions): Promise<SetPolicyResult> {
+    return this.#operate(toSetPolicy, input, options) as Promise<SetPolicyResult>;
+  }
+
+  /** {@link setPolicy}, throwing a `RejectedError` instead of returning a rejection. */
+  async setPolicyOrThrow(input: SetPolicyInput, options?: CallOptions): Promise<Applied> {
+    return orThrow(await this.setPolicy(input, options));
   }
 
   /** {@link revoke}, throwing a `RejectedError` instead of returning a rejection. */

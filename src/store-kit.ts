@@ -13,7 +13,8 @@
  * @packageDocumentation
  */
 export {
-  decide, materialize, levelOf, levelAsOf, zeroCounters, reservationState, publicReservation,
+  decide, materialize, levelOf, levelAsOf, zeroCounters, reservationState, publicReservation, availableOf, policyOf, withPolicy, isDefaultPolicy,
+  DEFAULT_POLICY,
   type StateView, type Change, type Step, type Write, type Decision, type HoldRef, type Materialized,
 } from './decide.js';
 export { canonicalJson, fingerprint } from './fingerprint.js';

@@ -1,4 +1,4 @@
-import type { Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, ReserveApplied } from './types.js';
+import type { Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, ReserveApplied, StockPolicy } from './types.js';
 
 /**
  * Fields every command carries. Commands reach a store already validated and normalized:
@@ -51,6 +51,13 @@ export interface ReserveCommand extends CommandBase {
   expiresAt: number;
 }
 
+/** Changes a SKU's policy: the fields in `set` take their new value (defaults for those set to null). */
+export interface SetPolicyCommand extends CommandBase {
+  kind: 'policy';
+  sku: string;
+  set: Partial<StockPolicy>;
+}
+
 /** Closes a request id that was never applied: a tombstone, no entry. */
 export interface RevokeCommand extends CommandBase {
   kind: 'revoke';
@@ -91,7 +98,7 @@ export interface SweepCommand {
 }
 
 /** A normalized operation that carries its own request id and fingerprint. */
-export type RequestCommand = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand | ReserveCommand | RevokeCommand;
+export type RequestCommand = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand | ReserveCommand | RevokeCommand | SetPolicyCommand;
 
 /** A normalized operation, as a store receives it. */
 export type Command = RequestCommand | CommitCommand | ReleaseCommand | ExtendCommand | SweepCommand;

@@ -10,17 +10,37 @@ export interface Level {
   onHand: number;
   /** Units held for someone. */
   reserved: number;
-  /** `onHand - reserved`: what a deduct may take. */
+  /** `onHand - reserved + backorderMax`: what a deduct or reserve may take. */
   available: number;
   /** Number of entries this SKU has; grows by one on every change. */
   version: number;
+  /** The SKU's policy (see `setPolicy`); present only when some field differs from its default. */
+  policy?: StockPolicy;
+}
+
+/**
+ * Rules of one SKU that the ledger checks inside the atomic step of every operation.
+ *
+ * @example
+ * ```ts
+ * const preorder: StockPolicy = { backorderMax: 50, lowStockAt: null };
+ * ```
+ */
+export interface StockPolicy {
+  /**
+   * Units that may be sold or held beyond what is on hand (a backorder or preorder allowance),
+   * so `available = onHand - reserved + backorderMax` and `onHand` may go negative. Default 0.
+   */
+  backorderMax: number;
+  /** The level at or below which a SKU counts as low on stock (for alerts); null: none. Default null. */
+  lowStockAt: number | null;
 }
 
 /**
  * Kinds of operation that carry their own request id. A `revoke` closes an id that was never
  * applied: it records the id, and no entry.
  */
-export type OperationKind = 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke';
+export type OperationKind = 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'policy';
 
 /**
  * Kinds of entry: one per operation kind that changes stock, plus the moves of a reservation,
@@ -47,6 +67,8 @@ export interface Entry {
   /** Time of the operation, in ms, from the ledger's clock. */
   at: number;
   meta?: JsonObject;
+  /** On entries of kind `policy` only: the SKU's whole policy after the change (defaults included). */
+  policy?: StockPolicy;
 }
 
 /** One SKU and a quantity. */
@@ -83,7 +105,11 @@ export interface VersionConflict {
   level: Level;
 }
 
-/** `adjust` to an on-hand below what is reserved. */
+/**
+ * `adjust` to an on-hand, or `setPolicy` to a `backorderMax`, that would leave `available`
+ * negative (more reserved than could be sold): release holds first. `requested` is the on-hand
+ * (adjust) or the `backorderMax` (setPolicy) asked for.
+ */
 export interface BelowReserved {
   ok: false;
   code: 'BELOW_RESERVED';
@@ -203,6 +229,8 @@ export type DeductResult = Applied | InsufficientStock | RequestRevoked;
 export type AdjustResult = Applied | VersionConflict | BelowReserved | QuantityLimit | RequestRevoked;
 export type ReverseResult = Applied | RequestNotFound | NotReversible | ReversalExceedsOriginal | QuantityLimit | RequestRevoked;
 export type ReserveResult = ReserveApplied | InsufficientStock | RequestRevoked;
+/** One entry of kind `policy` (zero deltas, the new policy on it); `levels` shows the policy. */
+export type SetPolicyResult = Applied | BelowReserved | RequestRevoked;
 /** A revoke records the id and no entry: `entries` and `levels` are empty. */
 export type RevokeResult = Applied | RequestApplied;
 export type CommitResult = Applied | ReservationNotFound | ReservationExpired | ReservationReleased | ExceedsReservation;
@@ -285,6 +313,18 @@ export interface CommitInput {
   lines?: Line[];
 }
 
+/**
+ * Changes a SKU's policy. A field left out keeps its value; `null` sets it back to its default.
+ * At least one field must be given.
+ */
+export interface SetPolicyInput extends InputBase {
+  sku: string;
+  /** 0 to `LIMITS.quantityMax`; null: 0. */
+  backorderMax?: number | null;
+  /** 0 to `LIMITS.quantityMax`; null: none. */
+  lowStockAt?: number | null;
+}
+
 /** Closes `requestId` (never applied) for good; `meta` says why. */
 export interface RevokeInput {
   requestId: string;
@@ -364,14 +404,16 @@ export interface Counters {
   onHand: number;
   reserved: number;
   version: number;
+  /** Present only when some field differs from its default (see {@link StockPolicy}). */
+  policy?: StockPolicy;
 }
 
 /**
  * The invariants `verify()` checks, per SKU:
  * - `fold`: folding the SKU's entries gives its stored counters (onHand, reserved, version);
  * - `reservedNonNegative`: `reserved >= 0`;
- * - `reservedWithinOnHand`: `reserved <= onHand`;
- * - `available`: the level reads `available = onHand - reserved`, never negative;
+ * - `reservedWithinOnHand`: `reserved <= onHand + backorderMax`;
+ * - `available`: the level reads `available = onHand - reserved + backorderMax`, never negative;
  * - `holdsSum`: the live holds of the SKU sum to its `reserved`;
  * - `holdEntries`: each reservation holds what its entries say it still holds (its reserve
  *   entry, less its commit, release and expire entries), and nothing else;

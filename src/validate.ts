@@ -2,8 +2,11 @@ import { InvalidInputError } from './errors.js';
 import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
-import type { AdjustCommand, Command, CommitCommand, DeductCommand, ExtendCommand, HoldCursor, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand, SweepCommand } from './store.js';
-import type { JsonObject, JsonValue, Line } from './types.js';
+import type {
+  AdjustCommand, Command, CommitCommand, DeductCommand, ExtendCommand, HoldCursor, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand,
+  SetPolicyCommand, SweepCommand,
+} from './store.js';
+import type { JsonObject, JsonValue, Line, StockPolicy } from './types.js';
 
 type Bag = Record<string, unknown>;
 
@@ -237,6 +240,36 @@ export function toReserve(input: unknown, at: number): ReserveCommand {
 export function retimed<C extends Command>(command: C, at: number): C {
   if (command.kind === 'reserve' || command.kind === 'extend') return { ...command, at, expiresAt: at + command.ttlMs };
   return { ...command, at };
+}
+
+/** The policy fields a setPolicy may name, with the value `null` resets them to. */
+const POLICY_FIELDS: ReadonlyArray<readonly [keyof StockPolicy, StockPolicy[keyof StockPolicy]]> = [['backorderMax', 0], ['lowStockAt', null]];
+
+/**
+ * Normalizes a setPolicy input: each field given is an integer from 0 to the quantity limit,
+ * or null for its default; at least one is given. The fingerprint names every field, with
+ * `"keep"` for those left out, so `{ lowStockAt: null }` and `{}` differ.
+ */
+export function toSetPolicy(input: unknown, at: number): SetPolicyCommand {
+  const b = bag(input, 'input');
+  const requestId = checkRequestId(b['requestId']);
+  const sku = checkSku(b['sku']);
+  const set: Partial<StockPolicy> = {};
+  const printed: string[] = [];
+  for (const [field, reset] of POLICY_FIELDS) {
+    const value = b[field];
+    if (value === undefined) {
+      printed.push('"keep"');
+      continue;
+    }
+    const checked = value === null ? reset : integer(value, field, 0);
+    Object.assign(set, { [field]: checked });
+    printed.push(String(checked));
+  }
+  if (Object.keys(set).length === 0) throw new InvalidInputError('input', `must set at least one of ${POLICY_FIELDS.map(([f]) => f).join(', ')}`);
+  const meta = checkMeta(b['meta']);
+  const print = fingerprint(`["policy",${JSON.stringify(sku)},${printed.join(',')},${metaJson(meta)}]`);
+  return { kind: 'policy', requestId, sku, set, meta, at, fingerprint: print };
 }
 
 /** Normalizes a revoke input. */

@@ -9,7 +9,10 @@ import { PostgresStore, SCHEMA_VERSION, migrate, schemaVersion, type PostgresExe
 import { compareCodePoints } from 'stock-ledger/store';
 import { readAllEntries } from 'stock-ledger/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectorOf } from '../adapters/postgres/postgres-client.js';
 import { decodeKey, encodeKey } from '../adapters/postgres/postgres-codec.js';
+import { migrateWith } from '../adapters/postgres/postgres-schema.js';
+import { toDeduct, toRestock } from '../src/validate.js';
 import { codeOf } from './support/codes.js';
 import { expectEntriesOnce } from './support/entry-checks.js';
 import { createDatabase, describePostgres, startPostgres, type PostgresServer } from './support/postgres-server.js';
@@ -251,5 +254,127 @@ describePostgres('PostgreSQL store', () => {
     expect(await ledger.request('joined')).toBeNull();
     expect((await ledger.stock('A')).onHand).toBe(2);
     expect(await ledger.verify()).toMatchObject({ ok: true });
+  });
+
+  describe('setPolicy', () => {
+    const policyLedger = (options: { groupCommit?: boolean } = {}): StockLedger =>
+      new StockLedger({ store: new PostgresStore({ client: pool, schema: fresh(), ...options }) });
+
+    it('applies, shows the policy on levels and on its entry, and every replay rebuilds the levels of its moment', async () => {
+      const ledger = policyLedger();
+      await ledger.restock({ requestId: 'r', sku: 'A', qty: 10 });
+      const set = await ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 5, lowStockAt: 3 });
+      const level = { sku: 'A', onHand: 10, reserved: 0, available: 15, version: 2, policy: { backorderMax: 5, lowStockAt: 3 } };
+      expect(set).toMatchObject({ ok: true, replayed: false, levels: [level] });
+      expect(set.ok && set.entries).toMatchObject([{ kind: 'policy', onHandDelta: 0, reservedDelta: 0, policy: { backorderMax: 5, lowStockAt: 3 } }]);
+      const sold = await ledger.deduct({ requestId: 'd', sku: 'A', qty: 12 });
+      // A later change resets lowStockAt, then backorderMax: the level shows no policy once it is the default again.
+      await ledger.setPolicy({ requestId: 'p2', sku: 'A', lowStockAt: null });
+      await ledger.restock({ requestId: 'r2', sku: 'A', qty: 2 });
+      const reset = await ledger.setPolicy({ requestId: 'p3', sku: 'A', backorderMax: null });
+      expect(reset).toMatchObject({ ok: true, levels: [{ sku: 'A', onHand: 0, reserved: 0, available: 0, version: 6 }] });
+      expect(reset.ok && reset.levels[0]).not.toHaveProperty('policy');
+      expect(reset.ok && reset.entries[0]?.policy).toEqual({ backorderMax: 0, lowStockAt: null });
+
+      const again = await ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 5, lowStockAt: 3 });
+      expect(again).toEqual({ ...set, replayed: true });
+      expect(await ledger.deduct({ requestId: 'd', sku: 'A', qty: 12 })).toEqual({ ...sold, replayed: true });
+      expect(sold).toMatchObject({ ok: true, levels: [{ onHand: -2, available: 3, policy: { backorderMax: 5, lowStockAt: 3 } }] });
+      expect(await ledger.setPolicy({ requestId: 'p3', sku: 'A', backorderMax: null })).toEqual({ ...reset, replayed: true });
+      expect(await ledger.request('p1')).toMatchObject({ requestId: 'p1', kind: 'policy', entries: set.ok && set.entries, levels: set.ok && set.levels });
+      expect(await codeOf(() => ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 6 }))).toBe('IDEMPOTENCY_CONFLICT');
+      expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 0, reserved: 0, available: 0, version: 6 });
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    });
+
+    it('a backorder lets onHand go negative, up to backorderMax; a restock fills it', async () => {
+      const ledger = policyLedger();
+      // A SKU never seen: its level row is made by the policy.
+      expect(await ledger.setPolicy({ requestId: 'open', sku: 'B', backorderMax: 10 })).toMatchObject({ ok: true, levels: [{ onHand: 0, available: 10, version: 1 }] });
+      expect(await ledger.deduct({ requestId: 'd1', sku: 'B', qty: 7 })).toMatchObject({ ok: true, levels: [{ onHand: -7, available: 3 }] });
+      expect(await ledger.reserve({ requestId: 'h1', lines: [{ sku: 'B', qty: 2 }], ttlMs: 60_000 })).toMatchObject({ ok: true });
+      expect(await ledger.deduct({ requestId: 'd2', sku: 'B', qty: 2 })).toMatchObject({ ok: false, code: 'INSUFFICIENT_STOCK', available: 1 });
+      expect(await ledger.restock({ requestId: 'r1', sku: 'B', qty: 10 })).toMatchObject({ ok: true, levels: [{ onHand: 3, reserved: 2, available: 11 }] });
+      expect(await ledger.commit({ reservationId: 'h1' })).toMatchObject({ ok: true, levels: [{ onHand: 1, reserved: 0, available: 11 }] });
+      expect(await ledger.stock('B')).toEqual({ sku: 'B', onHand: 1, reserved: 0, available: 11, version: 5, policy: { backorderMax: 10, lowStockAt: null } });
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    });
+
+    it('one group-commit batch: a deduct queued right after a setPolicy sees the backorder', async () => {
+      const ledger = policyLedger();
+      const [set, sold] = await Promise.all([
+        ledger.setPolicy({ requestId: 'p', sku: 'C', backorderMax: 3 }),
+        ledger.deduct({ requestId: 'd', sku: 'C', qty: 3 }),
+      ]);
+      expect(set).toMatchObject({ ok: true });
+      expect(sold).toMatchObject({ ok: true, levels: [{ onHand: -3, available: 0, policy: { backorderMax: 3, lowStockAt: null } }] });
+      expect(await ledger.deduct({ requestId: 'd', sku: 'C', qty: 3 })).toEqual({ ...sold, replayed: true });
+    });
+
+    it('BELOW_RESERVED when backorderMax would fall under what is held; the table refuses it too', async () => {
+      const schema = fresh();
+      const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      await ledger.setPolicy({ requestId: 'p1', sku: 'C', backorderMax: 5 });
+      await ledger.reserve({ requestId: 'h', lines: [{ sku: 'C', qty: 4 }], ttlMs: 60_000 });
+      const level = { sku: 'C', onHand: 0, reserved: 4, available: 1, version: 2, policy: { backorderMax: 5, lowStockAt: null } };
+      expect(await ledger.setPolicy({ requestId: 'p2', sku: 'C', backorderMax: 3 })).toEqual({ ok: false, code: 'BELOW_RESERVED', sku: 'C', requested: 3, level });
+      // A rejection records nothing: the same id may try again, with another payload.
+      expect(await ledger.request('p2')).toBeNull();
+      expect(await ledger.setPolicy({ requestId: 'p2', sku: 'C', backorderMax: 4 })).toMatchObject({ ok: true, levels: [{ available: 0, version: 3 }] });
+      const broken = await pool.query(`UPDATE ${schema}.levels SET backorder_max = 3 WHERE sku = 'C'`).catch((e: unknown) => e);
+      expect((broken as { code?: string; constraint?: string })).toMatchObject({ code: '23514', constraint: 'levels_available' });
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    });
+
+    it('the feed carries the policy on policy entries only; joined and rolled back, a policy leaves nothing', async () => {
+      const ledger = policyLedger();
+      await ledger.restock({ requestId: 'r', sku: 'D', qty: 1 });
+      await ledger.setPolicy({ requestId: 'p', sku: 'D', lowStockAt: 2, meta: { by: 'ops' } });
+      await ledger.deduct({ requestId: 'd', sku: 'D', qty: 1 });
+      const feed = await readAllEntries(ledger);
+      expect(feed.map((e) => [e.kind, e.policy])).toEqual([['restock', undefined], ['policy', { backorderMax: 0, lowStockAt: 2 }], ['deduct', undefined]]);
+      expect(feed[1]).toMatchObject({ seq: 2, requestId: 'p', meta: { by: 'ops' }, onHandAfter: 1 });
+      expect((await ledger.entries({ sku: 'D', after: 1 })).entries[0]?.policy).toEqual({ backorderMax: 0, lowStockAt: 2 });
+
+      const app = await pool.connect();
+      try {
+        await app.query('BEGIN');
+        const joined = await ledger.setPolicy({ requestId: 'j', sku: 'D', backorderMax: 9 }, { transaction: app });
+        expect(joined).toMatchObject({ ok: true, entries: [{ seq: null, policy: { backorderMax: 9, lowStockAt: 2 } }] });
+        await app.query('ROLLBACK');
+      } finally {
+        app.release();
+      }
+      expect(await ledger.request('j')).toBeNull();
+      expect((await ledger.stock('D')).policy).toEqual({ backorderMax: 0, lowStockAt: 2 });
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    });
+
+    it('a ledger at schema version 3 upgrades: its data and replays stay, and onHand may then go negative', async () => {
+      const schema = fresh();
+      expect(await migrateWith(connectorOf(pool), schema, 3)).toBe(3);
+      // What version 3 held after a restock of 5 and a deduct of 2, as its flush wrote them.
+      const restock = toRestock({ requestId: 'r', sku: 'A', qty: 5 }, 1000);
+      const deduct = toDeduct({ requestId: 'd', sku: 'A', qty: 2 }, 2000);
+      await pool.query(`
+        INSERT INTO ${schema}.levels (sku, on_hand, reserved, version) VALUES ('A', 3, 0, 2);
+        INSERT INTO ${schema}.entries (op, pos, seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, version_after, at, meta)
+          VALUES (1, 0, 1, 'r', 'restock', 'A', 5, 0, 5, 0, 1, 1000, NULL), (2, 0, 2, 'd', 'deduct', 'A', -2, 0, 3, 0, 2, 2000, NULL);
+        INSERT INTO ${schema}.requests (request_id, kind, fingerprint, at) VALUES ('r', 'restock', '${restock.fingerprint}', 1000), ('d', 'deduct', '${deduct.fingerprint}', 2000);
+        SELECT setval('${schema}.ops', 2);`);
+      expect(await schemaVersion({ client: pool, schema })).toBe(3);
+
+      const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 3, reserved: 0, available: 3, version: 2 });
+      expect(await schemaVersion({ client: pool, schema })).toBe(SCHEMA_VERSION);
+      expect(await ledger.restock({ requestId: 'r', sku: 'A', qty: 5 })).toEqual({
+        ok: true, replayed: true, levels: [{ sku: 'A', onHand: 5, reserved: 0, available: 5, version: 1 }],
+        entries: [{ seq: 1, requestId: 'r', kind: 'restock', sku: 'A', onHandDelta: 5, reservedDelta: 0, onHandAfter: 5, reservedAfter: 0, at: 1000 }],
+      });
+      expect(await ledger.setPolicy({ requestId: 'p', sku: 'A', backorderMax: 4 })).toMatchObject({ ok: true, levels: [{ version: 3, available: 7 }] });
+      expect(await ledger.deduct({ requestId: 'd2', sku: 'A', qty: 7 })).toMatchObject({ ok: true, levels: [{ onHand: -4, available: 0, version: 4 }] });
+      expect((await readAllEntries(ledger)).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    });
   });
 });

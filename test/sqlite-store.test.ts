@@ -30,6 +30,19 @@ const freshPath = (): string => join(dir, `ledger-${(files += 1)}.db`);
 const schemaOf = (db: Database.Database): unknown =>
   db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all();
 
+/**
+ * Copies rows a current store wrote (in `path`) into tables of an older schema in `db`: only the
+ * columns the older table has, so data written now stands in for data written then.
+ */
+function copyTables(db: Database.Database, path: string, names: { from: string; to: string; tables: readonly string[] }): void {
+  db.exec(`ATTACH '${path}' AS old`);
+  for (const table of names.tables) {
+    const columns = (db.prepare(`SELECT name FROM pragma_table_info('${names.to}${table}', 'main')`).all() as { name: string }[]).map((c) => c.name).join(', ');
+    db.exec(`INSERT INTO main.${names.to}${table} (${columns}) SELECT ${columns} FROM old.${names.from}${table}`);
+  }
+  db.exec('DETACH old');
+}
+
 // ---------------------------------------------------------------------------------------------
 
 describe('SqliteStore: who closes what', () => {
@@ -182,11 +195,7 @@ describe('SqliteStore: schema', () => {
     const before = new StockLedger({ store: scratch });
     await before.restock({ requestId: 'r1', sku: 'A', qty: 5 });
     await before.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 2 }], ttlMs: 3_600_000 });
-    db.exec(`ATTACH '${scratchPath}' AS old`);
-    for (const table of ['levels', 'entries', 'requests', 'reversals', 'reservations', 'holds']) {
-      db.exec(`INSERT INTO stock_${table} SELECT * FROM old.stock_ledger_${table}`);
-    }
-    db.exec('DETACH old');
+    copyTables(db, scratchPath, { from: 'stock_ledger_', to: 'stock_', tables: ['levels', 'entries', 'requests', 'reversals', 'reservations', 'holds'] });
     await before.close();
 
     const ledger = new StockLedger({ store: new SqliteStore({ database: db }) });
@@ -556,5 +565,219 @@ describe('SqliteStore: quantities near the limit', () => {
     // SQL sums of the entries (verify's fold) are exact too.
     expect(await reopened.verify()).toEqual({ ok: true, skusChecked: 2, drift: [] });
     await reopened.close();
+  });
+});
+
+describe('SqliteStore: setPolicy', () => {
+  const T0 = 1_700_000_000_000;
+  const open = (path: string, options: Omit<SqliteStoreOptions, 'path' | 'database'> = {}): StockLedger =>
+    new StockLedger({ store: new SqliteStore({ ...options, path }), clock: () => T0 });
+  const levelRow = (path: string, sku: string): unknown => {
+    const raw = new Database(path, { readonly: true });
+    const row = raw.prepare('SELECT on_hand, reserved, version, backorder_max, low_stock_at FROM stock_ledger_levels WHERE sku = ?').get(sku);
+    raw.close();
+    return row;
+  };
+
+  it('applies, shows on the level and on its entry, replays exactly (after a reopen too), and a reset drops it', async () => {
+    const path = freshPath();
+    const ledger = open(path);
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 2 });
+    const input = { requestId: 'p1', sku: 'A', lowStockAt: 5, meta: { by: 'ops' } };
+    const set = await ledger.setPolicy(input);
+    const policy = { backorderMax: 0, lowStockAt: 5 };
+    expect(set).toEqual({
+      ok: true, replayed: false,
+      entries: [{ seq: 2, requestId: 'p1', kind: 'policy', sku: 'A', onHandDelta: 0, reservedDelta: 0, onHandAfter: 2, reservedAfter: 0, at: T0, meta: { by: 'ops' }, policy }],
+      levels: [{ sku: 'A', onHand: 2, reserved: 0, available: 2, version: 2, policy }],
+    });
+    expect(levelRow(path, 'A')).toEqual({ on_hand: 2, reserved: 0, version: 2, backorder_max: 0, low_stock_at: 5 });
+    expect(await ledger.setPolicy(input)).toEqual({ ...set, replayed: true });
+    expect(await codeOf(() => ledger.setPolicy({ ...input, lowStockAt: 6 }))).toBe('IDEMPOTENCY_CONFLICT');
+    expect(await ledger.request('p1')).toEqual({ ...set, replayed: true, requestId: 'p1', kind: 'policy', at: T0 });
+    expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 2, reserved: 0, available: 2, version: 2, policy });
+    expect((await ledger.entries({ sku: 'A' })).entries[1]).toEqual((set as Applied).entries[0]);
+
+    // Back to the default: the level shows no policy and the columns are reset; the entry still names the whole policy.
+    const reset = await ledger.setPolicy({ requestId: 'p2', sku: 'A', lowStockAt: null });
+    expect(reset).toMatchObject({ ok: true, levels: [{ sku: 'A', onHand: 2, reserved: 0, available: 2, version: 3 }] });
+    expect((reset as Applied).levels[0]).not.toHaveProperty('policy');
+    expect((reset as Applied).entries[0]?.policy).toEqual({ backorderMax: 0, lowStockAt: null });
+    expect(levelRow(path, 'A')).toEqual({ on_hand: 2, reserved: 0, version: 3, backorder_max: 0, low_stock_at: null });
+    const entries = await readAllEntries(ledger);
+    expect(entries.map((e) => e.policy)).toEqual([undefined, policy, { backorderMax: 0, lowStockAt: null }]);
+    expect(entries[0]).not.toHaveProperty('policy');
+    await ledger.close();
+
+    const reopened = open(path);
+    expect(await reopened.setPolicy(input)).toEqual({ ...set, replayed: true });
+    expect(await readAllEntries(reopened)).toEqual(entries);
+    expect(await reopened.stock('A')).toEqual({ sku: 'A', onHand: 2, reserved: 0, available: 2, version: 3 });
+    expect(await reopened.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
+    await reopened.close();
+  });
+
+  it.each([
+    ['group commit', {}],
+    ['one transaction per operation', { groupCommit: false }],
+  ] as const)('a backorder lets onHand go negative, a restock fills it, and replays keep the policy of their time (%s)', async (_, options) => {
+    const path = freshPath();
+    const ledger = open(path, options);
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 2 });
+    // Issued in one turn: with group commit they share a batch, and the policy still comes first.
+    const [, sold] = await Promise.all([
+      ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 5 }),
+      ledger.deduct({ requestId: 'd1', sku: 'A', qty: 6 }),
+    ]);
+    const backorder = { backorderMax: 5, lowStockAt: null };
+    expect(sold).toMatchObject({ ok: true, levels: [{ sku: 'A', onHand: -4, reserved: 0, available: 1, version: 3, policy: backorder }] });
+    expect(levelRow(path, 'A')).toEqual({ on_hand: -4, reserved: 0, version: 3, backorder_max: 5, low_stock_at: null });
+    expect(await ledger.deduct({ requestId: 'd2', sku: 'A', qty: 2 })).toEqual({ ok: false, code: 'INSUFFICIENT_STOCK', sku: 'A', requested: 2, available: 1 });
+    const held = await ledger.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000 });
+    expect(held).toMatchObject({ ok: true, levels: [{ onHand: -4, reserved: 1, available: 0, policy: backorder }] });
+
+    // The policy is carried through restock and commit; the restock fills the backorder first.
+    expect(await ledger.restock({ requestId: 'r2', sku: 'A', qty: 10 })).toMatchObject({
+      ok: true, levels: [{ onHand: 6, reserved: 1, available: 10, version: 5, policy: backorder }],
+    });
+    expect(await ledger.commit({ reservationId: 'cart' })).toMatchObject({ ok: true, levels: [{ onHand: 5, reserved: 0, available: 10, policy: backorder }] });
+    await ledger.setPolicy({ requestId: 'p2', sku: 'A', backorderMax: 0, lowStockAt: 3 });
+    // A replay shows the levels right after the original, with the policy then in force.
+    expect(await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 6 })).toEqual({ ...sold, replayed: true });
+    expect(await ledger.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000 })).toEqual({ ...held, replayed: true });
+    expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 5, reserved: 0, available: 5, version: 7, policy: { backorderMax: 0, lowStockAt: 3 } });
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
+    await ledger.close();
+  });
+
+  it('BELOW_RESERVED when backorderMax would drop under what is held or sold: nothing recorded, and the same id applies later', async () => {
+    const path = freshPath();
+    const ledger = open(path);
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 2 });
+    await ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 5 });
+    await ledger.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 6 }], ttlMs: 60_000 });
+    const entriesBefore = await readAllEntries(ledger);
+    const level = { sku: 'A', onHand: 2, reserved: 6, available: 1, version: 3, policy: { backorderMax: 5, lowStockAt: null } };
+    expect(await ledger.setPolicy({ requestId: 'p2', sku: 'A', backorderMax: 3 })).toEqual({ ok: false, code: 'BELOW_RESERVED', sku: 'A', requested: 3, level });
+    expect(await ledger.request('p2')).toBeNull();
+    expect(await readAllEntries(ledger)).toEqual(entriesBefore);
+    expect(await ledger.stock('A')).toEqual(level);
+    // Lowering it to exactly what is promised is allowed: available 0.
+    expect(await ledger.setPolicy({ requestId: 'p2', sku: 'A', backorderMax: 4 })).toMatchObject({
+      ok: true, levels: [{ onHand: 2, reserved: 6, available: 0, version: 4, policy: { backorderMax: 4, lowStockAt: null } }],
+    });
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
+    await ledger.close();
+  });
+
+  it('the level CHECK refuses available below 0 (a bug would fail loudly, not write)', async () => {
+    const path = freshPath();
+    const ledger = open(path);
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 1 });
+    await ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 2 });
+    await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 3 });
+    await ledger.close();
+    const raw = new Database(path);
+    expect(() => raw.prepare("UPDATE stock_ledger_levels SET backorder_max = 1 WHERE sku = 'A'").run()).toThrow(/CHECK constraint failed/);
+    expect(() => raw.prepare("UPDATE stock_ledger_levels SET reserved = 1 WHERE sku = 'A'").run()).toThrow(/CHECK constraint failed/);
+    expect(raw.prepare("SELECT on_hand, backorder_max FROM stock_ledger_levels WHERE sku = 'A'").get()).toEqual({ on_hand: -2, backorder_max: 2 });
+    raw.close();
+  });
+
+  it('verify() reads the policy from the level: a backorder in use is no drift, the same level without it is', async () => {
+    const path = freshPath();
+    const ledger = open(path);
+    await ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 3 });
+    await ledger.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 2 }], ttlMs: 60_000 });
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
+    const raw = new Database(path);
+    raw.pragma('ignore_check_constraints = ON');
+    raw.prepare("UPDATE stock_ledger_levels SET backorder_max = 0 WHERE sku = 'A'").run();
+    const report = await ledger.verify();
+    expect(report.drift.map((d) => d.invariant).sort()).toEqual(['available', 'reservedWithinOnHand']);
+    raw.close();
+    await ledger.close();
+  });
+});
+
+/**
+ * The schema stock-ledger wrote at versions 1 to 3 (what the migrations of those versions leave):
+ * versions 1 and 2 under the names from before the prefix (`stock_levels`...), version 3 under
+ * the prefix; version 1 had no reservations yet.
+ */
+function oldSchema(version: 1 | 2 | 3, prefix: string): string {
+  const p = version === 3 ? prefix : 'stock_';
+  const reservations = `
+    CREATE TABLE ${p}reservations (id TEXT PRIMARY KEY NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('held', 'committed', 'released', 'expired')), lines TEXT NOT NULL,
+      expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, committed TEXT, meta TEXT, outcome TEXT);
+    CREATE TABLE ${p}holds (reservation_id TEXT NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL CHECK (qty > 0),
+      expires_at INTEGER NOT NULL, PRIMARY KEY (reservation_id, sku)) WITHOUT ROWID;
+    CREATE INDEX ${p}holds_by_sku ON ${p}holds (sku, expires_at, reservation_id);
+    CREATE INDEX ${p}holds_by_expiry ON ${p}holds (expires_at, reservation_id, sku);`;
+  return `
+    CREATE TABLE ${prefix}schema (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+    INSERT INTO ${prefix}schema VALUES ('version', ${version});
+    CREATE TABLE ${p}levels (sku TEXT PRIMARY KEY NOT NULL, on_hand INTEGER NOT NULL CHECK (on_hand >= reserved),
+      reserved INTEGER NOT NULL CHECK (reserved >= 0), version INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE ${p}entries (seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL, kind TEXT NOT NULL, sku TEXT NOT NULL,
+      on_hand_delta INTEGER NOT NULL, reserved_delta INTEGER NOT NULL, on_hand_after INTEGER NOT NULL, reserved_after INTEGER NOT NULL,
+      at INTEGER NOT NULL, meta TEXT);
+    CREATE INDEX ${p}entries_by_sku ON ${p}entries (sku, seq);
+    CREATE TABLE ${p}requests (request_id TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL, fingerprint TEXT NOT NULL, at INTEGER NOT NULL,
+      outcome TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE ${p}reversals (of_request TEXT NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL CHECK (qty > 0),
+      PRIMARY KEY (of_request, sku)) WITHOUT ROWID;
+    ${version >= 2 ? reservations : ''}
+  `;
+}
+
+describe('SqliteStore: migration to the policy schema', () => {
+  it.each([
+    [1, 'stock_ledger_'],
+    [2, 'stock_ledger_'],
+    [3, 'stock_ledger_'],
+    [3, 'shop_'],
+  ] as const)('a file at schema version %i (prefix %s) keeps its data and then takes policies and a negative onHand', async (version, tablePrefix) => {
+    const path = freshPath();
+    const db = new Database(path);
+    db.exec(oldSchema(version, tablePrefix));
+    // An app table beside the ledger's stays as it is.
+    db.exec("CREATE TABLE app_orders (id TEXT PRIMARY KEY); INSERT INTO app_orders VALUES ('o1')");
+    // Rows written by today's store (default policies only, as then), copied into the old tables.
+    const scratchPath = freshPath();
+    const scratch = new StockLedger({ store: new SqliteStore({ path: scratchPath, tablePrefix }) });
+    await scratch.restock({ requestId: 'r1', sku: 'A', qty: 5 });
+    await scratch.restock({ requestId: 'r2', sku: 'B', qty: 1 });
+    const sold = await scratch.deduct({ requestId: 'd1', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }] });
+    if (version >= 2) await scratch.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 2 }], ttlMs: 3_600_000 });
+    const entries = await readAllEntries(scratch);
+    await scratch.close();
+    const tables = ['levels', 'entries', 'requests', 'reversals', ...(version >= 2 ? ['reservations', 'holds'] : [])];
+    copyTables(db, scratchPath, { from: tablePrefix, to: version === 3 ? tablePrefix : 'stock_', tables });
+
+    const ledger = new StockLedger({ store: new SqliteStore({ database: db, tablePrefix }) });
+    expect(schemaVersion(db, tablePrefix)).toBe(SCHEMA_VERSION);
+    expect(await readAllEntries(ledger)).toEqual(entries);
+    expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 4, reserved: version >= 2 ? 2 : 0, available: version >= 2 ? 2 : 4, version: version >= 2 ? 3 : 2 });
+    expect(await ledger.deduct({ requestId: 'd1', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }] })).toEqual({ ...sold, replayed: true });
+    expect(await ledger.verify()).toMatchObject({ ok: true });
+
+    // The new level table: the new CHECK, no table left over, the app's table untouched.
+    const levelsSql = (db.prepare("SELECT sql FROM sqlite_master WHERE name = ?").get(`${tablePrefix}levels`) as { sql: string }).sql;
+    expect(levelsSql).toContain('on_hand - reserved + backorder_max >= 0');
+    expect(levelsSql).not.toContain('on_hand >= reserved');
+    const names = (db.prepare("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    expect(names.filter((n) => n.startsWith(tablePrefix))).toHaveLength(10);
+    expect(names.filter((n) => !n.startsWith(tablePrefix))).toEqual(['app_orders']);
+    expect(db.prepare('SELECT id FROM app_orders').all()).toEqual([{ id: 'o1' }]);
+
+    await ledger.setPolicy({ requestId: 'p1', sku: 'B', backorderMax: 3 });
+    expect(await ledger.deduct({ requestId: 'd2', sku: 'B', qty: 3 })).toMatchObject({
+      ok: true, levels: [{ sku: 'B', onHand: -3, reserved: 0, available: 0, version: 4, policy: { backorderMax: 3, lowStockAt: null } }],
+    });
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 2, drift: [] });
+    await ledger.close();
+    db.close();
   });
 });

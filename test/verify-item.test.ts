@@ -61,7 +61,7 @@ describe('verifyItem', () => {
     expect(invariants(item).sort()).toEqual(['available', 'reservedWithinOnHand']);
     expect(verifyItem(item).find((d) => d.invariant === 'reservedWithinOnHand')).toMatchObject({ expected: 2, actual: 3 });
     expect(verifyItem(item).find((d) => d.invariant === 'available')).toMatchObject({ expected: 0, actual: -1 });
-    expect(verifyItem(item).map((d) => d.message).sort()).toEqual(['available reads -1, below 0', 'reserved 3 is above onHand 2']);
+    expect(verifyItem(item).map((d) => d.message).sort()).toEqual(['available reads -1, below 0', 'reserved 3 is above onHand + backorderMax 2']);
     const equal = counters(3, 3, 3);
     expect(invariants({ ...item, stored: equal, folded: { ...equal } })).toEqual([]);
   });

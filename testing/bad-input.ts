@@ -75,7 +75,7 @@ const BAD_LINES: Array<[string, unknown]> = [
 // Loose views of the ledger's methods, to pass what the types forbid.
 type Loose = (input?: unknown, options?: unknown) => Promise<unknown>;
 type Method =
-  | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'commit' | 'release' | 'extend' | 'sweepExpired'
+  | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy' | 'commit' | 'release' | 'extend' | 'sweepExpired'
   | 'stock' | 'stocks' | 'entries' | 'request' | 'reservation';
 const op = (ledger: StockLedger, name: Method): Loose => (ledger[name] as Loose).bind(ledger);
 
@@ -106,8 +106,9 @@ function badCalls(): Record<string, BadCall[]> {
   const reserve = { requestId: ID, lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000 };
   // A revoke has no field but its id and meta: every bad one of those must be refused too.
   const revoke = { requestId: ID, meta: { why: 'cancelled' } };
-  const writes: Array<['restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke', Record<string, unknown>]> = [
-    ['restock', restock], ['deduct', deduct], ['adjust', adjust], ['reverse', reverse], ['reserve', reserve], ['revoke', revoke],
+  const setPolicy = { requestId: ID, sku: 'A', backorderMax: 5 };
+  const writes: Array<['restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy', Record<string, unknown>]> = [
+    ['restock', restock], ['deduct', deduct], ['adjust', adjust], ['reverse', reverse], ['reserve', reserve], ['revoke', revoke], ['setPolicy', setPolicy],
   ];
   for (const [name, valid] of writes) {
     for (const [what, input] of BAD_INPUTS) add(name, `input ${what}`, (l) => op(l, name)(input));
@@ -123,7 +124,16 @@ function badCalls(): Record<string, BadCall[]> {
     add('restock', `sku ${what}`, (l) => op(l, 'restock')({ ...restock, sku }));
     add('deduct', `shorthand sku ${what}`, (l) => op(l, 'deduct')({ requestId: ID, sku, qty: 1 }));
     add('adjust', `sku ${what}`, (l) => op(l, 'adjust')({ ...adjust, sku }));
+    add('setPolicy', `sku ${what}`, (l) => op(l, 'setPolicy')({ ...setPolicy, sku }));
   }
+  // 0 and null are valid policy values; past the limit is refused here (a policy is no level).
+  for (const [what, value] of [...BAD_QTYS.filter(([w]) => w !== 'zero' && w !== 'null' && w !== 'undefined'), ['over the limit', MAX + 1] as [string, unknown]]) {
+    add('setPolicy', `backorderMax ${what}`, (l) => op(l, 'setPolicy')({ ...setPolicy, backorderMax: value }));
+    add('setPolicy', `lowStockAt ${what}`, (l) => op(l, 'setPolicy')({ requestId: ID, sku: 'A', lowStockAt: value }));
+  }
+  add('setPolicy', 'no policy field at all', (l) => op(l, 'setPolicy')({ requestId: ID, sku: 'A' }));
+  add('setPolicy', 'only fields set to undefined', (l) => op(l, 'setPolicy')({ requestId: ID, sku: 'A', backorderMax: undefined, lowStockAt: undefined }));
+  add('setPolicy', 'sku missing', (l) => op(l, 'setPolicy')({ requestId: ID, backorderMax: 1 }));
   for (const [what, qty] of BAD_QTYS) {
     add('restock', `qty ${what}`, (l) => op(l, 'restock')({ ...restock, qty }));
     add('deduct', `line qty ${what}`, (l) => op(l, 'deduct')({ ...deduct, lines: [{ sku: 'A', qty }] }));
@@ -211,6 +221,8 @@ function boundaryCalls(): BadCall[] {
   calls.push({ name: `reserve of ${LIMITS.linesPerOperationMax} lines`, call: (l) => l.reserve({ requestId: 'edge-hold-lines', lines: lines(LIMITS.linesPerOperationMax), ttlMs: 1000 }) });
   calls.push({ name: `sweepExpired limit ${LIMITS.sweepHoldsMax}`, call: (l) => l.sweepExpired({ limit: LIMITS.sweepHoldsMax }) });
   calls.push({ name: 'sweepExpired limit 1', call: (l) => l.sweepExpired({ limit: 1 }) });
+  calls.push({ name: `setPolicy backorderMax ${MAX} and lowStockAt 0`, call: (l) => l.setPolicy({ requestId: 'edge-policy-max', sku: 'edge-policy', backorderMax: MAX, lowStockAt: 0 }) });
+  calls.push({ name: 'setPolicy with nulls (back to the defaults)', call: (l) => l.setPolicy({ requestId: 'edge-policy-null', sku: 'edge-policy', backorderMax: null, lowStockAt: null }) });
   calls.push({ name: 'sweepExpired without input', call: (l) => l.sweepExpired() });
   calls.push({ name: `reservation id of exactly ${LIMITS.requestIdBytesMax} bytes`, call: (l) => l.reservation('😀'.repeat(LIMITS.requestIdBytesMax / 4)) });
   calls.push({ name: 'commit of an unknown reservation with lines at the limits', call: (l) => l.commit({ reservationId: 'x'.repeat(LIMITS.requestIdBytesMax), lines: [{ sku: 'edge', qty: MAX }] }) });
@@ -265,7 +277,7 @@ async function snapshot(ledger: StockLedger): Promise<unknown> {
 
 /** Names of the groups of {@link badInputCase}: one conformance case each. */
 export const BAD_INPUT_GROUPS = [
-  'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'revoke', 'commit', 'release', 'extend', 'sweepExpired', 'stock', 'stocks', 'entries', 'request',
+  'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'revoke', 'setPolicy', 'commit', 'release', 'extend', 'sweepExpired', 'stock', 'stocks', 'entries', 'request',
   'reservation',
 ] as const;
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { LIMITS, StockLedger } from '../src/index.js';
-import type { AdjustInput, DeductInput, JsonObject, Line, ReserveInput, RestockInput, ReverseInput, RevokeInput, StockStore } from '../src/index.js';
+import type { AdjustInput, DeductInput, JsonObject, Line, ReserveInput, RestockInput, ReverseInput, RevokeInput, SetPolicyInput, StockStore } from '../src/index.js';
 import { ConformanceError, assertEqual, show } from './assert.js';
 import { checkInvariants, type ExpectedOperation } from './invariants.js';
 import { ReferenceModel } from './model.js';
@@ -83,6 +83,11 @@ type VersionSpec = { t: 'none' } | { t: 'current' } | { t: 'stale' } | { t: 'n';
 type ReverseQtySpec = { t: 'n'; n: number } | { t: 'remaining' } | { t: 'over' };
 type CommitQtySpec = { t: 'n'; n: number } | { t: 'held' } | { t: 'part' } | { t: 'over' };
 type TtlSpec = { t: 'n'; n: number } | { t: 'max' };
+/**
+ * A policy field: left out, null (reset), a number, or (backorderMax) the allowance that
+ * leaves `available` exactly at 0 plus `d` (-1: BELOW_RESERVED when something is reserved).
+ */
+type PolicyFieldSpec = { t: 'keep' } | { t: 'null' } | { t: 'n'; n: number } | { t: 'edge'; d: number };
 
 type WriteSpec =
   | { kind: 'restock'; id: IdSpec; sku: number; qty: QtySpec; meta: number }
@@ -102,6 +107,7 @@ type WriteSpec =
   | { kind: 'release'; id: ReservationSpec }
   | { kind: 'extend'; id: ReservationSpec; ttl: TtlSpec }
   | { kind: 'revoke'; id: RevokeIdSpec; meta: number }
+  | { kind: 'policy'; id: IdSpec; sku: number; backorderMax: PolicyFieldSpec; lowStockAt: PolicyFieldSpec; meta: number }
   | { kind: 'sweep'; limit: number | null };
 
 type ReplayVariant = 'same' | 'reorder-meta' | 'split-lines' | 'other-form';
@@ -199,7 +205,8 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
     case 'adjust': {
       const sku = pick(SKU_POOL, spec.sku);
       const level = m.levelAt(sku, w.now);
-      const onHand = spec.onHand.t === 'n' ? spec.onHand.n : spec.onHand.t === 'current' ? level.onHand : MAX;
+      // A count is never negative (adjust refuses one): on a backordered SKU, 'current' counts 0.
+      const onHand = spec.onHand.t === 'n' ? spec.onHand.n : spec.onHand.t === 'current' ? Math.max(0, level.onHand) : MAX;
       const v = spec.version;
       const base = { requestId: resolveId(w, spec.id), sku, onHand };
       const input: AdjustInput = withMeta(
@@ -250,9 +257,28 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
       const input: RevokeInput = withMeta({ requestId: resolveRevokeId(w, spec.id) }, spec.meta);
       return { kind: 'revoke', input };
     }
+    case 'policy':
+      return { kind: 'setPolicy', input: resolvePolicy(w, spec) };
     case 'sweep':
       return { kind: 'sweep', input: spec.limit === null ? {} : { limit: spec.limit } };
   }
+}
+
+function resolvePolicy(w: World, spec: Extract<WriteSpec, { kind: 'policy' }>): SetPolicyInput {
+  const sku = pick(SKU_POOL, spec.sku);
+  const input: SetPolicyInput = withMeta({ requestId: resolveId(w, spec.id), sku }, spec.meta);
+  const value = (f: PolicyFieldSpec): number | null | undefined => {
+    if (f.t === 'keep') return undefined;
+    if (f.t === 'null') return null;
+    if (f.t === 'n') return f.n;
+    const level = w.model.levelAt(sku, w.now);
+    return Math.max(0, level.reserved - level.onHand + f.d);
+  };
+  const backorderMax = value(spec.backorderMax);
+  const lowStockAt = value(spec.lowStockAt);
+  if (backorderMax !== undefined) input.backorderMax = backorderMax;
+  if (lowStockAt !== undefined) input.lowStockAt = lowStockAt;
+  return input;
 }
 
 /** Same keys and values, object keys in reverse order (must not change the fingerprint). */
@@ -310,6 +336,7 @@ function replayOf(w: World, op: WriteOp, variant: ReplayVariant): WriteOp {
       if (copy.kind === 'reserve') return { kind: 'reserve', input: { ...copy.input, lines: splitLines(copy.input.lines) } };
       return copy;
     case 'other-form': {
+      if (copy.kind === 'setPolicy') return { kind: 'setPolicy', input: otherPolicyForm(copy.input) };
       if (copy.kind !== 'deduct') return copy;
       const { meta, requestId } = copy.input;
       const base = meta === undefined ? { requestId } : { requestId, meta };
@@ -319,6 +346,14 @@ function replayOf(w: World, op: WriteOp, variant: ReplayVariant): WriteOp {
       return { kind: 'deduct', input: { ...base, sku: only.sku, qty: only.qty } };
     }
   }
+}
+
+/** The same policy said another way: a reset as its default value, and the default value as a reset. */
+function otherPolicyForm(input: SetPolicyInput): SetPolicyInput {
+  const out = { ...input };
+  if (out.backorderMax === null) out.backorderMax = 0;
+  else if (out.backorderMax === 0) out.backorderMax = null;
+  return out;
 }
 
 const bump = (n: number): number => (n < MAX ? n + 1 : n - 1);
@@ -411,6 +446,10 @@ function mutate(w: World, op: WriteOp, mutation: Mutation): WriteOp {
           return copy;
         case 'reserve':
           copy.input.lines = changeFirst(copy.input.lines, mutation);
+          return copy;
+        case 'setPolicy':
+          if (mutation === 'sku') copy.input.sku = otherSku(copy.input.sku);
+          else copy.input.lowStockAt = copy.input.lowStockAt === undefined ? 3 : copy.input.lowStockAt === null ? 0 : bump(copy.input.lowStockAt);
           return copy;
       }
     }
@@ -742,6 +781,24 @@ const writeSpec: fc.Arbitrary<WriteSpec> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), id: reservationSpec }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('extend' as const), id: reservationSpec, ttl: ttlSpec }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('revoke' as const), id: revokeIdSpec, meta: metaIndex }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('policy' as const), id: idSpec, sku: skuIndex, meta: metaIndex,
+      backorderMax: weighted<PolicyFieldSpec>(
+        [2, fc.constant({ t: 'keep' as const })],
+        [1, fc.constant({ t: 'null' as const })],
+        [4, fc.nat({ max: 8 }).map((n) => ({ t: 'n' as const, n }))],
+        [2, fc.constantFrom(-1, 0).map((d) => ({ t: 'edge' as const, d }))],
+        [1, fc.constant({ t: 'n' as const, n: MAX })],
+      ),
+      lowStockAt: weighted<PolicyFieldSpec>(
+        [4, fc.constant({ t: 'keep' as const })],
+        [1, fc.constant({ t: 'null' as const })],
+        [2, fc.nat({ max: 10 }).map((n) => ({ t: 'n' as const, n }))],
+      ),
+    }),
+  },
   {
     weight: 1,
     arbitrary: fc.record({

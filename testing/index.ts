@@ -17,6 +17,7 @@ import { BAD_INPUT_GROUPS, badInputCase, boundaryCase } from './bad-input.js';
 import { closedIdCase } from './closed-ids.js';
 import { extendCase } from './extend.js';
 import { holdsCase } from './holds.js';
+import { policyCase } from './policy.js';
 import { compositeKeyCase, expiryCapCase, skewedClocksCase } from './edge-cases.js';
 import { concurrentBatchesProperty, concurrentLoadProperty, jitter, reverseRaceProperty } from './concurrency.js';
 import { interleavingProperty } from './interleavings.js';
@@ -90,6 +91,8 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     closedIdCase(createStore));
   add('extend moves a held reservation\'s expiry (its reserve replays the first), refuses the settled and expired, and batches with the rest', 60_000, () =>
     extendCase(createStore));
+  add('setPolicy: a policy entry, levels show it, backorders sell on-hand plus the allowance and never more, BELOW_RESERVED, a storm', 60_000, () =>
+    policyCase(createStore));
   add('holds() lists a SKU\'s live holds once each, by expiry then reservation id (odd ids included), in pages of any size', 60_000, () =>
     holdsCase(createStore));
   add('keys of two caller strings never collide: reservation "a" holding "b\\u0000c" vs "a\\u0000b" holding "c" (and ":", "|")', 60_000, () =>

@@ -2,7 +2,7 @@ import { LIMITS } from '../src/index.js';
 import type { Counters, FeedEntry, EntryKind, Level, RequestRecord, Reservation, StockLedger, VerifyReport } from '../src/index.js';
 import { verifyItem } from '../src/store-kit.js';
 import type { HoldCheck, VerifyItem } from '../src/store-kit.js';
-import { ConformanceError, firstDifference, show } from './assert.js';
+import { ConformanceError, deepEqual, firstDifference, show } from './assert.js';
 import { reservationProblems } from './reservation-races.js';
 
 /** What the invariant check read, for further checks by the caller. */
@@ -72,8 +72,9 @@ interface Reads {
  *   own `verify()` is wrong is caught here;
  * - entries page correctly (`next` is the last seq, null on an empty page) and their `seq` runs
  *   1, 2, 3, ... without gaps; each entry's `onHandAfter`/`reservedAfter` is the running fold,
- *   and keeps `0 <= reserved <= onHand <= LIMITS.quantityMax`; `available` reads
- *   `onHand - reserved`;
+ *   and keeps `0 <= reserved`, `onHand - reserved + backorderMax >= 0` and
+ *   `onHand <= LIMITS.quantityMax`; `available` reads `onHand - reserved + backorderMax`, and the
+ *   policy a level shows is the one the SKU's last `policy` entry carries (none: the default);
  * - no (requestId, kind, SKU) twice in the entries (`appliedOnce`);
  * - holds: every commit, release or expire entry ends a hold made by an earlier reserve entry of
  *   the same reservation and SKU, for its whole quantity;
@@ -146,15 +147,22 @@ function checkEntries(entries: readonly FeedEntry[], problems: string[]): void {
 function foldEntries(entries: readonly FeedEntry[], problems: string[]): Map<string, Counters> {
   const folded = new Map<string, Counters>();
   for (const entry of entries) {
-    const f = folded.get(entry.sku) ?? { onHand: 0, reserved: 0, version: 0 };
+    const f: Counters = folded.get(entry.sku) ?? { onHand: 0, reserved: 0, version: 0 };
     f.onHand += entry.onHandDelta;
     f.reserved += entry.reservedDelta;
     f.version += 1;
+    if (entry.kind === 'policy') {
+      if (entry.policy === undefined || entry.onHandDelta !== 0 || entry.reservedDelta !== 0) problems.push(`policy entry seq ${entry.seq} has no policy, or deltas`);
+      else if (entry.policy.backorderMax === 0 && entry.policy.lowStockAt === null) delete f.policy;
+      else f.policy = { ...entry.policy };
+    } else if (entry.policy !== undefined) {
+      problems.push(`${entry.kind} entry seq ${entry.seq} carries a policy`);
+    }
     folded.set(entry.sku, f);
     if (entry.onHandAfter !== f.onHand || entry.reservedAfter !== f.reserved) {
       problems.push(`entry seq ${entry.seq} (${show(entry.sku)}) says after = ${entry.onHandAfter}/${entry.reservedAfter}, running fold = ${f.onHand}/${f.reserved} (a lost update)`);
     }
-    if (f.onHand < 0 || f.reserved < 0 || f.reserved > f.onHand || f.onHand > LIMITS.quantityMax) {
+    if (f.reserved < 0 || f.onHand - f.reserved + (f.policy?.backorderMax ?? 0) < 0 || f.onHand > LIMITS.quantityMax) {
       problems.push(`entry seq ${entry.seq} takes ${show(entry.sku)} to onHand ${f.onHand}, reserved ${f.reserved}`);
     }
   }
@@ -172,8 +180,12 @@ function checkAsRead(reads: Reads, problems: string[]): void {
       problems.push(`no level read for ${show(sku)}`);
       continue;
     }
-    if (level.available !== level.onHand - level.reserved) {
-      problems.push(`invariant available of ${show(sku)} broken: reads ${level.available}, onHand - reserved is ${level.onHand - level.reserved}`);
+    const backorderMax = level.policy?.backorderMax ?? 0;
+    if (level.available !== level.onHand - level.reserved + backorderMax) {
+      problems.push(`invariant available of ${show(sku)} broken: reads ${level.available}, onHand - reserved + backorderMax is ${level.onHand - level.reserved + backorderMax}`);
+    }
+    if (!deepEqual(level.policy ?? null, f.policy ?? null)) {
+      problems.push(`the level of ${show(sku)} shows policy ${show(level.policy ?? null)}, its last policy entry says ${show(f.policy ?? null)}`);
     }
     const { item, due } = itemAsRead(sku, level, f, reads);
     const dueText = due.count === 0 ? 'no hold due' : `${due.count} due hold(s) of ${due.qty} unit(s) counted as expired`;
@@ -199,7 +211,9 @@ function itemAsRead(sku: string, level: Level, f: Counters, reads: Reads): { ite
   }
   const item: VerifyItem = {
     sku,
-    stored: { onHand: level.onHand, reserved: level.reserved, version: level.version },
+    stored: level.policy === undefined
+      ? { onHand: level.onHand, reserved: level.reserved, version: level.version }
+      : { onHand: level.onHand, reserved: level.reserved, version: level.version, policy: level.policy },
     folded: { onHand: f.onHand, reserved: f.reserved - due.qty, version: f.version + due.count },
     holds,
     foldedHolds: foldedHolds(reads.bySku.get(sku) ?? [], dueBy),

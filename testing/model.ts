@@ -1,7 +1,7 @@
 import { LIMITS } from '../src/index.js';
 import type {
   AdjustInput, Applied, CommitInput, DeductInput, ExtendInput, FeedEntry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult, Rejection, ReleaseInput,
-  RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, RevokeInput, SweepInput, SweepResult,
+  RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, RevokeInput, SetPolicyInput, StockPolicy, SweepInput, SweepResult,
 } from '../src/index.js';
 import type { Op, Outcome, Thrown } from './ops.js';
 
@@ -34,7 +34,12 @@ interface Change {
   onHandDelta: number;
   reservedDelta: number;
   meta: JsonObject | undefined;
+  /** A policy change: the whole policy after it. */
+  policy?: StockPolicy;
 }
+
+/** No backorder, no low-stock threshold: what a SKU has until a setPolicy says otherwise. */
+const DEFAULT_POLICY: StockPolicy = { backorderMax: 0, lowStockAt: null };
 
 /** One SKU of one reservation, still held in storage (no commit, release or expire entry yet). */
 interface Hold {
@@ -96,6 +101,8 @@ export class ReferenceModel {
         return this.reserve(op.input, at);
       case 'revoke':
         return this.revoke(op.input, at);
+      case 'setPolicy':
+        return this.setPolicy(op.input, at);
       case 'commit':
         return this.commit(op.input, at);
       case 'release':
@@ -146,7 +153,9 @@ export class ReferenceModel {
       if (input.onHand > LIMITS.quantityMax) {
         return { ok: false, code: 'QUANTITY_LIMIT', sku: input.sku, requested: input.onHand, onHand: level.onHand, limit: LIMITS.quantityMax };
       }
-      if (input.onHand < level.reserved) return { ok: false, code: 'BELOW_RESERVED', sku: input.sku, requested: input.onHand, level };
+      if (input.onHand - level.reserved + this.policy(input.sku).backorderMax < 0) {
+        return { ok: false, code: 'BELOW_RESERVED', sku: input.sku, requested: input.onHand, level };
+      }
       return [{ sku: input.sku, onHandDelta: input.onHand - level.onHand, reservedDelta: 0 }];
     });
   }
@@ -202,6 +211,38 @@ export class ReferenceModel {
       if (input.meta !== undefined) reservation.meta = copyJson(input.meta);
       return reservation;
     });
+  }
+
+  /**
+   * setPolicy: fields left out keep their value, null resets one to its default; at least one
+   * field, each an integer from 0 to the quantity limit. A policy whose `backorderMax` leaves
+   * less to sell than is reserved is BELOW_RESERVED; else one zero-delta entry carries the
+   * whole new policy.
+   */
+  setPolicy(input: SetPolicyInput, at: number): Result {
+    const fields = ['backorderMax', 'lowStockAt'] as const;
+    const given = fields.filter((f) => input[f] !== undefined);
+    const bad = (v: unknown): boolean => v !== null && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > LIMITS.quantityMax);
+    if (given.length === 0 || given.some((f) => bad(input[f]))) return { thrown: 'INVALID_INPUT' };
+    const asked = (f: (typeof fields)[number]): number | null | 'keep' => (input[f] === undefined ? 'keep' : (input[f] ?? DEFAULT_POLICY[f]));
+    const payload = canonical(['policy', input.sku, asked('backorderMax'), asked('lowStockAt'), input.meta ?? null]);
+    return this.#run(input.requestId, 'policy', payload, null, input.meta, at, () => {
+      this.#expireDue([input.sku], at);
+      const level = this.level(input.sku);
+      const policy: StockPolicy = { ...this.policy(input.sku) };
+      for (const f of given) Object.assign(policy, { [f]: input[f] ?? DEFAULT_POLICY[f] });
+      if (level.onHand - level.reserved + policy.backorderMax < 0) {
+        return { ok: false, code: 'BELOW_RESERVED', sku: input.sku, requested: policy.backorderMax, level };
+      }
+      return [{ sku: input.sku, onHandDelta: 0, reservedDelta: 0, policy }];
+    });
+  }
+
+  /** A SKU's policy: the one its last policy entry carries, else the default. */
+  policy(sku: string): StockPolicy {
+    let policy = DEFAULT_POLICY;
+    for (const written of this.#written) for (const e of written.entries) if (e.sku === sku && e.policy !== undefined) policy = e.policy;
+    return { ...policy };
   }
 
   /**
@@ -301,7 +342,7 @@ export class ReferenceModel {
         version += 1;
       }
     }
-    return { sku, onHand, reserved, available: onHand - reserved, version };
+    return levelWith(sku, { onHand, reserved, version }, this.policy(sku));
   }
 
   /** The level a read at time `now` reports: every due hold counts as expired (one version each). */
@@ -309,7 +350,7 @@ export class ReferenceModel {
     const stored = this.level(sku);
     const due = this.holds().filter((h) => h.sku === sku && now >= h.expiresAt);
     const reserved = stored.reserved - due.reduce((sum, h) => sum + h.qty, 0);
-    return { sku, onHand: stored.onHand, reserved, available: stored.onHand - reserved, version: stored.version + due.length };
+    return levelWith(sku, { onHand: stored.onHand, reserved, version: stored.version + due.length }, this.policy(sku));
   }
 
   /** What `ledger.reservation(id)` must return at time `now`. */
@@ -388,7 +429,7 @@ export class ReferenceModel {
     return JSON.stringify(this.#written.map((w) => [
       w.type, w.type === 'request' ? [w.requestId, w.payload] : w.type === 'settle' ? [w.reservationId, w.kind, w.sold]
         : w.type === 'extend' ? [w.reservationId, w.expiresAt] : null, w.at,
-      w.entries.map((e) => [e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta]),
+      w.entries.map((e) => [e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.policy ?? null]),
     ]));
   }
 
@@ -498,6 +539,7 @@ export class ReferenceModel {
         reservedDelta: change.reservedDelta, onHandAfter: after.onHand, reservedAfter: after.reserved, at,
       };
       if (change.meta !== undefined) entry.meta = copyJson(change.meta);
+      if (change.policy !== undefined) entry.policy = { ...change.policy };
       return entry;
     });
   }
@@ -507,10 +549,8 @@ export class ReferenceModel {
     return [...new Set(entries.map((e) => e.sku))].sort(byText).map((sku) => {
       const own = entries.filter((e) => e.sku === sku);
       const last = own[own.length - 1] as FeedEntry;
-      return {
-        sku, onHand: last.onHandAfter, reserved: last.reservedAfter, available: last.onHandAfter - last.reservedAfter,
-        version: this.level(sku).version + own.length,
-      };
+      const policy = own.reduce((p, e) => e.policy ?? p, this.policy(sku));
+      return levelWith(sku, { onHand: last.onHandAfter, reserved: last.reservedAfter, version: this.level(sku).version + own.length }, policy);
     });
   }
 
@@ -543,7 +583,7 @@ export class ReferenceModel {
    */
   #run(
     requestId: string, kind: OperationKind, payload: string, of: string | null, meta: JsonObject | undefined, at: number,
-    evaluate: () => Array<{ sku: string; onHandDelta: number; reservedDelta: number }> | Rejection,
+    evaluate: () => Array<{ sku: string; onHandDelta: number; reservedDelta: number; policy?: StockPolicy }> | Rejection,
     reservation: () => Reservation | null = () => null,
   ): Result {
     const known = this.#request(requestId);
@@ -574,6 +614,13 @@ export class ReferenceModel {
     const reserved: ReserveApplied = { ...outcome, reservation: copyJson(op.reservation) };
     return reserved;
   }
+}
+
+/** A level as reads report it: available counts the backorder allowance; a policy shows when it is not the default. */
+function levelWith(sku: string, c: { onHand: number; reserved: number; version: number }, policy: StockPolicy): Level {
+  const level: Level = { sku, onHand: c.onHand, reserved: c.reserved, available: c.onHand - c.reserved + policy.backorderMax, version: c.version };
+  if (policy.backorderMax !== 0 || policy.lowStockAt !== null) level.policy = { ...policy };
+  return level;
 }
 
 /** JavaScript's default string order (by UTF-16 code units): the order of lines and levels. */
@@ -616,9 +663,9 @@ function copyJson<T>(value: T): T {
 }
 
 function copyEntry(entry: FeedEntry): FeedEntry {
-  return { ...entry };
+  return entry.policy === undefined ? { ...entry } : { ...entry, policy: { ...entry.policy } };
 }
 
 function copyLevels(levels: Level[]): Level[] {
-  return levels.map((l) => ({ ...l }));
+  return levels.map((l) => (l.policy === undefined ? { ...l } : { ...l, policy: { ...l.policy } }));
 }

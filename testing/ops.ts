@@ -1,7 +1,7 @@
 import { isStockLedgerError } from '../src/index.js';
 import type {
   AdjustInput, CommitInput, DeductInput, ExtendInput, Level, OperationResult, ReleaseInput, Reservation, ReserveInput, RestockInput, ReverseInput, RevokeInput,
-  StockLedger, SweepInput, SweepResult,
+  SetPolicyInput, StockLedger, SweepInput, SweepResult,
 } from '../src/index.js';
 
 /** One call on a ledger, as data: what the model, the histories and the generators share. */
@@ -12,6 +12,7 @@ export type Op =
   | { kind: 'reverse'; input: ReverseInput }
   | { kind: 'reserve'; input: ReserveInput }
   | { kind: 'revoke'; input: RevokeInput }
+  | { kind: 'setPolicy'; input: SetPolicyInput }
   | { kind: 'commit'; input: CommitInput }
   | { kind: 'release'; input: ReleaseInput }
   | { kind: 'extend'; input: ExtendInput }
@@ -23,7 +24,7 @@ export type Op =
 export type WriteOp = Exclude<Op, { kind: 'stock' } | { kind: 'reservation' }>;
 
 /** A write that carries its own request id (and fingerprint): every kind but commit, release and sweep. */
-export type RequestOp = Extract<WriteOp, { kind: 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' }>;
+export type RequestOp = Extract<WriteOp, { kind: 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy' }>;
 
 /** A thrown `StockLedgerError`, reduced to its code. */
 export interface Thrown {
@@ -60,6 +61,8 @@ export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
         return await ledger.reserve(op.input);
       case 'revoke':
         return await ledger.revoke(op.input);
+      case 'setPolicy':
+        return await ledger.setPolicy(op.input);
       case 'commit':
         return await ledger.commit(op.input);
       case 'release':
@@ -88,7 +91,8 @@ export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
  * ```
  */
 export function isRequestOp(op: Op): op is RequestOp {
-  return op.kind === 'restock' || op.kind === 'deduct' || op.kind === 'adjust' || op.kind === 'reverse' || op.kind === 'reserve' || op.kind === 'revoke';
+  return op.kind === 'restock' || op.kind === 'deduct' || op.kind === 'adjust' || op.kind === 'reverse' || op.kind === 'reserve' || op.kind === 'revoke' ||
+    op.kind === 'setPolicy';
 }
 
 /** The request id of a request op. */
@@ -111,6 +115,7 @@ export function skusOf(op: WriteOp): string[] {
   switch (op.kind) {
     case 'restock':
     case 'adjust':
+    case 'setPolicy':
       return [op.input.sku];
     case 'deduct':
       return 'lines' in op.input ? op.input.lines.map((line) => line.sku) : [op.input.sku];

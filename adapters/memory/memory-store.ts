@@ -1,6 +1,6 @@
 import { InvariantViolationError, StoreUnavailableError } from '../../src/index.js';
-import { decide, levelAsOf, materialize, publicReservation, zeroCounters } from '../../src/store-kit.js';
-import type { Applied, Counters, Entry, EntryKind, FeedEntry, Level, OperationKind, StockStore } from '../../src/index.js';
+import { DEFAULT_POLICY, decide, levelAsOf, levelOf, materialize, publicReservation, withPolicy, zeroCounters } from '../../src/store-kit.js';
+import type { Applied, Counters, Entry, EntryKind, FeedEntry, Level, OperationKind, StockPolicy, StockStore } from '../../src/index.js';
 import type {
   Command, Decision, HoldCheck, HoldCursor, HoldRef, StateView, StoredHold, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
@@ -41,6 +41,8 @@ export class MemoryStore implements StockStore {
   readonly #reservations = new Map<string, StoredReservation>();
   /** The expiry a reservation was made with, once an extend moved it: its reserve's replay shows this one. */
   readonly #madeUntil = new Map<string, number>();
+  /** The SKU's policy after an entry, by seq, kept only where it is not the default: replays rebuild levels from entries. */
+  readonly #policyAt = new Map<number, StockPolicy>();
   readonly #holds = new HoldIndex();
   readonly #holdsBySku = new Map<string, HoldIndex>();
   readonly #locks = new KeyedLocks();
@@ -228,7 +230,8 @@ export class MemoryStore implements StockStore {
     const entries = this.#entries.slice(slot.seq - 1, slot.seq - 1 + slot.count).map(copyEntry);
     const levels = entries.map((e) => {
       const version = firstAbove(this.#entriesBySku.get(e.sku) ?? [], e.seq - 1) + 1;
-      return { sku: e.sku, onHand: e.onHandAfter, reserved: e.reservedAfter, available: e.onHandAfter - e.reservedAfter, version };
+      const counters = withPolicy({ onHand: e.onHandAfter, reserved: e.reservedAfter, version }, this.#policyAt.get(e.seq) ?? DEFAULT_POLICY);
+      return levelOf(e.sku, counters);
     });
     const outcome: Applied = { ok: true, replayed: false, entries, levels };
     const reservation = slot.kind === 'reserve' ? this.#reservations.get(requestId) : undefined;
@@ -250,7 +253,14 @@ export class MemoryStore implements StockStore {
       if (list === undefined) this.#entriesBySku.set(own.sku, [own]);
       else list.push(own);
     }
-    for (const step of write.steps) for (const change of step.changes) this.#levels.set(change.sku, change.after);
+    let i = 0;
+    for (const step of write.steps) {
+      for (const change of step.changes) {
+        this.#levels.set(change.sku, change.after);
+        if (change.after.policy !== undefined) this.#policyAt.set((entries[i] as FeedEntry).seq, change.after.policy);
+        i += 1;
+      }
+    }
     const request = write.request;
     if (request !== null) {
       const own = (outcome as Applied).entries;
@@ -368,6 +378,7 @@ function upfrontKeys(command: Command): string[] {
   switch (command.kind) {
     case 'restock':
     case 'adjust':
+    case 'policy':
       return [`a:${command.requestId}`, `c:${command.sku}`];
     case 'revoke':
       return [`a:${command.requestId}`];
@@ -416,11 +427,14 @@ function copyEntry<E extends Entry>(e: E): E {
     onHandAfter: e.onHandAfter, reservedAfter: e.reservedAfter, at: e.at,
   } as E;
   if (e.meta !== undefined) copy.meta = e.meta;
+  if (e.policy !== undefined) copy.policy = { ...e.policy };
   return copy;
 }
 
 function copyLevel(l: Level): Level {
-  return { sku: l.sku, onHand: l.onHand, reserved: l.reserved, available: l.available, version: l.version };
+  const copy: Level = { sku: l.sku, onHand: l.onHand, reserved: l.reserved, available: l.available, version: l.version };
+  if (l.policy !== undefined) copy.policy = { ...l.policy };
+  return copy;
 }
 
 /** A copy the caller may mutate without touching the store (meta is frozen at validation). */

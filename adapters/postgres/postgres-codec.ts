@@ -1,5 +1,6 @@
 import { InvariantViolationError } from '../../src/index.js';
-import type { Entry, EntryKind, FeedEntry, JsonObject, Level, Line } from '../../src/index.js';
+import type { Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, StockPolicy } from '../../src/index.js';
+import { levelOf, withPolicy } from '../../src/store-kit.js';
 
 /**
  * PostgreSQL `text` cannot hold U+0000, which SKUs and request ids may contain. Keys are
@@ -48,16 +49,39 @@ export function str(value: unknown, what: string): string {
   return value;
 }
 
+/** A policy as stored: `backorder_max` and `low_stock_at` (null: none), as numbers or bigint text. */
+function storedPolicy(backorderMax: unknown, lowStockAt: unknown): StockPolicy {
+  return { backorderMax: int(backorderMax, 'backorder_max'), lowStockAt: lowStockAt === null ? null : int(lowStockAt, 'low_stock_at') };
+}
+
+/** The row shape of a level inside the store's JSON replies: counters and policy. */
+export interface LevelJson {
+  s: string; h: number | string; r: number | string; v: number | string; bm: number | string; ls: number | string | null;
+}
+
+/** SQL naming the fields of a {@link LevelJson}, from a levels row aliased `a` (inside a json_build_object). */
+export const levelFields = (a: string): string =>
+  `'s', ${a}.sku, 'h', ${a}.on_hand, 'r', ${a}.reserved, 'v', ${a}.version, 'bm', ${a}.backorder_max, 'ls', ${a}.low_stock_at`;
+
+/** Counters from a level row; a default policy leaves `policy` out, as the core expects. */
+export function countersOf(row: LevelJson): Counters {
+  const counters = { onHand: int(row.h, 'on_hand'), reserved: int(row.r, 'reserved'), version: int(row.v, 'version') };
+  return withPolicy(counters, storedPolicy(row.bm, row.ls));
+}
+
 /** The row shape of an entry inside the store's JSON replies (short names keep replies small). */
 export interface EntryJson {
   op: number; pos: number; seq: number | null; r: string; k: EntryKind; s: string; dh: number; dr: number; ah: number; ar: number;
   v: number; at: number; m: string | null;
+  /** The SKU's policy right after the entry (on every entry: replays rebuild levels from them). */
+  bm: number; ls: number | null;
 }
 
 /** SQL that builds an {@link EntryJson} from an entries row aliased `e`. */
 export const ENTRY_JSON =
   "json_build_object('op', e.op, 'pos', e.pos, 'seq', e.seq, 'r', e.request_id, 'k', e.kind, 's', e.sku, 'dh', e.on_hand_delta, " +
-  "'dr', e.reserved_delta, 'ah', e.on_hand_after, 'ar', e.reserved_after, 'v', e.version_after, 'at', e.at, 'm', e.meta)";
+  "'dr', e.reserved_delta, 'ah', e.on_hand_after, 'ar', e.reserved_after, 'v', e.version_after, 'at', e.at, 'm', e.meta, " +
+  "'bm', e.backorder_max_after, 'ls', e.low_stock_at_after)";
 
 /** Where an entry lives: its place in the ledger's (op, pos) order. */
 export interface EntryRef {
@@ -72,6 +96,8 @@ export function entryOf(row: EntryJson): Entry {
     onHandAfter: row.ah, reservedAfter: row.ar, at: row.at,
   };
   if (row.m !== null) entry.meta = JSON.parse(row.m) as JsonObject;
+  // Only a policy entry shows the policy (the whole of it, defaults included).
+  if (row.k === 'policy') entry.policy = storedPolicy(row.bm, row.ls);
   return entry;
 }
 
@@ -89,9 +115,9 @@ export function feedEntryOf(row: EntryJson): FeedEntry {
   return entry as FeedEntry;
 }
 
-/** The level right after an entry, from its row. */
+/** The level right after an entry, from its row, the policy of that moment included. */
 export function levelAfter(row: EntryJson): Level {
-  return { sku: decodeKey(row.s), onHand: row.ah, reserved: row.ar, available: row.ah - row.ar, version: row.v };
+  return levelOf(decodeKey(row.s), withPolicy({ onHand: row.ah, reserved: row.ar, version: row.v }, storedPolicy(row.bm, row.ls)));
 }
 
 /** Lines stored as JSON text (JSON escapes U+0000, so lines keep their SKUs as they are). */

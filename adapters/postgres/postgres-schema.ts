@@ -182,6 +182,16 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
   // Version 3: extend moves expires_at; the expiry a reservation was made with stays here
   // (null until the first extend), for its reserve's replay.
   (s) => `ALTER TABLE ${s}.reservations ADD COLUMN first_expires_at bigint;`,
+  // Version 4: a policy per SKU (setPolicy). A backorder lets on_hand go below reserved, even
+  // below 0: the check becomes available >= 0 (levels_check is the name PostgreSQL gave the
+  // inline check of version 1). Each entry keeps the policy right after it, as it keeps the
+  // counters, so replays rebuild levels with the policy as it stood then; old rows had none.
+  (s) => `
+  ALTER TABLE ${s}.levels DROP CONSTRAINT levels_check,
+    ADD COLUMN backorder_max bigint NOT NULL DEFAULT 0 CHECK (backorder_max >= 0),
+    ADD COLUMN low_stock_at bigint CHECK (low_stock_at >= 0),
+    ADD CONSTRAINT levels_available CHECK (on_hand - reserved + backorder_max >= 0);
+  ALTER TABLE ${s}.entries ADD COLUMN backorder_max_after bigint NOT NULL DEFAULT 0, ADD COLUMN low_stock_at_after bigint;`,
 ];
 
 /**
@@ -227,9 +237,12 @@ export async function migrate(options: { client: PostgresClient; schema?: string
   }
 }
 
-/** {@link migrate} through the store's connector. */
-export async function migrateWith(connector: Connector, schema: string): Promise<number> {
-  if ((await recordedVersion(connector, schema)) === SCHEMA_VERSION) return SCHEMA_VERSION;
+/**
+ * {@link migrate} through the store's connector. `target` (default {@link SCHEMA_VERSION})
+ * stops at an earlier version: tests build the schema an older release left, to upgrade it.
+ */
+export async function migrateWith(connector: Connector, schema: string, target = SCHEMA_VERSION): Promise<number> {
+  if ((await recordedVersion(connector, schema)) === target) return target;
   return connector.transaction(async (connection) => {
     await connection.query('SELECT pg_advisory_xact_lock($1::int, 2)', [lockKey(schema)]);
     await connection.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
@@ -238,14 +251,15 @@ export async function migrateWith(connector: Connector, schema: string): Promise
     if (current > SCHEMA_VERSION) {
       throw new InvalidInputError('schema', `${schema} has stock-ledger schema version ${current}; this code knows up to ${SCHEMA_VERSION}: upgrade stock-ledger`);
     }
-    for (let version = current + 1; version <= SCHEMA_VERSION; version += 1) {
+    if (current >= target) return { value: current, commit: false };
+    for (let version = current + 1; version <= target; version += 1) {
       await connection.query((MIGRATIONS[version - 1] as (s: string) => string)(schema));
     }
     await connection.query(
       `INSERT INTO ${schema}.schema_version (id, version) VALUES (1, $1::int) ON CONFLICT (id) DO UPDATE SET version = excluded.version`,
-      [SCHEMA_VERSION],
+      [target],
     );
-    return { value: SCHEMA_VERSION, commit: current < SCHEMA_VERSION };
+    return { value: target, commit: true };
   }, null);
 }
 

@@ -1,4 +1,4 @@
-import { ENTRY_JSON } from './postgres-codec.js';
+import { ENTRY_JSON, levelFields } from './postgres-codec.js';
 
 /**
  * Every statement of the store, built once per schema. Lists travel as one JSON text
@@ -80,12 +80,14 @@ function load(s: string, newlyHeld: string): string {
 const flushSql = (s: string): string => `
   WITH p AS MATERIALIZED (SELECT $1::text::jsonb AS j),
   o AS MATERIALIZED (SELECT nextval('${s}.ops') AS op),
-  ie AS (INSERT INTO ${s}.entries (op, pos, seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, version_after, at, meta)
-    SELECT o.op, x.pos, x.q, x.r, x.k, x.s, x.dh, x.dr, x.ah, x.ar, x.v, x.at, x.m FROM o, p,
-    jsonb_to_recordset(p.j->'e') AS x(pos int, q bigint, r text, k text, s text, dh bigint, dr bigint, ah bigint, ar bigint, v bigint, at bigint, m text)
+  ie AS (INSERT INTO ${s}.entries (op, pos, seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, version_after, at, meta,
+      backorder_max_after, low_stock_at_after)
+    SELECT o.op, x.pos, x.q, x.r, x.k, x.s, x.dh, x.dr, x.ah, x.ar, x.v, x.at, x.m, x.bm, x.ls FROM o, p,
+    jsonb_to_recordset(p.j->'e') AS x(pos int, q bigint, r text, k text, s text, dh bigint, dr bigint, ah bigint, ar bigint, v bigint, at bigint, m text,
+      bm bigint, ls bigint)
     RETURNING 1),
-  ul AS (UPDATE ${s}.levels l SET on_hand = x.h, reserved = x.r, version = x.v
-    FROM p, jsonb_to_recordset(p.j->'l') AS x(s text, h bigint, r bigint, v bigint)
+  ul AS (UPDATE ${s}.levels l SET on_hand = x.h, reserved = x.r, version = x.v, backorder_max = x.bm, low_stock_at = x.ls
+    FROM p, jsonb_to_recordset(p.j->'l') AS x(s text, h bigint, r bigint, v bigint, bm bigint, ls bigint)
     WHERE l.sku = x.s AND l.sku = ANY(ARRAY(SELECT y.s FROM p, jsonb_to_recordset(p.j->'l') AS y(s text))) RETURNING 1),
   iq AS (INSERT INTO ${s}.requests (request_id, kind, fingerprint, at)
     SELECT x.id, x.k, x.f, x.at FROM p, jsonb_to_recordset(p.j->'q') AS x(id text, k text, f text, at bigint) RETURNING 1),
@@ -121,7 +123,7 @@ const verifySql = (s: string): string => `
   hs AS (SELECT h.* FROM ${s}.holds h, bound WHERE h.sku > $1::text AND (bound.upper IS NULL OR h.sku <= bound.upper))
   SELECT json_build_object(
     'upper', (SELECT upper FROM bound),
-    'levels', (SELECT COALESCE(json_agg(json_build_object('s', l.sku, 'h', l.on_hand, 'r', l.reserved, 'v', l.version)), '[]')
+    'levels', (SELECT COALESCE(json_agg(json_build_object(${levelFields('l')})), '[]')
       FROM ${s}.levels l, bound WHERE l.sku > $1::text AND (bound.upper IS NULL OR l.sku <= bound.upper)),
     'folded', (SELECT COALESCE(json_agg(json_build_object('s', f.sku, 'h', f.h, 'r', f.r, 'v', f.v)), '[]') FROM
       (SELECT sku, sum(on_hand_delta) AS h, sum(reserved_delta) AS r, count(*) AS v FROM es GROUP BY sku) f),
@@ -154,18 +156,19 @@ export function statements(s: string): Statements {
           ORDER BY expires_at, reservation_id, sku LIMIT $4::int) d)
       )::text AS j`,
     lockAndLoad: `
-      WITH locked AS (SELECT sku, on_hand, reserved, version FROM ${s}.levels WHERE sku = ${anyOf(1)} ORDER BY sku FOR UPDATE),
+      WITH locked AS (SELECT sku, on_hand, reserved, version, backorder_max, low_stock_at FROM ${s}.levels WHERE sku = ${anyOf(1)} ORDER BY sku FOR UPDATE),
       snap AS (SELECT sku, version FROM ${s}.levels WHERE sku = ${anyOf(1)}),
       newly AS (SELECT sku FROM locked WHERE reserved > 0),
       ${load(s, 'newly')},
-      'l', (SELECT COALESCE(json_agg(json_build_object('s', sku, 'h', on_hand, 'r', reserved, 'v', version)), '[]') FROM locked),
+      'l', (SELECT COALESCE(json_agg(json_build_object(${levelFields('k')})), '[]') FROM locked k),
       'snap', (SELECT COALESCE(json_agg(json_build_object('s', sku, 'v', version)), '[]') FROM snap)
       )::text AS j`,
     ensureLevels: `
       INSERT INTO ${s}.levels AS l (sku, on_hand, reserved, version)
       SELECT value, 0, 0, 0 FROM json_array_elements_text($1::text::json) ORDER BY value COLLATE "C"
       ON CONFLICT (sku) DO UPDATE SET version = l.version
-      RETURNING sku, on_hand::text AS on_hand, reserved::text AS reserved, version::text AS version`,
+      RETURNING sku, on_hand::text AS on_hand, reserved::text AS reserved, version::text AS version,
+        backorder_max::text AS backorder_max, low_stock_at::text AS low_stock_at`,
     flush: flushSql(s),
     numberEntries: `SELECT ${s}.number_entries($1::int, $2::int, $3::text, $4::boolean) AS j`,
     sweepLeft: `SELECT EXISTS (SELECT 1 FROM ${s}.holds WHERE expires_at <= $1::bigint) AS any,
@@ -173,7 +176,7 @@ export function statements(s: string): Statements {
         AND (expires_at, reservation_id, sku) < ($2::bigint, $3::text COLLATE "C", $4::text COLLATE "C")) AS before`,
     anyUnnumbered: `SELECT EXISTS (SELECT 1 FROM ${s}.entries WHERE seq IS NULL) AS any`,
     stocks: `
-      SELECT COALESCE(json_agg(json_build_object('s', l.sku, 'h', l.on_hand, 'r', l.reserved, 'v', l.version,
+      SELECT COALESCE(json_agg(json_build_object(${levelFields('l')},
         'dq', (SELECT COALESCE(sum(qty), 0) FROM ${s}.holds h WHERE h.sku = l.sku AND h.expires_at <= $2::bigint),
         'dn', (SELECT count(*) FROM ${s}.holds h WHERE h.sku = l.sku AND h.expires_at <= $2::bigint))), '[]')::text AS j
       FROM ${s}.levels l WHERE l.sku = ${anyOf(1)}`,

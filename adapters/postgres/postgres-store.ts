@@ -6,7 +6,7 @@ import type {
 } from '../../src/store-kit.js';
 import { BatchQueue, checkGroupCommit, type Pending, type PostgresGroupCommitOptions } from './postgres-batch.js';
 import { connectorOf, joinedOf, type Connector, type PostgresClient } from './postgres-client.js';
-import { decodeKey, encodeKey, feedEntryOf, int, linesOf, str, type EntryJson } from './postgres-codec.js';
+import { countersOf, decodeKey, encodeKey, feedEntryOf, int, linesOf, str, type EntryJson, type LevelJson } from './postgres-codec.js';
 import { isRetryableConflict, joinedConflict, sqlState, storeError } from './postgres-errors.js';
 import { checkSchema, migrateWith } from './postgres-schema.js';
 import { sealSweep, sequence, sequenceIfNeeded, seqOf, SweepRaced, unnumbered } from './postgres-sequencer.js';
@@ -108,15 +108,14 @@ export class PostgresStore implements StockStore {
   }
 
   async stocks(skus: readonly string[], now: number): Promise<Level[]> {
-    const data = await this.#read<Array<{ s: string; h: number; r: number; v: number; dq: number | string; dn: number }>>(this.#sql.stocks, [
+    const data = await this.#read<Array<LevelJson & { dq: number | string; dn: number }>>(this.#sql.stocks, [
       JSON.stringify(skus.map(encodeKey)), now,
     ]);
     const bySku = new Map(data.map((row) => [decodeKey(row.s), row]));
     return skus.map((sku) => {
       const row = bySku.get(sku);
       if (row === undefined) return levelAsOf(sku, zeroCounters(), { qty: 0, count: 0 });
-      const counters = { onHand: int(row.h, 'on_hand'), reserved: int(row.r, 'reserved'), version: int(row.v, 'version') };
-      return levelAsOf(sku, counters, { qty: int(row.dq, 'due qty'), count: int(row.dn, 'due count') });
+      return levelAsOf(sku, countersOf(row), { qty: int(row.dq, 'due qty'), count: int(row.dn, 'due count') });
     });
   }
 
@@ -316,7 +315,7 @@ function checkLockTimeout(value: unknown): number {
 
 interface VerifyJson {
   upper: string | null;
-  levels: Array<{ s: string; h: number; r: number; v: number }>;
+  levels: LevelJson[];
   folded: Array<{ s: string; h: number | string; r: number | string; v: number }>;
   holds: Array<{ s: string; r: string; q: number; xp: number; st: ReservationState | null; rx: number | null; l: string | null }>;
   fh: Array<{ s: string; r: string; q: number | string }>;
@@ -338,7 +337,8 @@ function verifyChunkOf(data: VerifyJson): VerifyChunk {
   const counters = (row: { h: number | string; r: number | string; v: number }): { onHand: number; reserved: number; version: number } => ({
     onHand: int(row.h, 'on_hand'), reserved: int(row.r, 'reserved'), version: int(row.v, 'version'),
   });
-  const stored = new Map(data.levels.map((row) => [decodeKey(row.s), counters(row)]));
+  // Stored counters carry the policy: verify checks reserved and available against the backorder.
+  const stored = new Map(data.levels.map((row) => [decodeKey(row.s), countersOf(row)]));
   const folded = new Map(data.folded.map((row) => [decodeKey(row.s), counters(row)]));
   const holds = groupBySku(data.holds, (row): HoldCheck => {
     const lineQty = row.l === null ? null : (linesOf(row.l).find((l) => l.sku === decodeKey(row.s))?.qty ?? null);

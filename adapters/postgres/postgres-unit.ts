@@ -1,9 +1,9 @@
 import { LIMITS, StoreUnavailableError } from '../../src/index.js';
 import type { Applied, Counters, Entry } from '../../src/index.js';
-import { compareCodePoints, decide, materialize } from '../../src/store-kit.js';
+import { compareCodePoints, decide, materialize, policyOf } from '../../src/store-kit.js';
 import type { Command, StoreOutcome, Write } from '../../src/store-kit.js';
 import type { Connection } from './postgres-client.js';
-import { decodeKey, encodeKey, int, str } from './postgres-codec.js';
+import { decodeKey, encodeKey, int, str, type LevelJson } from './postgres-codec.js';
 import { constraintOf, sqlState } from './postgres-errors.js';
 import type { Statements } from './postgres-sql.js';
 import { sequenceBeforeLastWrite, seqOf } from './postgres-sequencer.js';
@@ -71,9 +71,12 @@ class Pending {
         const entry = entries[i] as Entry;
         i += 1;
         const pos = this.e.length;
+        // Every entry keeps the policy after it (not only policy entries): replays rebuild levels from entries.
+        const { backorderMax: bm, lowStockAt: ls } = policyOf(change.after);
         this.e.push({
           pos, r: encodeKey(entry.requestId), k: entry.kind, s: encodeKey(entry.sku), dh: entry.onHandDelta, dr: entry.reservedDelta,
           ah: entry.onHandAfter, ar: entry.reservedAfter, v: change.after.version, at: entry.at, m: entry.meta === undefined ? null : JSON.stringify(entry.meta),
+          bm, ls,
         });
         refs.made(entry, flush, pos);
         this.l.set(encodeKey(change.sku), change.after);
@@ -155,10 +158,16 @@ class Pending {
     if (last !== null) for (const e of this.e) e['q'] = last + (e['pos'] as number) + 1;
     const t = [...this.t].flatMap(([o, bySku]) => [...bySku].map(([s, q]) => ({ o, s, q })));
     const hn = [...this.hn].flatMap(([r, holds]) => [...holds].map(([s, h]) => ({ r, s, q: h.q, xp: h.xp })));
-    const l = [...this.l].map(([s, c]) => ({ s, h: c.onHand, r: c.reserved, v: c.version }));
+    const l = [...this.l].map(([s, c]) => levelRow(s, c));
     const xh = [...this.xh].flatMap(([r, holds]) => [...holds].map(([s, xp]) => ({ r, s, xp })));
     return JSON.stringify({ e: this.e, l, q: this.q, t, n: [...this.n.values()], hn, hd: this.hd, u: [...this.u.values()], xh });
   }
+}
+
+/** A level row as the flush writes it: counters and the whole policy (defaults included). */
+function levelRow(s: string, c: Counters): Record<string, unknown> {
+  const { backorderMax: bm, lowStockAt: ls } = policyOf(c);
+  return { s, h: c.onHand, r: c.reserved, v: c.version, bm, ls };
 }
 
 /** What one round asks the lock-and-load statement for (decoded keys). */
@@ -377,13 +386,13 @@ class Unit {
   }
 
   async #lockAndLoad(lock: string[], load: { requests: string[]; reservations: string[]; tallies: string[]; holds: string[]; anywhere: number }): Promise<
-    LoadJson & { l: Array<{ s: string; h: number; r: number; v: number }>; snap: Array<{ s: string; v: number }> }
+    LoadJson & { l: LevelJson[]; snap: Array<{ s: string; v: number }> }
   > {
     const rows = await this.#connection.query(this.#sql.lockAndLoad, [
       JSON.stringify(lock.map(encodeKey)), JSON.stringify(load.requests.map(encodeKey)), JSON.stringify(load.reservations.map(encodeKey)),
       JSON.stringify(load.holds.map(encodeKey)), JSON.stringify(load.tallies.map(encodeKey)), this.#cache.horizon, HOLDS_FETCH, load.anywhere,
     ]);
-    return JSON.parse(str(rows[0]?.['j'], 'load')) as LoadJson & { l: Array<{ s: string; h: number; r: number; v: number }>; snap: Array<{ s: string; v: number }> };
+    return JSON.parse(str(rows[0]?.['j'], 'load')) as LoadJson & { l: LevelJson[]; snap: Array<{ s: string; v: number }> };
   }
 
   /** Creates the level rows of SKUs never seen (locking every row named, in one sorted statement). */
@@ -391,6 +400,7 @@ class Unit {
     const rows = await this.#connection.query(this.#sql.ensureLevels, [JSON.stringify(skus.map(encodeKey))]);
     this.#cache.locked(rows.map((row) => ({
       s: str(row['sku'], 'sku'), h: int(row['on_hand'], 'on_hand'), r: int(row['reserved'], 'reserved'), v: int(row['version'], 'version'),
+      bm: int(row['backorder_max'], 'backorder_max'), ls: row['low_stock_at'] === null ? null : int(row['low_stock_at'], 'low_stock_at'),
     })));
   }
 
@@ -425,6 +435,7 @@ function addAsks(command: Command, asks: Asks, plan: Map<string, string[]>): voi
   switch (command.kind) {
     case 'restock':
     case 'adjust':
+    case 'policy':
       asks.lock.add(command.sku);
       break;
     case 'deduct':

@@ -1,7 +1,7 @@
 import { compareCodePoints } from '../../src/store-kit.js';
 import type { Applied, Counters, Entry, JsonObject, OperationKind } from '../../src/index.js';
 import type { HoldRef, StateView, StoredRequest, StoredReservation, Write } from '../../src/store-kit.js';
-import { decodeKey, entryOf, int, levelAfter, linesOf, type EntryJson, type EntryRef } from './postgres-codec.js';
+import { countersOf, decodeKey, entryOf, int, levelAfter, linesOf, type EntryJson, type EntryRef, type LevelJson } from './postgres-codec.js';
 
 /**
  * What decide asked for that the view had not loaded. Thrown through decide (a private
@@ -217,8 +217,8 @@ export class Cache implements StateView {
   }
 
   /** Takes in locked level rows. */
-  locked(rows: ReadonlyArray<{ s: string; h: number; r: number; v: number }>): void {
-    for (const row of rows) this.levels.set(decodeKey(row.s), { onHand: int(row.h, 'on_hand'), reserved: int(row.r, 'reserved'), version: int(row.v, 'version') });
+  locked(rows: readonly LevelJson[]): void {
+    for (const row of rows) this.levels.set(decodeKey(row.s), countersOf(row));
   }
 
   /** Takes in what the load statement read; `asked` says what was asked, so absent rows read as null. */

@@ -1,6 +1,6 @@
 import { InvariantViolationError } from '../../src/index.js';
-import { byCodeUnits } from '../../src/store-kit.js';
-import type { Applied, Counters, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState } from '../../src/index.js';
+import { byCodeUnits, withPolicy } from '../../src/store-kit.js';
+import type { Applied, Counters, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState, StockPolicy } from '../../src/index.js';
 import type { Command, HoldCheck, StoreOutcome, StoredHold, StoredRequest, StoredReservation } from '../../src/store-kit.js';
 import type { LuaScriptName } from './redis-scripts.js';
 
@@ -52,7 +52,18 @@ export function scriptCall(command: Command): ScriptCall {
       return { script: 'reserve', args: [...head, String(command.expiresAt), ...linesArgs(command.lines)] };
     case 'revoke':
       return { script: 'revoke', args: head };
+    case 'policy':
+      return { script: 'policy', args: [...head, command.sku, ...policyArgs(command.set)] };
   }
+}
+
+/** A setPolicy's fields as policy.lua reads them: "keep" for a field left out, "null" for no threshold. */
+function policyArgs(set: Partial<StockPolicy>): [backorderMax: string, lowStockAt: string] {
+  const { backorderMax, lowStockAt } = set;
+  return [
+    backorderMax === undefined ? 'keep' : String(backorderMax),
+    lowStockAt === undefined ? 'keep' : lowStockAt === null ? 'null' : String(lowStockAt),
+  ];
 }
 
 /** A string reply (a Buffer one decoded as UTF-8); anything else is a broken reply. */
@@ -240,16 +251,41 @@ export function foldPageOf(reply: unknown): FoldPage {
 }
 
 /**
- * "onHand,reserved,version" as a level is stored.
+ * Counters from a level as stored (see lib.lua): "onHand,reserved,version" (the default
+ * policy), or with ",backorderMax,lowStockAt" after it (lowStockAt "" for none). The policy is
+ * kept only when it is not the default, as the core's counters carry it.
  *
  * @example
  * ```ts
  * countersOf('5,2,3'); // { onHand: 5, reserved: 2, version: 3 }
+ * countersOf('-2,0,4,10,'); // { onHand: -2, reserved: 0, version: 4, policy: { backorderMax: 10, lowStockAt: null } }
  * ```
  */
-export function countersOf(level: string): Counters {
-  const [onHand, reserved, version] = integers(level, 3, 'verifyChunk') as [number, number, number];
-  return { onHand, reserved, version };
+export function countersOf(level: string, what = 'verifyChunk'): Counters {
+  const parts = level.split(',');
+  if (parts.length !== 3 && parts.length !== 5) throw new InvariantViolationError(`Redis: ${what} replied ${JSON.stringify(level)} for a level`);
+  const [onHand, reserved, version, backorderMax = 0] = parts.slice(0, 4).map((p) => integerField(p, what)) as [number, number, number, number?];
+  const lowStockAt = parts[4] === undefined || parts[4] === '' ? null : integerField(parts[4], what);
+  return withPolicy({ onHand, reserved, version }, { backorderMax, lowStockAt });
+}
+
+/**
+ * One SKU of read-stocks.lua's reply: "onHand,reserved,version,dueQty,dueCount", then
+ * ",backorderMax,lowStockAt" when its policy is not the default.
+ *
+ * @example
+ * ```ts
+ * stockOf('5,2,3,1,1'); // { counters: { onHand: 5, reserved: 2, version: 3 }, dueQty: 1, dueCount: 1 }
+ * ```
+ */
+export function stockOf(reply: unknown): { counters: Counters; dueQty: number; dueCount: number } {
+  const parts = text(reply, 'stocks').split(',');
+  const [onHand = '', reserved = '', version = '', dueQty = '', dueCount = '', ...policy] = parts;
+  if (parts.length !== 5 && parts.length !== 7) throw new InvariantViolationError(`Redis: stocks replied ${JSON.stringify(reply)}`);
+  return {
+    counters: countersOf([onHand, reserved, version, ...policy].join(','), 'stocks'),
+    dueQty: integerField(dueQty, 'stocks'), dueCount: integerField(dueCount, 'stocks'),
+  };
 }
 
 function integerField(s: string, what: string): number {

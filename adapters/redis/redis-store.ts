@@ -5,7 +5,7 @@ import type { Command, HoldCursor, StoreOutcome, StoredHold, StoredRequest, Stor
 import { aofInvoker, type AofWait } from './redis-aof.js';
 import { ScriptBatcher } from './redis-batch.js';
 import {
-  entriesOf, foldPageOf, holdsOf, integers, outcomeOf, requestOf, reservationOf, scriptCall, verifyChunkOf, type ChunkSku,
+  entriesOf, foldPageOf, holdsOf, outcomeOf, requestOf, reservationOf, scriptCall, stockOf, verifyChunkOf, type ChunkSku,
 } from './redis-codec.js';
 import { redisFailure, scriptCaller, type RedisClientLike, type ScriptCaller } from './redis-client.js';
 import { aofKey, checkPrefix, ledgerKeys } from './redis-keys.js';
@@ -113,8 +113,8 @@ export class RedisStore implements StockStore {
   async stocks(skus: readonly string[], now: number): Promise<Level[]> {
     const reply = await this.#run('stocks', [String(now), ...skus]);
     return skus.map((sku, i) => {
-      const [onHand, reserved, version, dueQty, dueCount] = integers((reply as unknown[])[i], 5, 'stocks') as [number, number, number, number, number];
-      return levelAsOf(sku, { onHand, reserved, version }, { qty: dueQty, count: dueCount });
+      const { counters, dueQty, dueCount } = stockOf((reply as unknown[])[i]);
+      return levelAsOf(sku, counters, { qty: dueQty, count: dueCount });
     });
   }
 

@@ -74,6 +74,32 @@ function renameLegacyTables(db: SqliteDatabase, t: SqliteTables, from: number): 
 }
 
 /**
+ * Version 4: per-SKU policy (`setPolicy`). Levels gain `backorder_max` and `low_stock_at`, and
+ * on-hand may go negative, so the CHECK `on_hand >= reserved` becomes `on_hand - reserved +
+ * backorder_max >= 0`. SQLite cannot alter a CHECK: the levels table is rebuilt (create, copy,
+ * drop, rename) inside the migration's transaction, so a crash leaves the old table whole.
+ * Entries gain `policy` (JSON text, on policy entries only).
+ */
+function addPolicy(db: SqliteDatabase, t: SqliteTables): void {
+  const rebuilt = `${t.levels}_v4`;
+  db.exec(`
+  CREATE TABLE ${rebuilt} (
+    sku TEXT PRIMARY KEY NOT NULL,
+    on_hand INTEGER NOT NULL,
+    reserved INTEGER NOT NULL CHECK (reserved >= 0),
+    version INTEGER NOT NULL,
+    backorder_max INTEGER NOT NULL DEFAULT 0 CHECK (backorder_max >= 0),
+    low_stock_at INTEGER NULL CHECK (low_stock_at >= 0),
+    CHECK (on_hand - reserved + backorder_max >= 0)
+  ) WITHOUT ROWID;
+  INSERT INTO ${rebuilt} (sku, on_hand, reserved, version) SELECT sku, on_hand, reserved, version FROM ${t.levels};
+  DROP TABLE ${t.levels};
+  ALTER TABLE ${rebuilt} RENAME TO ${t.levels};
+  ALTER TABLE ${t.entries} ADD COLUMN policy TEXT;
+  `);
+}
+
+/**
  * Schema migrations, in order; the index + 1 is the schema version they lead to. The version
  * is recorded in the store's own table (not `user_version`, which belongs to the app when it
  * hands its own database in).
@@ -138,6 +164,7 @@ const MIGRATIONS: readonly ((db: SqliteDatabase, t: SqliteTables, from: number) 
   CREATE INDEX ${t.prefix}holds_by_expiry ON ${t.prefix}holds (expires_at, reservation_id, sku);
   `),
   renameLegacyTables,
+  addPolicy,
 ];
 
 /** The schema version this code writes. */

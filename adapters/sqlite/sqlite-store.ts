@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
 import { InvalidInputError, InvariantViolationError, StoreUnavailableError, isStockLedgerError } from '../../src/index.js';
-import { compareCodePoints, decide, inAppTransaction, levelAsOf, materialize, zeroCounters } from '../../src/store-kit.js';
-import type { Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, ReservationState, StockStore } from '../../src/index.js';
+import { compareCodePoints, decide, inAppTransaction, levelAsOf, materialize, policyOf, withPolicy, zeroCounters } from '../../src/store-kit.js';
+import type {
+  Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, ReservationState, StockPolicy, StockStore,
+} from '../../src/index.js';
 import type {
   Command, ExecuteOptions, HoldCheck, HoldCursor, StateView, StoredHold, StoreCapabilities, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
@@ -94,7 +96,11 @@ interface ReservationRow {
 
 interface EntryRow {
   seq: number; request_id: string; kind: EntryKind; sku: string; on_hand_delta: number; reserved_delta: number;
-  on_hand_after: number; reserved_after: number; at: number; meta: string | null;
+  on_hand_after: number; reserved_after: number; at: number; meta: string | null; policy: string | null;
+}
+
+interface LevelRow {
+  on_hand: number; reserved: number; version: number; backorder_max: number; low_stock_at: number | null;
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -263,8 +269,10 @@ export class SqliteStore implements StockStore {
   }
 
   #counters(sku: string): Counters {
-    const row = this.#sql.level.get(sku) as { on_hand: number; reserved: number; version: number } | undefined;
-    return row === undefined ? zeroCounters() : { onHand: row.on_hand, reserved: row.reserved, version: row.version };
+    const row = this.#sql.level.get(sku) as LevelRow | undefined;
+    if (row === undefined) return zeroCounters();
+    // withPolicy drops a default policy: counters (and levels) carry one only when it differs.
+    return withPolicy({ onHand: row.on_hand, reserved: row.reserved, version: row.version }, { backorderMax: row.backorder_max, lowStockAt: row.low_stock_at });
   }
 
   /** Levels with the holds due at `now` counted as expired; one read transaction for all SKUs. */
@@ -305,7 +313,11 @@ export class SqliteStore implements StockStore {
     const { outcome, entries } = materialize(write, 1);
     this.#insertEntries(entries);
     const counters = new Map(write.steps.flatMap((step) => step.changes.map((change) => [change.sku, change.after] as const)));
-    for (const [sku, c] of counters) this.#sql.upsertLevel.run(sku, c.onHand, c.reserved, c.version);
+    for (const [sku, c] of counters) {
+      // Every level write carries the policy, so a default one (absent from the counters) resets the columns.
+      const policy = policyOf(c);
+      this.#sql.upsertLevel.run(sku, c.onHand, c.reserved, c.version, policy.backorderMax, policy.lowStockAt);
+    }
     const { request, reversal, reservation, settled } = write;
     if (request !== null) this.#sql.insertRequest.run(request.requestId, request.kind, request.fingerprint, write.at, JSON.stringify(outcome));
     if (reversal !== null) for (const line of reversal.lines) this.#sql.upsertReversal.run(reversal.of, line.sku, line.qty);
@@ -332,7 +344,10 @@ export class SqliteStore implements StockStore {
     let firstSeq = 0;
     entries.forEach((e, i) => {
       const meta = e.meta === undefined ? null : JSON.stringify(e.meta);
-      const { lastInsertRowid } = this.#sql.insertEntry.run(e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.onHandAfter, e.reservedAfter, e.at, meta);
+      const policy = e.policy === undefined ? null : JSON.stringify(e.policy);
+      const { lastInsertRowid } = this.#sql.insertEntry.run(
+        e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.onHandAfter, e.reservedAfter, e.at, meta, policy,
+      );
       if (i === 0) firstSeq = Number(lastInsertRowid);
       e.seq = firstSeq + i;
       if (Number(lastInsertRowid) !== e.seq) throw new InvariantViolationError(`entry numbered ${String(lastInsertRowid)}, expected ${e.seq}`);
@@ -410,11 +425,17 @@ function entryOf(row: EntryRow): FeedEntry {
     reservedDelta: row.reserved_delta, onHandAfter: row.on_hand_after, reservedAfter: row.reserved_after, at: row.at,
   };
   if (row.meta !== null) entry.meta = JSON.parse(row.meta) as JsonObject;
+  if (row.policy !== null) entry.policy = policyFrom(JSON.parse(row.policy) as StockPolicy);
   return entry;
 }
 
+/** A stored policy with its fields in the order the core builds them, whatever the JSON text's order. */
+function policyFrom(p: StockPolicy): StockPolicy {
+  return { backorderMax: p.backorderMax, lowStockAt: p.lowStockAt };
+}
+
 function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
-  const entryColumns = 'seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta';
+  const entryColumns = 'seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta, policy';
   const foldSelect = `SELECT sku, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved, COUNT(*) AS version FROM ${t.entries}`;
   const holdsSelect = 'SELECT h.sku, h.reservation_id, h.qty, h.expires_at, r.state, r.expires_at AS record_expires_at, r.lines ' +
     `FROM ${t.holds} h LEFT JOIN ${t.reservations} r ON r.id = h.reservation_id`;
@@ -424,13 +445,14 @@ function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
   const repeated = (where: string): string =>
     `SELECT sku, request_id, kind, COUNT(*) AS count FROM ${t.entries} WHERE ${where} GROUP BY sku, request_id, kind HAVING COUNT(*) > 1`;
   return {
-    level: db.prepare(`SELECT on_hand, reserved, version FROM ${t.levels} WHERE sku = ?`),
+    level: db.prepare(`SELECT on_hand, reserved, version, backorder_max, low_stock_at FROM ${t.levels} WHERE sku = ?`),
     request: db.prepare(`SELECT kind, fingerprint, at, outcome FROM ${t.requests} WHERE request_id = ?`),
     reversed: db.prepare(`SELECT qty FROM ${t.reversals} WHERE of_request = ? AND sku = ?`),
-    insertEntry: db.prepare(`INSERT INTO ${t.entries} (${entryColumns}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertEntry: db.prepare(`INSERT INTO ${t.entries} (${entryColumns}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     upsertLevel: db.prepare(
-      `INSERT INTO ${t.levels} (sku, on_hand, reserved, version) VALUES (?, ?, ?, ?) ` +
-        'ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version',
+      `INSERT INTO ${t.levels} (sku, on_hand, reserved, version, backorder_max, low_stock_at) VALUES (?, ?, ?, ?, ?, ?) ` +
+        'ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version, ' +
+        'backorder_max = excluded.backorder_max, low_stock_at = excluded.low_stock_at',
     ),
     insertRequest: db.prepare(`INSERT INTO ${t.requests} (request_id, kind, fingerprint, at, outcome) VALUES (?, ?, ?, ?, ?)`),
     upsertReversal: db.prepare(

@@ -17,7 +17,8 @@ OPS.adjust = function(a)
       ',"level":' .. level_json(sku, c) .. '}')
   end
   if on_hand > QUANTITY_MAX then return reject(d, quantity_limit(sku, on_hand, c.on)) end
-  if on_hand < c.res then
+  -- On hand may go below reserved by up to the backorder allowance (the core's adjust).
+  if on_hand - c.res + c.bo < 0 then
     return reject(d, '{"ok":false,"code":"BELOW_RESERVED","sku":' .. q(sku) .. ',"requested":' .. fmt(on_hand) .. ',"level":' ..
       level_json(sku, c) .. '}')
   end

@@ -3,7 +3,10 @@
 
   KEYS (the same ten, in this order, for every script; built in redis-keys.ts; all carry the
   ledger's hash tag, so they share one slot):
-    1 levels        hash   sku -> "onHand,reserved,version"
+    1 levels        hash   sku -> "onHand,reserved,version" (the default policy), or
+                           "onHand,reserved,version,backorderMax,lowStockAt" (lowStockAt "" for
+                           none) when the policy is not the default; so levels written before
+                           policies existed read as the default policy
     2 seq           string last entry seq
     3 entries       hash   seq -> entry JSON
     4 bySku         zset   (score 0) enc(sku) .. pad16(seq): a SKU's entries in seq order
@@ -94,17 +97,52 @@ local function lines_json(lines)
   return '[' .. table.concat(out, ',') .. ']'
 end
 
+-- Counters: { on, res, ver, bo = backorderMax, ls = lowStockAt or nil (none) }.
+
+-- What a deduct or reserve may take (the core's availableOf).
+local function available(c) return c.on - c.res + c.bo end
+
+local function is_default_policy(c) return c.bo == 0 and c.ls == nil end
+
+local function policy_json(c)
+  return '{"backorderMax":' .. fmt(c.bo) .. ',"lowStockAt":' .. (c.ls and fmt(c.ls) or 'null') .. '}'
+end
+
+-- A level shows its policy only when it is not the default (the core's levelOf).
 local function level_json(sku, c)
   return '{"sku":' .. q(sku) .. ',"onHand":' .. fmt(c.on) .. ',"reserved":' .. fmt(c.res) .. ',"available":' ..
-    fmt(c.on - c.res) .. ',"version":' .. fmt(c.ver) .. '}'
+    fmt(available(c)) .. ',"version":' .. fmt(c.ver) .. (is_default_policy(c) and '' or (',"policy":' .. policy_json(c))) .. '}'
+end
+
+-- ",backorderMax,lowStockAt" (lowStockAt "" for none), or "" for the default policy.
+local function policy_field(c)
+  if is_default_policy(c) then return '' end
+  return ',' .. fmt(c.bo) .. ',' .. (c.ls and fmt(c.ls) or '')
+end
+
+-- The stored level field (see the header): the short form for the default policy, so a level
+-- without a policy stays readable by a store of an earlier version.
+local function level_field(c)
+  return fmt(c.on) .. ',' .. fmt(c.res) .. ',' .. fmt(c.ver) .. policy_field(c)
+end
+
+-- Counters from a stored level field, either form; a field of any other shape is foreign data.
+local function counters_of(sku, v)
+  local on, res, ver = string.match(v, '^(%-?%d+),(%-?%d+),(%d+)$')
+  if on then return { on = tonumber(on), res = tonumber(res), ver = tonumber(ver), bo = 0, ls = nil } end
+  local bo, ls
+  on, res, ver, bo, ls = string.match(v, '^(%-?%d+),(%-?%d+),(%d+),(%d+),(%d*)$')
+  if not on then invariant('SKU ' .. q(sku) .. ' has a malformed level ' .. q(v)) end
+  return { on = tonumber(on), res = tonumber(res), ver = tonumber(ver), bo = tonumber(bo), ls = tonumber(ls) }
 end
 
 local function read_counters(sku)
   local v = redis.call('HGET', K_LEVELS, sku)
   if not v then return nil end
-  local on, res, ver = string.match(v, '^(%-?%d+),(%-?%d+),(%d+)$')
-  return { on = tonumber(on), res = tonumber(res), ver = tonumber(ver) }
+  return counters_of(sku, v)
 end
+
+local function zero_counters() return { on = 0, res = 0, ver = 0, bo = 0, ls = nil } end
 
 --------------------------------------------------------------------------------------------
 -- The draft: what an operation has decided so far.
@@ -122,7 +160,7 @@ local function counters(d, sku)
   if c then return c end
   c = read_counters(sku)
   if not c then
-    c = { on = 0, res = 0, ver = 0 }
+    c = zero_counters()
     d.fresh[sku] = true
   end
   d.cache[sku] = c
@@ -149,15 +187,18 @@ local function holds_sku(r, sku)
   return false
 end
 
--- deltas: { { sku, onHandDelta, reservedDelta }, ... }
+-- deltas: { { sku, onHandDelta, reservedDelta, policy = { bo =, ls = } or nil }, ... }: the policy
+-- is carried unchanged unless the delta names a new one (a policy step).
 local function step(d, request_id, kind, meta, deltas)
   local changes = {}
   for i, delta in ipairs(deltas) do
     local sku = delta[1]
     local before = counters(d, sku)
-    local after = { on = before.on + delta[2], res = before.res + delta[3], ver = before.ver + 1 }
-    if after.res < 0 or after.on < after.res or after.on > QUANTITY_MAX then
-      invariant('SKU ' .. q(sku) .. ' would reach onHand ' .. fmt(after.on) .. ', reserved ' .. fmt(after.res))
+    local policy = delta.policy or before
+    local after = { on = before.on + delta[2], res = before.res + delta[3], ver = before.ver + 1, bo = policy.bo, ls = policy.ls }
+    if after.res < 0 or available(after) < 0 or after.on > QUANTITY_MAX then
+      invariant('SKU ' .. q(sku) .. ' would reach onHand ' .. fmt(after.on) .. ', reserved ' .. fmt(after.res) .. ', available ' ..
+        fmt(available(after)))
     end
     d.cache[sku] = after
     if not d.changed[sku] then
@@ -216,7 +257,9 @@ end
 local function entry_json(seq, s, c, at)
   return '{"seq":' .. fmt(seq) .. ',"requestId":' .. q(s.request_id) .. ',"kind":"' .. s.kind .. '","sku":' .. q(c.sku) ..
     ',"onHandDelta":' .. fmt(c.on_delta) .. ',"reservedDelta":' .. fmt(c.res_delta) .. ',"onHandAfter":' .. fmt(c.after.on) ..
-    ',"reservedAfter":' .. fmt(c.after.res) .. ',"at":' .. fmt(at) .. (s.meta and (',"meta":' .. s.meta) or '') .. '}'
+    ',"reservedAfter":' .. fmt(c.after.res) .. ',"at":' .. fmt(at) .. (s.meta and (',"meta":' .. s.meta) or '') ..
+    -- Only policy entries carry the policy, the whole of it (defaults included).
+    (s.kind == 'policy' and (',"policy":' .. policy_json(c.after)) or '') .. '}'
 end
 
 -- Appends every entry; returns all of them and the operation's own, as JSON.
@@ -242,7 +285,7 @@ end
 local function write_levels(d)
   for _, sku in ipairs(d.changed_list) do
     local c = d.cache[sku]
-    write('HSET', K_LEVELS, sku, fmt(c.on) .. ',' .. fmt(c.res) .. ',' .. fmt(c.ver))
+    write('HSET', K_LEVELS, sku, level_field(c))
     if d.fresh[sku] then write('ZADD', K_SKUS, 0, sku) end
   end
 end
@@ -417,11 +460,10 @@ end
 
 local function insufficient(lines, d)
   for _, l in ipairs(lines) do
-    local c = counters(d, l.sku)
-    local available = c.on - c.res
-    if available < l.qty then
+    local can = available(counters(d, l.sku))
+    if can < l.qty then
       return '{"ok":false,"code":"INSUFFICIENT_STOCK","sku":' .. q(l.sku) .. ',"requested":' .. fmt(l.qty) .. ',"available":' ..
-        fmt(available) .. '}'
+        fmt(can) .. '}'
     end
   end
   return nil

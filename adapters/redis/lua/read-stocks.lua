@@ -3,14 +3,15 @@
   Composed with: lib.lua, read-stocks.lua (scripts/embed-lua.mjs).
   KEYS: the ten ledger keys (lib.lua).
   ARGV: now, then one or more SKUs
-  Reply: an array, one string per SKU: "onHand,reserved,version,dueQty,dueCount".
+  Reply: an array, one string per SKU: "onHand,reserved,version,dueQty,dueCount", followed by
+         ",backorderMax,lowStockAt" (lowStockAt "" for none) when the SKU's policy is not the default.
 ]]
 OPS.stocks = function(a)
   local now = tonumber(a[1])
   local out = {}
   for i = 2, #a do
     local sku = a[i]
-    local c = read_counters(sku) or { on = 0, res = 0, ver = 0 }
+    local c = read_counters(sku) or zero_counters()
     local qty, count = 0, 0
     if c.res > 0 then
       local prefix = enc(sku)
@@ -20,7 +21,7 @@ OPS.stocks = function(a)
         count = count + 1
       end
     end
-    out[#out + 1] = fmt(c.on) .. ',' .. fmt(c.res) .. ',' .. fmt(c.ver) .. ',' .. fmt(qty) .. ',' .. fmt(count)
+    out[#out + 1] = fmt(c.on) .. ',' .. fmt(c.res) .. ',' .. fmt(c.ver) .. ',' .. fmt(qty) .. ',' .. fmt(count) .. policy_field(c)
   end
   return out
 end

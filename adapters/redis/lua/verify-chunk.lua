@@ -9,10 +9,11 @@
   KEYS: the ten ledger keys (lib.lua).
   ARGV: after (a SKU, or "" to start), limit, holdsMax
   Reply: an array: "1" when SKUs after this chunk's last one may follow, "0" when the walk is
-         done; then per SKU: sku, "onHand,reserved,version" (or ""), last entry seq (or "0"),
-         the number h of its holds, then per hold 7 strings: reservationId, qty, expiresAt, and
-         from its record state (or "" when there is no record), expiresAt, the qty of this SKU
-         in its lines (or "" when they do not name it), "1" or "0" (its holds list names the SKU).
+         done; then per SKU: sku, its level field as stored (either form, policy included, see
+         lib.lua; "" when none), last entry seq (or "0"), the number h of its holds, then per
+         hold 7 strings: reservationId, qty, expiresAt, and from its record state (or "" when
+         there is no record), expiresAt, the qty of this SKU in its lines (or "" when they do
+         not name it), "1" or "0" (its holds list names the SKU).
 ]]
 
 -- The qty of `sku` in a record's lines, or nil.

@@ -1,0 +1,53 @@
+/**
+ * The commerce rules the ledger checks inside its atomic step, on the in-memory store:
+ * `npx tsx examples/commerce-rules.ts` (or `npm run rules`).
+ *
+ * Backorders and preorders: a SKU's policy lets it sell a bounded number of units beyond what
+ * is on hand. On-hand goes negative, a restock fills the backorder first, and the allowance is
+ * checked in the same step as the stock, so a rush of orders never sells one unit more.
+ */
+import { StockLedger, type Level, type OperationResult } from 'stock-ledger';
+import { MemoryStore } from 'stock-ledger/memory';
+
+const ledger = new StockLedger({ store: new MemoryStore() });
+
+// A console that ships next month: 20 arrive today, and the shop takes up to 30 preorders
+// beyond that. lowStockAt is the threshold low-stock alerts use.
+await ledger.restock({ requestId: 'po-100', sku: 'CONSOLE', qty: 20 });
+show('the shop opens preorders: setPolicy backorderMax 30', await ledger.setPolicy({
+  requestId: 'policy-console-1', sku: 'CONSOLE', backorderMax: 30, lowStockAt: 5, meta: { by: 'merchandising' },
+}));
+
+// A rush of 60 buyers, one console each, all at once: 50 sell (20 on hand + 30 backordered).
+const rush = await Promise.all(Array.from({ length: 60 }, (_, i) => ledger.deduct({ requestId: `order-${i}`, sku: 'CONSOLE', qty: 1 })));
+const sold = rush.filter((r) => r.ok).length;
+say(`60 buyers at once: ${sold} sold, ${rush.length - sold} refused (INSUFFICIENT_STOCK)`);
+level(await ledger.stock('CONSOLE'));
+
+// Closing preorders early would strand promises already made: lowering the allowance below
+// what is sold beyond on-hand is refused, and nothing is recorded.
+show('merchandising tries to close preorders (backorderMax 0)', await ledger.setPolicy({ requestId: 'policy-console-2', sku: 'CONSOLE', backorderMax: 0 }));
+
+// The shipment arrives: the restock fills the backorder first.
+show('40 more arrive', await ledger.restock({ requestId: 'po-101', sku: 'CONSOLE', qty: 40 }));
+show('now preorders can close (backorderMax: null resets it)', await ledger.setPolicy({ requestId: 'policy-console-2', sku: 'CONSOLE', backorderMax: null }));
+level(await ledger.stock('CONSOLE'));
+
+const report = await ledger.verify();
+say(`verify(): ${report.ok ? 'ok' : 'DRIFT'} (${report.skusChecked} SKU checked)`);
+await ledger.close();
+
+function say(text: string): void {
+  console.log(text);
+}
+
+function level(l: Level): void {
+  const policy = l.policy === undefined ? 'default policy' : `backorderMax ${l.policy.backorderMax}, lowStockAt ${String(l.policy.lowStockAt)}`;
+  say(`  ${l.sku}: onHand ${l.onHand}, reserved ${l.reserved}, available ${l.available} (${policy})`);
+}
+
+function show(what: string, result: OperationResult): void {
+  say(`${what}: ${result.ok ? 'ok' : result.code}`);
+  if (result.ok) for (const l of result.levels) level(l);
+  else if ('level' in result) level(result.level);
+}

@@ -1,0 +1,26 @@
+/**
+ * The README's runnable examples run to the end and print what the README says they show.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+async function example(file: string): Promise<string> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', file], { cwd: root, timeout: 60_000 });
+  return stdout;
+}
+
+describe('examples', () => {
+  it('commerce-rules: preorders sell on-hand plus the allowance, closing them early is refused, verify is ok', async () => {
+    const out = await example('examples/commerce-rules.ts');
+    expect(out).toContain('60 buyers at once: 50 sold, 10 refused (INSUFFICIENT_STOCK)');
+    expect(out).toContain('CONSOLE: onHand -30, reserved 0, available 0 (backorderMax 30, lowStockAt 5)');
+    expect(out).toContain('merchandising tries to close preorders (backorderMax 0): BELOW_RESERVED');
+    expect(out).toContain('now preorders can close (backorderMax: null resets it): ok');
+    expect(out).toContain('verify(): ok');
+  });
+});
