@@ -49,6 +49,17 @@ export const NAMES = {
   postgresStore: 'PostgreSQL store',
 } as const;
 
+/** The name of a store contender's twin that runs every deduct under a policy (see {@link POLICED}). */
+export const withPolicyName = (name: string): string => `${name}, policy`;
+
+/**
+ * What the "policy" contenders add to every deduct: each SKU has a policy (a backorder
+ * allowance of 0 so nothing more is sold, a low-stock threshold, and a buyerMax no buyer
+ * reaches), and each deduct names one of `buyers` buyers, so the step reads and writes a buyer
+ * total. The cost of the commerce rules, against the same store without them in the same run.
+ */
+export const POLICED = { buyers: 1000, policy: { backorderMax: 0, lowStockAt: 10, buyerMax: 1_000_000_000 } } as const;
+
 /** How many setup calls (restocks) run at once. */
 const SETUP_IN_FLIGHT = 64;
 
@@ -62,15 +73,20 @@ export async function forEachLimited<T>(items: readonly T[], limit: number, task
 }
 
 /** Stocks the workload's SKUs through the ledger itself (setup, not measured). */
-export async function seedLedger(ledger: StockLedger, workload: Workload): Promise<StockLedger> {
-  await forEachLimited(workload.skus, SETUP_IN_FLIGHT, (sku) => ledger.restock({ requestId: `restock-${sku}`, sku, qty: workload.unitsPerSku }));
+export async function seedLedger(ledger: StockLedger, workload: Workload, policed = false): Promise<StockLedger> {
+  await forEachLimited(workload.skus, SETUP_IN_FLIGHT, async (sku) => {
+    await ledger.restock({ requestId: `restock-${sku}`, sku, qty: workload.unitsPerSku });
+    if (policed) await ledger.setPolicy({ requestId: `policy-${sku}`, sku, ...POLICED.policy });
+  });
   return ledger;
 }
 
-export function ledgerRunner(ledger: StockLedger, cleanUp: () => Promise<void>): Runner {
+export function ledgerRunner(ledger: StockLedger, cleanUp: () => Promise<void>, policed = false): Runner {
+  let calls = 0;
   return {
     async deduct(requestId, sku) {
-      const result = await ledger.deduct({ requestId, sku, qty: 1 });
+      const buyer = policed ? { buyer: `buyer-${(calls += 1) % POLICED.buyers}` } : {};
+      const result = await ledger.deduct({ requestId, sku, qty: 1, ...buyer });
       if (result.ok && !result.replayed) return true;
       if (!result.ok && result.code === 'INSUFFICIENT_STOCK') return false;
       throw new Error(`deduct ${requestId} neither sold nor was short of stock: ${JSON.stringify(result)}`);
@@ -117,13 +133,13 @@ export function memoryContenders(): Contender[] {
       return rawRunner(stock, noCleanUp);
     },
   };
-  const memoryStore: Contender = {
-    name: NAMES.memoryStore,
+  const memoryStore = (policed: boolean): Contender => ({
+    name: policed ? withPolicyName(NAMES.memoryStore) : NAMES.memoryStore,
     group: 'memory',
-    baseline: NAMES.rawMap,
-    open: async (workload) => ledgerRunner(await seedLedger(new StockLedger({ store: new MemoryStore() }), workload), noCleanUp),
-  };
-  return [rawMap, memoryStore];
+    baseline: policed ? NAMES.memoryStore : NAMES.rawMap,
+    open: async (workload) => ledgerRunner(await seedLedger(new StockLedger({ store: new MemoryStore() }), workload, policed), noCleanUp, policed),
+  });
+  return [rawMap, memoryStore(false), memoryStore(true)];
 }
 
 /** SQLite files of one run: fresh names in `dir`, removed with their WAL and SHM. */
@@ -157,7 +173,8 @@ export function sqliteContenders(dir: string): Contender[] {
       baseline: NAMES.rawSqlite,
       open: rawOpen('raw-batch', (path) => new RawSqliteBatch({ path, synchronous: 'FULL', batchOperationsMax: 100 })),
     },
-    sqliteStoreContender(files),
+    sqliteStoreContender(files, false),
+    sqliteStoreContender(files, true),
   ];
 }
 
@@ -166,25 +183,25 @@ export function sqliteContenders(dir: string): Contender[] {
  * ledger at FULL takes seconds, so each workload is stocked once into a template file (at
  * NORMAL: only the setup is faster) and every measurement opens a fresh copy of it.
  */
-function sqliteStoreContender(files: DbFiles): Contender {
+function sqliteStoreContender(files: DbFiles, policed: boolean): Contender {
   const templates = new Map<string, string>();
   const template = async (workload: Workload): Promise<string> => {
     const known = templates.get(workload.name);
     if (known !== undefined) return known;
     const path = files.next('store-template');
-    const ledger = await seedLedger(new StockLedger({ store: new SqliteStore({ path, durability: 'normal' }) }), workload);
+    const ledger = await seedLedger(new StockLedger({ store: new SqliteStore({ path, durability: 'normal' }) }), workload, policed);
     await ledger.close();
     templates.set(workload.name, path);
     return path;
   };
   return {
-    name: NAMES.sqliteStore,
+    name: policed ? withPolicyName(NAMES.sqliteStore) : NAMES.sqliteStore,
     group: 'sqlite',
-    baseline: NAMES.rawSqlite,
+    baseline: policed ? NAMES.sqliteStore : NAMES.rawSqlite,
     async open(workload) {
       const path = files.next('store');
       files.copy(await template(workload), path);
-      return ledgerRunner(new StockLedger({ store: new SqliteStore({ path }) }), async () => files.remove(path));
+      return ledgerRunner(new StockLedger({ store: new SqliteStore({ path }) }), async () => files.remove(path), policed);
     },
     async dispose() {
       for (const path of templates.values()) files.remove(path);

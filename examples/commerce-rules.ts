@@ -5,6 +5,9 @@
  * Backorders and preorders: a SKU's policy lets it sell a bounded number of units beyond what
  * is on hand. On-hand goes negative, a restock fills the backorder first, and the allowance is
  * checked in the same step as the stock, so a rush of orders never sells one unit more.
+ *
+ * Purchase limits: "at most 2 per customer" (`buyerMax`), checked in the same step, so a
+ * customer who fires many requests at once still gets at most 2.
  */
 import { StockLedger, type Level, type OperationResult } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
@@ -33,6 +36,22 @@ show('40 more arrive', await ledger.restock({ requestId: 'po-101', sku: 'CONSOLE
 show('now preorders can close (backorderMax: null resets it)', await ledger.setPolicy({ requestId: 'policy-console-2', sku: 'CONSOLE', backorderMax: null }));
 level(await ledger.stock('CONSOLE'));
 
+// A sneaker drop: 50 pairs, at most 2 per customer. 20 customers each fire 3 requests of 1 pair at once.
+await ledger.restock({ requestId: 'po-200', sku: 'SNEAKER-42', qty: 50 });
+await ledger.setPolicy({ requestId: 'policy-sneaker-1', sku: 'SNEAKER-42', buyerMax: 2 });
+const drop = await Promise.all(Array.from({ length: 60 }, (_, i) =>
+  ledger.deduct({ requestId: `drop-${i}`, sku: 'SNEAKER-42', qty: 1, buyer: `customer-${i % 20}` })));
+const limited = drop.filter((r) => !r.ok && r.code === 'BUYER_LIMIT').length;
+say(`60 requests from 20 customers: ${drop.filter((r) => r.ok).length} sold, ${limited} refused (BUYER_LIMIT)`);
+const [first] = await ledger.buyerTotals({ buyer: 'customer-0', skus: ['SNEAKER-42'] });
+say(`customer-0 has ${first?.taken ?? 0} of 2`);
+level(await ledger.stock('SNEAKER-42'));
+// A refund gives the pair back to the customer's allowance.
+const refunded = drop.findIndex((r, i) => r.ok && i % 20 === 0);
+await ledger.reverse({ requestId: 'refund-1', of: `drop-${refunded}` });
+const [after] = await ledger.buyerTotals({ buyer: 'customer-0', skus: ['SNEAKER-42'] });
+say(`after a refund, customer-0 has ${after?.taken ?? 0} of 2`);
+
 const report = await ledger.verify();
 say(`verify(): ${report.ok ? 'ok' : 'DRIFT'} (${report.skusChecked} SKU checked)`);
 await ledger.close();
@@ -42,7 +61,8 @@ function say(text: string): void {
 }
 
 function level(l: Level): void {
-  const policy = l.policy === undefined ? 'default policy' : `backorderMax ${l.policy.backorderMax}, lowStockAt ${String(l.policy.lowStockAt)}`;
+  const p = l.policy;
+  const policy = p === undefined ? 'default policy' : `backorderMax ${p.backorderMax}, lowStockAt ${String(p.lowStockAt)}, buyerMax ${String(p.buyerMax)}`;
   say(`  ${l.sku}: onHand ${l.onHand}, reserved ${l.reserved}, available ${l.available} (${policy})`);
 }
 

@@ -32,6 +32,7 @@ const SCRIPTS = {
   entries: { files: ['read-entries.lua'], op: 'entries' },
   record: { files: ['read-record.lua'], op: 'record' },
   holds: { files: ['read-holds.lua'], op: 'holds' },
+  buyerTotals: { files: ['read-buyers.lua'], op: 'buyer_totals' },
   verifyChunk: { files: ['verify-chunk.lua'], op: 'verify_chunk' },
   verifyFold: { files: ['verify-fold.lua'], op: 'fold' },
   batch: {

@@ -1,12 +1,12 @@
-import { InvariantViolationError } from './errors.js';
+import { InvalidInputError, InvariantViolationError } from './errors.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
 import type {
-  CommitCommand, Command, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, SetPolicyCommand, StoreOutcome,
+  CommitCommand, Command, DeductCommand, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, SetPolicyCommand, StoreOutcome,
   StoredRequest, StoredReservation, SweepCommand,
 } from './store.js';
 import type {
-  Applied, Counters, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, StockPolicy,
+  Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, StockPolicy,
 } from './types.js';
 
 /** One hold: a reservation's units of one SKU. */
@@ -29,6 +29,8 @@ export interface StateView {
   dueHolds(sku: string, now: number, limit: number): string[];
   /** Holds with `expiresAt <= now` anywhere, soonest first, at most `limit`. */
   dueAnywhere(now: number, limit: number): HoldRef[];
+  /** What `buyer` holds plus has bought of `sku`, as stored (0 when nothing). */
+  buyerTaken(sku: string, buyer: string): number;
 }
 
 /** One SKU's change within a step, with the counters it leads to. */
@@ -44,6 +46,8 @@ export interface Step {
   requestId: string;
   kind: EntryKind;
   meta: JsonObject | null;
+  /** The buyer the step takes for or gives back by (its entries carry it), or null. */
+  buyer: string | null;
   changes: Change[];
 }
 
@@ -75,6 +79,12 @@ export interface Write {
   extended: StoredReservation | null;
   /** Set for a sweep. */
   sweep: { more: boolean } | null;
+  /**
+   * The buyer totals this write changes, as they stand after it (`taken`, absolute), one per
+   * (SKU, buyer) pair, in the order first changed. Each step with a buyer moves its buyer's
+   * total of each SKU by `reservedDelta - onHandDelta`.
+   */
+  buyerTotals: Array<{ sku: string; buyer: string; taken: number }>;
 }
 
 /** What to do: return an outcome without writing, write (and return the write's outcome), or both. */
@@ -106,7 +116,7 @@ export function availableOf(c: Counters): number {
 }
 
 /** The default policy: no backorder, no low-stock threshold. */
-export const DEFAULT_POLICY: Readonly<StockPolicy> = Object.freeze({ backorderMax: 0, lowStockAt: null });
+export const DEFAULT_POLICY: Readonly<StockPolicy> = Object.freeze({ backorderMax: 0, lowStockAt: null, buyerMax: null });
 
 /** A SKU's whole policy, defaults filled in. */
 export function policyOf(c: Counters): StockPolicy {
@@ -115,13 +125,13 @@ export function policyOf(c: Counters): StockPolicy {
 
 /** Whether a policy is the default one (stores keep none then, and levels show none). */
 export function isDefaultPolicy(p: StockPolicy): boolean {
-  return p.backorderMax === DEFAULT_POLICY.backorderMax && p.lowStockAt === DEFAULT_POLICY.lowStockAt;
+  return p.backorderMax === DEFAULT_POLICY.backorderMax && p.lowStockAt === DEFAULT_POLICY.lowStockAt && p.buyerMax === DEFAULT_POLICY.buyerMax;
 }
 
 /** Counters with `policy` set, or removed when it is the default. */
 export function withPolicy(c: Counters, p: StockPolicy): Counters {
   const { policy: _old, ...rest } = c;
-  return isDefaultPolicy(p) ? rest : { ...rest, policy: { backorderMax: p.backorderMax, lowStockAt: p.lowStockAt } };
+  return isDefaultPolicy(p) ? rest : { ...rest, policy: { backorderMax: p.backorderMax, lowStockAt: p.lowStockAt, buyerMax: p.buyerMax } };
 }
 
 /**
@@ -143,6 +153,7 @@ export function publicReservation(stored: StoredReservation, now: number): Reser
     expiresAt: stored.expiresAt, createdAt: stored.createdAt, committed: stored.committed?.map((l) => ({ ...l })) ?? null,
   };
   if (stored.meta !== undefined) out.meta = stored.meta;
+  if (stored.buyer !== undefined) out.buyer = stored.buyer;
   return out;
 }
 
@@ -150,7 +161,10 @@ export function publicReservation(stored: StoredReservation, now: number): Reser
 function next(sku: string, before: Counters, d: Delta): Counters {
   const onHand = before.onHand + d.onHandDelta;
   const reserved = before.reserved + d.reservedDelta;
-  const after = withPolicy({ onHand, reserved, version: before.version + 1 }, d.policy ?? policyOf(before));
+  const version = before.version + 1;
+  // Policies are never changed in place: a step that sets none shares the one before (no copy on the hot path).
+  const after: Counters = d.policy !== undefined ? withPolicy({ onHand, reserved, version }, d.policy)
+    : before.policy === undefined ? { onHand, reserved, version } : { onHand, reserved, version, policy: before.policy };
   if (reserved < 0 || availableOf(after) < 0 || onHand > LIMITS.quantityMax) {
     throw new InvariantViolationError(`SKU ${JSON.stringify(sku)} would reach onHand ${onHand}, reserved ${reserved}, available ${availableOf(after)}`);
   }
@@ -172,6 +186,8 @@ class Draft {
   #first: Counters | null = null;
   /** Holds ended here: reservation id -> its SKUs. Nested, so no two (id, SKU) pairs can share a key. */
   #ended: Map<string, Set<string>> | null = null;
+  /** Buyer totals decided here: SKU -> buyer -> index in `write.buyerTotals`. Nested, like `#ended`. */
+  #buyers: Map<string, Map<string, number>> | null = null;
   readonly write: Write;
 
   constructor(view: StateView, at: number) {
@@ -180,8 +196,31 @@ class Draft {
     this.write = {
       // Stryker disable next-line ArrayDeclaration: levels is set by finish() before anyone reads it
       at, steps: [], ownFrom: 0, levels: [], request: null, reversal: null, reservation: null, holdsEnded: NONE, expired: NONE,
-      settled: null, extended: null, sweep: null,
+      settled: null, extended: null, sweep: null, buyerTotals: NONE,
     };
+  }
+
+  /** What a buyer holds plus has bought of a SKU, with what this operation decided so far. */
+  buyerTaken(sku: string, buyer: string): number {
+    const i = this.#buyers?.get(sku)?.get(buyer);
+    return i === undefined ? this.view.buyerTaken(sku, buyer) : (this.write.buyerTotals[i] as { taken: number }).taken;
+  }
+
+  #moveBuyer(sku: string, buyer: string, delta: number): void {
+    const taken = this.buyerTaken(sku, buyer) + delta;
+    // Stryker disable next-line ConditionalExpression,StringLiteral: a guard on the core's own arithmetic; a total goes below 0 only through a bug
+    if (taken < 0) throw new InvariantViolationError(`buyer ${JSON.stringify(buyer)} would hold ${taken} of SKU ${JSON.stringify(sku)}`);
+    this.#buyers ??= new Map();
+    let bySku = this.#buyers.get(sku);
+    if (bySku === undefined) this.#buyers.set(sku, (bySku = new Map()));
+    const i = bySku.get(buyer);
+    if (i !== undefined) {
+      (this.write.buyerTotals[i] as { taken: number }).taken = taken;
+      return;
+    }
+    if (this.write.buyerTotals === NONE) this.write.buyerTotals = [];
+    bySku.set(buyer, this.write.buyerTotals.length);
+    this.write.buyerTotals.push({ sku, buyer, taken });
   }
 
   counters(sku: string): Counters {
@@ -195,14 +234,15 @@ class Draft {
     return read;
   }
 
-  step(requestId: string, kind: EntryKind, meta: JsonObject | null, deltas: Delta[]): void {
+  step(requestId: string, kind: EntryKind, meta: JsonObject | null, deltas: Delta[], buyer: string | null = null): void {
     const changes: Change[] = [];
     for (const d of deltas) {
       const after = next(d.sku, this.counters(d.sku), d);
       this.#remember(d.sku, after);
       changes.push({ sku: d.sku, onHandDelta: d.onHandDelta, reservedDelta: d.reservedDelta, after });
+      if (buyer !== null) this.#moveBuyer(d.sku, buyer, d.reservedDelta - d.onHandDelta);
     }
-    this.write.steps.push({ requestId, kind, meta, changes });
+    this.write.steps.push({ requestId, kind, meta, buyer, changes });
   }
 
   /** Counters read or decided so far; most operations touch one SKU, so the first needs no Map. */
@@ -232,7 +272,7 @@ class Draft {
     if (!reservation.holds.includes(sku) || !this.endHold(reservation.id, sku)) return;
     // Stryker disable next-line OptionalChaining: a hold's SKU is always one of its reservation's lines
     const qty = reservation.lines.find((l) => l.sku === sku)?.qty ?? 0;
-    this.step(reservation.id, 'expire', reservation.meta ?? null, [{ sku, onHandDelta: 0, reservedDelta: -qty }]);
+    this.step(reservation.id, 'expire', reservation.meta ?? null, [{ sku, onHandDelta: 0, reservedDelta: -qty }], reservation.buyer ?? null);
     if (this.write.expired === NONE) this.write.expired = [];
     if (!this.write.expired.includes(reservation.id)) this.write.expired.push(reservation.id);
   }
@@ -331,7 +371,7 @@ function requested(command: RequestCommand, draft: Draft): Decision {
     case 'restock':
       return restock(command, draft);
     case 'deduct':
-      return deduct(command.lines, command, draft);
+      return deduct(command, draft);
     case 'adjust':
       return adjust(command, draft);
     case 'reverse':
@@ -366,13 +406,46 @@ function shortOf(lines: Line[], draft: Draft): Rejection | null {
   return null;
 }
 
-function deduct(lines: Line[], command: RequestCommand, draft: Draft): Decision {
+/**
+ * A deduct or reserve on a SKU whose policy has a `buyerMax` must name its buyer: otherwise
+ * the rule could not hold. Only the store knows the policy, so this is the one INVALID_INPUT
+ * found inside the step; it is thrown before anything is decided, so nothing is written.
+ */
+function requireBuyer(lines: Line[], buyer: string | null, draft: Draft): void {
+  if (buyer !== null) return;
+  for (const { sku } of lines) {
+    if ((draft.counters(sku).policy?.buyerMax ?? null) !== null) {
+      throw new InvalidInputError('buyer', `is required: SKU ${JSON.stringify(sku)} has a buyerMax (a limit per buyer)`);
+    }
+  }
+}
+
+/** The first line (in SKU order) that would take the buyer past the SKU's `buyerMax`. */
+function buyerLimitOf(lines: Line[], buyer: string | null, draft: Draft): Rejection | null {
+  if (buyer === null) return null;
+  for (const { sku, qty } of lines) {
+    const limit = draft.counters(sku).policy?.buyerMax ?? null;
+    if (limit === null) continue;
+    const taken = draft.buyerTaken(sku, buyer);
+    if (taken + qty > limit) return { ok: false, code: 'BUYER_LIMIT', sku, buyer, limit, taken };
+  }
+  return null;
+}
+
+/** What stops a deduct or reserve: the buyer's limit first, then the stock (both after due expiries). */
+function refusalOf(lines: Line[], buyer: string | null, draft: Draft): Rejection | null {
+  return buyerLimitOf(lines, buyer, draft) ?? shortOf(lines, draft);
+}
+
+function deduct(command: DeductCommand, draft: Draft): Decision {
+  const { lines, buyer } = command;
   const skus = lines.map((l) => l.sku);
+  requireBuyer(lines, buyer, draft);
   draft.expireDue(skus);
-  const short = shortOf(lines, draft);
-  if (short !== null) return draft.finish(short);
+  const refusal = refusalOf(lines, buyer, draft);
+  if (refusal !== null) return draft.finish(refusal);
   draft.own();
-  draft.step(command.requestId, 'deduct', command.meta, lines.map(({ sku, qty }) => ({ sku, onHandDelta: -qty, reservedDelta: 0 })));
+  draft.step(command.requestId, 'deduct', command.meta, lines.map(({ sku, qty }) => ({ sku, onHandDelta: -qty, reservedDelta: 0 })), buyer);
   return draft.finish(null, skus);
 }
 
@@ -410,19 +483,30 @@ function setPolicy(command: SetPolicyCommand, draft: Draft): Decision {
 }
 
 function reserve(command: ReserveCommand, draft: Draft): Decision {
-  const skus = command.lines.map((l) => l.sku);
+  const { lines, buyer } = command;
+  const skus = lines.map((l) => l.sku);
+  requireBuyer(lines, buyer, draft);
   draft.expireDue(skus);
-  const short = shortOf(command.lines, draft);
-  if (short !== null) return draft.finish(short);
+  const refusal = refusalOf(lines, buyer, draft);
+  if (refusal !== null) return draft.finish(refusal);
   draft.own();
-  draft.step(command.requestId, 'reserve', command.meta, command.lines.map(({ sku, qty }) => ({ sku, onHandDelta: 0, reservedDelta: qty })));
+  draft.step(command.requestId, 'reserve', command.meta, lines.map(({ sku, qty }) => ({ sku, onHandDelta: 0, reservedDelta: qty })), buyer);
   const reservation: StoredReservation = {
-    id: command.requestId, state: 'held', lines: command.lines, expiresAt: command.expiresAt, createdAt: command.at,
+    id: command.requestId, state: 'held', lines, expiresAt: command.expiresAt, createdAt: command.at,
     committed: null, holds: skus, outcome: null,
   };
   if (command.meta !== null) reservation.meta = command.meta;
+  if (buyer !== null) reservation.buyer = buyer;
   draft.write.reservation = reservation;
   return draft.finish(null, skus);
+}
+
+/**
+ * The buyer an original took for: its deduct's or its reserve's entries carry it (a reverse
+ * reaches this only for a deduct or a committed reserve, whose entries are never empty).
+ */
+function buyerOf(original: StoredRequest): string | null {
+  return (original.outcome.entries[0] as Entry).buyer ?? null;
 }
 
 /** Units of each SKU the original took: a deduct's lines, or what a commit sold. */
@@ -463,7 +547,7 @@ function reverse(command: ReverseCommand, draft: Draft): Decision {
     if (limit !== null) return draft.finish(limit);
   }
   draft.own();
-  draft.step(command.requestId, 'reverse', command.meta, lines.map(({ sku, qty }) => ({ sku, onHandDelta: qty, reservedDelta: 0 })));
+  draft.step(command.requestId, 'reverse', command.meta, lines.map(({ sku, qty }) => ({ sku, onHandDelta: qty, reservedDelta: 0 })), buyerOf(original));
   draft.write.reversal = { of: command.of, lines };
   return draft.finish(null, skus);
 }
@@ -521,7 +605,7 @@ function commit(command: CommitCommand, draft: Draft): Decision {
   draft.step(found.id, 'commit', found.meta ?? null, found.lines.map(({ sku, qty }, i) => ({
     // Stryker disable next-line OptionalChaining: committed has one line per reservation line (saleOf)
     sku, onHandDelta: 0 - (committed[i]?.qty ?? 0), reservedDelta: -qty, // 0 - x: never -0
-  })));
+  })), found.buyer ?? null);
   draft.write.settled = { reservationId: found.id, state: 'committed', committed };
   return draft.finish(null, found.lines.map((l) => l.sku));
 }
@@ -536,7 +620,7 @@ function release(command: ReleaseCommand, draft: Draft): Decision {
   }
   draft.own();
   for (const sku of found.holds) draft.endHold(found.id, sku);
-  draft.step(found.id, 'release', found.meta ?? null, found.lines.map(({ sku, qty }) => ({ sku, onHandDelta: 0, reservedDelta: -qty })));
+  draft.step(found.id, 'release', found.meta ?? null, found.lines.map(({ sku, qty }) => ({ sku, onHandDelta: 0, reservedDelta: -qty })), found.buyer ?? null);
   draft.write.settled = { reservationId: found.id, state: 'released', committed: null };
   return draft.finish(null, found.lines.map((l) => l.sku));
 }
@@ -598,6 +682,7 @@ export function materialize(write: Write, firstSeq: number): Materialized {
       };
       if (step.meta !== null) entry.meta = step.meta;
       if (step.kind === 'policy') entry.policy = policyOf(change.after);
+      if (step.buyer !== null) entry.buyer = step.buyer;
       entries.push(entry);
     }
   }

@@ -4,13 +4,13 @@ import { resolvePolicy, retryAfter, retryHooks, type RetryPolicy } from './retry
 import type { Command, StockStore, StoreOutcome, StoredHold, SweepOutcome, VerifyChunk } from './store.js';
 import { levelOf, publicReservation, zeroCounters } from './decide.js';
 import type {
-  AdjustInput, AdjustResult, Applied, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, ExtendInput, ExtendResult,
+  AdjustInput, AdjustResult, Applied, BuyerTotal, BuyerTotalsQuery, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, ExtendInput, ExtendResult,
   Hold, HoldsPage, HoldsQuery,
   Level, OperationResult, ReleaseInput, ReleaseResult, RequestRecord, Reservation, ReserveApplied, ReserveInput, ReserveResult,
   RestockInput, RestockResult, ReverseInput, ReverseResult, RevokeInput, RevokeResult, SetPolicyInput, SetPolicyResult, SweepInput, SweepResult, VerifyReport,
 } from './types.js';
 import {
-  checkRequestId, checkSku, checkSkus, holdsCursor, retimed, toAdjust, toCommit, toDeduct, toEntriesQuery, toExtend, toHoldsQuery, toRelease, toReserve, toRestock, toReverse,
+  checkRequestId, checkSku, checkSkus, holdsCursor, toBuyerTotalsQuery, retimed, toAdjust, toCommit, toDeduct, toEntriesQuery, toExtend, toHoldsQuery, toRelease, toReserve, toRestock, toReverse,
   toRevoke, toSetPolicy, toSweep,
 } from './validate.js';
 import { verifyItem } from './verify.js';
@@ -380,10 +380,33 @@ export class StockLedger {
     const holds = found.map((h) => {
       const hold: Hold = { reservationId: h.reservationId, sku: checked.sku, qty: h.qty, expiresAt: h.expiresAt };
       if (h.meta !== undefined) hold.meta = h.meta;
+      if (h.buyer !== undefined) hold.buyer = h.buyer;
       return hold;
     });
     // A short page is the last; a full one has a last hold to go on from.
     return { holds, next: found.length < checked.limit ? null : holdsCursor(found[found.length - 1] as StoredHold) };
+  }
+
+  /**
+   * What one buyer holds plus has bought of each SKU, as of now (the count a SKU's `buyerMax`
+   * limits: deducted and held, less what was reversed, released or expired; due holds count as
+   * expired), in the order given.
+   *
+   * @example
+   * ```ts
+   * const [mine] = await ledger.buyerTotals({ buyer: 'customer-42', skus: ['SNEAKER-42'] });
+   * console.log(`you have ${mine.taken} of 2`);
+   * ```
+   */
+  async buyerTotals(query: BuyerTotalsQuery): Promise<BuyerTotal[]> {
+    const { buyer, skus } = toBuyerTotalsQuery(query);
+    const read = this.store.buyerTotals;
+    if (read === undefined) throw new InvalidInputError('store', 'this store cannot read buyer totals');
+    const distinct = [...new Set(skus)];
+    const now = this.#now();
+    const taken = await this.#read(() => read.call(this.store, { buyer, skus: distinct, now }));
+    const bySku = new Map(distinct.map((sku, i) => [sku, taken[i] ?? 0]));
+    return skus.map((sku) => ({ sku, buyer, taken: bySku.get(sku) ?? 0 }));
   }
 
   /**

@@ -26,6 +26,7 @@ export interface DeductCommand extends CommandBase {
   kind: 'deduct';
   /** Duplicates merged, sorted by SKU (JavaScript string order), 1 or more. */
   lines: Line[];
+  buyer: string | null;
 }
 
 export interface AdjustCommand extends CommandBase {
@@ -49,6 +50,7 @@ export interface ReserveCommand extends CommandBase {
   ttlMs: number;
   /** `at + ttlMs`. */
   expiresAt: number;
+  buyer: string | null;
 }
 
 /** Changes a SKU's policy: the fields in `set` take their new value (defaults for those set to null). */
@@ -183,6 +185,8 @@ export interface VerifyItem {
    * appears more than once, with how often; empty when sound.
    */
   repeated: Array<{ requestId: string; kind: EntryKind; count: number }>;
+  /** Per buyer of this SKU: the total the store keeps, and the fold of the SKU's entries carrying that buyer; only pairs where either is not 0. */
+  buyers: Array<{ buyer: string; stored: number; folded: number }>;
 }
 
 /** One atomic chunk of a verification walk. */
@@ -204,6 +208,7 @@ export interface StoredHold {
   qty: number;
   expiresAt: number;
   meta?: JsonObject;
+  buyer?: string;
 }
 
 /** Capabilities a store declares (differences between stores are flags, not `instanceof`). */
@@ -270,6 +275,12 @@ export interface StockStore {
    * `ledger.holds()`.
    */
   holds?(query: { sku: string; after: HoldCursor | null; limit: number; now: number }): Promise<StoredHold[]>;
+  /**
+   * What `buyer` holds plus has bought of each SKU (distinct, validated), in the same order, as
+   * of time `now`: holds of that buyer due by then count as expired. Optional: a store without
+   * it cannot answer `ledger.buyerTotals()`.
+   */
+  buyerTotals?(query: { buyer: string; skus: readonly string[]; now: number }): Promise<number[]>;
   /**
    * One chunk of at most `limit` SKUs (every SKU with a level or an entry), each compared
    * atomically; pass the returned cursor back for the next chunk, null for the first.

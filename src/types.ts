@@ -34,6 +34,12 @@ export interface StockPolicy {
   backorderMax: number;
   /** The level at or below which a SKU counts as low on stock (for alerts); null: none. Default null. */
   lowStockAt: number | null;
+  /**
+   * Units one `buyer` may hold plus have bought of the SKU (deducted and held, less what was
+   * reversed, released or expired); a deduct or reserve of the SKU must then name its buyer.
+   * null: no limit. Default null.
+   */
+  buyerMax: number | null;
 }
 
 /**
@@ -69,6 +75,11 @@ export interface Entry {
   meta?: JsonObject;
   /** On entries of kind `policy` only: the SKU's whole policy after the change (defaults included). */
   policy?: StockPolicy;
+  /**
+   * The buyer the units were taken for or given back by: on the entries of a deduct or reserve
+   * that named one, and on the commit, release, expire and reverse entries that follow from it.
+   */
+  buyer?: string;
 }
 
 /** One SKU and a quantity. */
@@ -94,6 +105,18 @@ export interface InsufficientStock {
   sku: string;
   requested: number;
   available: number;
+}
+
+/** A deduct or reserve would take a buyer past the SKU's `buyerMax`. */
+export interface BuyerLimit {
+  ok: false;
+  code: 'BUYER_LIMIT';
+  sku: string;
+  buyer: string;
+  /** The SKU's `buyerMax`. */
+  limit: number;
+  /** What the buyer holds plus has bought of the SKU already. */
+  taken: number;
 }
 
 /** `adjust` with an `expectedVersion` that is not the current one. */
@@ -210,6 +233,7 @@ export interface RequestApplied {
 /** Every business rejection. A rejected operation records nothing. */
 export type Rejection =
   | InsufficientStock
+  | BuyerLimit
   | VersionConflict
   | BelowReserved
   | QuantityLimit
@@ -225,10 +249,10 @@ export type Rejection =
   | RequestApplied;
 
 export type RestockResult = Applied | QuantityLimit | RequestRevoked;
-export type DeductResult = Applied | InsufficientStock | RequestRevoked;
+export type DeductResult = Applied | InsufficientStock | BuyerLimit | RequestRevoked;
 export type AdjustResult = Applied | VersionConflict | BelowReserved | QuantityLimit | RequestRevoked;
 export type ReverseResult = Applied | RequestNotFound | NotReversible | ReversalExceedsOriginal | QuantityLimit | RequestRevoked;
-export type ReserveResult = ReserveApplied | InsufficientStock | RequestRevoked;
+export type ReserveResult = ReserveApplied | InsufficientStock | BuyerLimit | RequestRevoked;
 /** One entry of kind `policy` (zero deltas, the new policy on it); `levels` shows the policy. */
 export type SetPolicyResult = Applied | BelowReserved | RequestRevoked;
 /** A revoke records the id and no entry: `entries` and `levels` are empty. */
@@ -255,6 +279,8 @@ export interface Reservation {
   /** What a commit sold, sorted by SKU (the rest was released); null unless committed. */
   committed: Line[] | null;
   meta?: JsonObject;
+  /** The buyer its reserve named. */
+  buyer?: string;
 }
 
 /** Outcome of an applied `reserve`: the usual fields plus the reservation it made. */
@@ -283,7 +309,13 @@ export interface RestockInput extends InputBase {
   qty: number;
 }
 
-export type DeductInput = (InputBase & { lines: Line[] }) | (InputBase & { sku: string; qty: number });
+/** Who takes the units: required on SKUs whose policy has a `buyerMax`. */
+interface BuyerField {
+  /** A customer id (1 to `LIMITS.requestIdBytesMax` bytes); part of the payload. */
+  buyer?: string;
+}
+
+export type DeductInput = (InputBase & BuyerField & { lines: Line[] }) | (InputBase & BuyerField & { sku: string; qty: number });
 
 export interface AdjustInput extends InputBase {
   sku: string;
@@ -300,7 +332,7 @@ export interface ReverseInput extends InputBase {
   lines?: Line[];
 }
 
-export interface ReserveInput extends InputBase {
+export interface ReserveInput extends InputBase, BuyerField {
   /** What to hold, all or none; the same SKU twice is merged. */
   lines: Line[];
   /** How long the hold lasts, in ms, from the ledger clock's now. */
@@ -323,6 +355,8 @@ export interface SetPolicyInput extends InputBase {
   backorderMax?: number | null;
   /** 0 to `LIMITS.quantityMax`; null: none. */
   lowStockAt?: number | null;
+  /** 0 to `LIMITS.quantityMax`; null: no limit. */
+  buyerMax?: number | null;
 }
 
 /** Closes `requestId` (never applied) for good; `meta` says why. */
@@ -376,6 +410,21 @@ export interface Hold {
   expiresAt: number;
   /** The reservation's meta (who, which cart), when it has one. */
   meta?: JsonObject;
+  /** The buyer its reserve named, when it named one. */
+  buyer?: string;
+}
+
+export interface BuyerTotalsQuery {
+  buyer: string;
+  /** Distinct SKUs, at most `LIMITS.skusPerReadMax`. */
+  skus: string[];
+}
+
+/** What one buyer holds plus has bought of one SKU, as of now (due holds count as expired). */
+export interface BuyerTotal {
+  sku: string;
+  buyer: string;
+  taken: number;
 }
 
 export interface HoldsPage {
@@ -419,10 +468,13 @@ export interface Counters {
  *   entry, less its commit, release and expire entries), and nothing else;
  * - `holdRecord`: each live hold belongs to a reservation that is held (or expired, not yet
  *   swept), whose lines name the SKU with that quantity and whose record lists the hold;
- * - `appliedOnce`: at most one entry per request id, kind and SKU (a request applies once).
+ * - `appliedOnce`: at most one entry per request id, kind and SKU (a request applies once);
+ * - `buyerTotals`: each buyer's stored total of the SKU equals the fold of the SKU's entries
+ *   that carry that buyer (`reservedDelta - onHandDelta` summed).
  */
 export type Invariant =
-  | 'fold' | 'reservedNonNegative' | 'reservedWithinOnHand' | 'available' | 'holdsSum' | 'holdEntries' | 'holdRecord' | 'appliedOnce';
+  | 'fold' | 'reservedNonNegative' | 'reservedWithinOnHand' | 'available' | 'holdsSum' | 'holdEntries' | 'holdRecord' | 'appliedOnce'
+  | 'buyerTotals';
 
 /** One broken invariant of one SKU, with both sides of the comparison. */
 export interface Drift {

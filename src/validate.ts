@@ -153,6 +153,17 @@ function linesJson(lines: Line[]): string {
   return `${out}]`;
 }
 
+/** A buyer: a well-formed string like a request id; null when absent. */
+function buyerOf(value: unknown): string | null {
+  return value === undefined ? null : checkRequestId(value, 'buyer');
+}
+
+/**
+ * The buyer's part of a fingerprint: nothing without one, so requests that name no buyer keep
+ * the fingerprints they always had (a replay across an upgrade stays a replay).
+ */
+const buyerJson = (buyer: string | null): string => (buyer === null ? '' : `,${JSON.stringify(buyer)}`);
+
 // Stryker disable next-line ConditionalExpression: canonicalJson(null) is 'null' too; this skips a call
 const metaJson = (meta: JsonObject | null): string => (meta === null ? 'null' : canonicalJson(meta));
 
@@ -174,7 +185,9 @@ export function toDeduct(input: unknown, at: number): DeductCommand {
   if (hasShorthand && b['lines'] !== undefined) throw new InvalidInputError('lines', 'give either lines or sku and qty, not both');
   const lines = hasShorthand ? [{ sku: checkSku(b['sku']), qty: checkQty(b['qty']) }] : checkLines(b['lines']);
   const meta = checkMeta(b['meta']);
-  return { kind: 'deduct', requestId, lines, meta, at, fingerprint: fingerprint(`["deduct",${linesJson(lines)},${metaJson(meta)}]`) };
+  const buyer = buyerOf(b['buyer']);
+  const print = fingerprint(`["deduct",${linesJson(lines)},${metaJson(meta)}${buyerJson(buyer)}]`);
+  return { kind: 'deduct', requestId, lines, meta, buyer, at, fingerprint: print };
 }
 
 /** Normalizes an adjust input. */
@@ -229,8 +242,9 @@ export function toReserve(input: unknown, at: number): ReserveCommand {
   const lines = checkLines(b['lines']);
   const ttlMs = checkTtl(b['ttlMs']);
   const meta = checkMeta(b['meta']);
-  const print = fingerprint(`["reserve",${linesJson(lines)},${ttlMs},${metaJson(meta)}]`);
-  return { kind: 'reserve', requestId, lines, ttlMs, expiresAt: at + ttlMs, meta, at, fingerprint: print };
+  const buyer = buyerOf(b['buyer']);
+  const print = fingerprint(`["reserve",${linesJson(lines)},${ttlMs},${metaJson(meta)}${buyerJson(buyer)}]`);
+  return { kind: 'reserve', requestId, lines, ttlMs, expiresAt: at + ttlMs, meta, buyer, at, fingerprint: print };
 }
 
 /**
@@ -243,7 +257,7 @@ export function retimed<C extends Command>(command: C, at: number): C {
 }
 
 /** The policy fields a setPolicy may name, with the value `null` resets them to. */
-const POLICY_FIELDS: ReadonlyArray<readonly [keyof StockPolicy, StockPolicy[keyof StockPolicy]]> = [['backorderMax', 0], ['lowStockAt', null]];
+const POLICY_FIELDS: ReadonlyArray<readonly [keyof StockPolicy, StockPolicy[keyof StockPolicy]]> = [['backorderMax', 0], ['lowStockAt', null], ['buyerMax', null]];
 
 /**
  * Normalizes a setPolicy input: each field given is an integer from 0 to the quantity limit,
@@ -319,6 +333,12 @@ export function checkSkus(value: unknown): string[] {
   if (!Array.isArray(value)) throw new InvalidInputError('skus', 'must be an array');
   if (value.length > LIMITS.skusPerReadMax) throw new InvalidInputError('skus', `must have at most ${LIMITS.skusPerReadMax} SKUs`);
   return value.map((sku, i) => checkSku(sku, `skus[${i}]`));
+}
+
+/** Normalizes a buyerTotals query. */
+export function toBuyerTotalsQuery(input: unknown): { buyer: string; skus: string[] } {
+  const b = bag(input, 'query');
+  return { buyer: checkRequestId(b['buyer'], 'buyer'), skus: checkSkus(b['skus']) };
 }
 
 /** Normalizes a holds query; the cursor is `<expiresAt>:<reservationId>`, as `holdsCursor` writes it. */

@@ -19,6 +19,11 @@ export function verifyItem(item: VerifyItem): Drift[] {
   };
   checkCounters(item, report);
   checkHolds(item, report);
+  for (const { buyer, stored, folded } of item.buyers) {
+    if (stored !== folded) {
+      report('buyerTotals', { buyer, taken: folded }, { buyer, taken: stored }, `buyer ${JSON.stringify(buyer)} has ${stored} stored, its entries fold to ${folded}`);
+    }
+  }
   for (const { requestId, kind, count } of item.repeated) {
     report('appliedOnce', { requestId, kind, entries: 1 }, { requestId, kind, entries: count },
       `${count} ${kind} entries of request ${JSON.stringify(requestId)}: applied more than once`);

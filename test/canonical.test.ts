@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LIMITS, type JsonObject } from 'stock-ledger';
 import { byCodeUnits, canonicalJson, compareCodePoints, fingerprint } from 'stock-ledger/store';
-import { toAdjust, toDeduct, toReserve, toRestock, toReverse, toRevoke } from '../src/validate.js';
+import { toAdjust, toDeduct, toReserve, toRestock, toReverse, toRevoke, toSetPolicy } from '../src/validate.js';
 
 const sku = fc.string({ minLength: 1, maxLength: 12, unit: 'binary' }).filter((s) => s.isWellFormed());
 const qty = fc.integer({ min: 1, max: 1000 });
@@ -14,6 +14,17 @@ const meta = fc.option(
 const linesOf = (lines: Array<{ sku: string; qty: number }>): Array<[string, number]> => lines.map((l) => [l.sku, l.qty]);
 
 describe('fingerprints', () => {
+  it('are pinned for setPolicy and for a buyer: they are stored, so a change would turn replays into conflicts after an upgrade', () => {
+    expect(toSetPolicy({ requestId: 'p', sku: 'A', backorderMax: 5 }, 1).fingerprint).toBe(fingerprint('["policy","A",5,"keep","keep",null]'));
+    expect(toSetPolicy({ requestId: 'p', sku: 'A', lowStockAt: null, buyerMax: 2, meta: { b: 1, a: 2 } }, 1).fingerprint)
+      .toBe(fingerprint('["policy","A","keep",null,2,{"a":2,"b":1}]'));
+    expect(toSetPolicy({ requestId: 'p', sku: 'A', backorderMax: null }, 1).fingerprint).toBe(toSetPolicy({ requestId: 'p', sku: 'A', backorderMax: 0 }, 1).fingerprint);
+    expect(toDeduct({ requestId: 'd', sku: 'A', qty: 1, buyer: 'ann' }, 1).fingerprint).toBe(fingerprint('["deduct",[["A",1]],null,"ann"]'));
+    // No buyer: the fingerprint every deduct and reserve had before buyers existed.
+    expect(toDeduct({ requestId: 'd', sku: 'A', qty: 1 }, 1).fingerprint).toBe(fingerprint('["deduct",[["A",1]],null]'));
+    expect(toReserve({ requestId: 'r', lines: [{ sku: 'A', qty: 1 }], ttlMs: 9, buyer: 'ann' }, 1).fingerprint).toBe(fingerprint('["reserve",[["A",1]],9,null,"ann"]'));
+  });
+
   it('written directly, they equal the canonical JSON of the normalized payload', () => {
     fc.assert(
       fc.property(fc.array(line, { minLength: 1, maxLength: 5 }), meta, fc.integer({ min: 1, max: 10 ** 6 }), (lines, m, ttlMs) => {

@@ -58,6 +58,7 @@ class RacyStore implements StockStore {
       counters: (sku) => ({ ...(this.#levels.get(sku) ?? zeroCounters()) }),
       request: (id) => this.#requests.get(id) ?? null,
       reversed: (of, sku) => this.#reversed.get(JSON.stringify([of, sku])) ?? 0,
+      buyerTaken: () => 0,
       reservation: () => null,
       dueHolds: () => [],
       dueAnywhere: () => [],
@@ -105,7 +106,7 @@ class RacyStore implements StockStore {
         folded.version += 1;
       }
       // No reservations here: no holds to report, and nothing repeated as far as it knows.
-      return { sku, stored: { ...(this.#levels.get(sku) ?? zeroCounters()) }, folded, holds: [], foldedHolds: [], repeated: [] };
+      return { sku, stored: { ...(this.#levels.get(sku) ?? zeroCounters()) }, folded, holds: [], foldedHolds: [], repeated: [], buyers: [] };
     });
     return { items, cursor: null };
   }

@@ -18,7 +18,11 @@ describe('examples', () => {
   it('commerce-rules: preorders sell on-hand plus the allowance, closing them early is refused, verify is ok', async () => {
     const out = await example('examples/commerce-rules.ts');
     expect(out).toContain('60 buyers at once: 50 sold, 10 refused (INSUFFICIENT_STOCK)');
-    expect(out).toContain('CONSOLE: onHand -30, reserved 0, available 0 (backorderMax 30, lowStockAt 5)');
+    expect(out).toContain('CONSOLE: onHand -30, reserved 0, available 0 (backorderMax 30, lowStockAt 5, buyerMax null)');
+    expect(out).toContain('60 requests from 20 customers: 40 sold, 20 refused (BUYER_LIMIT)');
+    expect(out).toContain('SNEAKER-42: onHand 10, reserved 0, available 10 (backorderMax 0, lowStockAt null, buyerMax 2)');
+    expect(out).toContain('customer-0 has 2 of 2');
+    expect(out).toContain('after a refund, customer-0 has 1 of 2');
     expect(out).toContain('merchandising tries to close preorders (backorderMax 0): BELOW_RESERVED');
     expect(out).toContain('now preorders can close (backorderMax: null resets it): ok');
     expect(out).toContain('verify(): ok');

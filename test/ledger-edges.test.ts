@@ -201,6 +201,43 @@ describe('a commit replay names only what was held', () => {
   });
 });
 
+describe('buyers at the edges', () => {
+  it('a reservation, a hold and an entry that name no buyer have no buyer key at all', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    await ledger.restockOrThrow({ requestId: 'po', sku: 'A', qty: 5 });
+    const made = await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000 });
+    expect('buyer' in made.reservation).toBe(false);
+    expect('buyer' in (made.entries[0] as object)).toBe(false);
+    const page = await ledger.holds({ sku: 'A' });
+    expect(page.holds).toHaveLength(1);
+    expect('buyer' in (page.holds[0] as object)).toBe(false);
+    expect('buyer' in ((await ledger.reservation('cart')) as object)).toBe(false);
+  });
+
+  it('a deduct without buyer of a SKU with a buyerMax: INVALID_INPUT from inside the step, naming the SKU; nothing written', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    await ledger.restockOrThrow({ requestId: 'po', sku: 'A', qty: 5 });
+    await ledger.setPolicyOrThrow({ requestId: 'limit', sku: 'A', buyerMax: 1 });
+    const before = await ledger.entries();
+    const error = await failure(ledger.deduct({ requestId: 'd', sku: 'A', qty: 1 }));
+    expect(error).toMatchObject({ code: 'INVALID_INPUT', field: 'buyer', message: 'buyer: is required: SKU "A" has a buyerMax (a limit per buyer)' });
+    expect(await ledger.entries()).toEqual(before);
+  });
+
+  it('buyerTotals() of a store without the optional read is INVALID_INPUT naming the store', async () => {
+    const inner = new MemoryStore();
+    const { execute, stocks, entries, request, reservation, verifyChunk, close } = inner;
+    const bare: StockStore = {
+      execute: execute.bind(inner), stocks: stocks.bind(inner), entries: entries.bind(inner), request: request.bind(inner),
+      reservation: reservation.bind(inner), verifyChunk: verifyChunk.bind(inner), close: close.bind(inner),
+    };
+    const { store, calls } = spied({}, bare as MemoryStore);
+    const error = await failure(new StockLedger({ store }).buyerTotals({ buyer: 'b', skus: ['A'] }));
+    expect(error).toMatchObject({ code: 'INVALID_INPUT', field: 'store', message: 'store: this store cannot read buyer totals' });
+    expect(calls).toEqual([]);
+  });
+});
+
 describe('a store without the optional holds()', () => {
   it('holds() is INVALID_INPUT naming the store, and nothing of the store is called', async () => {
     const inner = new MemoryStore();
@@ -275,7 +312,7 @@ describe('reads and verify', () => {
   it('verify is not ok when a chunk reports drift', async () => {
     const c = { onHand: 1, reserved: 0, version: 1 };
     const { store } = spied({
-      verifyChunk: async () => ({ items: [{ sku: 'A', stored: { ...c, onHand: 2 }, folded: c, holds: [], foldedHolds: [], repeated: [] }], cursor: null }),
+      verifyChunk: async () => ({ items: [{ sku: 'A', stored: { ...c, onHand: 2 }, folded: c, holds: [], foldedHolds: [], repeated: [], buyers: [] }], cursor: null }),
     });
     const report = await new StockLedger({ store }).verify();
     expect(report).toMatchObject({ ok: false, skusChecked: 1, drift: [{ sku: 'A', invariant: 'fold' }] });

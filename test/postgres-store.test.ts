@@ -7,12 +7,12 @@ import pg from 'pg';
 import { StockLedger, isStockLedgerError } from 'stock-ledger';
 import { PostgresStore, SCHEMA_VERSION, migrate, schemaVersion, type PostgresExecutor } from 'stock-ledger/postgres';
 import { compareCodePoints } from 'stock-ledger/store';
-import { readAllEntries } from 'stock-ledger/testing';
+import { checkInvariants, readAllEntries } from 'stock-ledger/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectorOf } from '../adapters/postgres/postgres-client.js';
 import { decodeKey, encodeKey } from '../adapters/postgres/postgres-codec.js';
 import { migrateWith } from '../adapters/postgres/postgres-schema.js';
-import { toDeduct, toRestock } from '../src/validate.js';
+import { toDeduct, toReserve, toRestock, toSetPolicy } from '../src/validate.js';
 import { codeOf } from './support/codes.js';
 import { expectEntriesOnce } from './support/entry-checks.js';
 import { createDatabase, describePostgres, startPostgres, type PostgresServer } from './support/postgres-server.js';
@@ -264,7 +264,7 @@ describePostgres('PostgreSQL store', () => {
       const ledger = policyLedger();
       await ledger.restock({ requestId: 'r', sku: 'A', qty: 10 });
       const set = await ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 5, lowStockAt: 3 });
-      const level = { sku: 'A', onHand: 10, reserved: 0, available: 15, version: 2, policy: { backorderMax: 5, lowStockAt: 3 } };
+      const level = { sku: 'A', onHand: 10, reserved: 0, available: 15, version: 2, policy: { backorderMax: 5, lowStockAt: 3, buyerMax: null } };
       expect(set).toMatchObject({ ok: true, replayed: false, levels: [level] });
       expect(set.ok && set.entries).toMatchObject([{ kind: 'policy', onHandDelta: 0, reservedDelta: 0, policy: { backorderMax: 5, lowStockAt: 3 } }]);
       const sold = await ledger.deduct({ requestId: 'd', sku: 'A', qty: 12 });
@@ -274,7 +274,7 @@ describePostgres('PostgreSQL store', () => {
       const reset = await ledger.setPolicy({ requestId: 'p3', sku: 'A', backorderMax: null });
       expect(reset).toMatchObject({ ok: true, levels: [{ sku: 'A', onHand: 0, reserved: 0, available: 0, version: 6 }] });
       expect(reset.ok && reset.levels[0]).not.toHaveProperty('policy');
-      expect(reset.ok && reset.entries[0]?.policy).toEqual({ backorderMax: 0, lowStockAt: null });
+      expect(reset.ok && reset.entries[0]?.policy).toEqual({ backorderMax: 0, lowStockAt: null, buyerMax: null });
 
       const again = await ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 5, lowStockAt: 3 });
       expect(again).toEqual({ ...set, replayed: true });
@@ -296,7 +296,7 @@ describePostgres('PostgreSQL store', () => {
       expect(await ledger.deduct({ requestId: 'd2', sku: 'B', qty: 2 })).toMatchObject({ ok: false, code: 'INSUFFICIENT_STOCK', available: 1 });
       expect(await ledger.restock({ requestId: 'r1', sku: 'B', qty: 10 })).toMatchObject({ ok: true, levels: [{ onHand: 3, reserved: 2, available: 11 }] });
       expect(await ledger.commit({ reservationId: 'h1' })).toMatchObject({ ok: true, levels: [{ onHand: 1, reserved: 0, available: 11 }] });
-      expect(await ledger.stock('B')).toEqual({ sku: 'B', onHand: 1, reserved: 0, available: 11, version: 5, policy: { backorderMax: 10, lowStockAt: null } });
+      expect(await ledger.stock('B')).toEqual({ sku: 'B', onHand: 1, reserved: 0, available: 11, version: 5, policy: { backorderMax: 10, lowStockAt: null, buyerMax: null } });
       expect(await ledger.verify()).toMatchObject({ ok: true });
     });
 
@@ -316,7 +316,7 @@ describePostgres('PostgreSQL store', () => {
       const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
       await ledger.setPolicy({ requestId: 'p1', sku: 'C', backorderMax: 5 });
       await ledger.reserve({ requestId: 'h', lines: [{ sku: 'C', qty: 4 }], ttlMs: 60_000 });
-      const level = { sku: 'C', onHand: 0, reserved: 4, available: 1, version: 2, policy: { backorderMax: 5, lowStockAt: null } };
+      const level = { sku: 'C', onHand: 0, reserved: 4, available: 1, version: 2, policy: { backorderMax: 5, lowStockAt: null, buyerMax: null } };
       expect(await ledger.setPolicy({ requestId: 'p2', sku: 'C', backorderMax: 3 })).toEqual({ ok: false, code: 'BELOW_RESERVED', sku: 'C', requested: 3, level });
       // A rejection records nothing: the same id may try again, with another payload.
       expect(await ledger.request('p2')).toBeNull();
@@ -332,9 +332,9 @@ describePostgres('PostgreSQL store', () => {
       await ledger.setPolicy({ requestId: 'p', sku: 'D', lowStockAt: 2, meta: { by: 'ops' } });
       await ledger.deduct({ requestId: 'd', sku: 'D', qty: 1 });
       const feed = await readAllEntries(ledger);
-      expect(feed.map((e) => [e.kind, e.policy])).toEqual([['restock', undefined], ['policy', { backorderMax: 0, lowStockAt: 2 }], ['deduct', undefined]]);
+      expect(feed.map((e) => [e.kind, e.policy])).toEqual([['restock', undefined], ['policy', { backorderMax: 0, lowStockAt: 2, buyerMax: null }], ['deduct', undefined]]);
       expect(feed[1]).toMatchObject({ seq: 2, requestId: 'p', meta: { by: 'ops' }, onHandAfter: 1 });
-      expect((await ledger.entries({ sku: 'D', after: 1 })).entries[0]?.policy).toEqual({ backorderMax: 0, lowStockAt: 2 });
+      expect((await ledger.entries({ sku: 'D', after: 1 })).entries[0]?.policy).toEqual({ backorderMax: 0, lowStockAt: 2, buyerMax: null });
 
       const app = await pool.connect();
       try {
@@ -346,7 +346,7 @@ describePostgres('PostgreSQL store', () => {
         app.release();
       }
       expect(await ledger.request('j')).toBeNull();
-      expect((await ledger.stock('D')).policy).toEqual({ backorderMax: 0, lowStockAt: 2 });
+      expect((await ledger.stock('D')).policy).toEqual({ backorderMax: 0, lowStockAt: 2, buyerMax: null });
       expect(await ledger.verify()).toMatchObject({ ok: true });
     });
 
@@ -375,6 +375,230 @@ describePostgres('PostgreSQL store', () => {
       expect(await ledger.deduct({ requestId: 'd2', sku: 'A', qty: 7 })).toMatchObject({ ok: true, levels: [{ onHand: -4, available: 0, version: 4 }] });
       expect((await readAllEntries(ledger)).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
       expect(await ledger.verify()).toMatchObject({ ok: true });
+    });
+  });
+
+  describe('purchase limits (buyerMax)', () => {
+    /** The buyer totals as stored, keys decoded: `sku|buyer` would collide, so pairs. */
+    const storedTotals = async (schema: string): Promise<Array<[string, string, number]>> =>
+      (await pool.query(`SELECT sku, buyer, qty FROM ${schema}.buyer_totals ORDER BY sku, buyer`)).rows
+        .map((r: { sku: string; buyer: string; qty: string }) => [decodeKey(r.sku), decodeKey(r.buyer), Number(r.qty)] as [string, string, number]);
+    const takenOf = async (ledger: StockLedger, buyer: string, sku: string): Promise<number> =>
+      (await ledger.buyerTotals({ buyer, skus: [sku] }))[0]?.taken ?? Number.NaN;
+
+    it('buyers with odd strings (U+0000, U+0001, emoji) keep totals of their own, in their own column, escaped', async () => {
+      const schema = fresh();
+      const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      // (SKU "x\u0000y", buyer "a") and (SKU "x", buyer "y\u0000a") share "x\u0000y\u0000a" under a separator key.
+      const odd = 'x\u0000y';
+      await ledger.restock({ requestId: 'r1', sku: odd, qty: 100 });
+      await ledger.restock({ requestId: 'r2', sku: 'x', qty: 100 });
+      await ledger.setPolicy({ requestId: 'p1', sku: odd, buyerMax: 5 });
+      await ledger.setPolicy({ requestId: 'p2', sku: 'x', buyerMax: 9 });
+      const first = await ledger.deduct({ requestId: 'd1', sku: odd, qty: 3, buyer: 'a\u0000b' });
+      expect(first).toMatchObject({ ok: true, entries: [{ sku: odd, buyer: 'a\u0000b' }] });
+      await ledger.deduct({ requestId: 'd2', sku: odd, qty: 1, buyer: 'a' });
+      await ledger.deduct({ requestId: 'd3', sku: 'x', qty: 4, buyer: 'y\u0000a' });
+      await ledger.reserve({ requestId: 'h1', lines: [{ sku: odd, qty: 2 }, { sku: 'x', qty: 6 }], ttlMs: 60_000, buyer: '😀\u0001' });
+      await ledger.deduct({ requestId: 'd4', lines: [{ sku: odd, qty: 5 }, { sku: 'x', qty: 1 }], buyer: '\u0000' });
+
+      expect(await ledger.buyerTotals({ buyer: 'a\u0000b', skus: [odd, 'x'] })).toEqual([{ sku: odd, buyer: 'a\u0000b', taken: 3 }, { sku: 'x', buyer: 'a\u0000b', taken: 0 }]);
+      expect(await takenOf(ledger, 'a', odd)).toBe(1);
+      expect(await takenOf(ledger, 'a', 'x')).toBe(0);
+      expect(await takenOf(ledger, 'y\u0000a', 'x')).toBe(4);
+      expect(await takenOf(ledger, 'y\u0000a', odd)).toBe(0);
+      expect(await takenOf(ledger, '😀\u0001', odd)).toBe(2);
+      expect(await takenOf(ledger, '😀\u0001', 'x')).toBe(6);
+      expect(await takenOf(ledger, '😀', 'x')).toBe(0);
+      expect(await takenOf(ledger, '\u0000', odd)).toBe(5);
+      // Raw rows: one per pair, separate columns; PostgreSQL text holds no U+0000, so keys are escaped.
+      const rows = await storedTotals(schema);
+      expect(rows).toEqual(expect.arrayContaining([
+        [odd, 'a\u0000b', 3], [odd, 'a', 1], [odd, '😀\u0001', 2], [odd, '\u0000', 5], ['x', 'y\u0000a', 4], ['x', '😀\u0001', 6], ['x', '\u0000', 1],
+      ]));
+      expect(rows).toHaveLength(7);
+      expect((await pool.query(`SELECT buyer FROM ${schema}.buyer_totals WHERE sku = 'x' AND qty = 4`)).rows).toEqual([{ buyer: 'y\u0001\u0001a' }]);
+
+      expect(await ledger.deduct({ requestId: 'd5', sku: odd, qty: 3, buyer: 'a\u0000b' }))
+        .toEqual({ ok: false, code: 'BUYER_LIMIT', sku: odd, buyer: 'a\u0000b', limit: 5, taken: 3 });
+      expect(await ledger.deduct({ requestId: 'd1', sku: odd, qty: 3, buyer: 'a\u0000b' })).toEqual({ ...first, replayed: true });
+      expect(await codeOf(() => ledger.deduct({ requestId: 'd1', sku: odd, qty: 3, buyer: 'a\u0001b' }))).toBe('IDEMPOTENCY_CONFLICT');
+      expect((await ledger.holds({ sku: odd })).holds.map((h) => [h.reservationId, h.buyer])).toEqual([['h1', '😀\u0001']]);
+      expect((await ledger.reservation('h1'))?.buyer).toBe('😀\u0001');
+      expect(await ledger.request('h1')).toMatchObject({ reservation: { id: 'h1', buyer: '😀\u0001' } });
+      const feed = await readAllEntries(ledger);
+      // Lines in SKU order: "x" before "x\u0000y".
+      expect(feed.filter((e) => e.buyer !== undefined).map((e) => [e.requestId, e.sku, e.buyer])).toEqual([
+        ['d1', odd, 'a\u0000b'], ['d2', odd, 'a'], ['d3', 'x', 'y\u0000a'], ['h1', 'x', '😀\u0001'], ['h1', odd, '😀\u0001'], ['d4', 'x', '\u0000'], ['d4', odd, '\u0000'],
+      ]);
+      // Releasing gives back: the rows of a buyer at 0 go.
+      expect(await ledger.release({ reservationId: 'h1' })).toMatchObject({ ok: true, entries: [{ buyer: '😀\u0001' }, { buyer: '😀\u0001' }] });
+      expect((await storedTotals(schema)).filter(([, buyer]) => buyer === '😀\u0001')).toEqual([]);
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+      await checkInvariants(ledger);
+    });
+
+    it('a ledger at schema version 4 upgrades: its data, holds and replays stay, and the new limits apply', async () => {
+      const schema = fresh();
+      expect(await migrateWith(connectorOf(pool), schema, 4)).toBe(4);
+      // What version 4 held after a restock, a policy, a deduct and a hold, as its flush wrote them.
+      const now = Date.now();
+      const restock = toRestock({ requestId: 'r', sku: 'A', qty: 10 }, now - 4000);
+      const policy = toSetPolicy({ requestId: 'p', sku: 'A', backorderMax: 1 }, now - 3000);
+      const deduct = toDeduct({ requestId: 'd', sku: 'A', qty: 2 }, now - 2000);
+      const reserve = toReserve({ requestId: 'h', lines: [{ sku: 'A', qty: 2 }], ttlMs: 3_600_000 }, now - 1000);
+      await pool.query(`
+        INSERT INTO ${schema}.levels (sku, on_hand, reserved, version, backorder_max, low_stock_at) VALUES ('A', 8, 2, 4, 1, NULL);
+        INSERT INTO ${schema}.entries (op, pos, seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, version_after, at, meta,
+          backorder_max_after, low_stock_at_after) VALUES
+          (1, 0, 1, 'r', 'restock', 'A', 10, 0, 10, 0, 1, ${now - 4000}, NULL, 0, NULL), (2, 0, 2, 'p', 'policy', 'A', 0, 0, 10, 0, 2, ${now - 3000}, NULL, 1, NULL),
+          (3, 0, 3, 'd', 'deduct', 'A', -2, 0, 8, 0, 3, ${now - 2000}, NULL, 1, NULL), (4, 0, 4, 'h', 'reserve', 'A', 0, 2, 8, 2, 4, ${now - 1000}, NULL, 1, NULL);
+        INSERT INTO ${schema}.requests (request_id, kind, fingerprint, at) VALUES ('r', 'restock', '${restock.fingerprint}', ${now - 4000}),
+          ('p', 'policy', '${policy.fingerprint}', ${now - 3000}), ('d', 'deduct', '${deduct.fingerprint}', ${now - 2000}),
+          ('h', 'reserve', '${reserve.fingerprint}', ${now - 1000});
+        INSERT INTO ${schema}.reservations (id, state, lines, expires_at, created_at) VALUES ('h', 'held', '[{"sku":"A","qty":2}]', ${reserve.expiresAt}, ${now - 1000});
+        INSERT INTO ${schema}.holds (reservation_id, sku, qty, expires_at) VALUES ('h', 'A', 2, ${reserve.expiresAt});
+        SELECT setval('${schema}.ops', 4);`);
+
+      const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      const policyOfA = { backorderMax: 1, lowStockAt: null, buyerMax: null };
+      expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 8, reserved: 2, available: 7, version: 4, policy: policyOfA });
+      expect(await schemaVersion({ client: pool, schema })).toBe(SCHEMA_VERSION);
+      expect(SCHEMA_VERSION).toBe(5);
+      expect(await ledger.setPolicy({ requestId: 'p', sku: 'A', backorderMax: 1 })).toEqual({
+        ok: true, replayed: true, levels: [{ sku: 'A', onHand: 10, reserved: 0, available: 11, version: 2, policy: policyOfA }],
+        entries: [{ seq: 2, requestId: 'p', kind: 'policy', sku: 'A', onHandDelta: 0, reservedDelta: 0, onHandAfter: 10, reservedAfter: 0, at: now - 3000, policy: policyOfA }],
+      });
+      const held = await ledger.reserve({ requestId: 'h', lines: [{ sku: 'A', qty: 2 }], ttlMs: 3_600_000 });
+      expect(held).toMatchObject({ ok: true, replayed: true, reservation: { id: 'h', state: 'held', expiresAt: reserve.expiresAt } });
+      expect(held.ok && held.reservation).not.toHaveProperty('buyer');
+      expect(held.ok && held.entries[0]).not.toHaveProperty('buyer');
+      expect((await ledger.holds({ sku: 'A' })).holds).toEqual([{ reservationId: 'h', sku: 'A', qty: 2, expiresAt: reserve.expiresAt }]);
+
+      // The limits of version 5: a hold made before names no buyer, and commits as it was.
+      expect(await ledger.setPolicy({ requestId: 'p2', sku: 'A', buyerMax: 2 })).toMatchObject({ ok: true, levels: [{ version: 5, policy: { buyerMax: 2 } }] });
+      expect(await codeOf(() => ledger.deduct({ requestId: 'd2', sku: 'A', qty: 1 }))).toBe('INVALID_INPUT');
+      expect(await ledger.commit({ reservationId: 'h' })).toMatchObject({ ok: true, entries: [{ kind: 'commit' }] });
+      expect(await ledger.deduct({ requestId: 'd2', sku: 'A', qty: 2, buyer: 'ann' })).toMatchObject({ ok: true, entries: [{ buyer: 'ann' }] });
+      expect(await ledger.deduct({ requestId: 'd3', sku: 'A', qty: 1, buyer: 'ann' })).toMatchObject({ ok: false, code: 'BUYER_LIMIT', taken: 2 });
+      expect(await storedTotals(schema)).toEqual([['A', 'ann', 2]]);
+      expect((await readAllEntries(ledger)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+      await checkInvariants(ledger);
+    });
+
+    it('verify reports a tampered buyer total (invariant buyerTotals): changed, deleted, or made up', async () => {
+      const schema = fresh();
+      const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      await ledger.restock({ requestId: 'r', sku: 'A', qty: 10 });
+      await ledger.setPolicy({ requestId: 'p', sku: 'A', buyerMax: 4 });
+      await ledger.deduct({ requestId: 'd', sku: 'A', qty: 3, buyer: 'ann' });
+      await ledger.reserve({ requestId: 'h', lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000, buyer: 'b\u0000b' });
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+
+      await pool.query(`UPDATE ${schema}.buyer_totals SET qty = 2 WHERE buyer = 'ann'`);
+      const changed = await ledger.verify();
+      expect(changed.ok).toBe(false);
+      expect(changed.drift).toEqual([expect.objectContaining({ sku: 'A', invariant: 'buyerTotals', expected: { buyer: 'ann', taken: 3 }, actual: { buyer: 'ann', taken: 2 } })]);
+      // A tampered total also changes what the limit lets through: verify is how an operator finds out.
+      expect(await ledger.deduct({ requestId: 'd2', sku: 'A', qty: 2, buyer: 'ann' })).toMatchObject({ ok: true });
+      await pool.query(`UPDATE ${schema}.buyer_totals SET qty = 5 WHERE buyer = 'ann'`);
+
+      await pool.query(`DELETE FROM ${schema}.buyer_totals WHERE buyer = 'b\u0001\u0001b'`);
+      await pool.query(`INSERT INTO ${schema}.buyer_totals (sku, buyer, qty) VALUES ('A', 'ghost', 1)`);
+      const report = await ledger.verify();
+      expect(report.ok).toBe(false);
+      expect(report.drift.map((d) => [d.invariant, d.expected, d.actual])).toEqual([
+        ['buyerTotals', { buyer: 'b\u0000b', taken: 1 }, { buyer: 'b\u0000b', taken: 0 }],
+        ['buyerTotals', { buyer: 'ghost', taken: 0 }, { buyer: 'ghost', taken: 1 }],
+      ]);
+      await pool.query(`INSERT INTO ${schema}.buyer_totals (sku, buyer, qty) VALUES ('A', 'b\u0001\u0001b', 1)`);
+      await pool.query(`DELETE FROM ${schema}.buyer_totals WHERE buyer = 'ghost'`);
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    });
+
+    it('joined: a deduct for a buyer rolled back leaves the total unchanged; one that waited for the lock then counts right', async () => {
+      const schema = fresh();
+      const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      await ledger.restock({ requestId: 'r', sku: 'L', qty: 10 });
+      await ledger.setPolicy({ requestId: 'p', sku: 'L', buyerMax: 3 });
+      await ledger.deduct({ requestId: 'd0', sku: 'L', qty: 1, buyer: 'ann' });
+      const app = await pool.connect();
+      let waiting: ReturnType<StockLedger['deduct']> | undefined;
+      try {
+        await app.query('BEGIN');
+        const inside = await ledger.deduct({ requestId: 'joined', sku: 'L', qty: 2, buyer: 'ann' }, { transaction: app });
+        expect(inside).toMatchObject({ ok: true, entries: [{ seq: null, buyer: 'ann' }] });
+        // Inside the app's transaction the total moved; outside it has not.
+        expect((await app.query(`SELECT qty::int AS qty FROM ${schema}.buyer_totals WHERE buyer = 'ann'`)).rows).toEqual([{ qty: 3 }]);
+        expect(await takenOf(ledger, 'ann', 'L')).toBe(1);
+        // Would pass the limit if the app committed: it waits for the row lock, then reads the total as it is then.
+        waiting = ledger.deduct({ requestId: 'waits', sku: 'L', qty: 2, buyer: 'ann' });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await app.query('ROLLBACK');
+      } finally {
+        app.release();
+      }
+      expect(await waiting).toMatchObject({ ok: true, levels: [{ onHand: 7 }] });
+      expect(await ledger.request('joined')).toBeNull();
+      expect(await takenOf(ledger, 'ann', 'L')).toBe(3);
+      expect(await storedTotals(schema)).toEqual([['L', 'ann', 3]]);
+
+      // Committed, a joined take counts.
+      const other = await pool.connect();
+      try {
+        await other.query('BEGIN');
+        expect(await ledger.reserve({ requestId: 'bea-1', lines: [{ sku: 'L', qty: 3 }], ttlMs: 60_000, buyer: 'bea' }, { transaction: other }))
+          .toMatchObject({ ok: true, reservation: { buyer: 'bea' } });
+        await other.query('COMMIT');
+      } finally {
+        other.release();
+      }
+      expect(await takenOf(ledger, 'bea', 'L')).toBe(3);
+      expect(await ledger.deduct({ requestId: 'bea-2', sku: 'L', qty: 1, buyer: 'bea' })).toMatchObject({ ok: false, code: 'BUYER_LIMIT', taken: 3 });
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+      await checkInvariants(ledger);
+    });
+
+    it('concurrent takes by one buyer from several connections and stores never pass buyerMax, one SKU or several', async () => {
+      const schema = fresh();
+      const second = quietPool({ connectionString: (database as { url: string }).url, max: 6 });
+      try {
+        const stores = [
+          new PostgresStore({ client: pool, schema, groupCommit: false }), new PostgresStore({ client: pool, schema }),
+          new PostgresStore({ client: second, schema, groupCommit: false }), new PostgresStore({ client: second, schema, groupCommit: { batchesInFlightMax: 3 } }),
+        ];
+        const ledgers = stores.map((store) => new StockLedger({ store }));
+        const [ledger] = ledgers as [StockLedger];
+        await ledger.restock({ requestId: 'ra', sku: 'A', qty: 1000 });
+        await ledger.restock({ requestId: 'rb', sku: 'B', qty: 1000 });
+        await ledger.setPolicy({ requestId: 'pa', sku: 'A', buyerMax: 7 });
+        await ledger.setPolicy({ requestId: 'pb', sku: 'B', buyerMax: 4 });
+        const takes = Array.from({ length: 150 }, (_, i) => {
+          const lines = i % 3 === 0 ? [{ sku: 'A', qty: 1 }] : i % 3 === 1 ? [{ sku: 'B', qty: 1 }] : [{ sku: 'B', qty: 1 }, { sku: 'A', qty: 1 }];
+          const on = ledgers[i % ledgers.length] as StockLedger;
+          // Some ids sent twice at once, to two stores: a replay, never a second take.
+          const id = `t${i % 120}`;
+          return i % 2 === 0
+            ? on.deduct({ requestId: id, lines, buyer: 'whale' }).catch((e: unknown) => e)
+            : on.reserve({ requestId: id, lines, ttlMs: 3_600_000, buyer: 'whale' }).catch((e: unknown) => e);
+        });
+        const results = await Promise.all(takes);
+        expect(results.filter((r) => (r as { code?: string }).code === 'BUYER_LIMIT').length).toBeGreaterThan(0);
+        for (const r of results) {
+          if (isStockLedgerError(r)) expect(r.code).toBe('IDEMPOTENCY_CONFLICT');
+          else expect((r as { ok: boolean; code?: string }).ok || (r as { code?: string }).code === 'BUYER_LIMIT').toBe(true);
+        }
+        // Single-line takes of 1 on each SKU outnumber the limits, and totals only grow here: each limit is met exactly.
+        expect(await ledger.buyerTotals({ buyer: 'whale', skus: ['A', 'B'] })).toEqual([{ sku: 'A', buyer: 'whale', taken: 7 }, { sku: 'B', buyer: 'whale', taken: 4 }]);
+        expect(await storedTotals(schema)).toEqual([['A', 'whale', 7], ['B', 'whale', 4]]);
+        expect(await ledger.stocks(['A', 'B'])).toMatchObject([{ sku: 'A', available: 993 }, { sku: 'B', available: 996 }]);
+        expect(await ledger.verify()).toMatchObject({ ok: true });
+        await checkInvariants(ledger);
+        await Promise.all(ledgers.map((l) => l.close()));
+      } finally {
+        await second.end();
+      }
     });
   });
 });

@@ -118,7 +118,7 @@ describeRedis('Redis store: waitForAof, on any server', () => {
         expect(sent.length, 'one connection').toBe(1);
         expect(sent[0]?.[1].map(([name = '', ...rest]) => [name.toUpperCase(), ...rest])).toEqual([
           ['CLIENT', 'ID'],
-          ['EVALSHA', SCRIPT_SHAS.restock, '10', ...ledgerKeys(prefix), ...args],
+          ['EVALSHA', SCRIPT_SHAS.restock, '12', ...ledgerKeys(prefix), ...args],
           ['INCR', aofKey(prefix)],
           ['WAITAOF', '1', '0', '100'],
           ['CLIENT', 'ID'],

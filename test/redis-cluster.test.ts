@@ -89,16 +89,16 @@ describeRedis(
     it('every key of a ledger is in one slot, held by the node that owns it', async () => {
       const prefix = uniquePrefix('slot');
       const ledger = ledgerFor(prefix);
-      // Touch every key: levels, seq, entries, by-sku, skus, requests, reversed, reservations, holds.
+      // Touch every key: levels, seq, entries, by-sku, skus, requests, reversed, reservations, holds, buyers.
       await ledger.restockOrThrow({ requestId: 'po-1', sku: 'A', qty: 10 });
-      await ledger.deductOrThrow({ requestId: 'order-1', sku: 'A', qty: 2 });
+      await ledger.deductOrThrow({ requestId: 'order-1', sku: 'A', qty: 2, buyer: 'ann' });
       await ledger.reverseOrThrow({ requestId: 'refund-1', of: 'order-1', lines: [{ sku: 'A', qty: 1 }] });
       await ledger.reserveOrThrow({ requestId: 'cart-1', lines: [{ sku: 'A', qty: 3 }], ttlMs: 600_000 });
 
       const [node] = cluster.nodes;
       if (node === undefined) throw new Error('no node');
       const keys = ledgerKeys(prefix);
-      expect(keys).toHaveLength(10);
+      expect(keys).toHaveLength(12);
       const slots = await Promise.all(keys.map((key) => keySlot(node, key)));
       expect(new Set(slots).size, `slots ${JSON.stringify(slots)}`).toBe(1);
       expect(slots[0]).toBe(await keySlot(node, prefix));

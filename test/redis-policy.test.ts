@@ -42,7 +42,7 @@ function redisLedger(client: RedisClientLike = ioredis, batch = false): Clocked 
 /** The level field of a SKU as stored (lib.lua's header). */
 const rawLevel = (prefix: string, sku: string): Promise<string | null> => ioredis.hget(ledgerKeys(prefix)[0] as string, sku);
 
-const policy = (backorderMax: number, lowStockAt: number | null): StockPolicy => ({ backorderMax, lowStockAt });
+const policy = (backorderMax: number, lowStockAt: number | null, buyerMax: number | null = null): StockPolicy => ({ backorderMax, lowStockAt, buyerMax });
 
 function level(sku: string, onHand: number, reserved: number, version: number, p: StockPolicy | null = null): Level {
   const out: Level = { sku, onHand, reserved, available: onHand - reserved + (p?.backorderMax ?? 0), version };

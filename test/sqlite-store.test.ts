@@ -1,6 +1,6 @@
 /**
  * What is specific to the SQLite store: who closes what, schema versions, several connections
- * on one file, locks held by others, options, odd SKUs and large quantities.
+ * on one file, locks held by others, options, odd SKUs and large quantities, buyer totals.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -141,10 +141,10 @@ describe('SqliteStore: schema', () => {
     const names = (db.prepare("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
     expect(names).toContain('stock_entries_by_sku'); // the app's index, on the app's table
     expect(names.filter((n) => n.startsWith('stock_ledger_')).sort()).toEqual([
-      'stock_ledger_entries', 'stock_ledger_entries_by_sku', 'stock_ledger_holds', 'stock_ledger_holds_by_expiry', 'stock_ledger_holds_by_sku',
+      'stock_ledger_buyer_totals', 'stock_ledger_entries', 'stock_ledger_entries_by_sku', 'stock_ledger_holds', 'stock_ledger_holds_by_expiry', 'stock_ledger_holds_by_sku',
       'stock_ledger_levels', 'stock_ledger_requests', 'stock_ledger_reservations', 'stock_ledger_reversals', 'stock_ledger_schema',
     ]);
-    expect(names.filter((n) => n.startsWith('outlet_'))).toHaveLength(10);
+    expect(names.filter((n) => n.startsWith('outlet_'))).toHaveLength(11);
     expect(schemaVersion(db, 'outlet_')).toBe(SCHEMA_VERSION);
     expect(await shop.verify()).toMatchObject({ ok: true });
     expect(await outlet.verify()).toMatchObject({ ok: true });
@@ -206,7 +206,7 @@ describe('SqliteStore: schema', () => {
     expect(await ledger.verify()).toMatchObject({ ok: true });
     const names = (db.prepare("SELECT name FROM sqlite_master WHERE name LIKE 'stock_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
     expect(names.every((n) => n.startsWith('stock_ledger_'))).toBe(true);
-    expect(names).toHaveLength(10);
+    expect(names).toHaveLength(11);
     await ledger.close();
     db.close();
   });
@@ -585,7 +585,7 @@ describe('SqliteStore: setPolicy', () => {
     await ledger.restock({ requestId: 'r1', sku: 'A', qty: 2 });
     const input = { requestId: 'p1', sku: 'A', lowStockAt: 5, meta: { by: 'ops' } };
     const set = await ledger.setPolicy(input);
-    const policy = { backorderMax: 0, lowStockAt: 5 };
+    const policy = { backorderMax: 0, lowStockAt: 5, buyerMax: null };
     expect(set).toEqual({
       ok: true, replayed: false,
       entries: [{ seq: 2, requestId: 'p1', kind: 'policy', sku: 'A', onHandDelta: 0, reservedDelta: 0, onHandAfter: 2, reservedAfter: 0, at: T0, meta: { by: 'ops' }, policy }],
@@ -602,10 +602,10 @@ describe('SqliteStore: setPolicy', () => {
     const reset = await ledger.setPolicy({ requestId: 'p2', sku: 'A', lowStockAt: null });
     expect(reset).toMatchObject({ ok: true, levels: [{ sku: 'A', onHand: 2, reserved: 0, available: 2, version: 3 }] });
     expect((reset as Applied).levels[0]).not.toHaveProperty('policy');
-    expect((reset as Applied).entries[0]?.policy).toEqual({ backorderMax: 0, lowStockAt: null });
+    expect((reset as Applied).entries[0]?.policy).toEqual({ backorderMax: 0, lowStockAt: null, buyerMax: null });
     expect(levelRow(path, 'A')).toEqual({ on_hand: 2, reserved: 0, version: 3, backorder_max: 0, low_stock_at: null });
     const entries = await readAllEntries(ledger);
-    expect(entries.map((e) => e.policy)).toEqual([undefined, policy, { backorderMax: 0, lowStockAt: null }]);
+    expect(entries.map((e) => e.policy)).toEqual([undefined, policy, { backorderMax: 0, lowStockAt: null, buyerMax: null }]);
     expect(entries[0]).not.toHaveProperty('policy');
     await ledger.close();
 
@@ -629,7 +629,7 @@ describe('SqliteStore: setPolicy', () => {
       ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 5 }),
       ledger.deduct({ requestId: 'd1', sku: 'A', qty: 6 }),
     ]);
-    const backorder = { backorderMax: 5, lowStockAt: null };
+    const backorder = { backorderMax: 5, lowStockAt: null, buyerMax: null };
     expect(sold).toMatchObject({ ok: true, levels: [{ sku: 'A', onHand: -4, reserved: 0, available: 1, version: 3, policy: backorder }] });
     expect(levelRow(path, 'A')).toEqual({ on_hand: -4, reserved: 0, version: 3, backorder_max: 5, low_stock_at: null });
     expect(await ledger.deduct({ requestId: 'd2', sku: 'A', qty: 2 })).toEqual({ ok: false, code: 'INSUFFICIENT_STOCK', sku: 'A', requested: 2, available: 1 });
@@ -645,7 +645,7 @@ describe('SqliteStore: setPolicy', () => {
     // A replay shows the levels right after the original, with the policy then in force.
     expect(await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 6 })).toEqual({ ...sold, replayed: true });
     expect(await ledger.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000 })).toEqual({ ...held, replayed: true });
-    expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 5, reserved: 0, available: 5, version: 7, policy: { backorderMax: 0, lowStockAt: 3 } });
+    expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 5, reserved: 0, available: 5, version: 7, policy: { backorderMax: 0, lowStockAt: 3, buyerMax: null } });
     expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
     await ledger.close();
   });
@@ -657,14 +657,14 @@ describe('SqliteStore: setPolicy', () => {
     await ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 5 });
     await ledger.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 6 }], ttlMs: 60_000 });
     const entriesBefore = await readAllEntries(ledger);
-    const level = { sku: 'A', onHand: 2, reserved: 6, available: 1, version: 3, policy: { backorderMax: 5, lowStockAt: null } };
+    const level = { sku: 'A', onHand: 2, reserved: 6, available: 1, version: 3, policy: { backorderMax: 5, lowStockAt: null, buyerMax: null } };
     expect(await ledger.setPolicy({ requestId: 'p2', sku: 'A', backorderMax: 3 })).toEqual({ ok: false, code: 'BELOW_RESERVED', sku: 'A', requested: 3, level });
     expect(await ledger.request('p2')).toBeNull();
     expect(await readAllEntries(ledger)).toEqual(entriesBefore);
     expect(await ledger.stock('A')).toEqual(level);
     // Lowering it to exactly what is promised is allowed: available 0.
     expect(await ledger.setPolicy({ requestId: 'p2', sku: 'A', backorderMax: 4 })).toMatchObject({
-      ok: true, levels: [{ onHand: 2, reserved: 6, available: 0, version: 4, policy: { backorderMax: 4, lowStockAt: null } }],
+      ok: true, levels: [{ onHand: 2, reserved: 6, available: 0, version: 4, policy: { backorderMax: 4, lowStockAt: null, buyerMax: null } }],
     });
     expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
     await ledger.close();
@@ -701,12 +701,19 @@ describe('SqliteStore: setPolicy', () => {
 });
 
 /**
- * The schema stock-ledger wrote at versions 1 to 3 (what the migrations of those versions leave):
- * versions 1 and 2 under the names from before the prefix (`stock_levels`...), version 3 under
- * the prefix; version 1 had no reservations yet.
+ * The schema stock-ledger wrote at versions 1 to 4 (what the migrations of those versions leave):
+ * versions 1 and 2 under the names from before the prefix (`stock_levels`...), versions 3 and 4
+ * under the prefix; version 1 had no reservations yet; version 4 (setPolicy) rebuilt the levels
+ * with the policy columns and gave entries a `policy`.
  */
-function oldSchema(version: 1 | 2 | 3, prefix: string): string {
-  const p = version === 3 ? prefix : 'stock_';
+function oldSchema(version: 1 | 2 | 3 | 4, prefix: string): string {
+  const p = version >= 3 ? prefix : 'stock_';
+  const levels = version === 4
+    ? `CREATE TABLE ${p}levels (sku TEXT PRIMARY KEY NOT NULL, on_hand INTEGER NOT NULL, reserved INTEGER NOT NULL CHECK (reserved >= 0),
+        version INTEGER NOT NULL, backorder_max INTEGER NOT NULL DEFAULT 0 CHECK (backorder_max >= 0),
+        low_stock_at INTEGER NULL CHECK (low_stock_at >= 0), CHECK (on_hand - reserved + backorder_max >= 0)) WITHOUT ROWID;`
+    : `CREATE TABLE ${p}levels (sku TEXT PRIMARY KEY NOT NULL, on_hand INTEGER NOT NULL CHECK (on_hand >= reserved),
+        reserved INTEGER NOT NULL CHECK (reserved >= 0), version INTEGER NOT NULL) WITHOUT ROWID;`;
   const reservations = `
     CREATE TABLE ${p}reservations (id TEXT PRIMARY KEY NOT NULL,
       state TEXT NOT NULL CHECK (state IN ('held', 'committed', 'released', 'expired')), lines TEXT NOT NULL,
@@ -718,11 +725,10 @@ function oldSchema(version: 1 | 2 | 3, prefix: string): string {
   return `
     CREATE TABLE ${prefix}schema (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
     INSERT INTO ${prefix}schema VALUES ('version', ${version});
-    CREATE TABLE ${p}levels (sku TEXT PRIMARY KEY NOT NULL, on_hand INTEGER NOT NULL CHECK (on_hand >= reserved),
-      reserved INTEGER NOT NULL CHECK (reserved >= 0), version INTEGER NOT NULL) WITHOUT ROWID;
+    ${levels}
     CREATE TABLE ${p}entries (seq INTEGER PRIMARY KEY, request_id TEXT NOT NULL, kind TEXT NOT NULL, sku TEXT NOT NULL,
       on_hand_delta INTEGER NOT NULL, reserved_delta INTEGER NOT NULL, on_hand_after INTEGER NOT NULL, reserved_after INTEGER NOT NULL,
-      at INTEGER NOT NULL, meta TEXT);
+      at INTEGER NOT NULL, meta TEXT${version === 4 ? ', policy TEXT' : ''});
     CREATE INDEX ${p}entries_by_sku ON ${p}entries (sku, seq);
     CREATE TABLE ${p}requests (request_id TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL, fingerprint TEXT NOT NULL, at INTEGER NOT NULL,
       outcome TEXT NOT NULL) WITHOUT ROWID;
@@ -732,12 +738,14 @@ function oldSchema(version: 1 | 2 | 3, prefix: string): string {
   `;
 }
 
-describe('SqliteStore: migration to the policy schema', () => {
+describe('SqliteStore: migration to the current schema', () => {
   it.each([
     [1, 'stock_ledger_'],
     [2, 'stock_ledger_'],
     [3, 'stock_ledger_'],
     [3, 'shop_'],
+    [4, 'stock_ledger_'],
+    [4, 'shop_'],
   ] as const)('a file at schema version %i (prefix %s) keeps its data and then takes policies and a negative onHand', async (version, tablePrefix) => {
     const path = freshPath();
     const db = new Database(path);
@@ -754,7 +762,7 @@ describe('SqliteStore: migration to the policy schema', () => {
     const entries = await readAllEntries(scratch);
     await scratch.close();
     const tables = ['levels', 'entries', 'requests', 'reversals', ...(version >= 2 ? ['reservations', 'holds'] : [])];
-    copyTables(db, scratchPath, { from: tablePrefix, to: version === 3 ? tablePrefix : 'stock_', tables });
+    copyTables(db, scratchPath, { from: tablePrefix, to: version >= 3 ? tablePrefix : 'stock_', tables });
 
     const ledger = new StockLedger({ store: new SqliteStore({ database: db, tablePrefix }) });
     expect(schemaVersion(db, tablePrefix)).toBe(SCHEMA_VERSION);
@@ -768,16 +776,240 @@ describe('SqliteStore: migration to the policy schema', () => {
     expect(levelsSql).toContain('on_hand - reserved + backorder_max >= 0');
     expect(levelsSql).not.toContain('on_hand >= reserved');
     const names = (db.prepare("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-    expect(names.filter((n) => n.startsWith(tablePrefix))).toHaveLength(10);
+    expect(names.filter((n) => n.startsWith(tablePrefix))).toHaveLength(11);
     expect(names.filter((n) => !n.startsWith(tablePrefix))).toEqual(['app_orders']);
     expect(db.prepare('SELECT id FROM app_orders').all()).toEqual([{ id: 'o1' }]);
 
-    await ledger.setPolicy({ requestId: 'p1', sku: 'B', backorderMax: 3 });
-    expect(await ledger.deduct({ requestId: 'd2', sku: 'B', qty: 3 })).toMatchObject({
-      ok: true, levels: [{ sku: 'B', onHand: -3, reserved: 0, available: 0, version: 4, policy: { backorderMax: 3, lowStockAt: null } }],
+    await ledger.setPolicy({ requestId: 'p1', sku: 'B', backorderMax: 3, buyerMax: 3 });
+    expect(await ledger.deduct({ requestId: 'd2', sku: 'B', qty: 3, buyer: 'ann' })).toMatchObject({
+      ok: true, levels: [{ sku: 'B', onHand: -3, reserved: 0, available: 0, version: 4, policy: { backorderMax: 3, lowStockAt: null, buyerMax: 3 } }],
     });
+    expect(await ledger.buyerTotals({ buyer: 'ann', skus: ['A', 'B'] })).toEqual([{ sku: 'A', buyer: 'ann', taken: 0 }, { sku: 'B', buyer: 'ann', taken: 3 }]);
     expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 2, drift: [] });
     await ledger.close();
     db.close();
+  });
+});
+
+describe('SqliteStore: migration from the setPolicy schema (4)', () => {
+  it('keeps policies, entries and replays, reads a policy stored without buyerMax as whole, and then takes buyer limits', async () => {
+    const T0 = 1_700_000_000_000;
+    const path = freshPath();
+    const db = new Database(path);
+    db.exec(oldSchema(4, 'stock_ledger_'));
+    const scratchPath = freshPath();
+    const scratch = new StockLedger({ store: new SqliteStore({ path: scratchPath }), clock: () => T0 });
+    await scratch.restock({ requestId: 'r1', sku: 'A', qty: 5 });
+    const policy = await scratch.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 1, lowStockAt: 2 });
+    const sold = await scratch.deduct({ requestId: 'd1', sku: 'A', qty: 1 });
+    const held = await scratch.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 2 }], ttlMs: 3_600_000 });
+    const entries = await readAllEntries(scratch);
+    await scratch.close();
+    copyTables(db, scratchPath, { from: 'stock_ledger_', to: 'stock_ledger_', tables: ['levels', 'entries', 'requests', 'reversals', 'reservations', 'holds'] });
+    // What schema 4 wrote: policies with two fields, in the entries and in the stored outcomes.
+    db.exec("UPDATE stock_ledger_entries SET policy = json_remove(policy, '$.buyerMax') WHERE policy IS NOT NULL");
+    db.exec("UPDATE stock_ledger_requests SET outcome = json_remove(outcome, '$.entries[0].policy.buyerMax', '$.levels[0].policy.buyerMax')");
+    expect(db.prepare("SELECT COUNT(*) AS n FROM stock_ledger_requests WHERE outcome LIKE '%buyerMax%'").get()).toEqual({ n: 0 });
+    expect(db.prepare("SELECT policy FROM stock_ledger_entries WHERE kind = 'policy'").get()).toEqual({ policy: '{"backorderMax":1,"lowStockAt":2}' });
+
+    const ledger = new StockLedger({ store: new SqliteStore({ database: db }), clock: () => T0 });
+    expect(schemaVersion(db)).toBe(SCHEMA_VERSION);
+    const whole = { backorderMax: 1, lowStockAt: 2, buyerMax: null };
+    expect(await readAllEntries(ledger)).toEqual(entries);
+    expect(entries[1]?.policy).toEqual(whole);
+    expect(await ledger.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 1, lowStockAt: 2 })).toEqual({ ...policy, replayed: true });
+    expect(await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 1 })).toEqual({ ...sold, replayed: true });
+    expect(await ledger.reserve({ requestId: 'cart', lines: [{ sku: 'A', qty: 2 }], ttlMs: 3_600_000 })).toEqual({ ...held, replayed: true });
+    expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 4, reserved: 2, available: 3, version: 4, policy: whole });
+    expect(await ledger.reservation('cart')).not.toHaveProperty('buyer');
+    expect(db.prepare("SELECT buyer_max FROM stock_ledger_levels WHERE sku = 'A'").get()).toEqual({ buyer_max: null });
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
+
+    // Only columns and one table were added: the rebuilt level table of version 4 keeps its CHECK.
+    const levelsSql = (db.prepare("SELECT sql FROM sqlite_master WHERE name = 'stock_ledger_levels'").get() as { sql: string }).sql;
+    expect(levelsSql).toContain('on_hand - reserved + backorder_max >= 0');
+    expect(levelsSql).toContain('buyer_max');
+
+    // A limit on the old SKU: held units of the old cart named no buyer and count for nobody.
+    await ledger.setPolicy({ requestId: 'p2', sku: 'A', buyerMax: 2 });
+    expect(await codeOf(() => ledger.deduct({ requestId: 'd2', sku: 'A', qty: 1 }))).toBe('INVALID_INPUT');
+    expect(await ledger.reserve({ requestId: 'c2', lines: [{ sku: 'A', qty: 2 }], ttlMs: 60_000, buyer: 'ann' })).toMatchObject({ ok: true });
+    expect(await ledger.deduct({ requestId: 'd3', sku: 'A', qty: 1, buyer: 'ann' })).toEqual({ ok: false, code: 'BUYER_LIMIT', sku: 'A', buyer: 'ann', limit: 2, taken: 2 });
+    expect(await ledger.commit({ reservationId: 'cart' })).toMatchObject({ ok: true, entries: [{ kind: 'commit' }] });
+    expect(await ledger.buyerTotals({ buyer: 'ann', skus: ['A'] })).toEqual([{ sku: 'A', buyer: 'ann', taken: 2 }]);
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
+    await ledger.close();
+    db.close();
+  });
+});
+
+describe('SqliteStore: purchase limits (buyers)', () => {
+  const T0 = 1_700_000_000_000;
+  const open = (path: string, clock: { now: number }, options: Omit<SqliteStoreOptions, 'path' | 'database'> = {}): StockLedger =>
+    new StockLedger({ store: new SqliteStore({ ...options, path }), clock: () => clock.now });
+  type TotalRow = { sku: string; buyer: string; taken: number };
+  const totalRows = (path: string): TotalRow[] => {
+    const raw = new Database(path, { readonly: true });
+    const rows = raw.prepare('SELECT sku, buyer, taken FROM stock_ledger_buyer_totals ORDER BY sku, buyer').all() as TotalRow[];
+    raw.close();
+    return rows;
+  };
+  /** The order of the table's primary key: SKU, then buyer, each by UTF-8 bytes. */
+  const byPair = (a: TotalRow, b: TotalRow): number => Buffer.compare(Buffer.from(a.sku), Buffer.from(b.sku)) || Buffer.compare(Buffer.from(a.buyer), Buffer.from(b.buyer));
+
+  // Pairs a key `sku + U+0000 + buyer` would merge ('a' + 'b\0c' and 'a\0b' + 'c'), and others a trimming or normalizing store would.
+  const pairs: Array<[sku: string, buyer: string]> = [
+    ['a', 'b\u0000c'], ['a\u0000b', 'c'], ['a', 'b'], ['a', 'b\u0000'], ['a', '\u0000'], ['a\u0000', 'b'],
+    ['😀', '😀'], ['😀', '😀\u0000'], ['a', 'e\u0301'], ['a', '\u00e9'], ['a', 'B'], ['a', 'b '], ['a', '\u{10FFFF}'], ['a', '€'.repeat(42) + 'xy'], // 128 bytes
+  ];
+
+  it('odd buyers (U+0000, emoji, 128 bytes) are stored as given, each pair its own total and limit, across a reopen', async () => {
+    const path = freshPath();
+    const clock = { now: T0 };
+    const ledger = open(path, clock);
+    expect(Buffer.byteLength(pairs[pairs.length - 1]?.[1] ?? '')).toBe(128);
+    const skus = [...new Set(pairs.map(([sku]) => sku))];
+    for (const [i, sku] of skus.entries()) {
+      await ledger.restock({ requestId: `r${i}`, sku, qty: 1000 });
+      await ledger.setPolicy({ requestId: `p${i}`, sku, buyerMax: 3 });
+    }
+    // Each pair takes its own limit (3) in two steps; a collision would refuse the second pair of a colliding key.
+    for (const [i, [sku, buyer]] of pairs.entries()) {
+      const sold = await ledger.deduct({ requestId: `d${i}`, sku, qty: 1, buyer });
+      expect(sold).toMatchObject({ ok: true, entries: [{ sku, buyer }] });
+      expect(await ledger.reserve({ requestId: `c${i}`, lines: [{ sku, qty: 2 }], ttlMs: 60_000, buyer })).toMatchObject({ ok: true, reservation: { buyer } });
+      expect(await ledger.deduct({ requestId: `x${i}`, sku, qty: 1, buyer })).toEqual({ ok: false, code: 'BUYER_LIMIT', sku, buyer, limit: 3, taken: 3 });
+    }
+    const expected = pairs.map(([sku, buyer]) => ({ sku, buyer, taken: 3 })).sort(byPair);
+    expect(totalRows(path)).toEqual(expected);
+    const entries = await readAllEntries(ledger);
+    await ledger.close();
+
+    const reopened = open(path, clock);
+    expect(await readAllEntries(reopened)).toEqual(entries);
+    for (const [i, [sku, buyer]] of pairs.entries()) {
+      expect(await reopened.buyerTotals({ buyer, skus: [sku] })).toEqual([{ sku, buyer, taken: 3 }]);
+      expect((await reopened.reservation(`c${i}`))?.buyer).toBe(buyer);
+      expect((await reopened.request(`d${i}`))?.entries[0]?.buyer).toBe(buyer);
+    }
+    const holds = (await reopened.holds({ sku: 'a' })).holds.map((h) => h.buyer).sort();
+    expect(holds).toEqual(pairs.filter(([sku]) => sku === 'a').map(([, buyer]) => buyer).sort());
+    // Released, each pair gives back only its own units.
+    await reopened.release({ reservationId: 'c0' });
+    expect(await reopened.buyerTotals({ buyer: 'b\u0000c', skus: ['a'] })).toEqual([{ sku: 'a', buyer: 'b\u0000c', taken: 1 }]);
+    expect(await reopened.buyerTotals({ buyer: 'c', skus: ['a\u0000b'] })).toEqual([{ sku: 'a\u0000b', buyer: 'c', taken: 3 }]);
+    expect(await reopened.verify()).toEqual({ ok: true, skusChecked: skus.length, drift: [] });
+    await reopened.close();
+  });
+
+  it.each([
+    ['group commit', {}],
+    ['one transaction per operation', { groupCommit: false }],
+  ] as const)('raw rows of the totals table are what buyerTotals() reads and the entries fold to; a total of 0 leaves no row (%s)', async (_, options) => {
+    const path = freshPath();
+    const clock = { now: T0 };
+    const ledger = open(path, clock, options);
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 50 });
+    await ledger.restock({ requestId: 'r2', sku: 'B', qty: 50 });
+    await ledger.setPolicy({ requestId: 'p1', sku: 'A', buyerMax: 4 });
+    // Issued in one turn: with group commit they share a batch, and the refused one (no buyer) fails alone.
+    const outcomes = await Promise.allSettled([
+      ledger.deduct({ requestId: 'd1', lines: [{ sku: 'A', qty: 2 }, { sku: 'B', qty: 3 }], buyer: 'ann' }),
+      ledger.deduct({ requestId: 'd2', sku: 'A', qty: 1 }),
+      ledger.reserve({ requestId: 'c1', lines: [{ sku: 'A', qty: 2 }, { sku: 'B', qty: 1 }], ttlMs: 1000, buyer: 'ann' }),
+      ledger.reserve({ requestId: 'c2', lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000, buyer: 'bea' }),
+      ledger.deduct({ requestId: 'd3', sku: 'A', qty: 1, buyer: 'ann' }),
+    ]);
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? (o.value.ok ? 'ok' : o.value.code) : isStockLedgerError(o.reason) && o.reason.code)))
+      .toEqual(['ok', 'INVALID_INPUT', 'ok', 'ok', 'BUYER_LIMIT']);
+    await ledger.reverse({ requestId: 'v1', of: 'd1', lines: [{ sku: 'B', qty: 3 }] }); // ann's B back to 1 (the hold)
+    await ledger.commit({ reservationId: 'c2', lines: [{ sku: 'A', qty: 1 }] });
+    const rowsNow = [
+      { sku: 'A', buyer: 'ann', taken: 4 }, { sku: 'A', buyer: 'bea', taken: 1 }, { sku: 'B', buyer: 'ann', taken: 1 },
+    ];
+    expect(totalRows(path)).toEqual(rowsNow);
+    const read = [...await ledger.buyerTotals({ buyer: 'ann', skus: ['A', 'B'] }), ...await ledger.buyerTotals({ buyer: 'bea', skus: ['A'] })];
+    expect(read.sort(byPair)).toEqual(rowsNow);
+
+    // Ann's cart falls due: reads count it as expired at once, the rows change when it is written.
+    clock.now += 1000;
+    expect(await ledger.buyerTotals({ buyer: 'ann', skus: ['A', 'B'] })).toEqual([{ sku: 'A', buyer: 'ann', taken: 2 }, { sku: 'B', buyer: 'ann', taken: 0 }]);
+    expect(totalRows(path)).toEqual(rowsNow);
+    await ledger.sweepExpired();
+    const rowsSwept = [{ sku: 'A', buyer: 'ann', taken: 2 }, { sku: 'A', buyer: 'bea', taken: 1 }];
+    expect(totalRows(path)).toEqual(rowsSwept); // B fell to 0: no row
+    expect([...await ledger.buyerTotals({ buyer: 'ann', skus: ['A'] }), ...await ledger.buyerTotals({ buyer: 'bea', skus: ['A'] })]).toEqual(rowsSwept);
+
+    // The same totals, folded from the entries that name a buyer.
+    const folded = new Map<string, number>();
+    for (const e of await readAllEntries(ledger)) {
+      if (e.buyer !== undefined) folded.set(JSON.stringify([e.sku, e.buyer]), (folded.get(JSON.stringify([e.sku, e.buyer])) ?? 0) + e.reservedDelta - e.onHandDelta);
+    }
+    expect([...folded].filter(([, taken]) => taken !== 0).map(([key, taken]) => {
+      const [sku, buyer] = JSON.parse(key) as [string, string];
+      return { sku, buyer, taken };
+    })).toEqual(rowsSwept);
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 2, drift: [] });
+    await ledger.close();
+  });
+
+  it('two stores on one file: one buyer hammering both never passes the limit', async () => {
+    const path = freshPath();
+    const clock = { now: T0 };
+    const one = open(path, clock);
+    const two = open(path, clock, { groupCommit: false });
+    await one.restock({ requestId: 'r1', sku: 'A', qty: 100 });
+    await two.setPolicy({ requestId: 'p1', sku: 'A', buyerMax: 5 });
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => {
+      const ledger = i % 2 === 0 ? one : two;
+      return i % 3 === 0
+        ? ledger.reserve({ requestId: `c${i}`, lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000, buyer: 'ann' })
+        : ledger.deduct({ requestId: `d${i}`, sku: 'A', qty: 1, buyer: 'ann' });
+    }));
+    expect(results.filter((r) => r.ok)).toHaveLength(5);
+    expect(results.filter((r) => !r.ok).every((r) => r.code === 'BUYER_LIMIT')).toBe(true);
+    expect(totalRows(path)).toEqual([{ sku: 'A', buyer: 'ann', taken: 5 }]);
+    for (const ledger of [one, two]) expect(await ledger.buyerTotals({ buyer: 'ann', skus: ['A'] })).toEqual([{ sku: 'A', buyer: 'ann', taken: 5 }]);
+    expect(await one.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
+    await Promise.all([one.close(), two.close()]);
+  });
+
+  it('verify() reports a tampered, lost or planted buyer total as buyerTotals, with both sides', async () => {
+    const path = freshPath();
+    const clock = { now: T0 };
+    const ledger = open(path, clock);
+    await ledger.restock({ requestId: 'r1', sku: 'A', qty: 10 });
+    await ledger.setPolicy({ requestId: 'p1', sku: 'A', buyerMax: 5 });
+    await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 2, buyer: 'ann' });
+    await ledger.reserve({ requestId: 'c1', lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000, buyer: 'b\u0000' });
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
+    const raw = new Database(path);
+    const drifts = async (): Promise<unknown[]> => (await ledger.verify()).drift.map(({ sku, invariant, expected, actual }) => ({ sku, invariant, expected, actual }));
+
+    raw.prepare("UPDATE stock_ledger_buyer_totals SET taken = 4 WHERE sku = 'A' AND buyer = 'ann'").run();
+    expect(await drifts()).toEqual([{ sku: 'A', invariant: 'buyerTotals', expected: { buyer: 'ann', taken: 2 }, actual: { buyer: 'ann', taken: 4 } }]);
+    // The tampered total is what the limit sees, until the store is repaired: 4 + 2 > 5.
+    expect(await ledger.deduct({ requestId: 'd2', sku: 'A', qty: 2, buyer: 'ann' })).toMatchObject({ code: 'BUYER_LIMIT', taken: 4 });
+    raw.prepare("UPDATE stock_ledger_buyer_totals SET taken = 2 WHERE sku = 'A' AND buyer = 'ann'").run();
+
+    // Bound, not inlined: SQL text ends at its first U+0000.
+    raw.prepare('DELETE FROM stock_ledger_buyer_totals WHERE buyer = ?').run('b\u0000');
+    expect(await drifts()).toEqual([{ sku: 'A', invariant: 'buyerTotals', expected: { buyer: 'b\u0000', taken: 1 }, actual: { buyer: 'b\u0000', taken: 0 } }]);
+    raw.prepare("INSERT INTO stock_ledger_buyer_totals (sku, buyer, taken) VALUES ('A', ?, 1), ('A', 'b', 7)").run('b\u0000');
+    expect(await drifts()).toEqual([{ sku: 'A', invariant: 'buyerTotals', expected: { buyer: 'b', taken: 0 }, actual: { buyer: 'b', taken: 7 } }]);
+    raw.prepare("DELETE FROM stock_ledger_buyer_totals WHERE buyer = 'b'").run();
+
+    // An entry's buyer rewritten: the fold moves, the stored totals do not.
+    raw.prepare("UPDATE stock_ledger_entries SET buyer = 'bea' WHERE request_id = 'd1'").run();
+    expect(await drifts()).toEqual([
+      { sku: 'A', invariant: 'buyerTotals', expected: { buyer: 'ann', taken: 0 }, actual: { buyer: 'ann', taken: 2 } },
+      { sku: 'A', invariant: 'buyerTotals', expected: { buyer: 'bea', taken: 2 }, actual: { buyer: 'bea', taken: 0 } },
+    ]);
+    raw.prepare("UPDATE stock_ledger_entries SET buyer = 'ann' WHERE request_id = 'd1'").run();
+    expect(await ledger.verify()).toEqual({ ok: true, skusChecked: 1, drift: [] });
+    // The table refuses a total of 0 or less: a missing row is the only 0.
+    expect(() => raw.prepare("UPDATE stock_ledger_buyer_totals SET taken = 0 WHERE buyer = 'ann'").run()).toThrow(/CHECK constraint failed/);
+    raw.close();
+    await ledger.close();
   });
 });

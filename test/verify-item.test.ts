@@ -16,6 +16,7 @@ function sound(): VerifyItem {
     holds: [hold('cart', 2)],
     foldedHolds: [{ reservationId: 'cart', qty: 2 }],
     repeated: [],
+    buyers: [],
   };
 }
 
@@ -33,7 +34,7 @@ describe('verifyItem', () => {
   it('reports nothing for a sound SKU, one with no holds, and one whose hold record reads expired (not yet swept)', () => {
     expect(verifyItem(sound())).toEqual([]);
     const plain = counters(5, 0, 1);
-    expect(verifyItem({ sku: 'B', stored: plain, folded: { ...plain }, holds: [], foldedHolds: [], repeated: [] })).toEqual([]);
+    expect(verifyItem({ sku: 'B', stored: plain, folded: { ...plain }, holds: [], foldedHolds: [], repeated: [], buyers: [] })).toEqual([]);
     expect(verifyItem({ ...sound(), holds: [hold('cart', 2, { state: 'expired' })] })).toEqual([]);
   });
 
@@ -127,6 +128,23 @@ describe('verifyItem', () => {
       ['appliedOnce', { requestId: 'cart', kind: 'expire', entries: 1 }, { requestId: 'cart', kind: 'expire', entries: 3 }],
     ]);
     expect(drift[0]?.message).toBe('2 restock entries of request "r1": applied more than once');
+  });
+
+  it('buyerTotals: one item per buyer whose stored total differs from the fold of its entries', () => {
+    const drift = verifyItem({ ...sound(), buyers: [{ buyer: 'ann', stored: 2, folded: 2 }, { buyer: 'bea', stored: 3, folded: 1 }, { buyer: 'cy', stored: 0, folded: 1 }] });
+    expect(drift.map((d) => [d.invariant, d.expected, d.actual])).toEqual([
+      ['buyerTotals', { buyer: 'bea', taken: 1 }, { buyer: 'bea', taken: 3 }],
+      ['buyerTotals', { buyer: 'cy', taken: 1 }, { buyer: 'cy', taken: 0 }],
+    ]);
+    expect(drift[0]?.message).toBe('buyer "bea" has 3 stored, its entries fold to 1');
+  });
+
+  it('reservedWithinOnHand and available count the backorder allowance', () => {
+    const backordered = { onHand: -3, reserved: 2, version: 4, policy: { backorderMax: 5, lowStockAt: null, buyerMax: null } };
+    expect(invariants({ ...sound(), stored: backordered, folded: { onHand: -3, reserved: 2, version: 4 }, holds: [hold('cart', 2)] })).toEqual([]);
+    const over = { ...backordered, policy: { ...backordered.policy, backorderMax: 4 } };
+    expect(invariants({ ...sound(), stored: over, folded: { onHand: -3, reserved: 2, version: 4 }, holds: [hold('cart', 2)] }))
+      .toEqual(['reservedWithinOnHand', 'available']);
   });
 
   it('every drift item carries copies of both counters, so a caller may change them freely', () => {

@@ -76,7 +76,7 @@ const BAD_LINES: Array<[string, unknown]> = [
 type Loose = (input?: unknown, options?: unknown) => Promise<unknown>;
 type Method =
   | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy' | 'commit' | 'release' | 'extend' | 'sweepExpired'
-  | 'stock' | 'stocks' | 'entries' | 'request' | 'reservation';
+  | 'stock' | 'stocks' | 'entries' | 'request' | 'reservation' | 'buyerTotals';
 const op = (ledger: StockLedger, name: Method): Loose => (ledger[name] as Loose).bind(ledger);
 
 /** The reservation the bad commits and releases name: held for a minute, so they would apply if let through. */
@@ -130,6 +130,13 @@ function badCalls(): Record<string, BadCall[]> {
   for (const [what, value] of [...BAD_QTYS.filter(([w]) => w !== 'zero' && w !== 'null' && w !== 'undefined'), ['over the limit', MAX + 1] as [string, unknown]]) {
     add('setPolicy', `backorderMax ${what}`, (l) => op(l, 'setPolicy')({ ...setPolicy, backorderMax: value }));
     add('setPolicy', `lowStockAt ${what}`, (l) => op(l, 'setPolicy')({ requestId: ID, sku: 'A', lowStockAt: value }));
+  }
+  for (const [what, buyer] of badTexts(LIMITS.requestIdBytesMax).filter(([w]) => w !== 'undefined')) {
+    add('deduct', `buyer ${what}`, (l) => op(l, 'deduct')({ ...deduct, buyer }));
+    add('reserve', `buyer ${what}`, (l) => op(l, 'reserve')({ ...reserve, buyer }));
+  }
+  for (const [what, value] of [...BAD_QTYS.filter(([w]) => w !== 'zero' && w !== 'null' && w !== 'undefined'), ['over the limit', MAX + 1] as [string, unknown]]) {
+    add('setPolicy', `buyerMax ${what}`, (l) => op(l, 'setPolicy')({ requestId: ID, sku: 'A', buyerMax: value }));
   }
   add('setPolicy', 'no policy field at all', (l) => op(l, 'setPolicy')({ requestId: ID, sku: 'A' }));
   add('setPolicy', 'only fields set to undefined', (l) => op(l, 'setPolicy')({ requestId: ID, sku: 'A', backorderMax: undefined, lowStockAt: undefined }));
@@ -201,6 +208,11 @@ function badCalls(): Record<string, BadCall[]> {
   }
   for (const [what, query] of [['null', null], ['string', 'x'], ['number', 1]] as const) add('entries', `query ${what}`, (l) => op(l, 'entries')(query));
   for (const [what, id] of badTexts(LIMITS.requestIdBytesMax)) add('request', `id ${what}`, (l) => op(l, 'request')(id));
+  for (const [what, input] of BAD_INPUTS) add('buyerTotals', `query ${what}`, (l) => op(l, 'buyerTotals')(input));
+  for (const [what, buyer] of badTexts(LIMITS.requestIdBytesMax)) add('buyerTotals', `buyer ${what}`, (l) => op(l, 'buyerTotals')({ buyer, skus: ['A'] }));
+  for (const [what, sku] of badTexts(LIMITS.skuBytesMax)) add('buyerTotals', `a sku ${what}`, (l) => op(l, 'buyerTotals')({ buyer: 'b', skus: ['A', sku] }));
+  add('buyerTotals', 'skus missing', (l) => op(l, 'buyerTotals')({ buyer: 'b' }));
+  add('buyerTotals', `${LIMITS.skusPerReadMax + 1} SKUs`, (l) => op(l, 'buyerTotals')({ buyer: 'b', skus: lines(LIMITS.skusPerReadMax + 1).map((x) => x.sku) }));
   return table;
 }
 
@@ -278,7 +290,7 @@ async function snapshot(ledger: StockLedger): Promise<unknown> {
 /** Names of the groups of {@link badInputCase}: one conformance case each. */
 export const BAD_INPUT_GROUPS = [
   'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'revoke', 'setPolicy', 'commit', 'release', 'extend', 'sweepExpired', 'stock', 'stocks', 'entries', 'request',
-  'reservation',
+  'reservation', 'buyerTotals',
 ] as const;
 
 /**
@@ -332,7 +344,10 @@ export async function badInputCase(group: (typeof BAD_INPUT_GROUPS)[number], cre
 
 /** Inputs exactly at the limits are accepted (not INVALID_INPUT). */
 export async function boundaryCase(createStore: () => StockStore | Promise<StockStore>): Promise<void> {
-  const ledger = new StockLedger({ store: await createStore() });
+  // A clock of its own: the reserve with ttlMs 1 falls due when this case says, not between two
+  // of the reads the invariant check makes.
+  const clock = { now: 1_000_000 };
+  const ledger = new StockLedger({ store: await createStore(), clock: () => clock.now });
   try {
     const problems: string[] = [];
     for (const { name, call } of boundaryCalls()) {
@@ -349,6 +364,7 @@ export async function boundaryCase(createStore: () => StockStore | Promise<Stock
     assertEqual(over, { ok: false, code: 'QUANTITY_LIMIT', sku: 'edge-max', requested: 1, onHand: MAX, limit: MAX }, 'restock past the limit');
     const counted = await ledger.adjust({ requestId: 'edge-count', sku: 'edge-max', onHand: MAX + 1 });
     assertEqual(counted, { ok: false, code: 'QUANTITY_LIMIT', sku: 'edge-max', requested: MAX + 1, onHand: MAX, limit: MAX }, 'adjust past the limit');
+    clock.now += 10; // the 1 ms hold is due now, for every read alike
     await checkInvariants(ledger);
   } finally {
     await ledger.close();

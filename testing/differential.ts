@@ -30,6 +30,8 @@ export const SKU_POOL: readonly string[] = [
 export const REQUEST_ID_POOL: readonly string[] = [
   'a', 'a\u0000b', 'a:b', 'a|b', 'a\u0000', 'order-1', 'order-10', '\u0000', '\uffff', '😀', '\u{10FFFF}', 'id {x}:1\n',
 ];
+/** Buyers: two plain ones, and two at the edges of a key encoding (U+0000, outside the BMP). */
+export const BUYER_POOL: readonly string[] = ['alice', 'bob', 'b\u0000', '😀'];
 /** SKUs drawn more often than the rest of {@link SKU_POOL}: `c` and `b\u0000c` make the collision. */
 const HOT_SKUS = 3;
 /** Ids drawn from the pool more often than the rest: `a` and `a\u0000b`, the other side of it. */
@@ -91,14 +93,14 @@ type PolicyFieldSpec = { t: 'keep' } | { t: 'null' } | { t: 'n'; n: number } | {
 
 type WriteSpec =
   | { kind: 'restock'; id: IdSpec; sku: number; qty: QtySpec; meta: number }
-  | { kind: 'deduct'; id: IdSpec; lines: Array<{ sku: number; qty: QtySpec }>; shorthand: boolean; meta: number }
+  | { kind: 'deduct'; id: IdSpec; lines: Array<{ sku: number; qty: QtySpec }>; shorthand: boolean; meta: number; buyer: number }
   | { kind: 'adjust'; id: IdSpec; sku: number; onHand: { t: 'n'; n: number } | { t: 'current' } | { t: 'max' }; version: VersionSpec; meta: number }
   | {
       kind: 'reverse'; id: IdSpec; of: OfSpec; meta: number;
       /** `taken`: the SKU is picked among those the original took (else from the whole pool). */
       lines: Array<{ sku: number; taken: boolean; qty: ReverseQtySpec }> | null;
     }
-  | { kind: 'reserve'; id: IdSpec; lines: Array<{ sku: number; qty: QtySpec }>; ttl: TtlSpec; meta: number }
+  | { kind: 'reserve'; id: IdSpec; lines: Array<{ sku: number; qty: QtySpec }>; ttl: TtlSpec; meta: number; buyer: number }
   | {
       kind: 'commit'; id: ReservationSpec;
       /** `held`: the SKU is picked among those the reservation holds (else from the whole pool). */
@@ -107,7 +109,7 @@ type WriteSpec =
   | { kind: 'release'; id: ReservationSpec }
   | { kind: 'extend'; id: ReservationSpec; ttl: TtlSpec }
   | { kind: 'revoke'; id: RevokeIdSpec; meta: number }
-  | { kind: 'policy'; id: IdSpec; sku: number; backorderMax: PolicyFieldSpec; lowStockAt: PolicyFieldSpec; meta: number }
+  | { kind: 'policy'; id: IdSpec; sku: number; backorderMax: PolicyFieldSpec; lowStockAt: PolicyFieldSpec; buyerMax: PolicyFieldSpec; meta: number }
   | { kind: 'sweep'; limit: number | null };
 
 type ReplayVariant = 'same' | 'reorder-meta' | 'split-lines' | 'other-form';
@@ -171,6 +173,10 @@ const withMeta = <T extends object>(input: T, meta: number): T & { meta?: JsonOb
 
 const clampQty = (n: number): number => Math.min(MAX, Math.max(1, n));
 
+/** A buyer from the pool (index >= 0), or none. */
+const withBuyer = <T extends object>(input: T, buyer: number): T & { buyer?: string } =>
+  buyer < 0 ? input : { ...input, buyer: pick(BUYER_POOL, buyer) };
+
 /** Lines of a deduct or reserve, with quantities relative to what is available now. */
 function resolveLines(w: World, specs: Array<{ sku: number; qty: QtySpec }>): Line[] {
   return specs.map(({ sku: i, qty: q }) => {
@@ -198,8 +204,8 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
       const lines = resolveLines(w, spec.lines);
       const first = lines[0] as Line;
       const input: DeductInput = spec.shorthand && lines.length === 1
-        ? withMeta({ requestId, sku: first.sku, qty: first.qty }, spec.meta)
-        : withMeta({ requestId, lines }, spec.meta);
+        ? withBuyer(withMeta({ requestId, sku: first.sku, qty: first.qty }, spec.meta), spec.buyer)
+        : withBuyer(withMeta({ requestId, lines }, spec.meta), spec.buyer);
       return { kind: 'deduct', input };
     }
     case 'adjust': {
@@ -234,7 +240,7 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
     }
     case 'reserve': {
       const ttlMs = spec.ttl.t === 'max' ? LIMITS.ttlMsMax : spec.ttl.n;
-      const input: ReserveInput = withMeta({ requestId: resolveId(w, spec.id), lines: resolveLines(w, spec.lines), ttlMs }, spec.meta);
+      const input: ReserveInput = withBuyer(withMeta({ requestId: resolveId(w, spec.id), lines: resolveLines(w, spec.lines), ttlMs }, spec.meta), spec.buyer);
       return { kind: 'reserve', input };
     }
     case 'commit': {
@@ -276,8 +282,10 @@ function resolvePolicy(w: World, spec: Extract<WriteSpec, { kind: 'policy' }>): 
   };
   const backorderMax = value(spec.backorderMax);
   const lowStockAt = value(spec.lowStockAt);
+  const buyerMax = value(spec.buyerMax);
   if (backorderMax !== undefined) input.backorderMax = backorderMax;
   if (lowStockAt !== undefined) input.lowStockAt = lowStockAt;
+  if (buyerMax !== undefined) input.buyerMax = buyerMax;
   return input;
 }
 
@@ -427,6 +435,13 @@ function mutate(w: World, op: WriteOp, mutation: Mutation): WriteOp {
         copy.input.ttlMs = copy.input.ttlMs < LIMITS.ttlMsMax ? copy.input.ttlMs + 1 : copy.input.ttlMs - 1;
         return copy;
       }
+      if (copy.kind === 'deduct') {
+        // Another buyer, or none where there was one: another payload.
+        if (copy.input.buyer === undefined) copy.input.buyer = pick(BUYER_POOL, 0);
+        else if (copy.input.buyer === pick(BUYER_POOL, 0)) copy.input.buyer = pick(BUYER_POOL, 1);
+        else delete copy.input.buyer;
+        return copy;
+      }
       return mutate(w, copy, 'qty');
     case 'qty':
     case 'sku': {
@@ -509,6 +524,10 @@ async function exchange(w: World, r: Real, op: WriteOp): Promise<void> {
 async function compareReads(w: World, r: Real, when: string): Promise<void> {
   const skus = [...SKU_POOL, UNTOUCHED_SKU, pick(SKU_POOL, 0)];
   assertEqual(await r.ledger.stocks(skus), skus.map((sku) => w.model.levelAt(sku, w.now)), `levels ${when}`);
+  for (const buyer of BUYER_POOL) {
+    assertEqual(await r.ledger.buyerTotals({ buyer, skus }), skus.map((sku) => ({ sku, buyer, taken: w.model.buyerTakenAt(sku, buyer, w.now) })),
+      `buyerTotals of ${show(buyer)} ${when}`);
+  }
   for (const id of [...w.reserved, UNKNOWN_ID]) {
     assertEqual(await r.ledger.reservation(id), w.model.reservation(id, w.now), `reservation(${show(id)}) ${when}`);
   }
@@ -661,6 +680,8 @@ const weighted = <T>(...items: Array<[number, fc.Arbitrary<T>]>): fc.Arbitrary<T
 
 const skuIndex = weighted<number>([4, fc.nat({ max: HOT_SKUS - 1 })], [3, fc.nat({ max: SKU_POOL.length - 1 })]);
 const metaIndex = weighted<number>([4, fc.constant(-1)], [2, fc.nat({ max: META_POOL.length - 1 })]);
+/** Mostly a buyer (so SKUs with a buyerMax sell), sometimes none. */
+const buyerIndex = weighted<number>([1, fc.constant(-1)], [3, fc.nat({ max: BUYER_POOL.length - 1 })]);
 const dtMs = weighted<number>([2, fc.constant(0)], [1, fc.integer({ min: 1, max: 10 })], [3, fc.integer({ min: 1, max: 1000 })]);
 const idSpec = weighted<IdSpec>(
   [5, fc.constant({ t: 'fresh' as const })],
@@ -714,7 +735,7 @@ const writeSpec: fc.Arbitrary<WriteSpec> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('restock' as const), id: idSpec, sku: skuIndex, qty: restockQty, meta: metaIndex }) },
   {
     weight: 3,
-    arbitrary: fc.record({ kind: fc.constant('deduct' as const), id: idSpec, meta: metaIndex, shorthand: fc.boolean(), lines: lineSpecs }),
+    arbitrary: fc.record({ kind: fc.constant('deduct' as const), id: idSpec, meta: metaIndex, shorthand: fc.boolean(), lines: lineSpecs, buyer: buyerIndex }),
   },
   {
     weight: 2,
@@ -755,7 +776,7 @@ const writeSpec: fc.Arbitrary<WriteSpec> = fc.oneof(
       ),
     }),
   },
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('reserve' as const), id: idSpec, lines: holdLineSpecs, ttl: ttlSpec, meta: metaIndex }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('reserve' as const), id: idSpec, lines: holdLineSpecs, ttl: ttlSpec, meta: metaIndex, buyer: buyerIndex }) },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -796,6 +817,11 @@ const writeSpec: fc.Arbitrary<WriteSpec> = fc.oneof(
         [4, fc.constant({ t: 'keep' as const })],
         [1, fc.constant({ t: 'null' as const })],
         [2, fc.nat({ max: 10 }).map((n) => ({ t: 'n' as const, n }))],
+      ),
+      buyerMax: weighted<PolicyFieldSpec>(
+        [4, fc.constant({ t: 'keep' as const })],
+        [1, fc.constant({ t: 'null' as const })],
+        [3, fc.nat({ max: 4 }).map((n) => ({ t: 'n' as const, n }))],
       ),
     }),
   },
@@ -883,7 +909,7 @@ export async function differentialProperty(
         if (qty > 0) await exchange(world, { ledger, clock }, { kind: 'restock', input: { requestId: `initial-${i}`, sku: pick(SKU_POOL, i), qty } });
       }
       for (const [i, [lines, ttl, meta]] of holds.entries()) {
-        await exchange(world, { ledger, clock }, resolveWrite(world, { kind: 'reserve', id: { t: 'pool', i }, lines, ttl, meta }));
+        await exchange(world, { ledger, clock }, resolveWrite(world, { kind: 'reserve', id: { t: 'pool', i }, lines, ttl, meta, buyer: i - 1 }));
       }
       await fc.asyncModelRun(() => ({ model: world, real: { ledger, clock } }), commands);
       // The invariant checks read at a time no write is after (the clock may have moved back).

@@ -18,6 +18,7 @@ import { closedIdCase } from './closed-ids.js';
 import { extendCase } from './extend.js';
 import { holdsCase } from './holds.js';
 import { policyCase } from './policy.js';
+import { buyerStormCase, buyersCase } from './buyers.js';
 import { compositeKeyCase, expiryCapCase, skewedClocksCase } from './edge-cases.js';
 import { concurrentBatchesProperty, concurrentLoadProperty, jitter, reverseRaceProperty } from './concurrency.js';
 import { interleavingProperty } from './interleavings.js';
@@ -93,6 +94,10 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     extendCase(createStore));
   add('setPolicy: a policy entry, levels show it, backorders sell on-hand plus the allowance and never more, BELOW_RESERVED, a storm', 60_000, () =>
     policyCase(createStore));
+  add('buyerMax: what one buyer holds plus bought never passes it (all lines together), INVALID_INPUT without a buyer, units given back, buyerTotals', 60_000, () =>
+    buyersCase(createStore));
+  add('storm: 2,000 concurrent requests from 200 buyers (retries included) on buyerMax 2 with a backorder allowance', 120_000, () =>
+    buyerStormCase(createStore));
   add('holds() lists a SKU\'s live holds once each, by expiry then reservation id (odd ids included), in pages of any size', 60_000, () =>
     holdsCase(createStore));
   add('keys of two caller strings never collide: reservation "a" holding "b\\u0000c" vs "a\\u0000b" holding "c" (and ":", "|")', 60_000, () =>

@@ -54,6 +54,8 @@ interface Reads {
   /** `request(id)` of every id an entry carries. */
   records: Map<string, RequestRecord | null>;
   levels: Map<string, Level>;
+  /** `buyerTotals()` as read: SKU -> buyer -> taken, for every (SKU, buyer) an entry names. */
+  buyerTotals: Map<string, Map<string, number>>;
 }
 
 /**
@@ -102,6 +104,7 @@ export async function checkInvariants(
   const reads = await readAll(ledger, problems);
   checkEntries(reads.entries, problems);
   checkAsRead(reads, problems);
+  checkBuyerLimits(reads.bySku, problems);
   const reservationIds = reads.entries.filter((e) => e.kind === 'reserve').map((e) => e.requestId);
   problems.push(...await reservationProblems(ledger, reads.entries, reservationIds));
   checkAllOrNone(reads, options.operations ?? [], problems);
@@ -133,7 +136,46 @@ async function readAll(ledger: StockLedger, problems: string[]): Promise<Reads> 
     if (list === undefined) bySku.set(e.sku, [e]);
     else list.push(e);
   }
-  return { entries, bySku, folded, holds, reservations, records, levels };
+  return { entries, bySku, folded, holds, reservations, records, levels, buyerTotals: await readBuyerTotals(ledger, bySku) };
+}
+
+/** `buyerTotals()` of every buyer an entry names, on the SKUs its entries name. */
+async function readBuyerTotals(ledger: StockLedger, bySku: ReadonlyMap<string, FeedEntry[]>): Promise<Map<string, Map<string, number>>> {
+  const skusOf = new Map<string, Set<string>>();
+  for (const [sku, list] of bySku) {
+    for (const e of list) if (e.buyer !== undefined) (skusOf.get(e.buyer) ?? skusOf.set(e.buyer, new Set()).get(e.buyer))?.add(sku);
+  }
+  const totals = new Map<string, Map<string, number>>();
+  for (const [buyer, skus] of skusOf) {
+    const list = [...skus];
+    for (let i = 0; i < list.length; i += LIMITS.skusPerReadMax) {
+      for (const t of await ledger.buyerTotals({ buyer, skus: list.slice(i, i + LIMITS.skusPerReadMax) })) {
+        (totals.get(t.sku) ?? totals.set(t.sku, new Map()).get(t.sku))?.set(buyer, t.taken);
+      }
+    }
+  }
+  return totals;
+}
+
+/**
+ * Per SKU, in feed order: every deduct or reserve entry on a SKU with a `buyerMax` names its
+ * buyer, and leaves that buyer at or below the limit in force then (a limit lowered later does
+ * not take back what was sold before).
+ */
+function checkBuyerLimits(bySku: ReadonlyMap<string, FeedEntry[]>, problems: string[]): void {
+  for (const [sku, list] of bySku) {
+    let limit: number | null = null;
+    const taken = new Map<string, number>();
+    for (const e of list) {
+      if (e.kind === 'policy') limit = e.policy?.buyerMax ?? null;
+      if (e.buyer !== undefined) taken.set(e.buyer, (taken.get(e.buyer) ?? 0) + e.reservedDelta - e.onHandDelta);
+      if (limit === null || (e.kind !== 'deduct' && e.kind !== 'reserve')) continue;
+      if (e.buyer === undefined) problems.push(`${e.kind} entry seq ${e.seq} of ${show(sku)} names no buyer, but the SKU has buyerMax ${limit}`);
+      else if ((taken.get(e.buyer) ?? 0) > limit) {
+        problems.push(`${e.kind} entry seq ${e.seq} takes buyer ${show(e.buyer)} to ${taken.get(e.buyer) ?? 0} of ${show(sku)}, past buyerMax ${limit}`);
+      }
+    }
+  }
 }
 
 /** Seqs without gaps (a request applied twice is `appliedOnce`, checked per SKU). */
@@ -153,7 +195,7 @@ function foldEntries(entries: readonly FeedEntry[], problems: string[]): Map<str
     f.version += 1;
     if (entry.kind === 'policy') {
       if (entry.policy === undefined || entry.onHandDelta !== 0 || entry.reservedDelta !== 0) problems.push(`policy entry seq ${entry.seq} has no policy, or deltas`);
-      else if (entry.policy.backorderMax === 0 && entry.policy.lowStockAt === null) delete f.policy;
+      else if (entry.policy.backorderMax === 0 && entry.policy.lowStockAt === null && entry.policy.buyerMax === null) delete f.policy;
       else f.policy = { ...entry.policy };
     } else if (entry.policy !== undefined) {
       problems.push(`${entry.kind} entry seq ${entry.seq} carries a policy`);
@@ -218,6 +260,7 @@ function itemAsRead(sku: string, level: Level, f: Counters, reads: Reads): { ite
     holds,
     foldedHolds: foldedHolds(reads.bySku.get(sku) ?? [], dueBy),
     repeated: repeated(reads.bySku.get(sku) ?? []),
+    buyers: buyersAsRead(sku, reads),
   };
   return { item, due };
 }
@@ -251,6 +294,24 @@ function foldedHolds(entries: readonly FeedEntry[], dueBy: ReadonlyMap<string, n
   }
   for (const [id, qty] of dueBy) held.set(id, (held.get(id) ?? 0) - qty);
   return [...held].filter(([, qty]) => qty !== 0).map(([reservationId, qty]) => ({ reservationId, qty }));
+}
+
+/**
+ * Per buyer of the SKU: `buyerTotals()` as read against the fold of the entries that carry the
+ * buyer, less the buyer's due holds (reads count them as expired).
+ */
+function buyersAsRead(sku: string, reads: Reads): VerifyItem['buyers'] {
+  const folded = new Map<string, number>();
+  for (const e of reads.bySku.get(sku) ?? []) if (e.buyer !== undefined) folded.set(e.buyer, (folded.get(e.buyer) ?? 0) + e.reservedDelta - e.onHandDelta);
+  for (const hold of reads.holds) {
+    if (hold.sku !== sku || reads.reservations.get(hold.reservationId)?.state !== 'expired') continue;
+    const buyer = reads.reservations.get(hold.reservationId)?.buyer;
+    if (buyer !== undefined) folded.set(buyer, (folded.get(buyer) ?? 0) - hold.qty);
+  }
+  const stored = reads.buyerTotals.get(sku) ?? new Map<string, number>();
+  return [...new Set([...folded.keys(), ...stored.keys()])].sort()
+    .map((buyer) => ({ buyer, stored: stored.get(buyer) ?? 0, folded: folded.get(buyer) ?? 0 }))
+    .filter((b) => b.stored !== 0 || b.folded !== 0);
 }
 
 /** Each (request id, kind) with more than one entry among one SKU's `entries`: applied more than once. */

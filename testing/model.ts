@@ -36,10 +36,12 @@ interface Change {
   meta: JsonObject | undefined;
   /** A policy change: the whole policy after it. */
   policy?: StockPolicy;
+  /** The buyer the change takes for or gives back by. */
+  buyer?: string | undefined;
 }
 
 /** No backorder, no low-stock threshold: what a SKU has until a setPolicy says otherwise. */
-const DEFAULT_POLICY: StockPolicy = { backorderMax: 0, lowStockAt: null };
+const DEFAULT_POLICY: StockPolicy = { backorderMax: 0, lowStockAt: null, buyerMax: null };
 
 /** One SKU of one reservation, still held in storage (no commit, release or expire entry yet). */
 interface Hold {
@@ -48,6 +50,7 @@ interface Hold {
   qty: number;
   expiresAt: number;
   meta: JsonObject | undefined;
+  buyer: string | undefined;
 }
 
 type Result = OperationResult | Thrown;
@@ -133,13 +136,45 @@ export class ReferenceModel {
   deduct(input: DeductInput, at: number): Result {
     const lines = mergeLines('lines' in input ? input.lines : [{ sku: input.sku, qty: input.qty }]);
     if (lines.some((line) => line.qty > LIMITS.quantityMax)) return { thrown: 'INVALID_INPUT' };
-    const payload = canonical(['deduct', lines.map((l) => [l.sku, l.qty]), input.meta ?? null]);
+    const { buyer } = input;
+    const payload = canonical(['deduct', lines.map((l) => [l.sku, l.qty]), input.meta ?? null, buyer ?? null]);
     return this.#run(input.requestId, 'deduct', payload, null, input.meta, at, () => {
+      if (this.#buyerMissing(lines, buyer)) return { thrown: 'INVALID_INPUT' };
       this.#expireDue(lines.map((l) => l.sku), at);
-      const short = this.#shortOf(lines);
-      if (short !== null) return short;
-      return lines.map((line) => ({ sku: line.sku, onHandDelta: -line.qty, reservedDelta: 0 }));
+      const refused = this.#buyerLimitOf(lines, buyer) ?? this.#shortOf(lines);
+      if (refused !== null) return refused;
+      return lines.map((line) => ({ sku: line.sku, onHandDelta: -line.qty, reservedDelta: 0, buyer }));
     });
+  }
+
+  /** A line on a SKU with a buyerMax, and no buyer named: the ledger refuses it before anything. */
+  #buyerMissing(lines: Line[], buyer: string | undefined): boolean {
+    return buyer === undefined && lines.some((l) => this.policy(l.sku).buyerMax !== null);
+  }
+
+  /** The first line (in SKU order) that would take the buyer past the SKU's buyerMax. */
+  #buyerLimitOf(lines: Line[], buyer: string | undefined): Rejection | null {
+    if (buyer === undefined) return null;
+    for (const line of lines) {
+      const limit = this.policy(line.sku).buyerMax;
+      if (limit === null) continue;
+      const taken = this.buyerTaken(line.sku, buyer);
+      if (taken + line.qty > limit) return { ok: false, code: 'BUYER_LIMIT', sku: line.sku, buyer, limit, taken };
+    }
+    return null;
+  }
+
+  /** What a buyer holds plus has bought of a SKU, as stored: the fold of the SKU's entries that carry the buyer. */
+  buyerTaken(sku: string, buyer: string): number {
+    let taken = 0;
+    for (const w of this.#written) for (const e of w.entries) if (e.sku === sku && e.buyer === buyer) taken += e.reservedDelta - e.onHandDelta;
+    return taken;
+  }
+
+  /** What `ledger.buyerTotals` must read at time `now`: due holds of the buyer count as expired. */
+  buyerTakenAt(sku: string, buyer: string, now: number): number {
+    const due = this.holds().filter((h) => h.sku === sku && h.buyer === buyer && now >= h.expiresAt);
+    return this.buyerTaken(sku, buyer) - due.reduce((sum, h) => sum + h.qty, 0);
   }
 
   adjust(input: AdjustInput, at: number): Result {
@@ -191,24 +226,28 @@ export class ReferenceModel {
           return { ok: false, code: 'QUANTITY_LIMIT', sku: line.sku, requested: line.qty, onHand, limit: LIMITS.quantityMax };
         }
       }
-      return lines.map((line) => ({ sku: line.sku, onHandDelta: line.qty, reservedDelta: 0 }));
+      const buyer = original.kind === 'deduct' ? original.entries[0]?.buyer : original.reservation?.buyer;
+      return lines.map((line) => ({ sku: line.sku, onHandDelta: line.qty, reservedDelta: 0, buyer }));
     });
   }
 
   reserve(input: ReserveInput, at: number): Result {
     const lines = mergeLines(input.lines);
     if (lines.some((line) => line.qty > LIMITS.quantityMax)) return { thrown: 'INVALID_INPUT' };
-    const payload = canonical(['reserve', lines.map((l) => [l.sku, l.qty]), input.ttlMs, input.meta ?? null]);
+    const { buyer } = input;
+    const payload = canonical(['reserve', lines.map((l) => [l.sku, l.qty]), input.ttlMs, input.meta ?? null, buyer ?? null]);
     return this.#run(input.requestId, 'reserve', payload, null, input.meta, at, () => {
+      if (this.#buyerMissing(lines, buyer)) return { thrown: 'INVALID_INPUT' };
       this.#expireDue(lines.map((l) => l.sku), at);
-      const short = this.#shortOf(lines);
-      if (short !== null) return short;
-      return lines.map((line) => ({ sku: line.sku, onHandDelta: 0, reservedDelta: line.qty }));
+      const refused = this.#buyerLimitOf(lines, buyer) ?? this.#shortOf(lines);
+      if (refused !== null) return refused;
+      return lines.map((line) => ({ sku: line.sku, onHandDelta: 0, reservedDelta: line.qty, buyer }));
     }, () => {
       const reservation: Reservation = {
         id: input.requestId, state: 'held', lines, expiresAt: at + input.ttlMs, createdAt: at, committed: null,
       };
       if (input.meta !== undefined) reservation.meta = copyJson(input.meta);
+      if (buyer !== undefined) reservation.buyer = buyer;
       return reservation;
     });
   }
@@ -220,12 +259,12 @@ export class ReferenceModel {
    * whole new policy.
    */
   setPolicy(input: SetPolicyInput, at: number): Result {
-    const fields = ['backorderMax', 'lowStockAt'] as const;
+    const fields = ['backorderMax', 'lowStockAt', 'buyerMax'] as const;
     const given = fields.filter((f) => input[f] !== undefined);
     const bad = (v: unknown): boolean => v !== null && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > LIMITS.quantityMax);
     if (given.length === 0 || given.some((f) => bad(input[f]))) return { thrown: 'INVALID_INPUT' };
     const asked = (f: (typeof fields)[number]): number | null | 'keep' => (input[f] === undefined ? 'keep' : (input[f] ?? DEFAULT_POLICY[f]));
-    const payload = canonical(['policy', input.sku, asked('backorderMax'), asked('lowStockAt'), input.meta ?? null]);
+    const payload = canonical(['policy', input.sku, asked('backorderMax'), asked('lowStockAt'), asked('buyerMax'), input.meta ?? null]);
     return this.#run(input.requestId, 'policy', payload, null, input.meta, at, () => {
       this.#expireDue([input.sku], at);
       const level = this.level(input.sku);
@@ -278,7 +317,7 @@ export class ReferenceModel {
       if (line.qty > holding) return { ok: false, code: 'EXCEEDS_RESERVATION', reservationId, sku: line.sku, requested: line.qty, held: holding };
     }
     const changes = held.lines.map((line): Change => ({
-      requestId: reservationId, kind: 'commit', sku: line.sku, meta: held.meta,
+      requestId: reservationId, kind: 'commit', sku: line.sku, meta: held.meta, buyer: held.buyer,
       onHandDelta: 0 - (sold.find((l) => l.sku === line.sku)?.qty ?? 0), reservedDelta: -line.qty,
     }));
     return this.#settle(reservationId, 'commit', sold, changes, at);
@@ -293,7 +332,7 @@ export class ReferenceModel {
     if (settled?.kind === 'commit') return { ok: false, code: 'RESERVATION_COMMITTED', reservationId };
     if (settled !== null) return { ok: true, replayed: true, entries: settled.entries.map(copyEntry), levels: copyLevels(settled.levels) };
     const changes = held.lines.map((line): Change => ({
-      requestId: reservationId, kind: 'release', sku: line.sku, meta: held.meta, onHandDelta: 0, reservedDelta: -line.qty,
+      requestId: reservationId, kind: 'release', sku: line.sku, meta: held.meta, buyer: held.buyer, onHandDelta: 0, reservedDelta: -line.qty,
     }));
     return this.#settle(reservationId, 'release', null, changes, at);
   }
@@ -381,10 +420,10 @@ export class ReferenceModel {
     const holds: Hold[] = [];
     for (const written of this.#written) {
       if (written.type !== 'request' || written.reservation === null) continue;
-      const { id, meta } = written.reservation;
+      const { id, meta, buyer } = written.reservation;
       const expiresAt = this.#expiresAt(written.reservation);
       for (const e of written.entries) {
-        if (!ended.has(JSON.stringify([id, e.sku]))) holds.push({ reservationId: id, sku: e.sku, qty: e.reservedDelta, expiresAt, meta });
+        if (!ended.has(JSON.stringify([id, e.sku]))) holds.push({ reservationId: id, sku: e.sku, qty: e.reservedDelta, expiresAt, meta, buyer });
       }
     }
     return holds;
@@ -429,7 +468,7 @@ export class ReferenceModel {
     return JSON.stringify(this.#written.map((w) => [
       w.type, w.type === 'request' ? [w.requestId, w.payload] : w.type === 'settle' ? [w.reservationId, w.kind, w.sold]
         : w.type === 'extend' ? [w.reservationId, w.expiresAt] : null, w.at,
-      w.entries.map((e) => [e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.policy ?? null]),
+      w.entries.map((e) => [e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.policy ?? null, e.buyer ?? null]),
     ]));
   }
 
@@ -519,7 +558,7 @@ export class ReferenceModel {
   #expire(holds: Hold[], at: number): FeedEntry[] {
     if (holds.length === 0) return [];
     const entries = this.#entriesOf(holds.map((h): Change => ({
-      requestId: h.reservationId, kind: 'expire', sku: h.sku, onHandDelta: 0, reservedDelta: -h.qty, meta: h.meta,
+      requestId: h.reservationId, kind: 'expire', sku: h.sku, onHandDelta: 0, reservedDelta: -h.qty, meta: h.meta, buyer: h.buyer,
     })), at);
     this.#written.push({ type: 'expiry', at, entries });
     return entries;
@@ -540,6 +579,7 @@ export class ReferenceModel {
       };
       if (change.meta !== undefined) entry.meta = copyJson(change.meta);
       if (change.policy !== undefined) entry.policy = { ...change.policy };
+      if (change.buyer !== undefined) entry.buyer = change.buyer;
       return entry;
     });
   }
@@ -583,13 +623,13 @@ export class ReferenceModel {
    */
   #run(
     requestId: string, kind: OperationKind, payload: string, of: string | null, meta: JsonObject | undefined, at: number,
-    evaluate: () => Array<{ sku: string; onHandDelta: number; reservedDelta: number; policy?: StockPolicy }> | Rejection,
+    evaluate: () => Array<{ sku: string; onHandDelta: number; reservedDelta: number; policy?: StockPolicy; buyer?: string | undefined }> | Result,
     reservation: () => Reservation | null = () => null,
   ): Result {
     const known = this.#request(requestId);
     if (known !== undefined) return this.#answerKnown(known, kind, payload);
     const decided = evaluate();
-    if (!Array.isArray(decided)) return decided;
+    if (!Array.isArray(decided)) return decided as Result;
     // A revoke is the record alone: no entry.
     const entries = kind === 'revoke' ? [] : this.#entriesOf(decided.map((d) => ({ ...d, requestId, kind, meta })), at);
     const record: Written = {
@@ -619,7 +659,7 @@ export class ReferenceModel {
 /** A level as reads report it: available counts the backorder allowance; a policy shows when it is not the default. */
 function levelWith(sku: string, c: { onHand: number; reserved: number; version: number }, policy: StockPolicy): Level {
   const level: Level = { sku, onHand: c.onHand, reserved: c.reserved, available: c.onHand - c.reserved + policy.backorderMax, version: c.version };
-  if (policy.backorderMax !== 0 || policy.lowStockAt !== null) level.policy = { ...policy };
+  if (policy.backorderMax !== 0 || policy.lowStockAt !== null || policy.buyerMax !== null) level.policy = { ...policy };
   return level;
 }
 

@@ -31,7 +31,7 @@ export async function policyCase(createStore: () => StockStore | Promise<StockSt
   }
 }
 
-const policy = (backorderMax: number, lowStockAt: number | null): StockPolicy => ({ backorderMax, lowStockAt });
+const policy = (backorderMax: number, lowStockAt: number | null, buyerMax: number | null = null): StockPolicy => ({ backorderMax, lowStockAt, buyerMax });
 
 function level(sku: string, onHand: number, reserved: number, version: number, p: StockPolicy | null): Level {
   const out: Level = { sku, onHand, reserved, available: onHand - reserved + (p?.backorderMax ?? 0), version };

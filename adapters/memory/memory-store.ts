@@ -43,6 +43,8 @@ export class MemoryStore implements StockStore {
   readonly #madeUntil = new Map<string, number>();
   /** The SKU's policy after an entry, by seq, kept only where it is not the default: replays rebuild levels from entries. */
   readonly #policyAt = new Map<number, StockPolicy>();
+  /** What each buyer holds plus has bought: SKU -> buyer -> units (nested: no two pairs share a key; zeros removed). */
+  readonly #buyers = new Map<string, Map<string, number>>();
   readonly #holds = new HoldIndex();
   readonly #holdsBySku = new Map<string, HoldIndex>();
   readonly #locks = new KeyedLocks();
@@ -59,6 +61,7 @@ export class MemoryStore implements StockStore {
       reservation: (id) => this.#reservations.get(id) ?? null,
       dueHolds: (sku, now, limit) => (this.#holdsBySku.get(sku)?.due(now, limit) ?? []).map((h) => h.reservationId),
       dueAnywhere: (now, limit) => this.#holds.due(now, limit).map(({ reservationId, sku }) => ({ reservationId, sku })),
+      buyerTaken: (sku, buyer) => this.#buyers.get(sku)?.get(buyer) ?? 0,
     };
   }
 
@@ -152,9 +155,21 @@ export class MemoryStore implements StockStore {
     const items = this.#holdsBySku.get(query.sku)?.live(query.now, query.after, query.limit) ?? [];
     return items.map((item) => {
       const hold: StoredHold = { reservationId: item.reservationId, qty: item.qty, expiresAt: item.expiresAt };
-      const meta = this.#reservations.get(item.reservationId)?.meta;
-      if (meta !== undefined) hold.meta = structuredClone(meta);
+      const reservation = this.#reservations.get(item.reservationId);
+      if (reservation?.meta !== undefined) hold.meta = structuredClone(reservation.meta);
+      if (reservation?.buyer !== undefined) hold.buyer = reservation.buyer;
       return hold;
+    });
+  }
+
+  async buyerTotals(query: { buyer: string; skus: readonly string[]; now: number }): Promise<number[]> {
+    this.#open();
+    const { buyer, skus, now } = query;
+    return skus.map((sku) => {
+      const due = (this.#holdsBySku.get(sku)?.due(now, Number.MAX_SAFE_INTEGER) ?? [])
+        .filter((h) => this.#reservations.get(h.reservationId)?.buyer === buyer)
+        .reduce((sum, h) => sum + h.qty, 0);
+      return (this.#buyers.get(sku)?.get(buyer) ?? 0) - due;
     });
   }
 
@@ -183,9 +198,10 @@ export class MemoryStore implements StockStore {
   }
 
   /** The SKU's entries folded: its counters, and per reservation the units they still hold. */
-  #fold(sku: string): Pick<VerifyItem, 'folded' | 'foldedHolds' | 'repeated'> {
+  #fold(sku: string): Pick<VerifyItem, 'folded' | 'foldedHolds' | 'repeated' | 'buyers'> {
     const folded = zeroCounters();
     const held = new Map<string, number>();
+    const buyers = new Map<string, number>();
     // Kind, then request id: nested, so no two pairs can share a key.
     const seen = new Map<EntryKind, Map<string, number>>();
     for (const entry of this.#entriesBySku.get(sku) ?? []) {
@@ -193,12 +209,17 @@ export class MemoryStore implements StockStore {
       folded.reserved += entry.reservedDelta;
       folded.version += 1;
       if (entry.reservedDelta !== 0) held.set(entry.requestId, (held.get(entry.requestId) ?? 0) + entry.reservedDelta);
+      if (entry.buyer !== undefined) buyers.set(entry.buyer, (buyers.get(entry.buyer) ?? 0) + entry.reservedDelta - entry.onHandDelta);
       const ofKind = seen.get(entry.kind) ?? new Map<string, number>();
       seen.set(entry.kind, ofKind.set(entry.requestId, (ofKind.get(entry.requestId) ?? 0) + 1));
     }
     const foldedHolds = [...held].filter(([, qty]) => qty !== 0).map(([reservationId, qty]) => ({ reservationId, qty }));
     const repeated = [...seen].flatMap(([kind, ids]) => [...ids].filter(([, count]) => count > 1).map(([requestId, count]) => ({ requestId, kind, count })));
-    return { folded, foldedHolds, repeated };
+    const stored = this.#buyers.get(sku) ?? new Map<string, number>();
+    const buyerChecks = [...new Set([...buyers.keys(), ...stored.keys()])].sort()
+      .map((buyer) => ({ buyer, stored: stored.get(buyer) ?? 0, folded: buyers.get(buyer) ?? 0 }))
+      .filter((b) => b.stored !== 0 || b.folded !== 0);
+    return { folded, foldedHolds, repeated, buyers: buyerChecks };
   }
 
   /** The SKU's live holds, each with what its reservation record says of it. */
@@ -268,6 +289,7 @@ export class MemoryStore implements StockStore {
       this.#requests.set(request.requestId, slot);
     }
     if (write.reversal !== null) this.#tally(write.reversal.of, write.reversal.lines);
+    for (const { sku, buyer, taken } of write.buyerTotals) this.#setBuyer(sku, buyer, taken);
     if (write.reservation !== null) this.#hold(write.reservation);
     for (const hold of write.holdsEnded) this.#endHold(hold);
     for (const id of write.expired) this.#update(id, (r) => (r.state === 'held' ? { ...r, state: 'expired' } : r));
@@ -323,6 +345,13 @@ export class MemoryStore implements StockStore {
   #update(id: string, change: (r: StoredReservation) => StoredReservation): void {
     const found = this.#reservations.get(id);
     if (found !== undefined) this.#reservations.set(id, change(found));
+  }
+
+  #setBuyer(sku: string, buyer: string, taken: number): void {
+    let bySku = this.#buyers.get(sku);
+    if (bySku === undefined) this.#buyers.set(sku, (bySku = new Map()));
+    if (taken === 0) bySku.delete(buyer);
+    else bySku.set(buyer, taken);
   }
 
   #tally(of: string, lines: Array<{ sku: string; qty: number }>): void {
@@ -428,6 +457,7 @@ function copyEntry<E extends Entry>(e: E): E {
   } as E;
   if (e.meta !== undefined) copy.meta = e.meta;
   if (e.policy !== undefined) copy.policy = { ...e.policy };
+  if (e.buyer !== undefined) copy.buyer = e.buyer;
   return copy;
 }
 

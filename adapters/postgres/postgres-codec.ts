@@ -49,24 +49,28 @@ export function str(value: unknown, what: string): string {
   return value;
 }
 
-/** A policy as stored: `backorder_max` and `low_stock_at` (null: none), as numbers or bigint text. */
-function storedPolicy(backorderMax: unknown, lowStockAt: unknown): StockPolicy {
-  return { backorderMax: int(backorderMax, 'backorder_max'), lowStockAt: lowStockAt === null ? null : int(lowStockAt, 'low_stock_at') };
+/** A policy as stored: `backorder_max`, `low_stock_at` and `buyer_max` (null: none), as numbers or bigint text. */
+function storedPolicy(backorderMax: unknown, lowStockAt: unknown, buyerMax: unknown): StockPolicy {
+  return {
+    backorderMax: int(backorderMax, 'backorder_max'),
+    lowStockAt: lowStockAt === null || lowStockAt === undefined ? null : int(lowStockAt, 'low_stock_at'),
+    buyerMax: buyerMax === null || buyerMax === undefined ? null : int(buyerMax, 'buyer_max'),
+  };
 }
 
 /** The row shape of a level inside the store's JSON replies: counters and policy. */
 export interface LevelJson {
-  s: string; h: number | string; r: number | string; v: number | string; bm: number | string; ls: number | string | null;
+  s: string; h: number | string; r: number | string; v: number | string; bm: number | string; ls: number | string | null; bx: number | string | null;
 }
 
 /** SQL naming the fields of a {@link LevelJson}, from a levels row aliased `a` (inside a json_build_object). */
 export const levelFields = (a: string): string =>
-  `'s', ${a}.sku, 'h', ${a}.on_hand, 'r', ${a}.reserved, 'v', ${a}.version, 'bm', ${a}.backorder_max, 'ls', ${a}.low_stock_at`;
+  `'s', ${a}.sku, 'h', ${a}.on_hand, 'r', ${a}.reserved, 'v', ${a}.version, 'bm', ${a}.backorder_max, 'ls', ${a}.low_stock_at, 'bx', ${a}.buyer_max`;
 
 /** Counters from a level row; a default policy leaves `policy` out, as the core expects. */
 export function countersOf(row: LevelJson): Counters {
   const counters = { onHand: int(row.h, 'on_hand'), reserved: int(row.r, 'reserved'), version: int(row.v, 'version') };
-  return withPolicy(counters, storedPolicy(row.bm, row.ls));
+  return withPolicy(counters, storedPolicy(row.bm, row.ls, row.bx));
 }
 
 /** The row shape of an entry inside the store's JSON replies (short names keep replies small). */
@@ -74,14 +78,16 @@ export interface EntryJson {
   op: number; pos: number; seq: number | null; r: string; k: EntryKind; s: string; dh: number; dr: number; ah: number; ar: number;
   v: number; at: number; m: string | null;
   /** The SKU's policy right after the entry (on every entry: replays rebuild levels from them). */
-  bm: number; ls: number | null;
+  bm: number; ls: number | null; bx: number | null;
+  /** The buyer, escaped like every key; null: none. */
+  b: string | null;
 }
 
 /** SQL that builds an {@link EntryJson} from an entries row aliased `e`. */
 export const ENTRY_JSON =
   "json_build_object('op', e.op, 'pos', e.pos, 'seq', e.seq, 'r', e.request_id, 'k', e.kind, 's', e.sku, 'dh', e.on_hand_delta, " +
   "'dr', e.reserved_delta, 'ah', e.on_hand_after, 'ar', e.reserved_after, 'v', e.version_after, 'at', e.at, 'm', e.meta, " +
-  "'bm', e.backorder_max_after, 'ls', e.low_stock_at_after)";
+  "'bm', e.backorder_max_after, 'ls', e.low_stock_at_after, 'bx', e.buyer_max_after, 'b', e.buyer)";
 
 /** Where an entry lives: its place in the ledger's (op, pos) order. */
 export interface EntryRef {
@@ -97,7 +103,8 @@ export function entryOf(row: EntryJson): Entry {
   };
   if (row.m !== null) entry.meta = JSON.parse(row.m) as JsonObject;
   // Only a policy entry shows the policy (the whole of it, defaults included).
-  if (row.k === 'policy') entry.policy = storedPolicy(row.bm, row.ls);
+  if (row.k === 'policy') entry.policy = storedPolicy(row.bm, row.ls, row.bx);
+  if (row.b !== null && row.b !== undefined) entry.buyer = decodeKey(row.b);
   return entry;
 }
 
@@ -117,7 +124,7 @@ export function feedEntryOf(row: EntryJson): FeedEntry {
 
 /** The level right after an entry, from its row, the policy of that moment included. */
 export function levelAfter(row: EntryJson): Level {
-  return levelOf(decodeKey(row.s), withPolicy({ onHand: row.ah, reserved: row.ar, version: row.v }, storedPolicy(row.bm, row.ls)));
+  return levelOf(decodeKey(row.s), withPolicy({ onHand: row.ah, reserved: row.ar, version: row.v }, storedPolicy(row.bm, row.ls, row.bx)));
 }
 
 /** Lines stored as JSON text (JSON escapes U+0000, so lines keep their SKUs as they are). */

@@ -192,6 +192,22 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
     ADD COLUMN low_stock_at bigint CHECK (low_stock_at >= 0),
     ADD CONSTRAINT levels_available CHECK (on_hand - reserved + backorder_max >= 0);
   ALTER TABLE ${s}.entries ADD COLUMN backorder_max_after bigint NOT NULL DEFAULT 0, ADD COLUMN low_stock_at_after bigint;`,
+  // Version 5: purchase limits. The policy gains buyer_max (null: no limit), kept after each
+  // entry like the rest of the policy. Entries and reservations name their buyer (stored
+  // escaped like every key; null: none). buyer_totals keeps what each buyer holds plus has
+  // bought of a SKU, one row per (sku, buyer) in separate columns (no two pairs can share a
+  // row), only while it is above 0. It is written under the SKU's level row lock, like the
+  // level; a total belongs to a SKU the ledger knows, and goes with its level row.
+  (s) => `
+  ALTER TABLE ${s}.levels ADD COLUMN buyer_max bigint CHECK (buyer_max >= 0);
+  ALTER TABLE ${s}.entries ADD COLUMN buyer_max_after bigint, ADD COLUMN buyer text COLLATE "C";
+  ALTER TABLE ${s}.reservations ADD COLUMN buyer text COLLATE "C";
+  CREATE TABLE ${s}.buyer_totals (
+    sku text COLLATE "C" NOT NULL REFERENCES ${s}.levels (sku) ON DELETE CASCADE,
+    buyer text COLLATE "C" NOT NULL,
+    qty bigint NOT NULL CHECK (qty > 0),
+    PRIMARY KEY (sku, buyer)
+  );`,
 ];
 
 /**

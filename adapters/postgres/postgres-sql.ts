@@ -26,6 +26,8 @@ export interface Statements {
   request: string;
   reservation: string;
   holds: string;
+  /** Per SKU ($2, a JSON list), the total of buyer $1 as stored, less its holds due by $3 (reads count them as expired). */
+  buyerTotals: string;
   verifyChunk: string;
 }
 
@@ -43,7 +45,7 @@ const requestJson = (s: string): string =>
   `json_build_object('id', r.request_id, 'k', r.kind, 'f', r.fingerprint, 'at', r.at, 'e', ${entriesOf(s, 'r.request_id', 'r.kind')})`;
 
 const reservationJson = (s: string): string =>
-  `json_build_object('id', v.id, 'st', v.state, 'l', v.lines, 'xp', v.expires_at, 'fx', v.first_expires_at, 'c', v.created_at, 'cm', v.committed, 'm', v.meta, ` +
+  `json_build_object('id', v.id, 'st', v.state, 'l', v.lines, 'xp', v.expires_at, 'fx', v.first_expires_at, 'c', v.created_at, 'cm', v.committed, 'm', v.meta, 'b', v.buyer, ` +
   `'h', (SELECT COALESCE(json_agg(h.sku ORDER BY h.sku), '[]') FROM ${s}.holds h WHERE h.reservation_id = v.id), ` +
   `'e', CASE v.state WHEN 'committed' THEN ${entriesOf(s, 'v.id', "'commit'")} WHEN 'released' THEN ${entriesOf(s, 'v.id', "'release'")} END)`;
 
@@ -52,7 +54,13 @@ const holdJson = "json_build_object('s', sku, 'r', reservation_id, 'xp', expires
 /**
  * The load part: $2 request ids, $3 reservation ids, $4 SKUs whose due holds to load (besides
  * newly locked ones with reserved units), $5 ids whose reversal tallies to load, $6 the horizon
- * (latest `at` of the commands), $7 due holds per SKU to fetch, $8 due holds anywhere to fetch.
+ * (latest `at` of the commands), $7 due holds per SKU to fetch, $8 due holds anywhere to fetch,
+ * $9 (SKU, buyer) pairs whose buyer totals to load.
+ *
+ * Buyer totals come for the pairs asked, and for the pairs the loaded requests and reservations
+ * will move (a deduct's or reserve's entries name them: a reverse, a commit, a release or an
+ * expiry gives back to that buyer), so those need no round of their own. Each pair comes with
+ * its total (0 when no row): the view keeps only pairs of SKUs the transaction holds locked.
  */
 function load(s: string, newlyHeld: string): string {
   return `
@@ -62,14 +70,19 @@ function load(s: string, newlyHeld: string): string {
     ORDER BY expires_at, reservation_id LIMIT $7::int) d),
   an AS (SELECT sku, reservation_id, expires_at FROM ${s}.holds WHERE $8::int > 0 AND expires_at <= $6::bigint
     ORDER BY expires_at, reservation_id, sku LIMIT $8::int),
-  rv AS (SELECT value AS id FROM json_array_elements_text($3::text::json) UNION SELECT reservation_id FROM dh UNION SELECT reservation_id FROM an)
+  rv AS (SELECT value AS id FROM json_array_elements_text($3::text::json) UNION SELECT reservation_id FROM dh UNION SELECT reservation_id FROM an),
+  bq AS (SELECT x.s, x.b FROM json_to_recordset($9::text::json) AS x(s text, b text)
+    UNION SELECT e.sku, e.buyer FROM ${s}.entries e WHERE e.buyer IS NOT NULL AND e.kind IN ('deduct', 'reserve')
+      AND e.request_id = ANY(ARRAY(SELECT value FROM json_array_elements_text($2::text::json) UNION SELECT id FROM rv)))
   SELECT json_build_object(
     'q', (SELECT COALESCE(json_agg(${requestJson(s)}), '[]') FROM ${s}.requests r WHERE r.request_id = ${anyOf(2)}),
     'v', (SELECT COALESCE(json_agg(${reservationJson(s)}), '[]') FROM ${s}.reservations v WHERE v.id = ANY(ARRAY(SELECT id FROM rv))),
     't', (SELECT COALESCE(json_agg(json_build_object('o', of_request, 's', sku, 'q', qty)), '[]') FROM ${s}.reversals WHERE of_request = ${anyOf(5)}),
     'hs', (SELECT COALESCE(json_agg(sku), '[]') FROM hs),
     'h', (SELECT COALESCE(json_agg(${holdJson} ORDER BY sku, expires_at, reservation_id), '[]') FROM dh),
-    'a', (SELECT COALESCE(json_agg(${holdJson} ORDER BY expires_at, reservation_id, sku), '[]') FROM an)`;
+    'a', (SELECT COALESCE(json_agg(${holdJson} ORDER BY expires_at, reservation_id, sku), '[]') FROM an),
+    'b', (SELECT COALESCE(json_agg(json_build_object('s', bq.s, 'b', bq.b, 'q', COALESCE(t.qty, 0))), '[]')
+      FROM bq LEFT JOIN ${s}.buyer_totals t ON t.sku = bq.s AND t.buyer = bq.b)`;
 }
 
 // The payload is parsed once, as jsonb (json would be parsed again by every ->). It holds no
@@ -81,22 +94,22 @@ const flushSql = (s: string): string => `
   WITH p AS MATERIALIZED (SELECT $1::text::jsonb AS j),
   o AS MATERIALIZED (SELECT nextval('${s}.ops') AS op),
   ie AS (INSERT INTO ${s}.entries (op, pos, seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, version_after, at, meta,
-      backorder_max_after, low_stock_at_after)
-    SELECT o.op, x.pos, x.q, x.r, x.k, x.s, x.dh, x.dr, x.ah, x.ar, x.v, x.at, x.m, x.bm, x.ls FROM o, p,
+      backorder_max_after, low_stock_at_after, buyer_max_after, buyer)
+    SELECT o.op, x.pos, x.q, x.r, x.k, x.s, x.dh, x.dr, x.ah, x.ar, x.v, x.at, x.m, x.bm, x.ls, x.bx, x.b FROM o, p,
     jsonb_to_recordset(p.j->'e') AS x(pos int, q bigint, r text, k text, s text, dh bigint, dr bigint, ah bigint, ar bigint, v bigint, at bigint, m text,
-      bm bigint, ls bigint)
+      bm bigint, ls bigint, bx bigint, b text)
     RETURNING 1),
-  ul AS (UPDATE ${s}.levels l SET on_hand = x.h, reserved = x.r, version = x.v, backorder_max = x.bm, low_stock_at = x.ls
-    FROM p, jsonb_to_recordset(p.j->'l') AS x(s text, h bigint, r bigint, v bigint, bm bigint, ls bigint)
+  ul AS (UPDATE ${s}.levels l SET on_hand = x.h, reserved = x.r, version = x.v, backorder_max = x.bm, low_stock_at = x.ls, buyer_max = x.bx
+    FROM p, jsonb_to_recordset(p.j->'l') AS x(s text, h bigint, r bigint, v bigint, bm bigint, ls bigint, bx bigint)
     WHERE l.sku = x.s AND l.sku = ANY(ARRAY(SELECT y.s FROM p, jsonb_to_recordset(p.j->'l') AS y(s text))) RETURNING 1),
   iq AS (INSERT INTO ${s}.requests (request_id, kind, fingerprint, at)
     SELECT x.id, x.k, x.f, x.at FROM p, jsonb_to_recordset(p.j->'q') AS x(id text, k text, f text, at bigint) RETURNING 1),
   it AS (INSERT INTO ${s}.reversals AS t (of_request, sku, qty)
     SELECT x.o, x.s, x.q FROM p, jsonb_to_recordset(p.j->'t') AS x(o text, s text, q bigint)
     ON CONFLICT (of_request, sku) DO UPDATE SET qty = t.qty + excluded.qty RETURNING 1),
-  iv AS (INSERT INTO ${s}.reservations (id, state, lines, expires_at, first_expires_at, created_at, committed, meta)
-    SELECT x.id, x.st, x.l, x.xp, x.fx, x.c, x.cm, x.m FROM p,
-    jsonb_to_recordset(p.j->'n') AS x(id text, st text, l text, xp bigint, fx bigint, c bigint, cm text, m text) RETURNING 1),
+  iv AS (INSERT INTO ${s}.reservations (id, state, lines, expires_at, first_expires_at, created_at, committed, meta, buyer)
+    SELECT x.id, x.st, x.l, x.xp, x.fx, x.c, x.cm, x.m, x.b FROM p,
+    jsonb_to_recordset(p.j->'n') AS x(id text, st text, l text, xp bigint, fx bigint, c bigint, cm text, m text, b text) RETURNING 1),
   uv AS (UPDATE ${s}.reservations v SET state = COALESCE(x.st, v.state), committed = COALESCE(x.cm, v.committed),
     first_expires_at = CASE WHEN x.xp IS NULL THEN v.first_expires_at ELSE COALESCE(v.first_expires_at, v.expires_at) END,
     expires_at = COALESCE(x.xp, v.expires_at)
@@ -110,9 +123,16 @@ const flushSql = (s: string): string => `
     SELECT x.r, x.s, x.q, x.xp FROM p, jsonb_to_recordset(p.j->'hn') AS x(r text, s text, q bigint, xp bigint) RETURNING 1),
   dh AS (DELETE FROM ${s}.holds h USING p, jsonb_to_recordset(p.j->'hd') AS x(r text, s text)
     WHERE h.reservation_id = x.r AND h.sku = x.s AND h.reservation_id = ANY(ARRAY(SELECT y.r FROM p, jsonb_to_recordset(p.j->'hd') AS y(r text)))
+    RETURNING 1),
+  bu AS (INSERT INTO ${s}.buyer_totals AS t (sku, buyer, qty)
+    SELECT x.s, x.b, x.q FROM p, jsonb_to_recordset(p.j->'bu') AS x(s text, b text, q bigint)
+    ON CONFLICT (sku, buyer) DO UPDATE SET qty = excluded.qty RETURNING 1),
+  bd AS (DELETE FROM ${s}.buyer_totals t USING p, jsonb_to_recordset(p.j->'bd') AS x(s text, b text)
+    WHERE t.sku = x.s AND t.buyer = x.b AND t.sku = ANY(ARRAY(SELECT y.s FROM p, jsonb_to_recordset(p.j->'bd') AS y(s text)))
     RETURNING 1)
   SELECT (SELECT op FROM o)::text AS op, (SELECT count(*) FROM ie)::int AS e, (SELECT count(*) FROM ul)::int AS l,
-    (SELECT count(*) FROM dh)::int AS d, (SELECT count(*) FROM iq)::int AS q`;
+    (SELECT count(*) FROM dh)::int AS d, (SELECT count(*) FROM iq)::int AS q, (SELECT count(*) FROM bu)::int AS bu,
+    (SELECT count(*) FROM bd)::int AS bd`;
 
 const ENTRY_COLUMNS_JSON = ENTRY_JSON;
 
@@ -120,7 +140,9 @@ const verifySql = (s: string): string => `
   WITH chunk AS (SELECT sku FROM ${s}.levels WHERE sku > $1::text ORDER BY sku LIMIT $2::int),
   bound AS (SELECT CASE WHEN (SELECT count(*) FROM chunk) < $2::int THEN NULL ELSE (SELECT max(sku) FROM chunk) END AS upper),
   es AS (SELECT e.* FROM ${s}.entries e, bound WHERE e.sku > $1::text AND (bound.upper IS NULL OR e.sku <= bound.upper)),
-  hs AS (SELECT h.* FROM ${s}.holds h, bound WHERE h.sku > $1::text AND (bound.upper IS NULL OR h.sku <= bound.upper))
+  hs AS (SELECT h.* FROM ${s}.holds h, bound WHERE h.sku > $1::text AND (bound.upper IS NULL OR h.sku <= bound.upper)),
+  bs AS (SELECT t.sku, t.buyer, t.qty FROM ${s}.buyer_totals t, bound WHERE t.sku > $1::text AND (bound.upper IS NULL OR t.sku <= bound.upper)),
+  bf AS (SELECT sku, buyer, sum(reserved_delta - on_hand_delta) AS q FROM es WHERE buyer IS NOT NULL GROUP BY sku, buyer)
   SELECT json_build_object(
     'upper', (SELECT upper FROM bound),
     'levels', (SELECT COALESCE(json_agg(json_build_object(${levelFields('l')})), '[]')
@@ -132,7 +154,10 @@ const verifySql = (s: string): string => `
     'fh', (SELECT COALESCE(json_agg(json_build_object('s', g.sku, 'r', g.request_id, 'q', g.q)), '[]') FROM
       (SELECT sku, request_id, sum(reserved_delta) AS q FROM es WHERE reserved_delta <> 0 GROUP BY sku, request_id HAVING sum(reserved_delta) <> 0) g),
     'rep', (SELECT COALESCE(json_agg(json_build_object('s', g.sku, 'r', g.request_id, 'k', g.kind, 'n', g.n)), '[]') FROM
-      (SELECT sku, request_id, kind, count(*) AS n FROM es GROUP BY sku, request_id, kind HAVING count(*) > 1) g)
+      (SELECT sku, request_id, kind, count(*) AS n FROM es GROUP BY sku, request_id, kind HAVING count(*) > 1) g),
+    'bt', (SELECT COALESCE(json_agg(json_build_object('s', COALESCE(bs.sku, bf.sku), 'b', COALESCE(bs.buyer, bf.buyer),
+      'st', COALESCE(bs.qty, 0), 'f', COALESCE(bf.q, 0))), '[]')
+      FROM bs FULL JOIN bf ON bf.sku = bs.sku AND bf.buyer = bs.buyer WHERE COALESCE(bs.qty, 0) <> 0 OR COALESCE(bf.q, 0) <> 0)
   )::text AS j`;
 
 /**
@@ -156,7 +181,7 @@ export function statements(s: string): Statements {
           ORDER BY expires_at, reservation_id, sku LIMIT $4::int) d)
       )::text AS j`,
     lockAndLoad: `
-      WITH locked AS (SELECT sku, on_hand, reserved, version, backorder_max, low_stock_at FROM ${s}.levels WHERE sku = ${anyOf(1)} ORDER BY sku FOR UPDATE),
+      WITH locked AS (SELECT sku, on_hand, reserved, version, backorder_max, low_stock_at, buyer_max FROM ${s}.levels WHERE sku = ${anyOf(1)} ORDER BY sku FOR UPDATE),
       snap AS (SELECT sku, version FROM ${s}.levels WHERE sku = ${anyOf(1)}),
       newly AS (SELECT sku FROM locked WHERE reserved > 0),
       ${load(s, 'newly')},
@@ -168,7 +193,7 @@ export function statements(s: string): Statements {
       SELECT value, 0, 0, 0 FROM json_array_elements_text($1::text::json) ORDER BY value COLLATE "C"
       ON CONFLICT (sku) DO UPDATE SET version = l.version
       RETURNING sku, on_hand::text AS on_hand, reserved::text AS reserved, version::text AS version,
-        backorder_max::text AS backorder_max, low_stock_at::text AS low_stock_at`,
+        backorder_max::text AS backorder_max, low_stock_at::text AS low_stock_at, buyer_max::text AS buyer_max`,
     flush: flushSql(s),
     numberEntries: `SELECT ${s}.number_entries($1::int, $2::int, $3::text, $4::boolean) AS j`,
     sweepLeft: `SELECT EXISTS (SELECT 1 FROM ${s}.holds WHERE expires_at <= $1::bigint) AS any,
@@ -187,10 +212,17 @@ export function statements(s: string): Statements {
     request: `SELECT COALESCE(json_agg(${requestJson(s)}), '[]')::text AS j FROM ${s}.requests r WHERE r.request_id = $1::text`,
     reservation: `SELECT COALESCE(json_agg(${reservationJson(s)}), '[]')::text AS j FROM ${s}.reservations v WHERE v.id = $1::text`,
     // $1 SKU, $2 now, $3 and $4 the cursor (expiry, reservation id), $5 limit: the (sku, expires_at, reservation_id) index in order.
-    holds: `SELECT COALESCE(json_agg(json_build_object('r', x.reservation_id, 'q', x.qty, 'xp', x.expires_at, 'm', x.meta) ORDER BY x.expires_at, x.reservation_id), '[]')::text AS j
-      FROM (SELECT h.reservation_id, h.qty, h.expires_at, v.meta FROM ${s}.holds h LEFT JOIN ${s}.reservations v ON v.id = h.reservation_id
+    holds: `SELECT COALESCE(json_agg(json_build_object('r', x.reservation_id, 'q', x.qty, 'xp', x.expires_at, 'm', x.meta, 'b', x.buyer)
+      ORDER BY x.expires_at, x.reservation_id), '[]')::text AS j
+      FROM (SELECT h.reservation_id, h.qty, h.expires_at, v.meta, v.buyer FROM ${s}.holds h LEFT JOIN ${s}.reservations v ON v.id = h.reservation_id
         WHERE h.sku = $1::text AND h.expires_at > $2::bigint AND (h.expires_at, h.reservation_id) > ($3::bigint, $4::text COLLATE "C")
         ORDER BY h.expires_at, h.reservation_id LIMIT $5::int) x`,
+    // One statement: the stored total and the due holds it counts are read in one snapshot.
+    buyerTotals: `SELECT COALESCE(json_agg(
+      COALESCE((SELECT t.qty FROM ${s}.buyer_totals t WHERE t.sku = k.sku AND t.buyer = $1::text), 0)
+      - COALESCE((SELECT sum(h.qty) FROM ${s}.holds h JOIN ${s}.reservations v ON v.id = h.reservation_id
+        WHERE h.sku = k.sku AND h.expires_at <= $3::bigint AND v.buyer = $1::text), 0) ORDER BY k.n), '[]')::text AS j
+      FROM json_array_elements_text($2::text::json) WITH ORDINALITY AS k(sku, n)`,
     verifyChunk: verifySql(s),
   };
 }

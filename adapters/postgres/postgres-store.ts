@@ -148,14 +148,21 @@ export class PostgresStore implements StockStore {
 
   async holds(query: { sku: string; after: HoldCursor | null; limit: number; now: number }): Promise<StoredHold[]> {
     const { sku, after, limit, now } = query;
-    const rows = await this.#read<Array<{ r: string; q: number | string; xp: number | string; m: string | null }>>(this.#sql.holds, [
+    const rows = await this.#read<Array<{ r: string; q: number | string; xp: number | string; m: string | null; b: string | null }>>(this.#sql.holds, [
       encodeKey(sku), now, after?.expiresAt ?? -1, encodeKey(after?.reservationId ?? ''), limit,
     ]);
     return rows.map((row) => {
       const hold: StoredHold = { reservationId: decodeKey(row.r), qty: int(row.q, 'hold qty'), expiresAt: int(row.xp, 'hold expires_at') };
       if (row.m !== null) hold.meta = JSON.parse(row.m) as JsonObject;
+      if (row.b !== null) hold.buyer = decodeKey(row.b);
       return hold;
     });
+  }
+
+  async buyerTotals(query: { buyer: string; skus: readonly string[]; now: number }): Promise<number[]> {
+    const { buyer, skus, now } = query;
+    const totals = await this.#read<Array<number | string>>(this.#sql.buyerTotals, [encodeKey(buyer), JSON.stringify(skus.map(encodeKey)), now]);
+    return skus.map((_, i) => int(totals[i], 'buyer total'));
   }
 
   async verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk> {
@@ -320,6 +327,8 @@ interface VerifyJson {
   holds: Array<{ s: string; r: string; q: number; xp: number; st: ReservationState | null; rx: number | null; l: string | null }>;
   fh: Array<{ s: string; r: string; q: number | string }>;
   rep: Array<{ s: string; r: string; k: Entry['kind']; n: number }>;
+  /** Per (SKU, buyer) where either is not 0: the stored total and the fold of the entries naming the buyer. */
+  bt: Array<{ s: string; b: string; st: number | string; f: number | string }>;
 }
 
 function groupBySku<R extends { s: string }, T>(rows: readonly R[], item: (row: R) => T): Map<string, T[]> {
@@ -348,10 +357,12 @@ function verifyChunkOf(data: VerifyJson): VerifyChunk {
   });
   const foldedHolds = groupBySku(data.fh, (row) => ({ reservationId: decodeKey(row.r), qty: int(row.q, 'qty') }));
   const repeated = groupBySku(data.rep, (row) => ({ requestId: decodeKey(row.r), kind: row.k, count: int(row.n, 'count') }));
-  const all = [...new Set([...stored.keys(), ...folded.keys(), ...holds.keys()])].sort(compareCodePoints);
+  const buyers = groupBySku(data.bt, (row) => ({ buyer: decodeKey(row.b), stored: int(row.st, 'buyer total'), folded: int(row.f, 'folded buyer total') }));
+  const all = [...new Set([...stored.keys(), ...folded.keys(), ...holds.keys(), ...buyers.keys()])].sort(compareCodePoints);
   const items: VerifyItem[] = all.map((sku) => ({
     sku, stored: stored.get(sku) ?? zeroCounters(), folded: folded.get(sku) ?? zeroCounters(), holds: holds.get(sku) ?? [],
     foldedHolds: foldedHolds.get(sku) ?? [], repeated: repeated.get(sku) ?? [],
+    buyers: (buyers.get(sku) ?? []).sort((a, b) => compareCodePoints(a.buyer, b.buyer)),
   }));
   return { items, cursor: data.upper === null ? null : decodeKey(data.upper) };
 }

@@ -52,13 +52,17 @@ class Pending {
   readonly l = new Map<string, Counters>();
   readonly q: Array<Record<string, unknown>> = [];
   readonly t = new Map<string, Map<string, number>>();
-  readonly n = new Map<string, { id: string; st: string; l: string; xp: number; fx: number | null; c: number; cm: string | null; m: string | null }>();
+  readonly n = new Map<string, {
+    id: string; st: string; l: string; xp: number; fx: number | null; c: number; cm: string | null; m: string | null; b: string | null;
+  }>();
   readonly hn = new Map<string, Map<string, { q: number; xp: number }>>();
   readonly hd: Array<{ r: string; s: string }> = [];
   /** Updates of stored reservations: a new state (null: kept), what a commit sold, a new expiry (null: kept). */
   readonly u = new Map<string, { id: string; st: string | null; cm: string | null; xp: number | null }>();
   /** Stored holds whose expiry moves (an extend), by reservation then SKU. */
   readonly xh = new Map<string, Map<string, number>>();
+  /** Buyer totals after this flush's writes, by SKU then buyer (escaped): the last write of a pair wins. */
+  readonly bt = new Map<string, Map<string, number>>();
 
   get empty(): boolean {
     return this.e.length === 0 && this.q.length === 0 && this.n.size === 0 && this.u.size === 0 && this.hd.length === 0;
@@ -72,11 +76,11 @@ class Pending {
         i += 1;
         const pos = this.e.length;
         // Every entry keeps the policy after it (not only policy entries): replays rebuild levels from entries.
-        const { backorderMax: bm, lowStockAt: ls } = policyOf(change.after);
+        const { backorderMax: bm, lowStockAt: ls, buyerMax: bx } = policyOf(change.after);
         this.e.push({
           pos, r: encodeKey(entry.requestId), k: entry.kind, s: encodeKey(entry.sku), dh: entry.onHandDelta, dr: entry.reservedDelta,
           ah: entry.onHandAfter, ar: entry.reservedAfter, v: change.after.version, at: entry.at, m: entry.meta === undefined ? null : JSON.stringify(entry.meta),
-          bm, ls,
+          bm, ls, bx, b: entry.buyer === undefined ? null : encodeKey(entry.buyer),
         });
         refs.made(entry, flush, pos);
         this.l.set(encodeKey(change.sku), change.after);
@@ -95,6 +99,12 @@ class Pending {
       this.#state(encodeKey(write.settled.reservationId), write.settled.state, committed);
     }
     if (write.extended !== null) this.#extend(write.extended);
+    for (const { sku, buyer, taken } of write.buyerTotals) {
+      const key = encodeKey(sku);
+      let bySku = this.bt.get(key);
+      if (bySku === undefined) this.bt.set(key, (bySku = new Map()));
+      bySku.set(encodeKey(buyer), taken);
+    }
   }
 
   /**
@@ -129,6 +139,7 @@ class Pending {
     const id = encodeKey(r.id);
     this.n.set(id, {
       id, st: r.state, l: JSON.stringify(r.lines), xp: r.expiresAt, fx: null, c: r.createdAt, cm: null, m: r.meta === undefined ? null : JSON.stringify(r.meta),
+      b: r.buyer === undefined ? null : encodeKey(r.buyer),
     });
     const holds = new Map(r.lines.map((line) => [encodeKey(line.sku), { q: line.qty, xp: r.expiresAt }]));
     this.hn.set(id, holds);
@@ -160,14 +171,31 @@ class Pending {
     const hn = [...this.hn].flatMap(([r, holds]) => [...holds].map(([s, h]) => ({ r, s, q: h.q, xp: h.xp })));
     const l = [...this.l].map(([s, c]) => levelRow(s, c));
     const xh = [...this.xh].flatMap(([r, holds]) => [...holds].map(([s, xp]) => ({ r, s, xp })));
-    return JSON.stringify({ e: this.e, l, q: this.q, t, n: [...this.n.values()], hn, hd: this.hd, u: [...this.u.values()], xh });
+    // Upserted while above 0, deleted at 0 (reads take a missing row as 0): each pair once, so one statement touches its row once.
+    const bu = this.buyerRows().filter((x) => x.q > 0);
+    const bd = this.buyerRows().filter((x) => x.q === 0).map(({ s, b }) => ({ s, b }));
+    return JSON.stringify({ e: this.e, l, q: this.q, t, n: [...this.n.values()], hn, hd: this.hd, u: [...this.u.values()], xh, bu, bd });
+  }
+
+  buyerRows(): Array<{ s: string; b: string; q: number }> {
+    return [...this.bt].flatMap(([s, bySku]) => [...bySku].map(([b, q]) => ({ s, b, q })));
   }
 }
 
 /** A level row as the flush writes it: counters and the whole policy (defaults included). */
 function levelRow(s: string, c: Counters): Record<string, unknown> {
-  const { backorderMax: bm, lowStockAt: ls } = policyOf(c);
-  return { s, h: c.onHand, r: c.reserved, v: c.version, bm, ls };
+  const { backorderMax: bm, lowStockAt: ls, buyerMax: bx } = policyOf(c);
+  return { s, h: c.onHand, r: c.reserved, v: c.version, bm, ls, bx };
+}
+
+/** What one lock-and-load statement loads besides the locks (decoded keys). */
+interface Load {
+  requests: string[];
+  reservations: string[];
+  tallies: string[];
+  holds: string[];
+  anywhere: number;
+  buyers: Array<{ sku: string; buyer: string }>;
 }
 
 /** What one round asks the lock-and-load statement for (decoded keys). */
@@ -177,8 +205,16 @@ interface Asks {
   reservations: Set<string>;
   tallies: Set<string>;
   anywhere: number;
+  /** Buyer totals to load: SKU -> buyers. */
+  buyers: Map<string, Set<string>>;
   planReservations: Set<string>;
   planOrigins: Set<string>;
+}
+
+function addPair(pairs: Map<string, Set<string>>, sku: string, buyer: string): void {
+  const buyers = pairs.get(sku);
+  if (buyers === undefined) pairs.set(sku, new Set([buyer]));
+  else buyers.add(buyer);
 }
 
 /**
@@ -217,7 +253,9 @@ class Unit {
   readonly #ops: number[] = [];
   /** Immutable facts read before locking: a reservation's lines, an original request's SKUs. */
   readonly #plan = new Map<string, string[]>();
-  readonly #extra = { lock: new Set<string>(), requests: new Set<string>(), reservations: new Set<string>(), tallies: new Set<string>() };
+  readonly #extra = {
+    lock: new Set<string>(), requests: new Set<string>(), reservations: new Set<string>(), tallies: new Set<string>(), buyers: new Map<string, Set<string>>(),
+  };
   #pending = new Pending();
   #next = 0;
   #sweep: SweepMark | null = null;
@@ -314,6 +352,9 @@ class Unit {
       case 'anywhere':
         this.#cache.anywhere = null;
         return;
+      case 'buyer':
+        addPair(this.#extra.buyers, need.sku, need.buyer);
+        return;
     }
   }
 
@@ -321,7 +362,8 @@ class Unit {
   #asks(): Asks {
     const asks: Asks = {
       lock: new Set(this.#extra.lock), requests: new Set(this.#extra.requests), reservations: new Set(this.#extra.reservations),
-      tallies: new Set(this.#extra.tallies), anywhere: 0, planReservations: new Set(), planOrigins: new Set(),
+      tallies: new Set(this.#extra.tallies), anywhere: 0, buyers: new Map([...this.#extra.buyers].map(([sku, buyers]) => [sku, new Set(buyers)])),
+      planReservations: new Set(), planOrigins: new Set(),
     };
     for (const command of this.#commands.slice(this.#next)) addAsks(command, asks, this.#plan);
     return asks;
@@ -338,10 +380,12 @@ class Unit {
       tallies: [...asks.tallies].filter((of) => !cache.tallies.has(of)),
       holds: [...cache.levels].filter(([sku, c]) => c.reserved > 0 && !cache.holds.has(sku)).map(([sku]) => sku),
       anywhere: asks.anywhere > 0 && cache.anywhere === null ? asks.anywhere : 0,
+      buyers: [...asks.buyers].flatMap(([sku, buyers]) => [...buyers].filter((buyer) => !cache.knowsBuyer(sku, buyer)).map((buyer) => ({ sku, buyer }))),
     };
     // A request's reservation (a reserve replays with it) and an original's (a reverse of a commit) come along.
     load.reservations.push(...load.requests.filter((id) => !cache.reservations.has(id) && !load.reservations.includes(id)));
-    if (lock.length === 0 && load.requests.length + load.reservations.length + load.tallies.length + load.holds.length === 0 && load.anywhere === 0) {
+    const loads = load.requests.length + load.reservations.length + load.tallies.length + load.holds.length + load.buyers.length;
+    if (lock.length === 0 && loads === 0 && load.anywhere === 0) {
       cache.noHolds(cache.levels.keys());
       return;
     }
@@ -361,6 +405,10 @@ class Unit {
     for (const id of load.requests) this.#extra.requests.delete(id);
     for (const id of load.reservations) this.#extra.reservations.delete(id);
     for (const of of load.tallies) this.#extra.tallies.delete(of);
+    for (const { sku, buyer } of load.buyers) {
+      // Asked, with its SKU locked by now: loaded. (A SKU still unlocked asks for its lock first.)
+      if (cache.knowsBuyer(sku, buyer)) this.#extra.buyers.get(sku)?.delete(buyer);
+    }
   }
 
   /** Reads, unlocked, the immutable facts that say which SKUs commits, releases, reverses and sweeps touch. */
@@ -385,12 +433,13 @@ class Unit {
     for (const sku of data.a) asks.lock.add(decodeKey(sku));
   }
 
-  async #lockAndLoad(lock: string[], load: { requests: string[]; reservations: string[]; tallies: string[]; holds: string[]; anywhere: number }): Promise<
+  async #lockAndLoad(lock: string[], load: Load): Promise<
     LoadJson & { l: LevelJson[]; snap: Array<{ s: string; v: number }> }
   > {
     const rows = await this.#connection.query(this.#sql.lockAndLoad, [
       JSON.stringify(lock.map(encodeKey)), JSON.stringify(load.requests.map(encodeKey)), JSON.stringify(load.reservations.map(encodeKey)),
       JSON.stringify(load.holds.map(encodeKey)), JSON.stringify(load.tallies.map(encodeKey)), this.#cache.horizon, HOLDS_FETCH, load.anywhere,
+      JSON.stringify(load.buyers.map(({ sku, buyer }) => ({ s: encodeKey(sku), b: encodeKey(buyer) }))),
     ]);
     return JSON.parse(str(rows[0]?.['j'], 'load')) as LoadJson & { l: LevelJson[]; snap: Array<{ s: string; v: number }> };
   }
@@ -401,6 +450,7 @@ class Unit {
     this.#cache.locked(rows.map((row) => ({
       s: str(row['sku'], 'sku'), h: int(row['on_hand'], 'on_hand'), r: int(row['reserved'], 'reserved'), v: int(row['version'], 'version'),
       bm: int(row['backorder_max'], 'backorder_max'), ls: row['low_stock_at'] === null ? null : int(row['low_stock_at'], 'low_stock_at'),
+      bx: row['buyer_max'] === null ? null : int(row['buyer_max'], 'buyer_max'),
     })));
   }
 
@@ -417,7 +467,7 @@ class Unit {
       throw error;
     }
     const row = rows[0] ?? {};
-    const expected = { e: pending.e.length, l: pending.l.size, d: pending.hd.length, q: pending.q.length };
+    const expected = { e: pending.e.length, l: pending.l.size, d: pending.hd.length, q: pending.q.length, bu: pending.buyerRows().filter((x) => x.q > 0).length };
     for (const [key, want] of Object.entries(expected)) {
       if (int(row[key], key) !== want) {
         throw new StoreUnavailableError(`PostgreSQL store: a flush wrote ${String(row[key])} rows of ${key}, expected ${want}`);
@@ -440,7 +490,11 @@ function addAsks(command: Command, asks: Asks, plan: Map<string, string[]>): voi
       break;
     case 'deduct':
     case 'reserve':
-      for (const line of command.lines) asks.lock.add(line.sku);
+      for (const line of command.lines) {
+        asks.lock.add(line.sku);
+        // Its buyer's totals of its SKUs, loaded with their locks (a SKU without a buyerMax reads them too: the step moves them).
+        if (command.buyer !== null) addPair(asks.buyers, line.sku, command.buyer);
+      }
       break;
     case 'reverse': {
       asks.requests.add(command.of);

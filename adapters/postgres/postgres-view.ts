@@ -1,5 +1,5 @@
 import { compareCodePoints } from '../../src/store-kit.js';
-import type { Applied, Counters, Entry, JsonObject, OperationKind } from '../../src/index.js';
+import type { Applied, Counters, Entry, JsonObject, OperationKind, Reservation } from '../../src/index.js';
 import type { HoldRef, StateView, StoredRequest, StoredReservation, Write } from '../../src/store-kit.js';
 import { countersOf, decodeKey, entryOf, int, levelAfter, linesOf, type EntryJson, type EntryRef, type LevelJson } from './postgres-codec.js';
 
@@ -23,7 +23,8 @@ export type Need =
   | { kind: 'reservation'; id: string }
   | { kind: 'tally'; of: string }
   | { kind: 'holds'; sku: string }
-  | { kind: 'anywhere' };
+  | { kind: 'anywhere' }
+  | { kind: 'buyer'; sku: string; buyer: string };
 
 /** A due hold as loaded. */
 export interface HoldItem {
@@ -46,10 +47,14 @@ export interface RequestJson { id: string; k: OperationKind; f: string; at: numb
 export interface ReservationJson {
   id: string; st: StoredReservation['state']; l: string; xp: number; fx: number | null; c: number; cm: string | null; m: string | null; h: string[];
   e: EntryJson[] | null;
+  /** The buyer its reserve named (escaped); null: none. */
+  b: string | null;
 }
 export interface HoldJson { s: string; r: string; xp: number }
+/** A buyer's total of a SKU as stored (0: no row). */
+export interface BuyerJson { s: string; b: string; q: number | string }
 export interface LoadJson {
-  q: RequestJson[]; v: ReservationJson[]; t: Array<{ o: string; s: string; q: number }>; hs: string[]; h: HoldJson[]; a: HoldJson[];
+  q: RequestJson[]; v: ReservationJson[]; t: Array<{ o: string; s: string; q: number }>; hs: string[]; h: HoldJson[]; a: HoldJson[]; b: BuyerJson[];
 }
 
 /**
@@ -115,6 +120,7 @@ export function storedReservation(row: ReservationJson, refs: EntryRefs): Stored
     committed: row.cm === null ? null : linesOf(row.cm), holds: row.h.map(decodeKey), outcome: null,
   };
   if (row.m !== null) stored.meta = JSON.parse(row.m) as JsonObject;
+  if (row.b !== null && row.b !== undefined) stored.buyer = decodeKey(row.b);
   if (row.e !== null) {
     const entries = row.e.map((e) => {
       const entry = entryOf(e);
@@ -133,8 +139,11 @@ export function requestOutcome(row: RequestJson, reservation: ReservationJson | 
     const created = storedReservation({ ...reservation, e: null }, refs);
     // The expiry it was made with: an extend since moved expires_at and kept the first one.
     const expiresAt = reservation.fx === null || reservation.fx === undefined ? created.expiresAt : int(reservation.fx, 'first_expires_at');
-    const view = { id: created.id, state: 'held' as const, lines: created.lines, expiresAt, createdAt: created.createdAt, committed: null };
-    stored.outcome = { ...stored.outcome, reservation: created.meta === undefined ? view : { ...view, meta: created.meta } } as Applied;
+    // As publicReservation made it: meta and buyer only when it has them.
+    const view: Reservation = { id: created.id, state: 'held', lines: created.lines, expiresAt, createdAt: created.createdAt, committed: null };
+    if (created.meta !== undefined) view.meta = created.meta;
+    if (created.buyer !== undefined) view.buyer = created.buyer;
+    stored.outcome = { ...stored.outcome, reservation: view } as Applied;
   }
   return stored;
 }
@@ -151,6 +160,12 @@ export class Cache implements StateView {
   /** Reversal tallies by original request: units by SKU, and the SKUs the load covered (locked then). */
   readonly tallies = new Map<string, { bySku: Map<string, number>; covered: Set<string> }>();
   readonly holds = new Map<string, Known<HoldItem>>();
+  /**
+   * Buyer totals by SKU, then buyer (nested: no two pairs share a key), only of SKUs this
+   * transaction holds locked: every writer of a total holds its SKU's level row, so they stay
+   * true until the commit, as levels do (0: loaded, no row).
+   */
+  readonly buyers = new Map<string, Map<string, number>>();
   anywhere: Known<HoldItem> | null = null;
   readonly refs: EntryRefs;
   /** Latest `at` of the commands: holds are loaded up to it. */
@@ -189,6 +204,18 @@ export class Cache implements StateView {
     const t = this.tallies.get(of);
     if (t === undefined || !t.covered.has(sku)) throw new Missing({ kind: 'tally', of });
     return t.bySku.get(sku) ?? 0;
+  }
+
+  buyerTaken(sku: string, buyer: string): number {
+    if (!this.levels.has(sku)) throw new Missing({ kind: 'lock', skus: [sku] });
+    const taken = this.buyers.get(sku)?.get(buyer);
+    if (taken === undefined) throw new Missing({ kind: 'buyer', sku, buyer });
+    return taken;
+  }
+
+  /** Whether the total of a pair is known. */
+  knowsBuyer(sku: string, buyer: string): boolean {
+    return this.buyers.get(sku)?.has(buyer) === true;
   }
 
   reservation(reservationId: string): StoredReservation | null {
@@ -241,6 +268,17 @@ export class Cache implements StateView {
       const items = data.a.map(holdItem).sort(byHold);
       this.anywhere = { items, complete: items.length < asked.anywhere };
     }
+    for (const row of data.b) {
+      const sku = decodeKey(row.s);
+      // A total of a SKU not locked could change before the lock is taken: left out.
+      if (this.levels.has(sku)) this.#setBuyer(sku, decodeKey(row.b), int(row.q, 'buyer total'));
+    }
+  }
+
+  #setBuyer(sku: string, buyer: string, taken: number): void {
+    let bySku = this.buyers.get(sku);
+    if (bySku === undefined) this.buyers.set(sku, (bySku = new Map()));
+    bySku.set(buyer, taken);
   }
 
   /** SKUs locked with nothing reserved: no stored hold can exist for them (reserved is the sum of holds). */
@@ -255,6 +293,7 @@ export class Cache implements StateView {
       const { requestId, kind, fingerprint } = write.request;
       this.requests.set(requestId, { requestId, kind, fingerprint, at: write.at, outcome });
     }
+    for (const { sku, buyer, taken } of write.buyerTotals) this.#setBuyer(sku, buyer, taken);
     if (write.reversal !== null) {
       const tally = this.tallies.get(write.reversal.of);
       for (const line of write.reversal.lines) tally?.bySku.set(line.sku, (tally.bySku.get(line.sku) ?? 0) + line.qty);

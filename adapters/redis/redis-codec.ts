@@ -1,4 +1,4 @@
-import { InvariantViolationError } from '../../src/index.js';
+import { InvalidInputError, InvariantViolationError } from '../../src/index.js';
 import { byCodeUnits, withPolicy } from '../../src/store-kit.js';
 import type { Applied, Counters, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState, StockPolicy } from '../../src/index.js';
 import type { Command, HoldCheck, StoreOutcome, StoredHold, StoredRequest, StoredReservation } from '../../src/store-kit.js';
@@ -19,6 +19,11 @@ function linesArgs(lines: readonly Line[] | null): string[] {
 
 function metaArg(meta: JsonObject | null): string {
   return meta === null ? '' : JSON.stringify(meta);
+}
+
+/** A buyer as deduct.lua and reserve.lua read it: "" for none (a buyer is never empty). */
+function buyerArg(buyer: string | null): string {
+  return buyer ?? '';
 }
 
 /**
@@ -43,13 +48,13 @@ export function scriptCall(command: Command): ScriptCall {
     case 'restock':
       return { script: 'restock', args: [...head, command.sku, String(command.qty)] };
     case 'deduct':
-      return { script: 'deduct', args: [...head, ...linesArgs(command.lines)] };
+      return { script: 'deduct', args: [...head, buyerArg(command.buyer), ...linesArgs(command.lines)] };
     case 'adjust':
       return { script: 'adjust', args: [...head, command.sku, String(command.onHand), command.expectedVersion === null ? '' : String(command.expectedVersion)] };
     case 'reverse':
       return { script: 'reverse', args: [...head, command.of, ...linesArgs(command.lines)] };
     case 'reserve':
-      return { script: 'reserve', args: [...head, String(command.expiresAt), ...linesArgs(command.lines)] };
+      return { script: 'reserve', args: [...head, String(command.expiresAt), buyerArg(command.buyer), ...linesArgs(command.lines)] };
     case 'revoke':
       return { script: 'revoke', args: head };
     case 'policy':
@@ -57,13 +62,11 @@ export function scriptCall(command: Command): ScriptCall {
   }
 }
 
-/** A setPolicy's fields as policy.lua reads them: "keep" for a field left out, "null" for no threshold. */
-function policyArgs(set: Partial<StockPolicy>): [backorderMax: string, lowStockAt: string] {
-  const { backorderMax, lowStockAt } = set;
-  return [
-    backorderMax === undefined ? 'keep' : String(backorderMax),
-    lowStockAt === undefined ? 'keep' : lowStockAt === null ? 'null' : String(lowStockAt),
-  ];
+/** A setPolicy's fields as policy.lua reads them: "keep" for a field left out, "null" for none (no threshold, no limit). */
+function policyArgs(set: Partial<StockPolicy>): [backorderMax: string, lowStockAt: string, buyerMax: string] {
+  const { backorderMax, lowStockAt, buyerMax } = set;
+  const nullable = (value: number | null | undefined): string => (value === undefined ? 'keep' : value === null ? 'null' : String(value));
+  return [backorderMax === undefined ? 'keep' : String(backorderMax), nullable(lowStockAt), nullable(buyerMax)];
 }
 
 /** A string reply (a Buffer one decoded as UTF-8); anything else is a broken reply. */
@@ -81,7 +84,11 @@ function parse<T>(json: string, what: string): T {
   }
 }
 
-/** The outcome a script replied for `command` (see lib.lua: A, R, X or C and a body). */
+/**
+ * The outcome a script replied for `command` (see lib.lua: A, R, X or C and a body). "B" and a
+ * SKU is the one INVALID_INPUT only the store can find (the core's requireBuyer): a deduct or
+ * reserve named no buyer, and that SKU has a buyerMax; nothing was written.
+ */
 export function outcomeOf(command: Command, reply: unknown): StoreOutcome {
   const raw = text(reply, command.kind);
   const body = raw.slice(1);
@@ -96,6 +103,8 @@ export function outcomeOf(command: Command, reply: unknown): StoreOutcome {
       return { ...parse<Applied>(body, command.kind), replayed: true };
     case 'X':
       return parse<StoreOutcome>(body, command.kind);
+    case 'B':
+      throw new InvalidInputError('buyer', `is required: SKU ${JSON.stringify(body)} has a buyerMax (a limit per buyer)`);
     case 'C': {
       const requestId = command.kind === 'commit' || command.kind === 'release' || command.kind === 'extend' ? command.reservationId
         : command.kind === 'sweep' ? '' : command.requestId;
@@ -122,7 +131,7 @@ export function requestOf(requestId: string, reply: unknown): StoredRequest | nu
 
 interface ReservationRecord {
   id: string; state: StoredReservation['state']; lines: Line[]; expiresAt: number; createdAt: number; committed?: Line[];
-  meta?: string; holds: string[]; outcome?: string;
+  meta?: string; buyer?: string; holds: string[]; outcome?: string;
 }
 
 /** A stored reservation record (its meta and outcome are kept as JSON text). */
@@ -135,6 +144,7 @@ export function reservationOf(reply: unknown): StoredReservation | null {
     holds: r.holds, outcome: r.outcome === undefined ? null : parse<Applied>(r.outcome, 'reservation'),
   };
   if (r.meta !== undefined) stored.meta = parse<JsonObject>(r.meta, 'reservation');
+  if (r.buyer !== undefined) stored.buyer = r.buyer;
   return stored;
 }
 
@@ -163,6 +173,8 @@ export interface ChunkSku {
   stored: Counters;
   /** The seq of the SKU's last entry when its level was read (0: none). */
   lastSeq: number;
+  /** Its buyer totals as stored then, by buyer (0 where the index names a buyer the totals lack, as a missing total reads). */
+  buyers: Map<string, number>;
   holds: HoldCheck[];
 }
 
@@ -174,7 +186,7 @@ const HOLD_FIELDS = 7;
  *
  * @example
  * ```ts
- * verifyChunkOf(['0', 'A', '5,2,3', '3', '1', 'cart', '2', '1700', 'held', '1700', '2', '1']).skus[0]?.holds.length === 1;
+ * verifyChunkOf(['0', 'A', '5,2,3', '3', '1', 'ann', '2', '1', 'cart', '2', '1700', 'held', '1700', '2', '1']).skus[0]?.holds.length === 1;
  * ```
  */
 export function verifyChunkOf(reply: unknown): { more: boolean; skus: ChunkSku[] } {
@@ -183,17 +195,24 @@ export function verifyChunkOf(reply: unknown): { more: boolean; skus: ChunkSku[]
   const field = (i: number): string => text(items[i], 'verifyChunk');
   const skus: ChunkSku[] = [];
   let i = 1;
-  // Bounded: every pass consumes at least four items of a finite reply.
+  // Bounded: every pass consumes at least five items of a finite reply.
   while (i < items.length) {
     const sku = field(i);
     const level = field(i + 1);
     const stored = level === '' ? { onHand: 0, reserved: 0, version: 0 } : countersOf(level);
     const lastSeq = integerField(field(i + 2), 'verifyChunk');
-    const count = integerField(field(i + 3), 'verifyChunk');
+    const buyerCount = integerField(field(i + 3), 'verifyChunk');
     i += 4;
+    const buyers = new Map<string, number>();
+    for (let b = 0; b < buyerCount; b += 1, i += 2) {
+      const taken = field(i + 1);
+      buyers.set(field(i), taken === '' ? 0 : integerField(taken, 'verifyChunk'));
+    }
+    const count = integerField(field(i), 'verifyChunk');
+    i += 1;
     const holds: HoldCheck[] = [];
     for (let h = 0; h < count; h += 1, i += HOLD_FIELDS) holds.push(holdCheckOf(field, i));
-    skus.push({ sku, stored, lastSeq, holds });
+    skus.push({ sku, stored, lastSeq, buyers, holds });
   }
   if (i !== items.length) throw new InvariantViolationError('Redis: verifyChunk replied a truncated chunk');
   return { more: field(0) === '1', skus };
@@ -216,13 +235,17 @@ function holdCheckOf(field: (i: number) => string, i: number): HoldCheck {
   };
 }
 
-/** One page of verify-fold.lua: the sums and the last seq it covered, per reservation its net held units, per (kind, request id) its entries. */
+/**
+ * One page of verify-fold.lua: the sums and the last seq it covered, per reservation its net
+ * held units, per buyer its net units taken, per (kind, request id) its entries.
+ */
 export interface FoldPage {
   onHand: number;
   reserved: number;
   count: number;
   lastSeq: number;
   held: Array<[reservationId: string, qty: number]>;
+  bought: Array<[buyer: string, taken: number]>;
   applied: Array<[kind: EntryKind, requestId: string, entries: number]>;
 }
 
@@ -231,7 +254,7 @@ export interface FoldPage {
  *
  * @example
  * ```ts
- * foldPageOf(['0,2,1,3', '1', 'cart', '2', 'reserve', 'cart', '1']).held; // [['cart', 2]]
+ * foldPageOf(['0,2,1,3', '1', 'cart', '2', '1', 'ann', '2', 'reserve', 'cart', '1']).bought; // [['ann', 2]]
  * ```
  */
 export function foldPageOf(reply: unknown): FoldPage {
@@ -239,39 +262,50 @@ export function foldPageOf(reply: unknown): FoldPage {
   const items = reply as unknown[];
   const field = (i: number): string => text(items[i], 'verifyFold');
   const [onHand, reserved, count, lastSeq] = integers(items[0], 4, 'verifyFold') as [number, number, number, number];
+  const truncated = (): never => {
+    throw new InvariantViolationError('Redis: verifyFold replied a truncated page');
+  };
   const heldCount = integerField(field(1), 'verifyFold');
-  const pairsFrom = 2 + 2 * heldCount;
-  if (pairsFrom > items.length || (items.length - pairsFrom) % 3 !== 0) throw new InvariantViolationError('Redis: verifyFold replied a truncated page');
+  const boughtAt = 2 + 2 * heldCount;
+  if (boughtAt >= items.length) truncated();
+  const boughtCount = integerField(field(boughtAt), 'verifyFold');
+  const triplesFrom = boughtAt + 1 + 2 * boughtCount;
+  if (triplesFrom > items.length || (items.length - triplesFrom) % 3 !== 0) truncated();
   const held: FoldPage['held'] = [];
-  for (let i = 2; i < pairsFrom; i += 2) held.push([field(i), integerField(field(i + 1), 'verifyFold')]);
+  for (let i = 2; i < boughtAt; i += 2) held.push([field(i), integerField(field(i + 1), 'verifyFold')]);
+  const bought: FoldPage['bought'] = [];
+  for (let i = boughtAt + 1; i < triplesFrom; i += 2) bought.push([field(i), integerField(field(i + 1), 'verifyFold')]);
   const applied: FoldPage['applied'] = [];
   // The kind is passed on as stored: verify compares request ids and kinds, it does not act on them.
-  for (let i = pairsFrom; i < items.length; i += 3) applied.push([field(i) as EntryKind, field(i + 1), integerField(field(i + 2), 'verifyFold')]);
-  return { onHand, reserved, count, lastSeq, held, applied };
+  for (let i = triplesFrom; i < items.length; i += 3) applied.push([field(i) as EntryKind, field(i + 1), integerField(field(i + 2), 'verifyFold')]);
+  return { onHand, reserved, count, lastSeq, held, bought, applied };
 }
 
 /**
  * Counters from a level as stored (see lib.lua): "onHand,reserved,version" (the default
- * policy), or with ",backorderMax,lowStockAt" after it (lowStockAt "" for none). The policy is
- * kept only when it is not the default, as the core's counters carry it.
+ * policy), or with ",backorderMax,lowStockAt" after it (lowStockAt "" for none), and then
+ * ",buyerMax" when the SKU has one. The policy is kept only when it is not the default, as the
+ * core's counters carry it.
  *
  * @example
  * ```ts
  * countersOf('5,2,3'); // { onHand: 5, reserved: 2, version: 3 }
- * countersOf('-2,0,4,10,'); // { onHand: -2, reserved: 0, version: 4, policy: { backorderMax: 10, lowStockAt: null } }
+ * countersOf('-2,0,4,10,'); // { onHand: -2, reserved: 0, version: 4, policy: { backorderMax: 10, lowStockAt: null, buyerMax: null } }
+ * countersOf('5,0,4,0,,2'); // { onHand: 5, reserved: 0, version: 4, policy: { backorderMax: 0, lowStockAt: null, buyerMax: 2 } }
  * ```
  */
 export function countersOf(level: string, what = 'verifyChunk'): Counters {
   const parts = level.split(',');
-  if (parts.length !== 3 && parts.length !== 5) throw new InvariantViolationError(`Redis: ${what} replied ${JSON.stringify(level)} for a level`);
+  if (parts.length !== 3 && parts.length !== 5 && parts.length !== 6) throw new InvariantViolationError(`Redis: ${what} replied ${JSON.stringify(level)} for a level`);
   const [onHand, reserved, version, backorderMax = 0] = parts.slice(0, 4).map((p) => integerField(p, what)) as [number, number, number, number?];
   const lowStockAt = parts[4] === undefined || parts[4] === '' ? null : integerField(parts[4], what);
-  return withPolicy({ onHand, reserved, version }, { backorderMax, lowStockAt });
+  const buyerMax = parts[5] === undefined ? null : integerField(parts[5], what);
+  return withPolicy({ onHand, reserved, version }, { backorderMax, lowStockAt, buyerMax });
 }
 
 /**
  * One SKU of read-stocks.lua's reply: "onHand,reserved,version,dueQty,dueCount", then
- * ",backorderMax,lowStockAt" when its policy is not the default.
+ * ",backorderMax,lowStockAt" when its policy is not the default, and ",buyerMax" when it has one.
  *
  * @example
  * ```ts
@@ -281,7 +315,7 @@ export function countersOf(level: string, what = 'verifyChunk'): Counters {
 export function stockOf(reply: unknown): { counters: Counters; dueQty: number; dueCount: number } {
   const parts = text(reply, 'stocks').split(',');
   const [onHand = '', reserved = '', version = '', dueQty = '', dueCount = '', ...policy] = parts;
-  if (parts.length !== 5 && parts.length !== 7) throw new InvariantViolationError(`Redis: stocks replied ${JSON.stringify(reply)}`);
+  if (parts.length !== 5 && parts.length !== 7 && parts.length !== 8) throw new InvariantViolationError(`Redis: stocks replied ${JSON.stringify(reply)}`);
   return {
     counters: countersOf([onHand, reserved, version, ...policy].join(','), 'stocks'),
     dueQty: integerField(dueQty, 'stocks'), dueCount: integerField(dueCount, 'stocks'),
@@ -294,17 +328,32 @@ function integerField(s: string, what: string): number {
   return n;
 }
 
-/** The holds a read-holds reply lists: id, qty, expiresAt, meta (or "") for each. */
+/** The holds a read-holds reply lists: id, qty, expiresAt, meta (or ""), buyer (or "") for each. */
 export function holdsOf(reply: unknown): StoredHold[] {
-  if (!Array.isArray(reply) || reply.length % 4 !== 0) throw new InvariantViolationError('Redis: holds replied something else than a list of fours');
+  if (!Array.isArray(reply) || reply.length % 5 !== 0) throw new InvariantViolationError('Redis: holds replied something else than a list of fives');
   const holds: StoredHold[] = [];
-  for (let i = 0; i < reply.length; i += 4) {
+  for (let i = 0; i < reply.length; i += 5) {
     const meta = text(reply[i + 3], 'hold meta');
+    const buyer = text(reply[i + 4], 'hold buyer');
     const hold: StoredHold = {
       reservationId: text(reply[i], 'hold id'), qty: Number(text(reply[i + 1], 'hold qty')), expiresAt: Number(text(reply[i + 2], 'hold expiry')),
     };
     if (meta !== '') hold.meta = JSON.parse(meta) as JsonObject;
+    if (buyer !== '') hold.buyer = buyer;
     holds.push(hold);
   }
   return holds;
+}
+
+/**
+ * read-buyers.lua's reply: one total per SKU asked, in order.
+ *
+ * @example
+ * ```ts
+ * buyerTotalsOf(['2', '0'], 2); // [2, 0]
+ * ```
+ */
+export function buyerTotalsOf(reply: unknown, count: number): number[] {
+  if (!Array.isArray(reply) || reply.length !== count) throw new InvariantViolationError('Redis: buyerTotals replied no total per SKU');
+  return (reply as unknown[]).map((item) => integerField(text(item, 'buyerTotals'), 'buyerTotals'));
 }

@@ -7,11 +7,12 @@ const PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
 const tagOf = (prefix: string): string => `stock-ledger:{${prefix}}:`;
 
 /**
- * The ten keys of one ledger, in the order every script receives them as KEYS (see
+ * The twelve keys of one ledger, in the order every script receives them as KEYS (see
  * adapters/redis/lua/lib.lua). Each carries the hash tag `{<prefix>}`: the prefix holds no
  * brace, so the tag is exactly the prefix and every key of a ledger lands in one Cluster slot.
- * SKUs and ids never appear in key names, only in fields and members, so no SKU can move a key
- * to another slot or collide with another ledger's keys.
+ * SKUs, ids and buyers never appear in key names, only in fields and members, so no SKU can
+ * move a key to another slot or collide with another ledger's keys. The last two (buyer totals
+ * and their per-SKU index) came with purchase limits; the first ten are as they were.
  *
  * @example
  * ```ts
@@ -21,7 +22,9 @@ const tagOf = (prefix: string): string => `stock-ledger:{${prefix}}:`;
 export function ledgerKeys(prefix: string): readonly string[] {
   const tag = tagOf(prefix);
   return Object.freeze(
-    ['levels', 'seq', 'entries', 'by-sku', 'skus', 'requests', 'reversed', 'reservations', 'holds-by-sku', 'holds-due'].map((name) => tag + name),
+    [
+      'levels', 'seq', 'entries', 'by-sku', 'skus', 'requests', 'reversed', 'reservations', 'holds-by-sku', 'holds-due', 'buyers', 'buyers-by-sku',
+    ].map((name) => tag + name),
   );
 }
 
@@ -30,7 +33,7 @@ export function ledgerKeys(prefix: string): readonly string[] {
  * on the same connection and in the same pipeline, so that connection has written something
  * after the state its script read (even for a replay or a rejection, which write nothing), and
  * WAITAOF then confirms that write, and everything before it in the append-only file. It is no
- * script's key: `ledgerKeys` lists the ten the scripts receive.
+ * script's key: `ledgerKeys` lists the twelve the scripts receive.
  *
  * @example
  * ```ts

@@ -1,11 +1,11 @@
 import { InvalidInputError, StoreUnavailableError } from '../../src/index.js';
-import { levelAsOf } from '../../src/store-kit.js';
+import { byCodeUnits, levelAsOf } from '../../src/store-kit.js';
 import type { Counters, EntryKind, FeedEntry, Level, StockStore } from '../../src/index.js';
 import type { Command, HoldCursor, StoreOutcome, StoredHold, StoredRequest, StoredReservation, VerifyChunk, VerifyItem } from '../../src/store-kit.js';
 import { aofInvoker, type AofWait } from './redis-aof.js';
 import { ScriptBatcher } from './redis-batch.js';
 import {
-  entriesOf, foldPageOf, holdsOf, outcomeOf, requestOf, reservationOf, scriptCall, stockOf, verifyChunkOf, type ChunkSku,
+  buyerTotalsOf, entriesOf, foldPageOf, holdsOf, outcomeOf, requestOf, reservationOf, scriptCall, stockOf, verifyChunkOf, type ChunkSku,
 } from './redis-codec.js';
 import { redisFailure, scriptCaller, type RedisClientLike, type ScriptCaller } from './redis-client.js';
 import { aofKey, checkPrefix, ledgerKeys } from './redis-keys.js';
@@ -52,16 +52,18 @@ const DEFAULT_BATCH_OPERATIONS_MAX = 100;
 interface Folded {
   folded: Counters;
   held: Map<string, number>;
+  /** Per buyer, the reservedDelta - onHandDelta of the entries that name it. */
+  bought: Map<string, number>;
   applied: Map<EntryKind, Map<string, number>>;
 }
 
 /** Entries summed per fold call while verifying: bounds the time one script holds the server. */
 const FOLD_PAGE = 1000;
 /**
- * Live holds after which a verify chunk takes no further SKU: bounds the time one chunk
- * script holds the server (one SKU's holds are still read whole, with its level).
+ * Live holds plus buyer totals after which a verify chunk takes no further SKU: bounds the
+ * time one chunk script holds the server (one SKU's are still read whole, with its level).
  */
-const VERIFY_CHUNK_HOLDS_MAX = 2000;
+const VERIFY_CHUNK_ROWS_MAX = 2000;
 
 /**
  * A ledger in Redis (or Redis Cluster): each operation is one Lua script, run by EVALSHA, that
@@ -137,12 +139,22 @@ export class RedisStore implements StockStore {
   }
 
   /**
-   * Reads each SKU's level, the seq of its last entry and its live holds with their records in
-   * one script, then folds its entries up to that seq in bounded pages: entries never change,
+   * What `buyer` holds plus has bought of each SKU, as of `now` (its due holds count as
+   * expired), in one script.
+   */
+  async buyerTotals(query: { buyer: string; skus: readonly string[]; now: number }): Promise<number[]> {
+    const { buyer, skus, now } = query;
+    if (skus.length === 0) return [];
+    return buyerTotalsOf(await this.#run('buyerTotals', [String(now), buyer, ...skus]), skus.length);
+  }
+
+  /**
+   * Reads each SKU's level, the seq of its last entry, its buyer totals and its live holds with
+   * their records in one script, then folds its entries up to that seq in bounded pages: entries never change,
    * so the comparison is as exact as one atomic read, and no script runs long.
    */
   async verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk> {
-    const args = [query.cursor ?? '', String(query.limit), String(VERIFY_CHUNK_HOLDS_MAX)];
+    const args = [query.cursor ?? '', String(query.limit), String(VERIFY_CHUNK_ROWS_MAX)];
     const chunk = verifyChunkOf(await this.#run('verifyChunk', args));
     const items = await Promise.all(chunk.skus.map((sku) => this.#verifyItem(sku)));
     const last = items[items.length - 1];
@@ -192,21 +204,25 @@ export class RedisStore implements StockStore {
   }
 
   async #verifyItem(chunk: ChunkSku): Promise<VerifyItem> {
-    const { folded, held, applied } = await this.#fold(chunk.sku, chunk.lastSeq);
+    const { folded, held, bought, applied } = await this.#fold(chunk.sku, chunk.lastSeq);
     const foldedHolds = [...held].filter(([, qty]) => qty !== 0).map(([reservationId, qty]) => ({ reservationId, qty }));
     const repeated = [...applied].flatMap(([kind, ids]) =>
       [...ids].filter(([, count]) => count > 1).map(([requestId, count]) => ({ requestId, kind, count })));
-    return { sku: chunk.sku, stored: chunk.stored, folded, holds: chunk.holds, foldedHolds, repeated };
+    const buyers = [...new Set([...chunk.buyers.keys(), ...bought.keys()])].sort(byCodeUnits)
+      .map((buyer) => ({ buyer, stored: chunk.buyers.get(buyer) ?? 0, folded: bought.get(buyer) ?? 0 }))
+      .filter((b) => b.stored !== 0 || b.folded !== 0);
+    return { sku: chunk.sku, stored: chunk.stored, folded, holds: chunk.holds, foldedHolds, repeated, buyers };
   }
 
   /**
    * The SKU's entries up to seq `upto`, folded in bounded pages: its counters, per reservation
-   * its net held units, and per kind and request id its number of entries (nested maps, so no
-   * two pairs share a key).
+   * its net held units, per buyer its net units taken, and per kind and request id its number
+   * of entries (nested maps, so no two pairs share a key).
    */
   async #fold(sku: string, upto: number): Promise<Folded> {
     const folded = { onHand: 0, reserved: 0, version: 0 };
     const held = new Map<string, number>();
+    const bought = new Map<string, number>();
     const applied = new Map<EntryKind, Map<string, number>>();
     let after = 0;
     for (let page = 0; page <= upto / FOLD_PAGE + 1 && after < upto; page += 1) {
@@ -215,6 +231,7 @@ export class RedisStore implements StockStore {
       folded.reserved += fold.reserved;
       folded.version += fold.count;
       for (const [id, qty] of fold.held) held.set(id, (held.get(id) ?? 0) + qty);
+      for (const [buyer, taken] of fold.bought) bought.set(buyer, (bought.get(buyer) ?? 0) + taken);
       for (const [kind, id, count] of fold.applied) {
         const ofKind = applied.get(kind) ?? new Map<string, number>();
         applied.set(kind, ofKind.set(id, (ofKind.get(id) ?? 0) + count));
@@ -222,7 +239,7 @@ export class RedisStore implements StockStore {
       if (fold.lastSeq === after) break;
       after = fold.lastSeq;
     }
-    return { folded, held, applied };
+    return { folded, held, bought, applied };
   }
 
   #run(script: LuaScriptName, args: readonly string[]): Promise<unknown> {

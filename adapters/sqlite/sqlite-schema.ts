@@ -19,6 +19,8 @@ export interface SqliteTables {
   readonly reversals: string;
   readonly reservations: string;
   readonly holds: string;
+  /** What each buyer holds plus has bought of each SKU (purchase limits). */
+  readonly buyerTotals: string;
   /** The store's own schema-version table (not `user_version`, which belongs to the app). */
   readonly schema: string;
 }
@@ -38,7 +40,7 @@ export function tablesOf(prefix: string = DEFAULT_TABLE_PREFIX): SqliteTables {
   const name = (table: string): string => `${prefix}${table}`;
   return Object.freeze({
     prefix, levels: name('levels'), entries: name('entries'), requests: name('requests'), reversals: name('reversals'),
-    reservations: name('reservations'), holds: name('holds'), schema: name('schema'),
+    reservations: name('reservations'), holds: name('holds'), buyerTotals: name('buyer_totals'), schema: name('schema'),
   });
 }
 
@@ -96,6 +98,28 @@ function addPolicy(db: SqliteDatabase, t: SqliteTables): void {
   DROP TABLE ${t.levels};
   ALTER TABLE ${rebuilt} RENAME TO ${t.levels};
   ALTER TABLE ${t.entries} ADD COLUMN policy TEXT;
+  `);
+}
+
+/**
+ * Version 5: purchase limits. Levels gain `buyer_max` (NULL: no limit); entries and reservations
+ * gain `buyer` (NULL: none named), so replays, holds and the verify fold can name it; and a table
+ * of totals per (SKU, buyer), two columns rather than one joined key, so no pair of caller
+ * strings can collide (U+0000 included). A row whose total falls to 0 is deleted: a missing row
+ * reads as 0, and the table holds only buyers who have something. Only columns are added, and
+ * every new one is NULL or in a new table: rows of every earlier version stay valid as they are.
+ */
+function addBuyers(db: SqliteDatabase, t: SqliteTables): void {
+  db.exec(`
+  ALTER TABLE ${t.levels} ADD COLUMN buyer_max INTEGER NULL CHECK (buyer_max >= 0);
+  ALTER TABLE ${t.entries} ADD COLUMN buyer TEXT;
+  ALTER TABLE ${t.reservations} ADD COLUMN buyer TEXT;
+  CREATE TABLE ${t.buyerTotals} (
+    sku TEXT NOT NULL,
+    buyer TEXT NOT NULL,
+    taken INTEGER NOT NULL CHECK (taken > 0),
+    PRIMARY KEY (sku, buyer)
+  ) WITHOUT ROWID;
   `);
 }
 
@@ -165,6 +189,7 @@ const MIGRATIONS: readonly ((db: SqliteDatabase, t: SqliteTables, from: number) 
   `),
   renameLegacyTables,
   addPolicy,
+  addBuyers,
 ];
 
 /** The schema version this code writes. */

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { InvalidInputError, InvariantViolationError, StoreUnavailableError, isStockLedgerError } from '../../src/index.js';
-import { compareCodePoints, decide, inAppTransaction, levelAsOf, materialize, policyOf, withPolicy, zeroCounters } from '../../src/store-kit.js';
+import { byCodeUnits, compareCodePoints, decide, inAppTransaction, levelAsOf, materialize, policyOf, withPolicy, zeroCounters } from '../../src/store-kit.js';
 import type {
   Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, ReservationState, StockPolicy, StockStore,
 } from '../../src/index.js';
@@ -87,21 +87,32 @@ interface Statements {
   extendReservation: SqliteStatement;
   extendHolds: SqliteStatement;
   liveHolds: SqliteStatement;
+  buyerTaken: SqliteStatement;
+  upsertBuyerTotal: SqliteStatement;
+  deleteBuyerTotal: SqliteStatement;
+  dueOfBuyer: SqliteStatement;
+  buyersFoldedRange: SqliteStatement;
+  buyersFoldedFrom: SqliteStatement;
+  buyersStoredRange: SqliteStatement;
+  buyersStoredFrom: SqliteStatement;
 }
 
 interface ReservationRow {
   id: string; state: ReservationState; lines: string; expires_at: number; created_at: number; committed: string | null;
-  meta: string | null; outcome: string | null;
+  meta: string | null; outcome: string | null; buyer: string | null;
 }
 
 interface EntryRow {
   seq: number; request_id: string; kind: EntryKind; sku: string; on_hand_delta: number; reserved_delta: number;
-  on_hand_after: number; reserved_after: number; at: number; meta: string | null; policy: string | null;
+  on_hand_after: number; reserved_after: number; at: number; meta: string | null; policy: string | null; buyer: string | null;
 }
 
 interface LevelRow {
-  on_hand: number; reserved: number; version: number; backorder_max: number; low_stock_at: number | null;
+  on_hand: number; reserved: number; version: number; backorder_max: number; low_stock_at: number | null; buyer_max: number | null;
 }
+
+/** Per SKU and buyer (nested, so no two pairs share a key): the stored total and the fold of the entries. */
+type BuyerChecks = Map<string, Map<string, { stored: number; folded: number }>>;
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
@@ -161,6 +172,7 @@ export class SqliteStore implements StockStore {
       dueHolds: (sku, now, limit) => (this.#sql.dueHolds.all(sku, now, limit) as Array<{ reservation_id: string }>).map((r) => r.reservation_id),
       dueAnywhere: (now, limit) =>
         (this.#sql.dueAnywhere.all(now, limit) as Array<{ reservation_id: string; sku: string }>).map((r) => ({ reservationId: r.reservation_id, sku: r.sku })),
+      buyerTaken: (sku, buyer) => this.#buyerTaken(sku, buyer),
     };
     this.#execute = this.#db.transaction((command: Command) => this.#decideAndWrite(command)).immediate;
     this.#inSavepoint = this.#db.transaction((command: Command) => this.#decideAndWrite(command));
@@ -237,12 +249,23 @@ export class SqliteStore implements StockStore {
   async holds(query: { sku: string; after: HoldCursor | null; limit: number; now: number }): Promise<StoredHold[]> {
     const { sku, after, limit, now } = query;
     const rows = this.#guard(() => this.#sql.liveHolds.all(sku, now, after?.expiresAt ?? -1, after?.expiresAt ?? -1, after?.reservationId ?? '', limit)) as
-      Array<{ reservation_id: string; qty: number; expires_at: number; meta: string | null }>;
+      Array<{ reservation_id: string; qty: number; expires_at: number; meta: string | null; buyer: string | null }>;
     return rows.map((row) => {
       const hold: StoredHold = { reservationId: row.reservation_id, qty: row.qty, expiresAt: row.expires_at };
       if (row.meta !== null) hold.meta = JSON.parse(row.meta) as JsonObject;
+      if (row.buyer !== null) hold.buyer = row.buyer;
       return hold;
     });
+  }
+
+  async buyerTotals(query: { buyer: string; skus: readonly string[]; now: number }): Promise<number[]> {
+    const { buyer, skus, now } = query;
+    // One snapshot: a total and the due holds it still counts are read together.
+    return this.#guard(() => this.#snapshot(() => skus.map((sku) => {
+      // Due holds not yet expired in storage still count in the stored total; reads count them as expired.
+      const due = this.#sql.dueOfBuyer.get(sku, now, buyer) as { qty: number };
+      return this.#buyerTaken(sku, buyer) - due.qty;
+    })) as number[]);
   }
 
   async reservation(reservationId: string): Promise<StoredReservation | null> {
@@ -272,7 +295,15 @@ export class SqliteStore implements StockStore {
     const row = this.#sql.level.get(sku) as LevelRow | undefined;
     if (row === undefined) return zeroCounters();
     // withPolicy drops a default policy: counters (and levels) carry one only when it differs.
-    return withPolicy({ onHand: row.on_hand, reserved: row.reserved, version: row.version }, { backorderMax: row.backorder_max, lowStockAt: row.low_stock_at });
+    return withPolicy(
+      { onHand: row.on_hand, reserved: row.reserved, version: row.version },
+      { backorderMax: row.backorder_max, lowStockAt: row.low_stock_at, buyerMax: row.buyer_max },
+    );
+  }
+
+  /** A missing row is 0: rows whose total falls to 0 are deleted. */
+  #buyerTaken(sku: string, buyer: string): number {
+    return (this.#sql.buyerTaken.get(sku, buyer) as { taken: number } | undefined)?.taken ?? 0;
   }
 
   /** Levels with the holds due at `now` counted as expired; one read transaction for all SKUs. */
@@ -291,16 +322,17 @@ export class SqliteStore implements StockStore {
     const stored: StoredReservation = {
       id, state: row.state, lines: JSON.parse(row.lines) as Line[], expiresAt: row.expires_at, createdAt: row.created_at,
       committed: row.committed === null ? null : (JSON.parse(row.committed) as Line[]), holds,
-      outcome: row.outcome === null ? null : (JSON.parse(row.outcome) as Applied),
+      outcome: row.outcome === null ? null : outcomeOf(row.outcome),
     };
     if (row.meta !== null) stored.meta = JSON.parse(row.meta) as JsonObject;
+    if (row.buyer !== null) stored.buyer = row.buyer;
     return stored;
   }
 
   #request(requestId: string): StoredRequest | null {
     const row = this.#sql.request.get(requestId) as { kind: OperationKind; fingerprint: string; at: number; outcome: string } | undefined;
     if (row === undefined) return null;
-    return { requestId, kind: row.kind, fingerprint: row.fingerprint, at: row.at, outcome: JSON.parse(row.outcome) as Applied };
+    return { requestId, kind: row.kind, fingerprint: row.fingerprint, at: row.at, outcome: outcomeOf(row.outcome) };
   }
 
   #decideAndWrite(command: Command): StoreOutcome {
@@ -316,7 +348,13 @@ export class SqliteStore implements StockStore {
     for (const [sku, c] of counters) {
       // Every level write carries the policy, so a default one (absent from the counters) resets the columns.
       const policy = policyOf(c);
-      this.#sql.upsertLevel.run(sku, c.onHand, c.reserved, c.version, policy.backorderMax, policy.lowStockAt);
+      this.#sql.upsertLevel.run(sku, c.onHand, c.reserved, c.version, policy.backorderMax, policy.lowStockAt, policy.buyerMax);
+    }
+    // Totals come absolute, decided from what this same transaction read: set, never added to.
+    // A 0 deletes the row (the CHECK refuses 0), so the table lists only buyers who have something.
+    for (const { sku, buyer, taken } of write.buyerTotals) {
+      if (taken === 0) this.#sql.deleteBuyerTotal.run(sku, buyer);
+      else this.#sql.upsertBuyerTotal.run(sku, buyer, taken);
     }
     const { request, reversal, reservation, settled } = write;
     if (request !== null) this.#sql.insertRequest.run(request.requestId, request.kind, request.fingerprint, write.at, JSON.stringify(outcome));
@@ -346,7 +384,7 @@ export class SqliteStore implements StockStore {
       const meta = e.meta === undefined ? null : JSON.stringify(e.meta);
       const policy = e.policy === undefined ? null : JSON.stringify(e.policy);
       const { lastInsertRowid } = this.#sql.insertEntry.run(
-        e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.onHandAfter, e.reservedAfter, e.at, meta, policy,
+        e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.onHandAfter, e.reservedAfter, e.at, meta, policy, e.buyer ?? null,
       );
       if (i === 0) firstSeq = Number(lastInsertRowid);
       e.seq = firstSeq + i;
@@ -356,7 +394,7 @@ export class SqliteStore implements StockStore {
 
   #insertReservation(r: StoredReservation): void {
     const meta = r.meta === undefined ? null : JSON.stringify(r.meta);
-    this.#sql.insertReservation.run(r.id, r.state, JSON.stringify(r.lines), r.expiresAt, r.createdAt, meta);
+    this.#sql.insertReservation.run(r.id, r.state, JSON.stringify(r.lines), r.expiresAt, r.createdAt, meta, r.buyer ?? null);
     for (const line of r.lines) this.#sql.insertHold.run(r.id, line.sku, line.qty, r.expiresAt);
   }
 
@@ -375,10 +413,11 @@ export class SqliteStore implements StockStore {
     const repeated = groupBySku((upper === null ? this.#sql.repeatedFrom.all(after) : this.#sql.repeatedRange.all(after, upper)) as Array<{
       sku: string; request_id: string; kind: EntryKind; count: number;
     }>, (r) => ({ requestId: r.request_id, kind: r.kind, count: r.count }));
-    const all = [...new Set([...skus, ...folded.keys(), ...holds.keys()])].sort(compareCodePoints);
+    const buyers = this.#chunkBuyers(after, upper);
+    const all = [...new Set([...skus, ...folded.keys(), ...holds.keys(), ...buyers.keys()])].sort(compareCodePoints);
     const items: VerifyItem[] = all.map((sku) => ({
       sku, stored: this.#counters(sku), folded: folded.get(sku) ?? zeroCounters(), holds: holds.get(sku) ?? [], foldedHolds: foldedHolds.get(sku) ?? [],
-      repeated: repeated.get(sku) ?? [],
+      repeated: repeated.get(sku) ?? [], buyers: buyerItems(buyers.get(sku)),
     }));
     return { items, cursor: upper };
   }
@@ -401,6 +440,31 @@ export class SqliteStore implements StockStore {
     }>;
     return groupBySku(rows, (row) => ({ reservationId: row.request_id, qty: row.qty }));
   }
+
+  /** Per SKU and buyer of the chunk: the stored total beside the fold of the entries that name the buyer. */
+  #chunkBuyers(after: string, upper: string | null): BuyerChecks {
+    type Row = { sku: string; buyer: string; taken: number };
+    const stored = (upper === null ? this.#sql.buyersStoredFrom.all(after) : this.#sql.buyersStoredRange.all(after, upper)) as Row[];
+    const folded = (upper === null ? this.#sql.buyersFoldedFrom.all(after) : this.#sql.buyersFoldedRange.all(after, upper)) as Row[];
+    const checks: BuyerChecks = new Map();
+    const slot = ({ sku, buyer }: Row): { stored: number; folded: number } => {
+      let bySku = checks.get(sku);
+      if (bySku === undefined) checks.set(sku, (bySku = new Map()));
+      let found = bySku.get(buyer);
+      if (found === undefined) bySku.set(buyer, (found = { stored: 0, folded: 0 }));
+      return found;
+    };
+    for (const row of stored) slot(row).stored = row.taken;
+    for (const row of folded) slot(row).folded = row.taken;
+    return checks;
+  }
+}
+
+/** One SKU's buyer checks as a verify item lists them: by buyer, only pairs where either side is not 0. */
+function buyerItems(bySku: ReadonlyMap<string, { stored: number; folded: number }> | undefined): VerifyItem['buyers'] {
+  if (bySku === undefined) return [];
+  return [...bySku].filter(([, b]) => b.stored !== 0 || b.folded !== 0).sort(([a], [b]) => byCodeUnits(a, b))
+    .map(([buyer, b]) => ({ buyer, stored: b.stored, folded: b.folded }));
 }
 
 /** Rows of several SKUs as lists by SKU. */
@@ -425,34 +489,54 @@ function entryOf(row: EntryRow): FeedEntry {
     reservedDelta: row.reserved_delta, onHandAfter: row.on_hand_after, reservedAfter: row.reserved_after, at: row.at,
   };
   if (row.meta !== null) entry.meta = JSON.parse(row.meta) as JsonObject;
-  if (row.policy !== null) entry.policy = policyFrom(JSON.parse(row.policy) as StockPolicy);
+  if (row.policy !== null) entry.policy = policyFrom(JSON.parse(row.policy) as StoredPolicy);
+  if (row.buyer !== null) entry.buyer = row.buyer;
   return entry;
 }
 
-/** A stored policy with its fields in the order the core builds them, whatever the JSON text's order. */
-function policyFrom(p: StockPolicy): StockPolicy {
-  return { backorderMax: p.backorderMax, lowStockAt: p.lowStockAt };
+/** A policy as stored: one written before purchase limits (schema 4) has no `buyerMax`. */
+type StoredPolicy = Omit<StockPolicy, 'buyerMax'> & { buyerMax?: number | null };
+
+/**
+ * A stored policy whole, with its fields in the order the core builds them, whatever the JSON
+ * text's order; a `buyerMax` it predates is the default (none), as it was then.
+ */
+function policyFrom(p: StoredPolicy): StockPolicy {
+  return { backorderMax: p.backorderMax, lowStockAt: p.lowStockAt, buyerMax: p.buyerMax ?? null };
+}
+
+/**
+ * A stored outcome, its policies whole: outcomes written at schema 4 name policies without
+ * `buyerMax`, and a replay must show the policy as every read does now.
+ */
+function outcomeOf(text: string): Applied {
+  const outcome = JSON.parse(text) as Omit<Applied, 'entries' | 'levels'> & { entries: Array<{ policy?: StoredPolicy }>; levels: Array<{ policy?: StoredPolicy }> };
+  for (const item of [...outcome.entries, ...outcome.levels]) if (item.policy !== undefined) item.policy = policyFrom(item.policy);
+  return outcome as Applied;
 }
 
 function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
-  const entryColumns = 'seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta, policy';
+  const entryColumns = 'seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta, policy, buyer';
   const foldSelect = `SELECT sku, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved, COUNT(*) AS version FROM ${t.entries}`;
   const holdsSelect = 'SELECT h.sku, h.reservation_id, h.qty, h.expires_at, r.state, r.expires_at AS record_expires_at, r.lines ' +
     `FROM ${t.holds} h LEFT JOIN ${t.reservations} r ON r.id = h.reservation_id`;
   const foldedHolds = (where: string): string =>
     `SELECT sku, request_id, SUM(reserved_delta) AS qty FROM ${t.entries} WHERE ${where} AND reserved_delta <> 0 ` +
     'GROUP BY sku, request_id HAVING SUM(reserved_delta) <> 0';
+  // The fold of a buyer's entries: each moves its total by reserved_delta - on_hand_delta (a take is positive).
+  const buyersFolded = (where: string): string =>
+    `SELECT sku, buyer, SUM(reserved_delta - on_hand_delta) AS taken FROM ${t.entries} WHERE ${where} AND buyer IS NOT NULL GROUP BY sku, buyer`;
   const repeated = (where: string): string =>
     `SELECT sku, request_id, kind, COUNT(*) AS count FROM ${t.entries} WHERE ${where} GROUP BY sku, request_id, kind HAVING COUNT(*) > 1`;
   return {
-    level: db.prepare(`SELECT on_hand, reserved, version, backorder_max, low_stock_at FROM ${t.levels} WHERE sku = ?`),
+    level: db.prepare(`SELECT on_hand, reserved, version, backorder_max, low_stock_at, buyer_max FROM ${t.levels} WHERE sku = ?`),
     request: db.prepare(`SELECT kind, fingerprint, at, outcome FROM ${t.requests} WHERE request_id = ?`),
     reversed: db.prepare(`SELECT qty FROM ${t.reversals} WHERE of_request = ? AND sku = ?`),
-    insertEntry: db.prepare(`INSERT INTO ${t.entries} (${entryColumns}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertEntry: db.prepare(`INSERT INTO ${t.entries} (${entryColumns}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     upsertLevel: db.prepare(
-      `INSERT INTO ${t.levels} (sku, on_hand, reserved, version, backorder_max, low_stock_at) VALUES (?, ?, ?, ?, ?, ?) ` +
+      `INSERT INTO ${t.levels} (sku, on_hand, reserved, version, backorder_max, low_stock_at, buyer_max) VALUES (?, ?, ?, ?, ?, ?, ?) ` +
         'ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version, ' +
-        'backorder_max = excluded.backorder_max, low_stock_at = excluded.low_stock_at',
+        'backorder_max = excluded.backorder_max, low_stock_at = excluded.low_stock_at, buyer_max = excluded.buyer_max',
     ),
     insertRequest: db.prepare(`INSERT INTO ${t.requests} (request_id, kind, fingerprint, at, outcome) VALUES (?, ?, ?, ?, ?)`),
     upsertReversal: db.prepare(
@@ -469,13 +553,17 @@ function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
     foldedHoldsFrom: db.prepare(foldedHolds('sku > ?')),
     repeatedRange: db.prepare(repeated('sku > ? AND sku <= ?')),
     repeatedFrom: db.prepare(repeated('sku > ?')),
-    reservation: db.prepare(`SELECT id, state, lines, expires_at, created_at, committed, meta, outcome FROM ${t.reservations} WHERE id = ?`),
+    buyersFoldedRange: db.prepare(buyersFolded('sku > ? AND sku <= ?')),
+    buyersFoldedFrom: db.prepare(buyersFolded('sku > ?')),
+    buyersStoredRange: db.prepare(`SELECT sku, buyer, taken FROM ${t.buyerTotals} WHERE sku > ? AND sku <= ?`),
+    buyersStoredFrom: db.prepare(`SELECT sku, buyer, taken FROM ${t.buyerTotals} WHERE sku > ?`),
+    reservation: db.prepare(`SELECT id, state, lines, expires_at, created_at, committed, meta, outcome, buyer FROM ${t.reservations} WHERE id = ?`),
     holdsOf: db.prepare(`SELECT sku FROM ${t.holds} WHERE reservation_id = ? ORDER BY sku`),
     dueHolds: db.prepare(`SELECT reservation_id FROM ${t.holds} WHERE sku = ? AND expires_at <= ? ORDER BY expires_at, reservation_id LIMIT ?`),
     dueAnywhere: db.prepare(`SELECT reservation_id, sku FROM ${t.holds} WHERE expires_at <= ? ORDER BY expires_at, reservation_id, sku LIMIT ?`),
     dueTotals: db.prepare(`SELECT COALESCE(SUM(qty), 0) AS qty, COUNT(*) AS count FROM ${t.holds} WHERE sku = ? AND expires_at <= ?`),
     insertReservation: db.prepare(
-      `INSERT INTO ${t.reservations} (id, state, lines, expires_at, created_at, committed, meta, outcome) VALUES (?, ?, ?, ?, ?, NULL, ?, NULL)`,
+      `INSERT INTO ${t.reservations} (id, state, lines, expires_at, created_at, committed, meta, outcome, buyer) VALUES (?, ?, ?, ?, ?, NULL, ?, NULL, ?)`,
     ),
     insertHold: db.prepare(`INSERT INTO ${t.holds} (reservation_id, sku, qty, expires_at) VALUES (?, ?, ?, ?)`),
     deleteHold: db.prepare(`DELETE FROM ${t.holds} WHERE reservation_id = ? AND sku = ?`),
@@ -485,9 +573,19 @@ function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
     extendHolds: db.prepare(`UPDATE ${t.holds} SET expires_at = ? WHERE reservation_id = ?`),
     // Text compares as memcmp of UTF-8: code-point order, as the other stores page.
     liveHolds: db.prepare(
-      `SELECT h.reservation_id, h.qty, h.expires_at, r.meta FROM ${t.holds} h LEFT JOIN ${t.reservations} r ON r.id = h.reservation_id ` +
+      `SELECT h.reservation_id, h.qty, h.expires_at, r.meta, r.buyer FROM ${t.holds} h LEFT JOIN ${t.reservations} r ON r.id = h.reservation_id ` +
         'WHERE h.sku = ? AND h.expires_at > ? AND (h.expires_at > ? OR (h.expires_at = ? AND h.reservation_id > ?)) ' +
         'ORDER BY h.expires_at, h.reservation_id LIMIT ?',
+    ),
+    buyerTaken: db.prepare(`SELECT taken FROM ${t.buyerTotals} WHERE sku = ? AND buyer = ?`),
+    upsertBuyerTotal: db.prepare(
+      `INSERT INTO ${t.buyerTotals} (sku, buyer, taken) VALUES (?, ?, ?) ON CONFLICT (sku, buyer) DO UPDATE SET taken = excluded.taken`,
+    ),
+    deleteBuyerTotal: db.prepare(`DELETE FROM ${t.buyerTotals} WHERE sku = ? AND buyer = ?`),
+    // The buyer's holds of the SKU due by now and still held in storage (the holds-by-SKU index, then each reservation by id).
+    dueOfBuyer: db.prepare(
+      `SELECT COALESCE(SUM(h.qty), 0) AS qty FROM ${t.holds} h JOIN ${t.reservations} r ON r.id = h.reservation_id ` +
+        'WHERE h.sku = ? AND h.expires_at <= ? AND r.buyer = ?',
     ),
   };
 }

@@ -5,7 +5,8 @@
  */
 import { PostgresStore, type PostgresClient, type PostgresStoreOptions } from 'stock-ledger/postgres';
 
-const TABLES = ['entries', 'levels', 'requests', 'reversals', 'holds', 'reservations'] as const;
+// buyer_totals first: it refers to levels.
+const TABLES = ['buyer_totals', 'entries', 'levels', 'requests', 'reversals', 'holds', 'reservations'] as const;
 
 /**
  * Hands out stores on empty schemas `<prefix>_<n>`, recycling the schemas of closed stores.

@@ -1,7 +1,7 @@
 --[[
   adjust: sets onHand of one SKU (a stocktake); the entry records the delta.
   Composed with: lib.lua, adjust.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", sku, onHand, expectedVersion or ""
   Reply: "A"|"R" .. outcome JSON, "X" .. VERSION_CONFLICT | QUANTITY_LIMIT | BELOW_RESERVED |
          REQUEST_REVOKED JSON, or "C" .. stored kind.

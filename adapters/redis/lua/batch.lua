@@ -5,7 +5,7 @@
   Composed with: lib.lua, settle.lua, restock.lua, deduct.lua, adjust.lua, reverse.lua,
   reserve.lua, commit.lua, release.lua, extend.lua, sweep.lua, revoke.lua, policy.lua, batch.lua
   (scripts/embed-lua.mjs).
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: count, then per operation: its script name (restock, deduct, adjust, reverse, reserve,
         commit, release, extend, sweep, revoke, policy), n, and its n ARGV (as in that script's
         header)

@@ -1,8 +1,9 @@
 --[[
   commit: turns a held reservation into a sale: onHand -= sold, reserved -= held on every line;
-  a partial commit releases the rest in the same entries. Idempotent by the reservation's state.
+  a partial commit releases the rest in the same entries (and gives it back to the reservation's
+  buyer, if it has one). Idempotent by the reservation's state.
   Composed with: lib.lua, settle.lua, commit.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: reservationId, at, n (-1: sell all that is held), then n pairs sku, qty
   Reply: "A"|"R" .. outcome JSON, "X" .. RESERVATION_NOT_FOUND | RESERVATION_EXPIRED |
          RESERVATION_RELEASED | EXCEEDS_RESERVATION JSON, or "Creserve" (another sale committed).
@@ -60,7 +61,7 @@ OPS.commit = function(a)
   for _, sku in ipairs(r.holds) do end_hold(d, id, sku) end
   local deltas = {}
   for i, l in ipairs(r.lines) do deltas[i] = { l.sku, 0 - committed[i].qty, -l.qty } end
-  step(d, id, 'commit', r.meta, deltas)
+  step(d, id, 'commit', r.meta, deltas, r.buyer)
   d.settled = { id = id, state = 'committed', committed = committed }
   return apply(d, skus_of(r.lines))
 end

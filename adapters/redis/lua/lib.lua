@@ -1,12 +1,16 @@
 --[[
   stock-ledger: the library every script of the Redis store opens with.
 
-  KEYS (the same ten, in this order, for every script; built in redis-keys.ts; all carry the
+  KEYS (the same twelve, in this order, for every script; built in redis-keys.ts; all carry the
   ledger's hash tag, so they share one slot):
     1 levels        hash   sku -> "onHand,reserved,version" (the default policy), or
                            "onHand,reserved,version,backorderMax,lowStockAt" (lowStockAt "" for
-                           none) when the policy is not the default; so levels written before
-                           policies existed read as the default policy
+                           none) when the policy is not the default and has no buyerMax, or
+                           "onHand,reserved,version,backorderMax,lowStockAt,buyerMax" when it has
+                           one; so levels written before policies (or before buyerMax) existed
+                           read as they were meant, and a store of an earlier version refuses a
+                           level with a buyerMax (a malformed level to it) instead of ignoring
+                           the limit
     2 seq           string last entry seq
     3 entries       hash   seq -> entry JSON
     4 bySku         zset   (score 0) enc(sku) .. pad16(seq): a SKU's entries in seq order
@@ -17,12 +21,17 @@
     8 reservations  hash   id -> reservation record JSON (meta and outcome as JSON strings)
     9 holdsBySku    zset   (score 0) enc(sku) .. pad16(expiresAt) .. enc(id) .. qty
    10 holdsDue      zset   (score expiresAt) enc(id) .. sku: every hold, soonest first
+   11 buyers        hash   enc(sku) .. buyer -> what the buyer holds plus has bought of the SKU
+                           (only totals that are not 0; a missing field reads as 0)
+   12 buyersBySku   zset   (score 0) enc(sku) .. buyer: the fields of `buyers`, so a SKU's
+                           buyers are one range (the verify walk reads them with its level)
 
   One more key of the ledger is no script's: with waitForAof the store INCRs
   stock-ledger:{<prefix>}:aof after every script call, on the same connection (redis-keys.ts).
 
-  Every field or member built from two caller strings (a SKU and a reservation or request id)
-  puts enc() around all of them but the last, so no two pairs can make the same bytes.
+  Every field or member built from two caller strings (a SKU and a reservation or request id,
+  a SKU and a buyer) puts enc() around all of them but the last, so no two pairs can make the
+  same bytes.
   enc(s) escapes NUL as NUL 0xFF and ends the string with NUL: the bytes sort as the strings
   do, and a SKU can never run into the field after it (UTF-8 never holds 0xFF).
 
@@ -37,6 +46,7 @@
 ]]
 local K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_REQUESTS, K_REVERSED, K_RESERVATIONS, K_HOLDS_BY_SKU, K_HOLDS_DUE = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local K_BUYERS, K_BUYERS_BY_SKU = KEYS[11], KEYS[12]
 local QUANTITY_MAX = tonumber('__QUANTITY_MAX__')
 local EXPIRIES_PER_SKU_MAX = tonumber('__EXPIRIES_PER_SKU_MAX__')
 
@@ -97,15 +107,17 @@ local function lines_json(lines)
   return '[' .. table.concat(out, ',') .. ']'
 end
 
--- Counters: { on, res, ver, bo = backorderMax, ls = lowStockAt or nil (none) }.
+-- Counters: { on, res, ver, bo = backorderMax, ls = lowStockAt or nil (none), bm = buyerMax or
+-- nil (no limit) }. (0 is true in Lua: `c.bm ~= nil` and `c.bm and` both test for a limit.)
 
 -- What a deduct or reserve may take (the core's availableOf).
 local function available(c) return c.on - c.res + c.bo end
 
-local function is_default_policy(c) return c.bo == 0 and c.ls == nil end
+local function is_default_policy(c) return c.bo == 0 and c.ls == nil and c.bm == nil end
 
 local function policy_json(c)
-  return '{"backorderMax":' .. fmt(c.bo) .. ',"lowStockAt":' .. (c.ls and fmt(c.ls) or 'null') .. '}'
+  return '{"backorderMax":' .. fmt(c.bo) .. ',"lowStockAt":' .. (c.ls and fmt(c.ls) or 'null') .. ',"buyerMax":' ..
+    (c.bm and fmt(c.bm) or 'null') .. '}'
 end
 
 -- A level shows its policy only when it is not the default (the core's levelOf).
@@ -114,10 +126,11 @@ local function level_json(sku, c)
     fmt(available(c)) .. ',"version":' .. fmt(c.ver) .. (is_default_policy(c) and '' or (',"policy":' .. policy_json(c))) .. '}'
 end
 
--- ",backorderMax,lowStockAt" (lowStockAt "" for none), or "" for the default policy.
+-- ",backorderMax,lowStockAt" (lowStockAt "" for none), then ",buyerMax" when there is one, or ""
+-- for the default policy.
 local function policy_field(c)
   if is_default_policy(c) then return '' end
-  return ',' .. fmt(c.bo) .. ',' .. (c.ls and fmt(c.ls) or '')
+  return ',' .. fmt(c.bo) .. ',' .. (c.ls and fmt(c.ls) or '') .. (c.bm and (',' .. fmt(c.bm)) or '')
 end
 
 -- The stored level field (see the header): the short form for the default policy, so a level
@@ -126,14 +139,18 @@ local function level_field(c)
   return fmt(c.on) .. ',' .. fmt(c.res) .. ',' .. fmt(c.ver) .. policy_field(c)
 end
 
--- Counters from a stored level field, either form; a field of any other shape is foreign data.
+-- Counters from a stored level field, any of its three forms; a field of any other shape is
+-- foreign data.
 local function counters_of(sku, v)
   local on, res, ver = string.match(v, '^(%-?%d+),(%-?%d+),(%d+)$')
-  if on then return { on = tonumber(on), res = tonumber(res), ver = tonumber(ver), bo = 0, ls = nil } end
-  local bo, ls
+  if on then return { on = tonumber(on), res = tonumber(res), ver = tonumber(ver), bo = 0, ls = nil, bm = nil } end
+  local bo, ls, bm
   on, res, ver, bo, ls = string.match(v, '^(%-?%d+),(%-?%d+),(%d+),(%d+),(%d*)$')
-  if not on then invariant('SKU ' .. q(sku) .. ' has a malformed level ' .. q(v)) end
-  return { on = tonumber(on), res = tonumber(res), ver = tonumber(ver), bo = tonumber(bo), ls = tonumber(ls) }
+  if not on then
+    on, res, ver, bo, ls, bm = string.match(v, '^(%-?%d+),(%-?%d+),(%d+),(%d+),(%d*),(%d+)$')
+    if not on then invariant('SKU ' .. q(sku) .. ' has a malformed level ' .. q(v)) end
+  end
+  return { on = tonumber(on), res = tonumber(res), ver = tonumber(ver), bo = tonumber(bo), ls = tonumber(ls), bm = tonumber(bm) }
 end
 
 local function read_counters(sku)
@@ -142,7 +159,7 @@ local function read_counters(sku)
   return counters_of(sku, v)
 end
 
-local function zero_counters() return { on = 0, res = 0, ver = 0, bo = 0, ls = nil } end
+local function zero_counters() return { on = 0, res = 0, ver = 0, bo = 0, ls = nil, bm = nil } end
 
 --------------------------------------------------------------------------------------------
 -- The draft: what an operation has decided so far.
@@ -151,6 +168,8 @@ local function new_draft(at)
   return {
     at = at, cache = {}, fresh = {}, changed = {}, changed_list = {}, steps = {}, own_from = 1,
     ended = {}, ended_list = {}, expired = {}, expired_list = {}, res_cache = {},
+    -- Buyer totals read or decided here: enc(sku) .. buyer -> taken; the changed ones in order.
+    buyers = {}, buyers_changed = {}, buyers_list = {},
     levels = {}, request = nil, reversal = nil, reservation = nil, settled = nil, extended = nil, sweep = nil,
   }
 end
@@ -187,15 +206,41 @@ local function holds_sku(r, sku)
   return false
 end
 
--- deltas: { { sku, onHandDelta, reservedDelta, policy = { bo =, ls = } or nil }, ... }: the policy
--- is carried unchanged unless the delta names a new one (a policy step).
-local function step(d, request_id, kind, meta, deltas)
+-- The field of a (SKU, buyer) pair in `buyers` (and its member in `buyersBySku`).
+local function buyer_field(sku, buyer) return enc(sku) .. buyer end
+
+-- What a buyer holds plus has bought of a SKU: as stored, or as this operation decided so far.
+local function buyer_taken(d, sku, buyer)
+  local field = buyer_field(sku, buyer)
+  local taken = d.buyers[field]
+  if taken then return taken end
+  taken = tonumber(redis.call('HGET', K_BUYERS, field) or '0')
+  d.buyers[field] = taken
+  return taken
+end
+
+local function move_buyer(d, sku, buyer, delta)
+  local taken = buyer_taken(d, sku, buyer) + delta
+  if taken < 0 then invariant('buyer ' .. q(buyer) .. ' would hold ' .. fmt(taken) .. ' of SKU ' .. q(sku)) end
+  local field = buyer_field(sku, buyer)
+  d.buyers[field] = taken
+  if not d.buyers_changed[field] then
+    d.buyers_changed[field] = true
+    d.buyers_list[#d.buyers_list + 1] = field
+  end
+end
+
+-- deltas: { { sku, onHandDelta, reservedDelta, policy = { bo =, ls =, bm = } or nil }, ... }: the
+-- policy is carried unchanged unless the delta names a new one (a policy step). A step with a
+-- buyer moves that buyer's total of each SKU by reservedDelta - onHandDelta (the core's step).
+local function step(d, request_id, kind, meta, deltas, buyer)
   local changes = {}
   for i, delta in ipairs(deltas) do
     local sku = delta[1]
     local before = counters(d, sku)
     local policy = delta.policy or before
-    local after = { on = before.on + delta[2], res = before.res + delta[3], ver = before.ver + 1, bo = policy.bo, ls = policy.ls }
+    local after = { on = before.on + delta[2], res = before.res + delta[3], ver = before.ver + 1, bo = policy.bo, ls = policy.ls,
+      bm = policy.bm }
     if after.res < 0 or available(after) < 0 or after.on > QUANTITY_MAX then
       invariant('SKU ' .. q(sku) .. ' would reach onHand ' .. fmt(after.on) .. ', reserved ' .. fmt(after.res) .. ', available ' ..
         fmt(available(after)))
@@ -206,8 +251,9 @@ local function step(d, request_id, kind, meta, deltas)
       d.changed_list[#d.changed_list + 1] = sku
     end
     changes[i] = { sku = sku, on_delta = delta[2], res_delta = delta[3], after = after }
+    if buyer then move_buyer(d, sku, buyer, delta[3] - delta[2]) end
   end
-  d.steps[#d.steps + 1] = { request_id = request_id, kind = kind, meta = meta, changes = changes }
+  d.steps[#d.steps + 1] = { request_id = request_id, kind = kind, meta = meta, buyer = buyer, changes = changes }
 end
 
 local function own(d) d.own_from = #d.steps + 1 end
@@ -223,7 +269,7 @@ end
 
 local function expire_hold(d, r, sku)
   if not holds_sku(r, sku) or not end_hold(d, r.id, sku) then return end
-  step(d, r.id, 'expire', r.meta, { { sku, 0, -held_qty(r, sku) } })
+  step(d, r.id, 'expire', r.meta, { { sku, 0, -held_qty(r, sku) } }, r.buyer)
   if not d.expired[r.id] then
     d.expired[r.id] = true
     d.expired_list[#d.expired_list + 1] = r.id
@@ -259,7 +305,7 @@ local function entry_json(seq, s, c, at)
     ',"onHandDelta":' .. fmt(c.on_delta) .. ',"reservedDelta":' .. fmt(c.res_delta) .. ',"onHandAfter":' .. fmt(c.after.on) ..
     ',"reservedAfter":' .. fmt(c.after.res) .. ',"at":' .. fmt(at) .. (s.meta and (',"meta":' .. s.meta) or '') ..
     -- Only policy entries carry the policy, the whole of it (defaults included).
-    (s.kind == 'policy' and (',"policy":' .. policy_json(c.after)) or '') .. '}'
+    (s.kind == 'policy' and (',"policy":' .. policy_json(c.after)) or '') .. (s.buyer and (',"buyer":' .. q(s.buyer)) or '') .. '}'
 end
 
 -- Appends every entry; returns all of them and the operation's own, as JSON.
@@ -290,6 +336,20 @@ local function write_levels(d)
   end
 end
 
+-- Buyer totals as they stand after the draft: a total back at 0 is removed, as missing reads 0.
+local function write_buyers(d)
+  for _, field in ipairs(d.buyers_list) do
+    local taken = d.buyers[field]
+    if taken == 0 then
+      write('HDEL', K_BUYERS, field)
+      write('ZREM', K_BUYERS_BY_SKU, field)
+    else
+      write('HSET', K_BUYERS, field, fmt(taken))
+      write('ZADD', K_BUYERS_BY_SKU, 0, field)
+    end
+  end
+end
+
 local function hold_member(r, sku)
   return enc(sku) .. pad16(r.expiresAt) .. enc(r.id) .. fmt(held_qty(r, sku))
 end
@@ -299,13 +359,14 @@ local function record_json(r)
   for i, s in ipairs(r.holds) do holds[i] = q(s) end
   return '{"id":' .. q(r.id) .. ',"state":"' .. r.state .. '","lines":' .. lines_json(r.lines) .. ',"expiresAt":' ..
     fmt(r.expiresAt) .. ',"createdAt":' .. fmt(r.createdAt) .. (r.committed and (',"committed":' .. lines_json(r.committed)) or '') ..
-    (r.meta and (',"meta":' .. q(r.meta)) or '') .. ',"holds":[' .. table.concat(holds, ',') .. ']' ..
-    (r.outcome and (',"outcome":' .. q(r.outcome)) or '') .. '}'
+    (r.meta and (',"meta":' .. q(r.meta)) or '') .. (r.buyer and (',"buyer":' .. q(r.buyer)) or '') .. ',"holds":[' ..
+    table.concat(holds, ',') .. ']' .. (r.outcome and (',"outcome":' .. q(r.outcome)) or '') .. '}'
 end
 
 local function public_reservation_json(r)
   return '{"id":' .. q(r.id) .. ',"state":"held","lines":' .. lines_json(r.lines) .. ',"expiresAt":' .. fmt(r.expiresAt) ..
-    ',"createdAt":' .. fmt(r.createdAt) .. ',"committed":null' .. (r.meta and (',"meta":' .. r.meta) or '') .. '}'
+    ',"createdAt":' .. fmt(r.createdAt) .. ',"committed":null' .. (r.meta and (',"meta":' .. r.meta) or '') ..
+    (r.buyer and (',"buyer":' .. q(r.buyer)) or '') .. '}'
 end
 
 local function insert_reservation(r)
@@ -365,6 +426,7 @@ end
 local function persist(d)
   local all, own_entries = write_entries(d)
   write_levels(d)
+  write_buyers(d)
   local levels = {}
   for i, sku in ipairs(d.levels) do levels[i] = level_json(sku, counters(d, sku)) end
   local entries = d.sweep and all or own_entries
@@ -377,7 +439,7 @@ local function persist(d)
   if d.extended then
     local r = reservation(d, d.extended.id)
     outcome = outcome .. ',"reservation":' .. public_reservation_json({ id = r.id, lines = r.lines, expiresAt = d.extended.expiresAt,
-      createdAt = r.createdAt, meta = r.meta })
+      createdAt = r.createdAt, meta = r.meta, buyer = r.buyer })
   end
   outcome = outcome .. '}'
   if d.request then
@@ -393,8 +455,9 @@ end
 
 --------------------------------------------------------------------------------------------
 -- How an operation ends. Replies: "A" .. outcome JSON (applied), "R" .. outcome JSON (a
--- replay), "X" .. rejection JSON, "C" .. the stored kind (IDEMPOTENCY_CONFLICT). Inside a
--- batch, also "E", "H" and "N" (see batch.lua).
+-- replay), "X" .. rejection JSON, "C" .. the stored kind (IDEMPOTENCY_CONFLICT), "B" .. a SKU
+-- (INVALID_INPUT: a deduct or reserve of a SKU with a buyerMax named no buyer; nothing was
+-- written). Inside a batch, also "E", "H" and "N" (see batch.lua).
 
 -- Writes only the due expiries the operation met, if any: it records nothing of its own.
 local function expiries_only(d)
@@ -464,6 +527,33 @@ local function insufficient(lines, d)
     if can < l.qty then
       return '{"ok":false,"code":"INSUFFICIENT_STOCK","sku":' .. q(l.sku) .. ',"requested":' .. fmt(l.qty) .. ',"available":' ..
         fmt(can) .. '}'
+    end
+  end
+  return nil
+end
+
+-- A deduct or reserve without a buyer on a SKU with a buyerMax: the SKU, or nil. Checked before
+-- anything else of the operation, due expiries included (the core's requireBuyer); it reads only.
+local function buyer_missing(lines, buyer, d)
+  if buyer then return nil end
+  for _, l in ipairs(lines) do
+    if counters(d, l.sku).bm ~= nil then return l.sku end
+  end
+  return nil
+end
+
+-- The first line (in SKU order) that would take the buyer past its SKU's buyerMax, as a
+-- BUYER_LIMIT rejection; checked after due expiries (they give units back) and before the stock.
+local function buyer_limit(lines, buyer, d)
+  if not buyer then return nil end
+  for _, l in ipairs(lines) do
+    local limit = counters(d, l.sku).bm
+    if limit ~= nil then
+      local taken = buyer_taken(d, l.sku, buyer)
+      if taken + l.qty > limit then
+        return '{"ok":false,"code":"BUYER_LIMIT","sku":' .. q(l.sku) .. ',"buyer":' .. q(buyer) .. ',"limit":' .. fmt(limit) ..
+          ',"taken":' .. fmt(taken) .. '}'
+      end
     end
   end
   return nil

@@ -1,7 +1,7 @@
 --[[
   read-entries: a page of entries with seq > after, of the whole ledger or of one SKU.
   Composed with: lib.lua, read-entries.lua (scripts/embed-lua.mjs).
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: after, sku or "" (every SKU), limit (at most 1000)
   Reply: an array of entry JSON strings, in seq order.
 ]]

@@ -1,10 +1,12 @@
 --[[
   read-holds: a page of a SKU's live holds (expiresAt > now), soonest first, then by
-  reservation id (enc() keeps byte order, so code-point order), with each reservation's meta.
+  reservation id (enc() keeps byte order, so code-point order), with each reservation's meta and
+  buyer.
   Composed with: lib.lua, read-holds.lua (scripts/embed-lua.mjs).
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: sku, now, after expiresAt ("" for the first page), after reservation id, limit
-  Reply: a flat array: reservationId, qty, expiresAt, meta JSON or "", for each hold.
+  Reply: a flat array: reservationId, qty, expiresAt, meta JSON or "", buyer or "" (none), for
+         each hold.
 ]]
 OPS.holds = function(a)
   local prefix = enc(a[1])
@@ -20,11 +22,12 @@ OPS.holds = function(a)
     local expires_at = string.sub(m, #prefix + 1, #prefix + 16)
     local id, rest = dec(m, #prefix + 17)
     local raw = redis.call('HGET', K_RESERVATIONS, id)
-    local meta = raw and cjson.decode(raw).meta or nil
+    local r = raw and cjson.decode(raw) or {}
     out[#out + 1] = id
     out[#out + 1] = string.sub(m, rest)
     out[#out + 1] = expires_at
-    out[#out + 1] = type(meta) == 'string' and meta or ''
+    out[#out + 1] = type(r.meta) == 'string' and r.meta or ''
+    out[#out + 1] = type(r.buyer) == 'string' and r.buyer or ''
   end
   return out
 end

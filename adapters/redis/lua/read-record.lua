@@ -1,7 +1,7 @@
 --[[
   read-record: the stored record of a request or of a reservation.
   Composed with: lib.lua, read-record.lua (scripts/embed-lua.mjs).
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: "request" | "reservation", id
   Reply: the record (see lib.lua), or "" when there is none.
 ]]

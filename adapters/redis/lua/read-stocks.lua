@@ -1,10 +1,11 @@
 --[[
   read-stocks: stored counters of SKUs, with the holds due at `now` (not yet expired in storage).
   Composed with: lib.lua, read-stocks.lua (scripts/embed-lua.mjs).
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: now, then one or more SKUs
   Reply: an array, one string per SKU: "onHand,reserved,version,dueQty,dueCount", followed by
-         ",backorderMax,lowStockAt" (lowStockAt "" for none) when the SKU's policy is not the default.
+         ",backorderMax,lowStockAt" (lowStockAt "" for none) when the SKU's policy is not the default,
+         and then ",buyerMax" when it has one.
 ]]
 OPS.stocks = function(a)
   local now = tonumber(a[1])

@@ -1,7 +1,8 @@
 --[[
-  release: gives a held reservation back: reserved -= qty on every line. Idempotent by state.
+  release: gives a held reservation back: reserved -= qty on every line (and to its buyer, if it
+  has one). Idempotent by state.
   Composed with: lib.lua, settle.lua, release.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: reservationId, at
   Reply: "A"|"R" .. outcome JSON, or "X" .. RESERVATION_NOT_FOUND | RESERVATION_EXPIRED |
          RESERVATION_COMMITTED JSON.
@@ -20,7 +21,7 @@ OPS.release = function(a)
   for _, sku in ipairs(r.holds) do end_hold(d, id, sku) end
   local deltas = {}
   for i, l in ipairs(r.lines) do deltas[i] = { l.sku, 0, -l.qty } end
-  step(d, id, 'release', r.meta, deltas)
+  step(d, id, 'release', r.meta, deltas, r.buyer)
   d.settled = { id = id, state = 'released' }
   return apply(d, skus_of(r.lines))
 end

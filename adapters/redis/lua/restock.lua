@@ -1,7 +1,7 @@
 --[[
   restock: onHand += qty of one SKU.
   Composed with: lib.lua, restock.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", sku, qty
   Reply: "A"|"R" .. outcome JSON, "X" .. QUANTITY_LIMIT | REQUEST_REVOKED JSON, or "C" .. stored kind.
 ]]

@@ -1,23 +1,26 @@
 --[[
-  reverse: gives back units an earlier deduct (or committed reservation) took, all or some.
+  reverse: gives back units an earlier deduct (or committed reservation) took, all or some, and
+  gives them back to the buyer the original took for (its entries name the buyer).
   Composed with: lib.lua, reverse.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", of, n (-1: everything left), then n pairs sku, qty
   Reply: "A"|"R" .. outcome JSON, "X" .. REQUEST_NOT_FOUND | NOT_REVERSIBLE (also for an `of` that was
          revoked) | REVERSAL_EXCEEDS_ORIGINAL | QUANTITY_LIMIT | REQUEST_REVOKED JSON, or "C" .. stored kind.
 ]]
 
--- Units of each SKU the original took (SKUs in its order), or a rejection.
+-- Units of each SKU the original took (SKUs in its order) and the buyer it took for (a deduct's
+-- entries', a committed reservation's; nil for none), or a rejection.
 local function taken_by(d, of, raw)
   local original = parse_request(raw)
   local not_reversible = '{"ok":false,"code":"NOT_REVERSIBLE","requestId":' .. q(of) .. ',"kind":"' .. original.kind .. '"}'
   local taken, order = {}, {}
   if original.kind == 'deduct' then
-    for _, e in ipairs(cjson.decode(original.outcome).entries) do
+    local entries = cjson.decode(original.outcome).entries
+    for _, e in ipairs(entries) do
       if not taken[e.sku] then order[#order + 1] = e.sku end
       taken[e.sku] = (taken[e.sku] or 0) - e.onHandDelta
     end
-    return taken, order
+    return taken, order, entries[1] and entries[1].buyer
   end
   if original.kind ~= 'reserve' then return nil, not_reversible end
   local r = reservation(d, of)
@@ -28,7 +31,7 @@ local function taken_by(d, of, raw)
       order[#order + 1] = l.sku
     end
   end
-  return taken, order
+  return taken, order, r.buyer
 end
 
 OPS.reverse = function(a)
@@ -37,7 +40,7 @@ OPS.reverse = function(a)
   local of = a[5]
   local raw = redis.call('HGET', K_REQUESTS, of)
   if not raw then return reject(d, '{"ok":false,"code":"REQUEST_NOT_FOUND","requestId":' .. q(of) .. '}') end
-  local taken, order = taken_by(d, of, raw)
+  local taken, order, buyer = taken_by(d, of, raw)
   if not taken then return reject(d, order) end
   local function remaining(sku)
     return (taken[sku] or 0) - tonumber(redis.call('HGET', K_REVERSED, enc(of) .. sku) or '0')
@@ -69,7 +72,7 @@ OPS.reverse = function(a)
   own(d)
   local deltas = {}
   for i, l in ipairs(lines) do deltas[i] = { l.sku, l.qty, 0 } end
-  step(d, request_id, 'reverse', meta, deltas)
+  step(d, request_id, 'reverse', meta, deltas, buyer)
   d.reversal = { of = of, lines = lines }
   return apply(d, skus)
 end

@@ -1,25 +1,47 @@
 --[[
   verify-chunk: the next SKUs of the verify walk (byte order), each read atomically with
   everything its invariants compare: its stored level, the seq of its last entry (entries never
-  change, so folding them up to that seq later compares exactly what was stored together), and
-  its live holds from the hold index, each with what its reservation record says of it.
-  Bounded: at most `limit` SKUs, and no SKU after the one whose holds bring the chunk to
-  `holdsMax` holds (a SKU's holds are read whole: their sum is compared with its level).
+  change, so folding them up to that seq later compares exactly what was stored together), its
+  stored buyer totals (from the buyersBySku index, each with its value in `buyers`), and its
+  live holds from the hold index, each with what its reservation record says of it.
+  Bounded: at most `limit` SKUs, and no SKU after the one whose buyer totals and holds bring the
+  chunk to `rowsMax` of them (a SKU's are read whole: they are compared with its level and its
+  entries as of one moment).
   Composed with: lib.lua, verify-chunk.lua (scripts/embed-lua.mjs).
-  KEYS: the ten ledger keys (lib.lua).
-  ARGV: after (a SKU, or "" to start), limit, holdsMax
+  KEYS: the twelve ledger keys (lib.lua).
+  ARGV: after (a SKU, or "" to start), limit, rowsMax
   Reply: an array: "1" when SKUs after this chunk's last one may follow, "0" when the walk is
-         done; then per SKU: sku, its level field as stored (either form, policy included, see
-         lib.lua; "" when none), last entry seq (or "0"), the number h of its holds, then per
-         hold 7 strings: reservationId, qty, expiresAt, and from its record state (or "" when
-         there is no record), expiresAt, the qty of this SKU in its lines (or "" when they do
-         not name it), "1" or "0" (its holds list names the SKU).
+         done; then per SKU: sku, its level field as stored (any form, policy included, see
+         lib.lua; "" when none), last entry seq (or "0"), the number b of its buyer totals, then
+         per buyer 2 strings: buyer, its total as stored ("" when the index names a buyer that
+         `buyers` lacks); then the number h of its holds, then per hold 7 strings:
+         reservationId, qty, expiresAt, and from its record state (or "" when there is no
+         record), expiresAt, the qty of this SKU in its lines (or "" when they do not name it),
+         "1" or "0" (its holds list names the SKU).
 ]]
 
 -- The qty of `sku` in a record's lines, or nil.
 local function line_qty(r, sku)
   for _, l in ipairs(r.lines) do if l.sku == sku then return l.qty end end
   return nil
+end
+
+-- Appends the SKU's stored buyer totals to `out`; returns how many there were.
+local function buyer_checks(sku, out)
+  local prefix = enc(sku)
+  local fields = redis.call('ZRANGEBYLEX', K_BUYERS_BY_SKU, '[' .. prefix, '(' .. prefix .. '\255')
+  out[#out + 1] = fmt(#fields)
+  if #fields == 0 then return 0 end
+  -- HMGET in slices: unpack() has a bounded stack, and a SKU may have many buyers.
+  for from = 1, #fields, 1000 do
+    local slice = { unpack(fields, from, math.min(#fields, from + 999)) }
+    local values = redis.call('HMGET', K_BUYERS, unpack(slice))
+    for i, field in ipairs(slice) do
+      out[#out + 1] = string.sub(field, #prefix + 1)
+      out[#out + 1] = values[i] or ''
+    end
+  end
+  return #fields
 end
 
 -- Appends the SKU's holds to `out`; returns how many there were.
@@ -53,10 +75,10 @@ end
 
 OPS.verify_chunk = function(a)
   local min = a[1] == '' and '-' or '(' .. a[1]
-  local limit, holds_max = tonumber(a[2]), tonumber(a[3])
+  local limit, rows_max = tonumber(a[2]), tonumber(a[3])
   -- One SKU more than the chunk takes: whether it exists tells if the walk goes on.
   local skus = redis.call('ZRANGEBYLEX', K_SKUS, min, '+', 'LIMIT', 0, limit + 1)
-  local out, records, holds, taken = { '0' }, {}, 0, 0
+  local out, records, rows, taken = { '0' }, {}, 0, 0
   for k = 1, math.min(limit, #skus) do
     local sku = skus[k]
     local prefix = enc(sku)
@@ -64,9 +86,10 @@ OPS.verify_chunk = function(a)
     out[#out + 1] = sku
     out[#out + 1] = redis.call('HGET', K_LEVELS, sku) or ''
     out[#out + 1] = last and string.sub(last, #prefix + 1) or '0'
-    holds = holds + hold_checks(sku, out, records)
+    rows = rows + buyer_checks(sku, out)
+    rows = rows + hold_checks(sku, out, records)
     taken = k
-    if holds >= holds_max then break end
+    if rows >= rows_max then break end
   end
   if taken < #skus then out[1] = '1' end
   return out

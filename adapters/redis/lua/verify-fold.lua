@@ -1,12 +1,14 @@
 --[[
   verify-fold: sums a bounded page of one SKU's entries, after < seq <= upto: the counters, per
   reservation the reservedDelta of its entries (reserve, commit, release, expire) on the SKU,
-  and how many entries each (kind, requestId) has on the page (the store sums the pages).
+  per buyer the reservedDelta - onHandDelta of the entries that name it, and how many entries
+  each (kind, requestId) has on the page (the store sums the pages).
   Composed with: lib.lua, verify-fold.lua (scripts/embed-lua.mjs).
-  KEYS: the ten ledger keys (lib.lua).
+  KEYS: the twelve ledger keys (lib.lua).
   ARGV: sku, after, upto, limit
   Reply: an array: "onHandSum,reservedSum,count,lastSeq" (lastSeq = after when the page is
          empty); h; h pairs reservationId, its reservedDelta sum on this page (non-zero only);
+         b; b pairs buyer, its reservedDelta - onHandDelta sum on this page (non-zero only);
          then triples kind, requestId, its number of entries on this page.
 ]]
 -- Counts an entry under its kind, then its request id: nested, so no two pairs share a key.
@@ -24,11 +26,11 @@ OPS.fold = function(a)
   local sku, after, upto, limit = a[1], tonumber(a[2]), tonumber(a[3]), tonumber(a[4])
   local prefix = enc(sku)
   local members = redis.call('ZRANGEBYLEX', K_BY_SKU, '(' .. prefix .. pad16(after), '[' .. prefix .. pad16(upto), 'LIMIT', 0, limit)
-  if #members == 0 then return { '0,0,0,' .. fmt(after), '0' } end
+  if #members == 0 then return { '0,0,0,' .. fmt(after), '0', '0' } end
   local seqs = {}
   for i, m in ipairs(members) do seqs[i] = tonumber(string.sub(m, #prefix + 1)) end
   local on, res, count = 0, 0, 0
-  local held, held_order, seen, seen_order = {}, {}, {}, {}
+  local held, held_order, seen, seen_order, bought, bought_order = {}, {}, {}, {}, {}, {}
   for _, e in ipairs(redis.call('HMGET', K_ENTRIES, unpack(seqs))) do
     -- A missing entry is not counted: the version then differs, and verify reports the drift.
     if e then
@@ -37,6 +39,10 @@ OPS.fold = function(a)
       if x.reservedDelta ~= 0 then
         if not held[x.requestId] then held_order[#held_order + 1] = x.requestId end
         held[x.requestId] = (held[x.requestId] or 0) + x.reservedDelta
+      end
+      if type(x.buyer) == 'string' then
+        if not bought[x.buyer] then bought_order[#bought_order + 1] = x.buyer end
+        bought[x.buyer] = (bought[x.buyer] or 0) + x.reservedDelta - x.onHandDelta
       end
       count_pair(seen, seen_order, x.kind, x.requestId)
     end
@@ -49,6 +55,15 @@ OPS.fold = function(a)
     end
   end
   out[2] = fmt((#out - 2) / 2)
+  local b_at = #out + 1
+  out[b_at] = ''
+  for _, buyer in ipairs(bought_order) do
+    if bought[buyer] ~= 0 then
+      out[#out + 1] = buyer
+      out[#out + 1] = fmt(bought[buyer])
+    end
+  end
+  out[b_at] = fmt((#out - b_at) / 2)
   for _, p in ipairs(seen_order) do
     out[#out + 1] = p[1]
     out[#out + 1] = p[2]
