@@ -201,6 +201,16 @@ describe('a commit replay names only what was held', () => {
   });
 });
 
+/** A memory store with only the required methods: none of the optional reads (holds, buyerTotals). */
+function bareStore(): StockStore {
+  const inner = new MemoryStore();
+  const { execute, stocks, entries, request, reservation, verifyChunk, close } = inner;
+  return {
+    execute: execute.bind(inner), stocks: stocks.bind(inner), entries: entries.bind(inner), request: request.bind(inner),
+    reservation: reservation.bind(inner), verifyChunk: verifyChunk.bind(inner), close: close.bind(inner),
+  };
+}
+
 describe('buyers at the edges', () => {
   it('a reservation, a hold and an entry that name no buyer have no buyer key at all', async () => {
     const ledger = new StockLedger({ store: new MemoryStore() });
@@ -225,13 +235,7 @@ describe('buyers at the edges', () => {
   });
 
   it('buyerTotals() of a store without the optional read is INVALID_INPUT naming the store', async () => {
-    const inner = new MemoryStore();
-    const { execute, stocks, entries, request, reservation, verifyChunk, close } = inner;
-    const bare: StockStore = {
-      execute: execute.bind(inner), stocks: stocks.bind(inner), entries: entries.bind(inner), request: request.bind(inner),
-      reservation: reservation.bind(inner), verifyChunk: verifyChunk.bind(inner), close: close.bind(inner),
-    };
-    const { store, calls } = spied({}, bare as MemoryStore);
+    const { store, calls } = spied({}, bareStore() as MemoryStore);
     const error = await failure(new StockLedger({ store }).buyerTotals({ buyer: 'b', skus: ['A'] }));
     expect(error).toMatchObject({ code: 'INVALID_INPUT', field: 'store', message: 'store: this store cannot read buyer totals' });
     expect(calls).toEqual([]);
@@ -240,13 +244,7 @@ describe('buyers at the edges', () => {
 
 describe('a store without the optional holds()', () => {
   it('holds() is INVALID_INPUT naming the store, and nothing of the store is called', async () => {
-    const inner = new MemoryStore();
-    const { execute, stocks, entries, request, reservation, verifyChunk, close } = inner;
-    const bare: StockStore = {
-      execute: execute.bind(inner), stocks: stocks.bind(inner), entries: entries.bind(inner), request: request.bind(inner),
-      reservation: reservation.bind(inner), verifyChunk: verifyChunk.bind(inner), close: close.bind(inner),
-    };
-    const { store, calls } = spied({}, bare as MemoryStore);
+    const { store, calls } = spied({}, bareStore() as MemoryStore);
     const error = await failure(new StockLedger({ store }).holds({ sku: 'A' }));
     expect(error).toMatchObject({ code: 'INVALID_INPUT', field: 'store', message: 'store: this store cannot list holds' });
     expect(calls).toEqual([]);

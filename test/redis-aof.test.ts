@@ -23,7 +23,7 @@ import { SCRIPT_SHAS } from '../adapters/redis/redis-scripts.js';
 import { codeOf } from './support/codes.js';
 import { startProxy, type TcpProxy } from './support/tcp-proxy.js';
 import {
-  commandCalls, describeRedis, rawCommand, spawnRedis, startRedis, waitAofServerBinary, waitUntil, type RedisServer,
+  commandCalls, describeRedis, rawCommand, redisSuiteHooks, spawnRedis, waitAofServerBinary, waitUntil, type NodeRedisClient, type RedisServer,
 } from './support/redis-server.js';
 
 let ledgers = 0;
@@ -32,18 +32,11 @@ const freshPrefix = (): string => `aof-${process.pid}-${(ledgers += 1)}`;
 describeRedis('Redis store: waitForAof, on any server', () => {
   let server: RedisServer;
   let ioredis: Redis;
-  let nodeRedis: ReturnType<typeof createClient>;
-  beforeAll(async () => {
-    server = await startRedis();
-    ioredis = new Redis(server.url);
-    nodeRedis = createClient({ url: server.url });
-    await nodeRedis.connect();
-  });
-  afterAll(async () => {
-    ioredis?.disconnect();
-    await nodeRedis?.close();
-    await server?.stop();
-  });
+  let nodeRedis: NodeRedisClient;
+  redisSuiteHooks((started, connected) => {
+    server = started;
+    ioredis = connected;
+  }, { nodeRedis: (client) => (nodeRedis = client) });
 
   it('is refused at construction where one connection cannot be guaranteed: Clusters and node-redis pools', async () => {
     const ioCluster = new Cluster([{ host: server.host, port: server.port }], { lazyConnect: true });

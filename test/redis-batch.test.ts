@@ -9,16 +9,15 @@
  * The corruption is met only after a write: the `skus` sorted set replaced by a string, so a
  * restock of a brand-new SKU writes its entry and level, then fails on ZADD to `skus`.
  */
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
+import { type Redis } from 'ioredis';
 import { StockLedger, isStockLedgerError } from 'stock-ledger';
 import { RedisStore, ledgerKeys, type RedisClientLike } from 'stock-ledger/redis';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { commandCalls, describeRedis, startRedis, type RedisServer } from './support/redis-server.js';
+import { expect, it } from 'vitest';
+import { commandCalls, describeRedis, redisSuiteHooks, type NodeRedisClient, type RedisServer } from './support/redis-server.js';
 
 let server: RedisServer;
 let ioredis: Redis;
-let nodeRedis: ReturnType<typeof createClient>;
+let nodeRedis: NodeRedisClient;
 let ledgers = 0;
 
 interface Fixture {
@@ -57,17 +56,10 @@ async function rawState(f: Fixture, ids: readonly string[]): Promise<unknown> {
 }
 
 describeRedis('Redis store: a batch stops at the first half-written operation', () => {
-  beforeAll(async () => {
-    server = await startRedis();
-    ioredis = new Redis(server.url);
-    nodeRedis = createClient({ url: server.url });
-    await nodeRedis.connect();
-  });
-  afterAll(async () => {
-    ioredis?.disconnect();
-    await nodeRedis?.close();
-    await server?.stop();
-  });
+  redisSuiteHooks((started, connected) => {
+    server = started;
+    ioredis = connected;
+  }, { nodeRedis: (client) => (nodeRedis = client) });
 
   for (const [name, client] of [['ioredis', () => ioredis], ['node-redis', () => nodeRedis]] as const) {
     it(`${name}: the half-applied restock is INVARIANT_VIOLATION, the deduct and restock after it STORE_UNAVAILABLE and untouched`, async () => {

@@ -8,41 +8,28 @@
  * store's outcomes, reads and records exactly, one at a time and batched, on ioredis and
  * node-redis.
  */
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
-import { StockLedger, isStockLedgerError, type StockPolicy } from 'stock-ledger';
+import { type Redis } from 'ioredis';
+import { type StockLedger, type StockPolicy } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
-import { RedisStore, ledgerKeys, type RedisClientLike } from 'stock-ledger/redis';
+import { ledgerKeys, type RedisClientLike } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { commandCalls, describeRedis, startRedis, writesSoFar, type RedisServer } from './support/redis-server.js';
-import { seededRandom } from '../testing/random.js';
-
-const T0 = 1_700_000_000_000;
+import { expect, it } from 'vitest';
+import {
+  T0, advanceOf, allAtOnce, clocked, commitOf, drawPlan, generator, ledgerState, oneByOne, outcomeWith, play, redisClocked,
+  releaseOf, restockOf, reversalOf, type Call, type Clocked, type Draws, type PlanDraft, type Step,
+} from './support/redis-differential.js';
+import {
+  commandCalls, describeRedis, redisSuiteHooks, writesSoFar, type NodeRedisClient, type RedisServer,
+} from './support/redis-server.js';
 
 /** Indexes in `ledgerKeys()` (lib.lua's header). */
 const KEY = { levels: 0, buyers: 10, buyersBySku: 11 } as const;
 
 let server: RedisServer;
 let ioredis: Redis;
-let nodeRedis: ReturnType<typeof createClient>;
-let ledgers = 0;
+let nodeRedis: NodeRedisClient;
 
-interface Clocked {
-  ledger: StockLedger;
-  prefix: string;
-  clock: { now: number };
-}
-
-function clocked(store: MemoryStore | RedisStore, prefix = ''): Clocked {
-  const clock = { now: T0 };
-  return { ledger: new StockLedger({ store, clock: () => clock.now, retry: false }), prefix, clock };
-}
-
-function redisLedger(client: RedisClientLike = ioredis, batch = false): Clocked {
-  const prefix = `buyers-${process.pid}-${(ledgers += 1)}`;
-  return clocked(new RedisStore({ client, prefix, batch }), prefix);
-}
+const redisLedger = (client: RedisClientLike = ioredis, batch = false): Clocked => redisClocked(client, 'buyers', batch);
 
 const key = (prefix: string, name: keyof typeof KEY): string => ledgerKeys(prefix)[KEY[name]] as string;
 
@@ -66,27 +53,13 @@ async function rawBuyers(prefix: string): Promise<Record<string, string>> {
 const policy = (p: Partial<StockPolicy>): StockPolicy => ({ backorderMax: 0, lowStockAt: null, buyerMax: null, ...p });
 
 /** A call's outcome, or the code (and message) of the error it threw. */
-async function outcome(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    return await call();
-  } catch (error) {
-    if (!isStockLedgerError(error)) throw error;
-    return { threw: error.code, message: error.message };
-  }
-}
+const outcome = outcomeWith('message');
 
 describeRedis('Redis store: purchase limits (buyerMax, buyers, buyerTotals)', () => {
-  beforeAll(async () => {
-    server = await startRedis();
-    ioredis = new Redis(server.url);
-    nodeRedis = createClient({ url: server.url });
-    await nodeRedis.connect();
-  });
-  afterAll(async () => {
-    ioredis?.disconnect();
-    await nodeRedis?.close();
-    await server?.stop();
-  });
+  redisSuiteHooks((started, connected) => {
+    server = started;
+    ioredis = connected;
+  }, { nodeRedis: (client) => (nodeRedis = client) });
 
   it('buyers with NUL and emoji are stored apart: (A, "\\0a") and ("A\\0", "a") never share a field', async () => {
     for (const batch of [false, true]) {
@@ -94,7 +67,7 @@ describeRedis('Redis store: purchase limits (buyerMax, buyers, buyerTotals)', ()
       const redis = redisLedger(ioredis, batch);
       const skus = ['A', 'A\u0000', '\u0000', '😀'];
       const buyers = ['\u0000a', 'a', 'a\u0000', '\u0000', '😀', '😀\u0000😀'];
-      const calls: Array<(l: StockLedger) => Promise<unknown>> = [];
+      const calls: Call[] = [];
       for (const [i, sku] of skus.entries()) {
         calls.push((l) => l.restock({ requestId: `stock-${i}`, sku, qty: 50 }));
         calls.push((l) => l.setPolicy({ requestId: `limit-${i}`, sku, buyerMax: 3 + i }));
@@ -108,12 +81,9 @@ describeRedis('Redis store: purchase limits (buyerMax, buyers, buyerTotals)', ()
           else calls.push((l) => l.reserve({ requestId: `r-${id}`, lines: [{ sku, qty }], ttlMs: 10_000, buyer }));
         }
       }
-      const expected = [];
-      for (const call of calls) expected.push(await outcome(() => call(memory.ledger)));
+      const expected = await oneByOne(memory.ledger, calls, outcome);
       // Batched: all submitted in one turn (one batch script, applied in order); else one by one.
-      const got = [];
-      if (batch) got.push(...(await Promise.all(calls.map((call) => outcome(() => call(redis.ledger))))));
-      else for (const call of calls) got.push(await outcome(() => call(redis.ledger)));
+      const got = await (batch ? allAtOnce : oneByOne)(redis.ledger, calls, outcome);
       expect(got).toEqual(expected);
       for (const buyer of buyers) {
         const totals = await redis.ledger.buyerTotals({ buyer, skus });
@@ -284,7 +254,7 @@ describeRedis('Redis store: purchase limits (buyerMax, buyers, buyerTotals)', ()
   it('a batch with buyers: one script call, each operation its own outcome, the memory store\'s', async () => {
     const memory = clocked(new MemoryStore());
     const redis = redisLedger(ioredis, true);
-    const setup: Array<(l: StockLedger) => Promise<unknown>> = [
+    const setup: Call[] = [
       (l) => l.restock({ requestId: 's', sku: 'A', qty: 6 }),
       (l) => l.setPolicy({ requestId: 'p', sku: 'A', buyerMax: 2, backorderMax: 1 }),
     ];
@@ -292,7 +262,7 @@ describeRedis('Redis store: purchase limits (buyerMax, buyers, buyerTotals)', ()
       const expected = await outcome(() => call(memory.ledger));
       expect(await outcome(() => call(redis.ledger))).toEqual(expected);
     }
-    const calls: Array<(l: StockLedger) => Promise<unknown>> = [
+    const calls: Call[] = [
       (l) => l.deduct({ requestId: 'a1', sku: 'A', qty: 1, buyer: 'ann' }),
       (l) => l.reserve({ requestId: 'a2', lines: [{ sku: 'A', qty: 1 }], ttlMs: 1000, buyer: 'ann' }),
       (l) => l.deduct({ requestId: 'a3', sku: 'A', qty: 1, buyer: 'ann' }), // BUYER_LIMIT
@@ -308,10 +278,9 @@ describeRedis('Redis store: purchase limits (buyerMax, buyers, buyerTotals)', ()
       (l) => l.reverse({ requestId: 'c1-back', of: 'c1', lines: [{ sku: 'A', qty: 1 }] }),
       (l) => l.deduct({ requestId: 'd1', sku: 'A', qty: 2, buyer: 'dee' }), // the refused id, now 3 left
     ];
-    const expected: unknown[] = [];
-    for (const call of calls) expected.push(await outcome(() => call(memory.ledger)));
+    const expected = await oneByOne(memory.ledger, calls, outcome);
     const before = await commandCalls(server, 'evalsha');
-    const got = await Promise.all(calls.map((call) => outcome(() => call(redis.ledger))));
+    const got = await allAtOnce(redis.ledger, calls, outcome);
     expect(await commandCalls(server, 'evalsha')).toBe(before + 1);
     expect(got).toEqual(expected);
     expect(expected.map((o) => (o as { code?: string; threw?: string }).code ?? (o as { threw?: string }).threw ?? 'ok')).toEqual([
@@ -331,7 +300,7 @@ describeRedis('Redis store: purchase limits (buyerMax, buyers, buyerTotals)', ()
     for (const seed of seeds) {
       const plan = randomPlan(seed, 220);
       const memory = clocked(new MemoryStore());
-      const expected = await play(memory, plan, false);
+      const expected = await play(memory, plan, { batch: false, outcome, observe: readBuyers });
       const expectedState = await state(memory.ledger);
       const text = JSON.stringify([expected, expectedState]);
       expect(text, 'limits bind').toContain('BUYER_LIMIT');
@@ -339,7 +308,7 @@ describeRedis('Redis store: purchase limits (buyerMax, buyers, buyerTotals)', ()
       for (const kind of KINDS) if (new RegExp(`"kind":"${kind}"[^}]*"buyer"`).test(text)) withBuyers.add(kind);
       for (const [name, client, batch] of [['ioredis', ioredis, false], ['node-redis', nodeRedis, false], ['ioredis batched', ioredis, true]] as const) {
         const redis = redisLedger(client, batch);
-        expect(await play(redis, plan, batch), `${name}, seed ${seed}`).toEqual(expected);
+        expect(await play(redis, plan, { batch, outcome, observe: readBuyers }), `${name}, seed ${seed}`).toEqual(expected);
         expect(await state(redis.ledger), `${name}, seed ${seed}`).toEqual(expectedState);
         expect(await redis.ledger.verify(), `${name}, seed ${seed}`).toMatchObject({ ok: true, drift: [] });
       }
@@ -351,148 +320,97 @@ describeRedis('Redis store: purchase limits (buyerMax, buyers, buyerTotals)', ()
 // ---------------------------------------------------------------------------------------------
 // The differential plan
 
-/** One step: a call on a ledger (a read or an operation), or a move of the clock. */
-type Step = { call: (l: StockLedger) => Promise<unknown>; read?: true } | { advanceMs: number };
-
 /** SKUs and buyers that would collide under a bare separator, ('A', '\0a') and ('A\0', 'a') among them. */
 const SKUS = ['A', 'A\u0000', '😀'] as const;
 const BUYERS = ['a', '\u0000a', 'a\u0000', '😀'] as const;
 
+/** What a buyers plan draws from beside the requests: the deducts and reserves (to reverse), and the carts. */
+interface Drawn {
+  takes: string[];
+  carts: string[];
+}
+
 function randomPlan(seed: number, length: number): Step[] {
-  const random = seededRandom(seed);
-  const int = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1));
-  const pick = <T>(xs: readonly T[]): T => xs[int(0, xs.length - 1)] as T;
-  const requests: Array<(l: StockLedger) => Promise<unknown>> = [];
-  const ids: string[] = [];
-  const takes: string[] = [];
-  const carts: string[] = [];
+  const draws = generator(seed);
+  const drawn: Drawn = { takes: [], carts: [] };
+  const { steps } = drawPlan(length, (id, draft) => drawCall(draws, id, draft, drawn));
+  const sweeps: Step[] = [{ call: (l) => l.sweepExpired({ limit: 3 }) }, { call: (l) => l.sweepExpired() }];
+  return [...limits(), ...steps, ...sweeps];
+}
+
+/** Every SKU stocked and limited to 3 a buyer: the steps before the drawn ones. */
+function limits(): Step[] {
   const steps: Step[] = [];
-  const lines = (): Array<{ sku: string; qty: number }> => Array.from({ length: int(1, 2) }, () => ({ sku: pick(SKUS), qty: int(1, 3) }));
-  // Mostly a buyer, now and then none (INVALID_INPUT where a SKU has a limit).
-  const buyer = (): { buyer?: string } => (int(0, 5) === 0 ? {} : { buyer: pick(BUYERS) });
   for (const [i, sku] of SKUS.entries()) {
     steps.push({ call: (l) => l.restock({ requestId: `stock-${i}`, sku, qty: 12 }) });
     steps.push({ call: (l) => l.setPolicy({ requestId: `limit-${i}`, sku, buyerMax: 3 }) });
   }
-  for (let i = 0; i < length; i += 1) {
-    const id = `q${i}`;
-    let call: ((l: StockLedger) => Promise<unknown>) | null = null;
-    switch (int(0, 14)) {
-      case 0: {
-        const input = { requestId: id, sku: pick(SKUS), qty: int(1, 4) };
-        call = (l) => l.restock(input);
-        break;
-      }
-      case 1:
-      case 2: {
-        const input = { requestId: id, lines: lines(), ...buyer() };
-        call = (l) => l.deduct(input);
-        takes.push(id);
-        break;
-      }
-      case 3:
-      case 4: {
-        const input = { requestId: id, lines: lines(), ttlMs: int(20, 400), ...buyer() };
-        call = (l) => l.reserve(input);
-        carts.push(id);
-        takes.push(id);
-        break;
-      }
-      case 5:
-      case 13:
-        if (carts.length > 0) {
-          const cart = pick(carts);
-          const input = int(0, 1) === 0 ? { reservationId: cart } : { reservationId: cart, lines: [{ sku: pick(SKUS), qty: 1 }] };
-          call = (l) => l.commit(input);
-        }
-        break;
-      case 6:
-        if (carts.length > 0) {
-          const cart = pick(carts);
-          call = (l) => l.release({ reservationId: cart });
-        }
-        break;
-      case 7:
-        if (carts.length > 0) {
-          const input = { reservationId: pick(carts), ttlMs: int(20, 200) };
-          call = (l) => l.extend(input);
-        }
-        break;
-      case 8: {
-        // A limit set, lowered, lifted; now and then the allowance too.
-        const input = { requestId: id, sku: pick(SKUS), buyerMax: pick([null, 1, 2, 3, 4, 6]), ...(int(0, 3) === 0 ? { backorderMax: int(0, 3) } : {}) };
-        call = (l) => l.setPolicy(input);
-        break;
-      }
-      case 9:
-        if (takes.length > 0) {
-          const of = pick(takes);
-          const input = int(0, 1) === 0 ? { requestId: id, of } : { requestId: id, of, lines: [{ sku: pick(SKUS), qty: 1 }] };
-          call = (l) => l.reverse(input);
-        }
-        break;
-      case 10:
-        // A replay of an earlier request, or the same id for another buyer (a conflict, unless it was refused).
-        if (requests.length > 0) {
-          call = pick(requests);
-          if (int(0, 2) === 0 && takes.length > 0) {
-            const again = { requestId: pick(takes), sku: pick(SKUS), qty: 1, buyer: pick(BUYERS) };
-            call = (l) => l.deduct(again);
-          }
-        }
-        break;
-      case 11: {
-        const input = { buyer: pick(BUYERS), skus: [...SKUS] };
-        steps.push({ call: (l) => l.buyerTotals(input), read: true });
-        break;
-      }
-      case 12: {
-        const sku = pick(SKUS);
-        steps.push({ call: (l) => l.holds({ sku }), read: true });
-        break;
-      }
-      default:
-        steps.push({ advanceMs: int(0, 120) });
-        break;
-    }
-    if (call !== null) {
-      steps.push({ call });
-      requests.push(call);
-      ids.push(id);
-    }
-  }
-  steps.push({ call: (l) => l.sweepExpired({ limit: 3 }) });
-  steps.push({ call: (l) => l.sweepExpired() });
   return steps;
 }
 
-/**
- * Runs the plan. Batched, the operations between two clock moves (or reads) are submitted in
- * one event-loop turn (one batch script, applied in order); the outcomes are those of running
- * them one by one. Reads are not batched: a read waits for the round before it.
- */
-async function play({ ledger, clock }: Clocked, plan: Step[], batch: boolean): Promise<unknown[]> {
-  const out: unknown[] = [];
-  let round: Array<Promise<unknown>> = [];
-  const flush = async (): Promise<void> => {
-    out.push(...(await Promise.all(round)));
-    round = [];
-  };
-  for (const step of plan) {
-    if ('advanceMs' in step) {
-      await flush();
-      clock.now += step.advanceMs;
-      out.push(await readBuyers(ledger));
-      continue;
+/** The call of request `id`: an operation of any kind, mostly with a buyer, a reversal, a replay; or a read or a clock move. */
+function drawCall(draws: Draws, id: string, draft: PlanDraft, { takes, carts }: Drawn): Call | null {
+  const { int, pick } = draws;
+  const lines = (): Array<{ sku: string; qty: number }> => Array.from({ length: int(1, 2) }, () => ({ sku: pick(SKUS), qty: int(1, 3) }));
+  // Mostly a buyer, now and then none (INVALID_INPUT where a SKU has a limit).
+  const buyer = (): { buyer?: string } => (int(0, 5) === 0 ? {} : { buyer: pick(BUYERS) });
+  switch (int(0, 14)) {
+    case 0:
+      return restockOf(draws, id, SKUS);
+    case 1:
+    case 2: {
+      const input = { requestId: id, lines: lines(), ...buyer() };
+      takes.push(id);
+      return (l) => l.deduct(input);
     }
-    if (step.read === true) await flush();
-    const pending = outcome(() => step.call(ledger));
-    if (batch && step.read !== true) round.push(pending);
-    else out.push(await pending);
+    case 3:
+    case 4: {
+      const input = { requestId: id, lines: lines(), ttlMs: int(20, 400), ...buyer() };
+      carts.push(id);
+      takes.push(id);
+      return (l) => l.reserve(input);
+    }
+    case 5:
+    case 13:
+      return commitOf(draws, carts, SKUS);
+    case 6:
+      return releaseOf(draws, carts);
+    case 7: {
+      if (carts.length === 0) return null;
+      const input = { reservationId: pick(carts), ttlMs: int(20, 200) };
+      return (l) => l.extend(input);
+    }
+    case 8: {
+      // A limit set, lowered, lifted; now and then the allowance too.
+      const input = { requestId: id, sku: pick(SKUS), buyerMax: pick([null, 1, 2, 3, 4, 6]), ...(int(0, 3) === 0 ? { backorderMax: int(0, 3) } : {}) };
+      return (l) => l.setPolicy(input);
+    }
+    case 9:
+      return takes.length > 0 ? reversalOf(draws, id, pick(takes), SKUS) : null;
+    case 10:
+      return replayOf(draws, draft, takes);
+    case 11: {
+      const input = { buyer: pick(BUYERS), skus: [...SKUS] };
+      draft.steps.push({ call: (l) => l.buyerTotals(input), read: true });
+      return null;
+    }
+    case 12: {
+      const sku = pick(SKUS);
+      draft.steps.push({ call: (l) => l.holds({ sku }), read: true });
+      return null;
+    }
+    default:
+      return advanceOf(draws, draft);
   }
-  await flush();
-  out.push(await readBuyers(ledger));
-  return out;
+}
+
+/** A replay of an earlier request, or (one time in three) the id of a take for another buyer: a conflict, unless it was refused. */
+function replayOf({ int, pick }: Draws, { requests }: PlanDraft, takes: readonly string[]): Call | null {
+  if (requests.length === 0) return null;
+  const call = pick(requests);
+  if (int(0, 2) !== 0 || takes.length === 0) return call;
+  const again = { requestId: pick(takes), sku: pick(SKUS), qty: 1, buyer: pick(BUYERS) };
+  return (l) => l.deduct(again);
 }
 
 /** Every buyer's totals and every SKU's holds, as read now. */
@@ -503,15 +421,7 @@ async function readBuyers(ledger: StockLedger): Promise<unknown> {
   };
 }
 
-/** What a ledger holds: every entry, every request record and reservation, the levels. */
+/** What a ledger holds: every entry, every request record and reservation, the levels, the buyers' reads. */
 async function state(ledger: StockLedger): Promise<unknown> {
-  const entries = await readAllEntries(ledger);
-  const ids = [...new Set(entries.map((e) => e.requestId))].sort();
-  return {
-    entries,
-    records: await Promise.all(ids.map((id) => ledger.request(id))),
-    reservations: await Promise.all(ids.map((id) => ledger.reservation(id))),
-    levels: await ledger.stocks([...SKUS]),
-    buyers: await readBuyers(ledger),
-  };
+  return { ...(await ledgerState(ledger, SKUS)), buyers: await readBuyers(ledger) };
 }

@@ -6,38 +6,25 @@
  * every operation gives the memory store's outcomes exactly, one at a time and batched, on
  * ioredis and node-redis.
  */
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
-import { StockLedger, isStockLedgerError, type Applied, type Level, type StockPolicy } from 'stock-ledger';
+import { type Redis } from 'ioredis';
+import { type Applied, type Level, type StockLedger, type StockPolicy } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
-import { RedisStore, ledgerKeys, type RedisClientLike } from 'stock-ledger/redis';
+import { ledgerKeys, type RedisClientLike } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { commandCalls, describeRedis, startRedis, writesSoFar, type RedisServer } from './support/redis-server.js';
-
-const T0 = 1_700_000_000_000;
+import { expect, it } from 'vitest';
+import {
+  T0, advanceOf, allAtOnce, clocked, commitOf, drawPlan, generator, ledgerState, oneByOne, outcomeWith, play, redisClocked,
+  releaseOf, restockOf, reversalOf, type Call, type Clocked, type Draws, type PlanDraft, type Step,
+} from './support/redis-differential.js';
+import {
+  commandCalls, describeRedis, redisSuiteHooks, writesSoFar, type NodeRedisClient, type RedisServer,
+} from './support/redis-server.js';
 
 let server: RedisServer;
 let ioredis: Redis;
-let nodeRedis: ReturnType<typeof createClient>;
-let ledgers = 0;
+let nodeRedis: NodeRedisClient;
 
-/** A ledger, its prefix (none for memory) and a clock the test moves. */
-interface Clocked {
-  ledger: StockLedger;
-  prefix: string;
-  clock: { now: number };
-}
-
-function clocked(store: MemoryStore | RedisStore, prefix = ''): Clocked {
-  const clock = { now: T0 };
-  return { ledger: new StockLedger({ store, clock: () => clock.now, retry: false }), prefix, clock };
-}
-
-function redisLedger(client: RedisClientLike = ioredis, batch = false): Clocked {
-  const prefix = `policy-${process.pid}-${(ledgers += 1)}`;
-  return clocked(new RedisStore({ client, prefix, batch }), prefix);
-}
+const redisLedger = (client: RedisClientLike = ioredis, batch = false): Clocked => redisClocked(client, 'policy', batch);
 
 /** The level field of a SKU as stored (lib.lua's header). */
 const rawLevel = (prefix: string, sku: string): Promise<string | null> => ioredis.hget(ledgerKeys(prefix)[0] as string, sku);
@@ -51,27 +38,13 @@ function level(sku: string, onHand: number, reserved: number, version: number, p
 }
 
 /** A call's outcome, or the code (and stored kind) of the error it threw. */
-async function outcome(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    return await call();
-  } catch (error) {
-    if (!isStockLedgerError(error)) throw error;
-    return { threw: error.code, storedKind: (error as { storedKind?: unknown }).storedKind };
-  }
-}
+const outcome = outcomeWith('storedKind');
 
 describeRedis('Redis store: setPolicy', () => {
-  beforeAll(async () => {
-    server = await startRedis();
-    ioredis = new Redis(server.url);
-    nodeRedis = createClient({ url: server.url });
-    await nodeRedis.connect();
-  });
-  afterAll(async () => {
-    ioredis?.disconnect();
-    await nodeRedis?.close();
-    await server?.stop();
-  });
+  redisSuiteHooks((started, connected) => {
+    server = started;
+    ioredis = connected;
+  }, { nodeRedis: (client) => (nodeRedis = client) });
 
   it('applies with one policy entry, shows the policy in levels, and replays the original outcome after later changes', async () => {
     const { ledger, prefix } = redisLedger();
@@ -201,12 +174,12 @@ describeRedis('Redis store: setPolicy', () => {
     for (const seed of [1, 2, 3, 4]) {
       const plan = randomPlan(seed, 160);
       const memory = clocked(new MemoryStore());
-      const expected = await play(memory, plan, false);
+      const expected = await play(memory, plan, { batch: false, outcome });
       expect(expected.filter((o) => (o as { ok?: unknown }).ok === true).length, 'the plan applies things').toBeGreaterThan(40);
       expect(JSON.stringify(expected), 'and backorders happen').toMatch(/"onHandAfter":-\d/);
       for (const [name, client, batch] of [['ioredis', ioredis, false], ['node-redis', nodeRedis, false], ['ioredis batched', ioredis, true]] as const) {
         const redis = redisLedger(client, batch);
-        expect(await play(redis, plan, batch), `${name}, seed ${seed}`).toEqual(expected);
+        expect(await play(redis, plan, { batch, outcome }), `${name}, seed ${seed}`).toEqual(expected);
         expect(await state(redis.ledger), `${name}, seed ${seed}`).toEqual(await state(memory.ledger));
         expect((await redis.ledger.verify()).ok, `${name}, seed ${seed}`).toBe(true);
       }
@@ -216,7 +189,7 @@ describeRedis('Redis store: setPolicy', () => {
   it('a batch of setPolicy calls goes out as one script call with its own outcome each', async () => {
     const memory = clocked(new MemoryStore());
     const redis = redisLedger(ioredis, true);
-    const calls: Array<(l: StockLedger) => Promise<unknown>> = [
+    const calls: Call[] = [
       (l) => l.setPolicy({ requestId: 'p1', sku: 'A', backorderMax: 2 }),
       (l) => l.deduct({ requestId: 'd1', sku: 'A', qty: 2 }),
       (l) => l.setPolicy({ requestId: 'p2', sku: 'A', backorderMax: 1 }),
@@ -225,10 +198,9 @@ describeRedis('Redis store: setPolicy', () => {
       (l) => l.restock({ requestId: 'r1', sku: 'A', qty: 2 }),
       (l) => l.setPolicy({ requestId: 'p2', sku: 'A', backorderMax: 1 }),
     ];
-    const expected: unknown[] = [];
-    for (const call of calls) expected.push(await outcome(() => call(memory.ledger)));
+    const expected = await oneByOne(memory.ledger, calls, outcome);
     const before = await commandCalls(server, 'evalsha');
-    const got = await Promise.all(calls.map((call) => outcome(() => call(redis.ledger))));
+    const got = await allAtOnce(redis.ledger, calls, outcome);
     expect(await commandCalls(server, 'evalsha')).toBe(before + 1);
     expect(got).toEqual(expected);
     expect(expected[2]).toMatchObject({ ok: false, code: 'BELOW_RESERVED', requested: 1 });
@@ -239,150 +211,81 @@ describeRedis('Redis store: setPolicy', () => {
 // ---------------------------------------------------------------------------------------------
 // The differential plan
 
-/** One step: a call on a ledger, or a move of the clock. */
-type Step = { call: (l: StockLedger) => Promise<unknown> } | { advanceMs: number };
-
-/** A small seeded generator (mulberry32): the plan is the same on every run. */
-function generator(seed: number): { int: (min: number, max: number) => number; pick: <T>(xs: readonly T[]) => T } {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-  const int = (min: number, max: number): number => min + Math.floor(next() * (max - min + 1));
-  return { int, pick: (xs) => xs[int(0, xs.length - 1)] as (typeof xs)[number] };
-}
-
 const SKUS = ['A', 'B', 'C'] as const;
 
+/** What a policy plan draws from beside the requests: the deducts (to reverse) and the carts. */
+interface Drawn {
+  deducts: string[];
+  carts: string[];
+}
+
 function randomPlan(seed: number, length: number): Step[] {
-  const { int, pick } = generator(seed);
-  const requests: Array<(l: StockLedger) => Promise<unknown>> = [];
-  const ids: string[] = [];
-  const deducts: string[] = [];
-  const carts: string[] = [];
-  const steps: Step[] = [];
-  const lines = (): Array<{ sku: string; qty: number }> => Array.from({ length: int(1, 2) }, () => ({ sku: pick(SKUS), qty: int(1, 4) }));
-  const field = (max: number): number | null | undefined => pick([undefined, null, int(0, max), int(0, max)]);
-  for (let i = 0; i < length; i += 1) {
-    const id = `q${i}`;
-    let call: ((l: StockLedger) => Promise<unknown>) | null = null;
-    switch (int(0, 11)) {
-      case 0: {
-        const input = { requestId: id, sku: pick(SKUS), qty: int(1, 4) };
-        call = (l) => l.restock(input);
-        break;
-      }
-      case 1:
-      case 2: {
-        const input = { requestId: id, lines: lines().concat({ sku: pick(SKUS), qty: int(1, 5) }) };
-        call = (l) => l.deduct(input);
-        deducts.push(id);
-        break;
-      }
-      case 3: {
-        const [ls, ttlMs] = [lines(), int(20, 200)];
-        call = (l) => l.reserve({ requestId: id, lines: ls, ttlMs });
-        carts.push(id);
-        break;
-      }
-      case 4:
-        if (carts.length > 0) {
-          const cart = pick(carts);
-          const input = int(0, 1) === 0 ? { reservationId: cart } : { reservationId: cart, lines: [{ sku: pick(SKUS), qty: 1 }] };
-          call = (l) => l.commit(input);
-        }
-        break;
-      case 5:
-        if (carts.length > 0) {
-          const cart = pick(carts);
-          call = (l) => l.release({ reservationId: cart });
-        }
-        break;
-      case 6: {
-        const [sku, onHand] = [pick(SKUS), int(0, 6)];
-        call = (l) => l.adjust({ requestId: id, sku, onHand });
-        break;
-      }
-      case 7:
-      case 8: {
-        const sku = pick(SKUS);
-        const lowStockAt = field(5);
-        // At least one field: a setPolicy that sets nothing is INVALID_INPUT.
-        const backorderMax = lowStockAt === undefined ? (field(6) ?? int(0, 6)) : field(6);
-        const input = { requestId: id, sku, ...(backorderMax === undefined ? {} : { backorderMax }), ...(lowStockAt === undefined ? {} : { lowStockAt }) };
-        call = (l) => l.setPolicy(input);
-        break;
-      }
-      case 9:
-        // Mostly of a deduct, with a part of it now and then; else of anything (mostly refused).
-        if (ids.length > 0) {
-          const of = deducts.length > 0 && int(0, 2) > 0 ? pick(deducts) : pick(ids);
-          const input = int(0, 1) === 0 ? { requestId: id, of } : { requestId: id, of, lines: [{ sku: pick(SKUS), qty: 1 }] };
-          call = (l) => l.reverse(input);
-        }
-        break;
-      case 10:
-        // A replay of an earlier request with the same payload, or the same id with another one.
-        if (requests.length > 0) {
-          const again = pick(requests);
-          call = again;
-          if (int(0, 2) === 0) {
-            const taken = pick(ids);
-            call = (l) => l.setPolicy({ requestId: taken, sku: 'A', lowStockAt: 99 });
-          }
-        }
-        break;
-      default:
-        steps.push({ advanceMs: int(0, 120) });
-        break;
-    }
-    if (call !== null) {
-      steps.push({ call });
-      requests.push(call);
-      ids.push(id);
-    }
-  }
+  const draws = generator(seed);
+  const drawn: Drawn = { deducts: [], carts: [] };
+  const { steps } = drawPlan(length, (id, draft) => drawCall(draws, id, draft, drawn));
   steps.push({ call: (l) => l.sweepExpired() });
   return steps;
 }
 
-/**
- * Runs the plan. Batched, the calls between two clock moves are submitted in one event-loop
- * turn (one batch script, applied in order); the outcomes are those of running them one by one.
- */
-async function play({ ledger, clock }: Clocked, plan: Step[], batch: boolean): Promise<unknown[]> {
-  const out: unknown[] = [];
-  let round: Array<Promise<unknown>> = [];
-  const flush = async (): Promise<void> => {
-    out.push(...(await Promise.all(round)));
-    round = [];
-  };
-  for (const step of plan) {
-    if ('advanceMs' in step) {
-      await flush();
-      clock.now += step.advanceMs;
-      continue;
+/** The call of request `id`: an operation of any kind, a reversal, a replay; or a clock move. */
+function drawCall(draws: Draws, id: string, draft: PlanDraft, { deducts, carts }: Drawn): Call | null {
+  const { int, pick } = draws;
+  const lines = (): Array<{ sku: string; qty: number }> => Array.from({ length: int(1, 2) }, () => ({ sku: pick(SKUS), qty: int(1, 4) }));
+  const field = (max: number): number | null | undefined => pick([undefined, null, int(0, max), int(0, max)]);
+  switch (int(0, 11)) {
+    case 0:
+      return restockOf(draws, id, SKUS);
+    case 1:
+    case 2: {
+      const input = { requestId: id, lines: lines().concat({ sku: pick(SKUS), qty: int(1, 5) }) };
+      deducts.push(id);
+      return (l) => l.deduct(input);
     }
-    const pending = outcome(() => step.call(ledger));
-    if (batch) round.push(pending);
-    else out.push(await pending);
+    case 3: {
+      const [ls, ttlMs] = [lines(), int(20, 200)];
+      carts.push(id);
+      return (l) => l.reserve({ requestId: id, lines: ls, ttlMs });
+    }
+    case 4:
+      return commitOf(draws, carts, SKUS);
+    case 5:
+      return releaseOf(draws, carts);
+    case 6: {
+      const [sku, onHand] = [pick(SKUS), int(0, 6)];
+      return (l) => l.adjust({ requestId: id, sku, onHand });
+    }
+    case 7:
+    case 8: {
+      const sku = pick(SKUS);
+      const lowStockAt = field(5);
+      // At least one field: a setPolicy that sets nothing is INVALID_INPUT.
+      const backorderMax = lowStockAt === undefined ? (field(6) ?? int(0, 6)) : field(6);
+      const input = { requestId: id, sku, ...(backorderMax === undefined ? {} : { backorderMax }), ...(lowStockAt === undefined ? {} : { lowStockAt }) };
+      return (l) => l.setPolicy(input);
+    }
+    case 9: {
+      // Mostly of a deduct, with a part of it now and then; else of anything (mostly refused).
+      if (draft.ids.length === 0) return null;
+      const of = deducts.length > 0 && int(0, 2) > 0 ? pick(deducts) : pick(draft.ids);
+      return reversalOf(draws, id, of, SKUS);
+    }
+    case 10:
+      return replayOf(draws, draft);
+    default:
+      return advanceOf(draws, draft);
   }
-  await flush();
-  return out;
+}
+
+/** A replay of an earlier request with the same payload, or (one time in three) the same id with another one. */
+function replayOf({ int, pick }: Draws, { requests, ids }: PlanDraft): Call | null {
+  if (requests.length === 0) return null;
+  const again = pick(requests);
+  if (int(0, 2) !== 0) return again;
+  const taken = pick(ids);
+  return (l) => l.setPolicy({ requestId: taken, sku: 'A', lowStockAt: 99 });
 }
 
 /** What a ledger holds: every entry, every request record, the levels. */
-async function state(ledger: StockLedger): Promise<unknown> {
-  const entries = await readAllEntries(ledger);
-  const ids = [...new Set(entries.map((e) => e.requestId))].sort();
-  return {
-    entries,
-    records: await Promise.all(ids.map((id) => ledger.request(id))),
-    reservations: await Promise.all(ids.map((id) => ledger.reservation(id))),
-    levels: await ledger.stocks([...SKUS]),
-  };
+function state(ledger: StockLedger): Promise<unknown> {
+  return ledgerState(ledger, SKUS);
 }

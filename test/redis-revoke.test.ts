@@ -4,46 +4,23 @@
  * time and all in one batch, on ioredis and node-redis. A revoked id refuses every kind of
  * operation without writing anything, due expiries included.
  */
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
-import { StockLedger, isStockLedgerError } from 'stock-ledger';
+import { type Redis } from 'ioredis';
+import { type StockLedger } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
-import { RedisStore, type RedisClientLike } from 'stock-ledger/redis';
+import { type RedisClientLike } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { commandCalls, describeRedis, startRedis, writesSoFar, type RedisServer } from './support/redis-server.js';
-
-const T0 = 1_700_000_000_000;
+import { expect, it } from 'vitest';
+import { T0, allAtOnce, clocked, oneByOne, outcomeWith, redisClocked, type Call, type Clocked } from './support/redis-differential.js';
+import { commandCalls, describeRedis, redisSuiteHooks, writesSoFar, type NodeRedisClient, type RedisServer } from './support/redis-server.js';
 
 let server: RedisServer;
 let ioredis: Redis;
-let nodeRedis: ReturnType<typeof createClient>;
-let ledgers = 0;
+let nodeRedis: NodeRedisClient;
 
-/** A ledger and a clock the test moves. */
-interface Clocked {
-  ledger: StockLedger;
-  clock: { now: number };
-}
-
-function clocked(store: MemoryStore | RedisStore): Clocked {
-  const clock = { now: T0 };
-  return { ledger: new StockLedger({ store, clock: () => clock.now, retry: false }), clock };
-}
-
-function redisLedger(client: RedisClientLike, batch: boolean): Clocked {
-  return clocked(new RedisStore({ client, prefix: `revoke-${process.pid}-${(ledgers += 1)}`, batch }));
-}
+const redisLedger = (client: RedisClientLike, batch: boolean): Clocked => redisClocked(client, 'revoke', batch);
 
 /** A call's outcome, or the code (and stored kind) of the error it threw. */
-async function outcome(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    return await call();
-  } catch (error) {
-    if (!isStockLedgerError(error)) throw error;
-    return { threw: error.code, storedKind: (error as { storedKind?: unknown }).storedKind };
-  }
-}
+const outcome = outcomeWith('storedKind');
 
 /** Every use of a revoked id and of an applied one, in an order where each depends on the ones before. */
 const steps: Array<[string, (l: StockLedger) => Promise<unknown>]> = [
@@ -67,11 +44,8 @@ const steps: Array<[string, (l: StockLedger) => Promise<unknown>]> = [
   ['revoke d1', (l) => l.revoke({ requestId: 'd1', meta: { reason: 'late' } })],
 ];
 
-async function sequentially(ledger: StockLedger): Promise<unknown[]> {
-  const out: unknown[] = [];
-  for (const [, step] of steps) out.push(await outcome(() => step(ledger)));
-  return out;
-}
+/** The calls of the steps, in order. */
+const stepCalls = steps.map(([, step]) => step);
 
 /** What a ledger holds after the steps: every entry, the records, the levels. */
 async function state(ledger: StockLedger): Promise<unknown> {
@@ -84,21 +58,14 @@ async function state(ledger: StockLedger): Promise<unknown> {
 }
 
 describeRedis('Redis store: revoke', () => {
-  beforeAll(async () => {
-    server = await startRedis();
-    ioredis = new Redis(server.url);
-    nodeRedis = createClient({ url: server.url });
-    await nodeRedis.connect();
-  });
-  afterAll(async () => {
-    ioredis?.disconnect();
-    await nodeRedis?.close();
-    await server?.stop();
-  });
+  redisSuiteHooks((started, connected) => {
+    server = started;
+    ioredis = connected;
+  }, { nodeRedis: (client) => (nodeRedis = client) });
 
   it('the semantics of the core, exactly: tombstone, replay, conflict, REQUEST_APPLIED, REQUEST_REVOKED, NOT_REVERSIBLE', async () => {
     const memory = clocked(new MemoryStore());
-    const expected = await sequentially(memory.ledger);
+    const expected = await oneByOne(memory.ledger, stepCalls, outcome);
     const byName = Object.fromEntries(steps.map(([name], i) => [name, expected[i]]));
     // The reference itself, spelled out, so a change in the core shows here too.
     expect(byName['revoke r1']).toEqual({ ok: true, replayed: false, entries: [], levels: [] });
@@ -114,7 +81,7 @@ describeRedis('Redis store: revoke', () => {
 
     for (const [name, client] of [['ioredis', ioredis], ['node-redis', nodeRedis]] as const) {
       const redis = redisLedger(client, false);
-      expect(await sequentially(redis.ledger), name).toEqual(expected);
+      expect(await oneByOne(redis.ledger, stepCalls, outcome), name).toEqual(expected);
       expect(await state(redis.ledger), name).toEqual(await state(memory.ledger));
       expect((await redis.ledger.verify()).ok).toBe(true);
     }
@@ -122,11 +89,11 @@ describeRedis('Redis store: revoke', () => {
 
   it('all of it in one batch: the same outcomes as one at a time, in one script call', async () => {
     const memory = clocked(new MemoryStore());
-    const expected = await sequentially(memory.ledger);
+    const expected = await oneByOne(memory.ledger, stepCalls, outcome);
     for (const [name, client] of [['ioredis', ioredis], ['node-redis', nodeRedis]] as const) {
       const redis = redisLedger(client, true);
       const before = await commandCalls(server, 'evalsha');
-      const got = await Promise.all(steps.map(([, step]) => outcome(() => step(redis.ledger))));
+      const got = await allAtOnce(redis.ledger, stepCalls, outcome);
       expect(await commandCalls(server, 'evalsha'), `${name}: one batch`).toBe(before + 1);
       expect(got, name).toEqual(expected);
       expect(await state(redis.ledger), name).toEqual(await state(memory.ledger));
@@ -154,7 +121,7 @@ describeRedis('Redis store: revoke', () => {
     }
     memory.clock.now = redis.clock.now = T0 + 1_000; // the hold of cart is due
     const before = await writesSoFar(server);
-    const calls: Array<(l: StockLedger) => Promise<unknown>> = [
+    const calls: Call[] = [
       (l) => l.deduct({ requestId: 'gone', sku: 'A', qty: 1 }),
       (l) => l.reserve({ requestId: 'gone', lines: [{ sku: 'A', qty: 1 }], ttlMs: 100 }),
       (l) => l.adjust({ requestId: 'gone', sku: 'A', onHand: 1 }),

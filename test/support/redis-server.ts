@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { createClient } from 'redis';
 import { afterAll, beforeAll, describe } from 'vitest';
 
 /** Loopback only: the test servers must not be reachable from anywhere else. */
@@ -486,24 +487,41 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   return urlServer(target.url);
 }
 
+/** A connected node-redis client, as {@link redisSuiteHooks} hands it over. */
+export type NodeRedisClient = ReturnType<typeof createClient>;
+
+/** Options of {@link redisSuiteHooks}. */
+export interface RedisSuiteOptions {
+  /** Also connect a node-redis client and hand it here, for suites that check both drivers. */
+  nodeRedis?: (client: NodeRedisClient) => void;
+}
+
 /**
- * The hooks of a suite that needs one server and one ioredis client on it: both made before the
- * suite (and handed to `set`), disconnected and stopped after it. Call it inside the suite's
- * {@link describeRedis}, so a skipped suite starts nothing.
+ * The hooks of a suite that needs one server and one ioredis client on it (and, asked for, one
+ * node-redis client): all made before the suite (and handed to `set`), disconnected and stopped
+ * after it. One place for this, so every Redis suite starts and cleans up its server the same
+ * way. Call it inside the suite's {@link describeRedis}, so a skipped suite starts nothing.
  *
  * @example
- * let server: RedisServer; let client: Redis;
+ * let server: RedisServer; let client: Redis; let nodeRedis: NodeRedisClient;
  * describeRedis('...', () => { redisSuiteHooks((s, c) => { server = s; client = c; }); ... });
+ * // both drivers:
+ * redisSuiteHooks((s, c) => { server = s; client = c; }, { nodeRedis: (n) => { nodeRedis = n; } });
  */
-export function redisSuiteHooks(set: (server: RedisServer, client: Redis) => void): void {
-  let started: { server: RedisServer; client: Redis } | undefined;
+export function redisSuiteHooks(set: (server: RedisServer, client: Redis) => void, options: RedisSuiteOptions = {}): void {
+  let started: { server: RedisServer; client: Redis; nodeRedis?: NodeRedisClient } | undefined;
   beforeAll(async () => {
     const server = await startRedis();
     started = { server, client: new Redis(server.url) };
     set(started.server, started.client);
+    if (options.nodeRedis === undefined) return;
+    started.nodeRedis = createClient({ url: server.url });
+    await started.nodeRedis.connect();
+    options.nodeRedis(started.nodeRedis);
   });
   afterAll(async () => {
     started?.client.disconnect();
+    await started?.nodeRedis?.close();
     await started?.server.stop();
   });
 }
