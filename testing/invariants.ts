@@ -139,18 +139,27 @@ async function readAll(ledger: StockLedger, problems: string[]): Promise<Reads> 
   return { entries, bySku, folded, holds, reservations, records, levels, buyerTotals: await readBuyerTotals(ledger, bySku) };
 }
 
+/** The value of `key`, made by `make` and kept the first time. */
+function entryOf<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  const known = map.get(key);
+  if (known !== undefined) return known;
+  const made = make();
+  map.set(key, made);
+  return made;
+}
+
 /** `buyerTotals()` of every buyer an entry names, on the SKUs its entries name. */
 async function readBuyerTotals(ledger: StockLedger, bySku: ReadonlyMap<string, FeedEntry[]>): Promise<Map<string, Map<string, number>>> {
   const skusOf = new Map<string, Set<string>>();
   for (const [sku, list] of bySku) {
-    for (const e of list) if (e.buyer !== undefined) (skusOf.get(e.buyer) ?? skusOf.set(e.buyer, new Set()).get(e.buyer))?.add(sku);
+    for (const e of list) if (e.buyer !== undefined) entryOf(skusOf, e.buyer, () => new Set<string>()).add(sku);
   }
   const totals = new Map<string, Map<string, number>>();
   for (const [buyer, skus] of skusOf) {
     const list = [...skus];
     for (let i = 0; i < list.length; i += LIMITS.skusPerReadMax) {
       for (const t of await ledger.buyerTotals({ buyer, skus: list.slice(i, i + LIMITS.skusPerReadMax) })) {
-        (totals.get(t.sku) ?? totals.set(t.sku, new Map()).get(t.sku))?.set(buyer, t.taken);
+        entryOf(totals, t.sku, () => new Map<string, number>()).set(buyer, t.taken);
       }
     }
   }
