@@ -40,6 +40,8 @@ const CASES: Array<[string, string, unknown, string, string]> = [
   ['deduct', 'lines not array', { requestId: 'r', lines: {} }, "lines", "lines: must be an array"],
   ['deduct', 'buyer empty', { requestId: 'r', sku: 'A', qty: 1, buyer: '' }, "buyer", "buyer: must not be empty"],
   ['reserve', 'buyer number', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }], ttlMs: 1000, buyer: 7 }, "buyer", "buyer: must be a string"],
+  ['setPolicy', 'input not an object', 5, "input", "input: must be an object"],
+  ['buyerTotals', 'query not an object', 5, "query", "query: must be an object"],
   ['setPolicy', 'no field', { requestId: 'r', sku: 'A' }, "input", "input: must set at least one of backorderMax, lowStockAt, buyerMax"],
   ['setPolicy', 'buyerMax negative', { requestId: 'r', sku: 'A', buyerMax: -1 }, "buyerMax", "buyerMax: must be at least 0"],
   ['buyerTotals', 'buyer missing', { skus: ['A'] }, "buyer", "buyer: must be a string"],
