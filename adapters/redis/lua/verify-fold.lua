@@ -22,6 +22,19 @@ local function count_pair(seen, order, kind, id)
   of_kind[id] = (of_kind[id] or 0) + 1
 end
 
+-- Appends how many non-zero sums follow, then each as key, sum (in the order first met).
+local function append_sums(out, order, sums)
+  local at = #out + 1
+  out[at] = ''
+  for _, key in ipairs(order) do
+    if sums[key] ~= 0 then
+      out[#out + 1] = key
+      out[#out + 1] = fmt(sums[key])
+    end
+  end
+  out[at] = fmt((#out - at) / 2)
+end
+
 OPS.fold = function(a)
   local sku, after, upto, limit = a[1], tonumber(a[2]), tonumber(a[3]), tonumber(a[4])
   local prefix = enc(sku)
@@ -47,23 +60,9 @@ OPS.fold = function(a)
       count_pair(seen, seen_order, x.kind, x.requestId)
     end
   end
-  local out = { fmt(on) .. ',' .. fmt(res) .. ',' .. fmt(count) .. ',' .. fmt(seqs[#seqs]), '' }
-  for _, id in ipairs(held_order) do
-    if held[id] ~= 0 then
-      out[#out + 1] = id
-      out[#out + 1] = fmt(held[id])
-    end
-  end
-  out[2] = fmt((#out - 2) / 2)
-  local b_at = #out + 1
-  out[b_at] = ''
-  for _, buyer in ipairs(bought_order) do
-    if bought[buyer] ~= 0 then
-      out[#out + 1] = buyer
-      out[#out + 1] = fmt(bought[buyer])
-    end
-  end
-  out[b_at] = fmt((#out - b_at) / 2)
+  local out = { fmt(on) .. ',' .. fmt(res) .. ',' .. fmt(count) .. ',' .. fmt(seqs[#seqs]) }
+  append_sums(out, held_order, held)
+  append_sums(out, bought_order, bought)
   for _, p in ipairs(seen_order) do
     out[#out + 1] = p[1]
     out[#out + 1] = p[2]
