@@ -1,12 +1,13 @@
 import { InvalidInputError, InvariantViolationError } from './errors.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
+import { namedSkus } from './store.js';
 import type {
-  CommitCommand, Command, DeductCommand, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, SetPolicyCommand, StoreOutcome,
+  Alternatives, CommitCommand, Command, DeductCommand, GivenLine, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, SetPolicyCommand, StoreOutcome,
   StoredRequest, StoredReservation, SweepCommand,
 } from './store.js';
 import type {
-  Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, StockPolicy,
+  Allocation, Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, StockPolicy,
 } from './types.js';
 
 /** One hold: a reservation's units of one SKU. */
@@ -85,6 +86,8 @@ export interface Write {
    * total of each SKU by `reservedDelta - onHandDelta`.
    */
   buyerTotals: Array<{ sku: string; buyer: string; taken: number }>;
+  /** A deduct or reserve with an `anyOf` line: which SKUs served each line (its outcome shows them). */
+  allocations: Allocation[] | null;
 }
 
 /** What to do: return an outcome without writing, write (and return the write's outcome), or both. */
@@ -203,7 +206,7 @@ class Draft {
     this.write = {
       // Stryker disable next-line ArrayDeclaration: levels is set by finish() before anyone reads it
       at, steps: [], ownFrom: 0, levels: [], request: null, reversal: null, reservation: null, holdsEnded: NONE, expired: NONE,
-      settled: null, extended: null, sweep: null, buyerTotals: NONE,
+      settled: null, extended: null, sweep: null, buyerTotals: NONE, allocations: null,
     };
   }
 
@@ -417,10 +420,11 @@ function shortOf(lines: Line[], draft: Draft): Rejection | null {
  * A deduct or reserve on a SKU whose policy has a `buyerMax` must name its buyer: otherwise
  * the rule could not hold. Only the store knows the policy, so this is the one INVALID_INPUT
  * found inside the step; it is thrown before anything is decided, so nothing is written.
+ * Every SKU the request names counts, alternatives included.
  */
-function requireBuyer(lines: Line[], buyer: string | null, draft: Draft): void {
+function requireBuyer(skus: string[], buyer: string | null, draft: Draft): void {
   if (buyer !== null) return;
-  for (const { sku } of lines) {
+  for (const sku of skus) {
     if ((draft.counters(sku).policy?.buyerMax ?? null) !== null) {
       throw new InvalidInputError('buyer', `is required: SKU ${JSON.stringify(sku)} has a buyerMax (a limit per buyer)`);
     }
@@ -440,21 +444,84 @@ function buyerLimitOf(lines: Line[], buyer: string | null, draft: Draft): Reject
   return null;
 }
 
-/** What stops a deduct or reserve: the buyer's limit first, then the stock (both after due expiries). */
-function refusalOf(lines: Line[], buyer: string | null, draft: Draft): Rejection | null {
-  return buyerLimitOf(lines, buyer, draft) ?? shortOf(lines, draft);
+/** What a deduct or reserve takes: per-SKU lines (merged, sorted) and, with `anyOf` lines, the allocations. */
+interface Taking {
+  lines: Line[];
+  allocations: Allocation[] | null;
+}
+
+/**
+ * What a deduct or reserve takes, or what stops it (after due expiries). One-SKU lines only:
+ * the buyer's limit first, then the stock. With `anyOf` lines the allocation decides which
+ * SKUs are taken, so the stock comes first, then the buyer's limit on what was allocated.
+ */
+function takingOf(command: DeductCommand | ReserveCommand, draft: Draft): Taking | Rejection {
+  const { lines, given, buyer } = command;
+  if (given === null) return buyerLimitOf(lines, buyer, draft) ?? shortOf(lines, draft) ?? { lines, allocations: null };
+  const allocated = shortOf(lines, draft) ?? allocate(lines, given, draft);
+  if ('ok' in allocated) return allocated;
+  return buyerLimitOf(allocated.lines, buyer, draft) ?? allocated;
+}
+
+/**
+ * Allocates `anyOf` lines in the order given, after the one-SKU lines (which have no choice),
+ * each seeing what earlier lines took. A line that cannot be filled is `INSUFFICIENT_STOCK`
+ * naming it, with the total its alternatives had left.
+ */
+function allocate(plain: Line[], given: GivenLine[], draft: Draft): Taking | Rejection {
+  const used = new Map(plain.map((l) => [l.sku, l.qty]));
+  const left = (sku: string): number => availableOf(draft.counters(sku)) - (used.get(sku) ?? 0);
+  const allocations: Allocation[] = [];
+  for (let line = 0; line < given.length; line += 1) {
+    const g = given[line] as GivenLine;
+    if ('sku' in g) {
+      allocations.push({ line, taken: [{ sku: g.sku, qty: g.qty }] });
+      continue;
+    }
+    const taken = pick(g, left);
+    if (taken === null) {
+      const available = g.anyOf.reduce((sum, sku) => sum + left(sku), 0);
+      return { ok: false, code: 'INSUFFICIENT_STOCK', sku: g.anyOf[0] as string, requested: g.qty, available, line, anyOf: [...g.anyOf] };
+    }
+    for (const t of taken) used.set(t.sku, (used.get(t.sku) ?? 0) + t.qty);
+    allocations.push({ line, taken });
+  }
+  const lines = [...used].sort(([a], [b]) => byCodeUnits(a, b)).map(([sku, qty]) => ({ sku, qty }));
+  return { lines, allocations };
+}
+
+/**
+ * What one `anyOf` line takes, given what each SKU has left: from the first alternative (in
+ * priority order) that has the whole line, or with `split` from each in turn until filled.
+ */
+function pick(g: Alternatives, left: (sku: string) => number): Line[] | null {
+  const order = g.prefer === 'order' ? g.anyOf : [...g.anyOf].sort((a, b) => left(b) - left(a));
+  if (!g.split) {
+    const sku = order.find((s) => left(s) >= g.qty);
+    return sku === undefined ? null : [{ sku, qty: g.qty }];
+  }
+  const taken: Line[] = [];
+  let rest = g.qty;
+  for (const sku of order) {
+    const qty = Math.min(left(sku), rest);
+    if (qty === 0) continue;
+    taken.push({ sku, qty });
+    rest -= qty;
+    if (rest === 0) return taken;
+  }
+  return null;
 }
 
 function deduct(command: DeductCommand, draft: Draft): Decision {
-  const { lines, buyer } = command;
-  const skus = lines.map((l) => l.sku);
-  requireBuyer(lines, buyer, draft);
+  const skus = namedSkus(command);
+  requireBuyer(skus, command.buyer, draft);
   draft.expireDue(skus);
-  const refusal = refusalOf(lines, buyer, draft);
-  if (refusal !== null) return draft.finish(refusal);
+  const taking = takingOf(command, draft);
+  if ('ok' in taking) return draft.finish(taking);
   draft.own();
-  draft.step(command.requestId, 'deduct', command.meta, lines.map(({ sku, qty }) => ({ sku, onHandDelta: -qty, reservedDelta: 0 })), buyer);
-  return draft.finish(null, skus);
+  draft.step(command.requestId, 'deduct', command.meta, taking.lines.map(({ sku, qty }) => ({ sku, onHandDelta: -qty, reservedDelta: 0 })), command.buyer);
+  draft.write.allocations = taking.allocations;
+  return draft.finish(null, taking.lines.map((l) => l.sku));
 }
 
 function adjust(command: Extract<Command, { kind: 'adjust' }>, draft: Draft): Decision {
@@ -491,12 +558,14 @@ function setPolicy(command: SetPolicyCommand, draft: Draft): Decision {
 }
 
 function reserve(command: ReserveCommand, draft: Draft): Decision {
-  const { lines, buyer } = command;
+  const { buyer } = command;
+  const named = namedSkus(command);
+  requireBuyer(named, buyer, draft);
+  draft.expireDue(named);
+  const taking = takingOf(command, draft);
+  if ('ok' in taking) return draft.finish(taking);
+  const { lines } = taking;
   const skus = lines.map((l) => l.sku);
-  requireBuyer(lines, buyer, draft);
-  draft.expireDue(skus);
-  const refusal = refusalOf(lines, buyer, draft);
-  if (refusal !== null) return draft.finish(refusal);
   draft.own();
   draft.step(command.requestId, 'reserve', command.meta, lines.map(({ sku, qty }) => ({ sku, onHandDelta: 0, reservedDelta: qty })), buyer);
   const reservation: StoredReservation = {
@@ -506,6 +575,7 @@ function reserve(command: ReserveCommand, draft: Draft): Decision {
   if (command.meta !== null) reservation.meta = command.meta;
   if (buyer !== null) reservation.buyer = buyer;
   draft.write.reservation = reservation;
+  draft.write.allocations = taking.allocations;
   return draft.finish(null, skus);
 }
 
@@ -699,6 +769,7 @@ export function materialize(write: Write, firstSeq: number): Materialized {
   // Stryker disable next-line ConditionalExpression: slice(0) is the same entries, copied
   const own = ownStart === 0 ? entries : entries.slice(ownStart);
   const applied: Applied = { ok: true, replayed: false, entries: own, levels: write.levels };
+  if (write.allocations !== null) applied.allocations = write.allocations;
   if (write.sweep !== null) {
     const expired = write.holdsEnded.length;
     return { outcome: { ...applied, entries, replayed: false, expired, more: write.sweep.more }, entries };

@@ -20,6 +20,11 @@ export const LIMITS = Object.freeze({
   requestIdBytesMax: 128,
   /** Most lines in one deduct or reverse, before duplicates are merged. */
   linesPerOperationMax: 100,
+  /**
+   * Most alternatives in one `anyOf` line. A deduct or reserve names at most
+   * `linesPerOperationMax` SKUs in all, alternatives included.
+   */
+  alternativesPerLineMax: 16,
   /** Largest `meta`, as canonical JSON, in UTF-8 bytes. */
   metaBytesMax: 4096,
   /** Deepest nesting of objects and arrays inside `meta`. */

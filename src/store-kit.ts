@@ -22,3 +22,4 @@ export { verifyItem } from './verify.js';
 export { inAppTransaction } from './errors.js';
 export { byCodeUnits, compareCodePoints } from './order.js';
 export type * from './store.js';
+export { namedSkus } from './store.js';

@@ -1,3 +1,4 @@
+import { byCodeUnits } from './order.js';
 import type { Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, Rejection, Reservation, ReservationState, ReserveApplied, StockPolicy } from './types.js';
 
 /**
@@ -22,10 +23,26 @@ export interface RestockCommand extends CommandBase {
   qty: number;
 }
 
+/** An `anyOf` line as a store receives it: alternatives distinct, `split` and `prefer` filled in. */
+export interface Alternatives {
+  anyOf: string[];
+  qty: number;
+  split: boolean;
+  prefer: 'order' | 'mostAvailable';
+}
+
+/** Lines of a deduct or reserve as given: one SKU, or alternatives. */
+export type GivenLine = Line | Alternatives;
+
 export interface DeductCommand extends CommandBase {
   kind: 'deduct';
-  /** Duplicates merged, sorted by SKU (JavaScript string order), 1 or more. */
+  /**
+   * The one-SKU lines, duplicates merged, sorted by SKU (JavaScript string order); 1 or more
+   * unless `given` has `anyOf` lines.
+   */
   lines: Line[];
+  /** Null unless a line is an `anyOf` line: then every line as given, in order (allocations follow it). */
+  given: GivenLine[] | null;
   buyer: string | null;
 }
 
@@ -45,8 +62,10 @@ export interface ReverseCommand extends CommandBase {
 
 export interface ReserveCommand extends CommandBase {
   kind: 'reserve';
-  /** Duplicates merged, sorted by SKU, 1 or more. */
+  /** The one-SKU lines, duplicates merged, sorted by SKU; 1 or more unless `given` has `anyOf` lines. */
   lines: Line[];
+  /** Null unless a line is an `anyOf` line: then every line as given, in order. */
+  given: GivenLine[] | null;
   ttlMs: number;
   /** `at + ttlMs`. */
   expiresAt: number;
@@ -101,6 +120,22 @@ export interface SweepCommand {
 
 /** A normalized operation that carries its own request id and fingerprint. */
 export type RequestCommand = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand | ReserveCommand | RevokeCommand | SetPolicyCommand;
+
+/**
+ * Every SKU a deduct or reserve may touch (its lines' and all their alternatives), distinct,
+ * sorted: what a store locks or reads before the step decides.
+ *
+ * @example
+ * ```ts
+ * for (const sku of namedSkus(command)) lock(sku);
+ * ```
+ */
+export function namedSkus(command: DeductCommand | ReserveCommand): string[] {
+  if (command.given === null) return command.lines.map((l) => l.sku);
+  const skus = new Set<string>();
+  for (const line of command.given) for (const sku of 'sku' in line ? [line.sku] : line.anyOf) skus.add(sku);
+  return [...skus].sort(byCodeUnits);
+}
 
 /** A normalized operation, as a store receives it. */
 export type Command = RequestCommand | CommitCommand | ReleaseCommand | ExtendCommand | SweepCommand;

@@ -88,6 +88,37 @@ export interface Line {
   qty: number;
 }
 
+/**
+ * A deduct or reserve line served by alternatives: one product at several locations
+ * (`TSHIRT-M@berlin`, `TSHIRT-M@paris`), or substitutes. The SKUs are tried in priority order
+ * inside the atomic step.
+ *
+ * @example
+ * ```ts
+ * await ledger.deduct({ requestId: 'o-1', lines: [{ anyOf: ['TSHIRT-M@berlin', 'TSHIRT-M@paris'], qty: 3, split: true }] });
+ * ```
+ */
+export interface AnyOfLine {
+  /** The alternatives, distinct, 1 to `LIMITS.alternativesPerLineMax`, in priority order. */
+  anyOf: string[];
+  qty: number;
+  /** `true`: taken from the alternatives in priority order until filled. Default `false`: the first one that has the whole line serves it. */
+  split?: boolean;
+  /** The priority: `'order'` (as listed, the default) or `'mostAvailable'` (most available first, ties as listed). */
+  prefer?: 'order' | 'mostAvailable';
+}
+
+/** A line of a deduct or reserve: one SKU, or alternatives. */
+export type OrderLine = Line | AnyOfLine;
+
+/** Which SKUs served one line of a deduct or reserve that had an `anyOf` line. */
+export interface Allocation {
+  /** The line's index in the request's `lines`, as given. */
+  line: number;
+  /** What each SKU gave, in the order taken; quantities sum to the line's `qty`. */
+  taken: Line[];
+}
+
 /** Outcome of an applied operation (or of a replay of one). */
 export interface Applied {
   ok: true;
@@ -96,15 +127,26 @@ export interface Applied {
   entries: Entry[];
   /** The levels right after the operation, one per SKU it touched, sorted by SKU. */
   levels: Level[];
+  /**
+   * Set when the request had an `anyOf` line: one allocation per line, in the order given
+   * (a one-SKU line is served by its SKU). A replay returns the same allocations.
+   */
+  allocations?: Allocation[];
 }
 
 /** A deduct (or reserve) line asked for more than is available. */
 export interface InsufficientStock {
   ok: false;
   code: 'INSUFFICIENT_STOCK';
+  /** The SKU that is short; for an `anyOf` line, its first alternative. */
   sku: string;
   requested: number;
+  /** What the SKU had left; for an `anyOf` line, the sum over its alternatives after earlier lines. */
   available: number;
+  /** For an `anyOf` line: its index in `lines`, as given. */
+  line?: number;
+  /** For an `anyOf` line: its alternatives. */
+  anyOf?: string[];
 }
 
 /** A deduct or reserve would take a buyer past the SKU's `buyerMax`. */
@@ -315,7 +357,7 @@ interface BuyerField {
   buyer?: string;
 }
 
-export type DeductInput = (InputBase & BuyerField & { lines: Line[] }) | (InputBase & BuyerField & { sku: string; qty: number });
+export type DeductInput = (InputBase & BuyerField & { lines: OrderLine[] }) | (InputBase & BuyerField & { sku: string; qty: number });
 
 export interface AdjustInput extends InputBase {
   sku: string;
@@ -333,8 +375,8 @@ export interface ReverseInput extends InputBase {
 }
 
 export interface ReserveInput extends InputBase, BuyerField {
-  /** What to hold, all or none; the same SKU twice is merged. */
-  lines: Line[];
+  /** What to hold, all or none; the same SKU twice is merged; `anyOf` lines are allocated after the others, in order. */
+  lines: OrderLine[];
   /** How long the hold lasts, in ms, from the ledger clock's now. */
   ttlMs: number;
 }

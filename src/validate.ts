@@ -3,7 +3,7 @@ import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
 import type {
-  AdjustCommand, Command, CommitCommand, DeductCommand, ExtendCommand, HoldCursor, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand,
+  AdjustCommand, Alternatives, Command, CommitCommand, DeductCommand, ExtendCommand, GivenLine, HoldCursor, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand,
   SetPolicyCommand, SweepCommand,
 } from './store.js';
 import type { JsonObject, JsonValue, Line, StockPolicy } from './types.js';
@@ -143,6 +143,53 @@ export function checkLines(value: unknown, field = 'lines'): Line[] {
   return [...merged].sort(([a], [b]) => byCodeUnits(a, b)).map(([sku, qty]) => ({ sku, qty }));
 }
 
+/** Lines of a deduct or reserve: the one-SKU lines merged, and every line as given when one is an `anyOf` line. */
+export function checkOrderLines(value: unknown): { lines: Line[]; given: GivenLine[] | null } {
+  const field = 'lines';
+  if (!Array.isArray(value) || !value.some(isAnyOf)) return { lines: checkLines(value, field), given: null };
+  if (value.length > LIMITS.linesPerOperationMax) throw new InvalidInputError(field, `must have at most ${LIMITS.linesPerOperationMax} lines`);
+  const given = value.map((raw, i): GivenLine => {
+    const line = bag(raw, `${field}[${i}]`);
+    if (!isAnyOf(line)) return { sku: checkSku(line['sku'], `${field}[${i}].sku`), qty: checkQty(line['qty'], `${field}[${i}].qty`) };
+    if (line['sku'] !== undefined) throw new InvalidInputError(`${field}[${i}]`, 'give either sku or anyOf, not both');
+    return checkAlternatives(line, `${field}[${i}]`);
+  });
+  const plain = given.filter((l): l is Line => 'sku' in l);
+  const skus = new Set(given.flatMap((l) => ('sku' in l ? [l.sku] : l.anyOf)));
+  if (skus.size > LIMITS.linesPerOperationMax) throw new InvalidInputError(field, `must name at most ${LIMITS.linesPerOperationMax} SKUs, alternatives included`);
+  return { lines: plain.length === 0 ? [] : checkLines(plain, field), given };
+}
+
+function isAnyOf(line: unknown): boolean {
+  return typeof line === 'object' && line !== null && (line as Bag)['anyOf'] !== undefined;
+}
+
+/** An `anyOf` line: distinct alternatives, a quantity, `split` and `prefer` filled in. */
+function checkAlternatives(line: Bag, field: string): Alternatives {
+  const anyOf = line['anyOf'];
+  if (!Array.isArray(anyOf) || anyOf.length === 0 || anyOf.length > LIMITS.alternativesPerLineMax) {
+    throw new InvalidInputError(`${field}.anyOf`, `must be an array of 1 to ${LIMITS.alternativesPerLineMax} SKUs`);
+  }
+  const skus = anyOf.map((sku, j) => checkSku(sku, `${field}.anyOf[${j}]`));
+  if (new Set(skus).size !== skus.length) throw new InvalidInputError(`${field}.anyOf`, 'must not name a SKU twice');
+  const split = line['split'] ?? false;
+  if (typeof split !== 'boolean') throw new InvalidInputError(`${field}.split`, 'must be a boolean');
+  const prefer = line['prefer'] ?? 'order';
+  if (prefer !== 'order' && prefer !== 'mostAvailable') throw new InvalidInputError(`${field}.prefer`, "must be 'order' or 'mostAvailable'");
+  return { anyOf: skus, qty: checkQty(line['qty'], `${field}.qty`), split, prefer };
+}
+
+/**
+ * Canonical JSON of lines as given, `[["A",1],[["B","C"],2,true,"order"]]`: an `anyOf` line
+ * starts with an array, so this never equals the merged form of one-SKU lines.
+ */
+function givenJson(given: GivenLine[]): string {
+  return canonicalJson(given.map((l) => ('sku' in l ? [l.sku, l.qty] : [l.anyOf, l.qty, l.split, l.prefer])));
+}
+
+/** The lines' part of a fingerprint: merged one-SKU lines, or every line as given. */
+const orderLinesJson = (lines: Line[], given: GivenLine[] | null): string => (given === null ? linesJson(lines) : givenJson(given));
+
 /** Canonical JSON of lines as `[[sku, qty], ...]`, written directly: this runs on every operation. */
 function linesJson(lines: Line[]): string {
   let out = '[';
@@ -183,11 +230,11 @@ export function toDeduct(input: unknown, at: number): DeductCommand {
   const requestId = checkRequestId(b['requestId']);
   const hasShorthand = b['sku'] !== undefined || b['qty'] !== undefined;
   if (hasShorthand && b['lines'] !== undefined) throw new InvalidInputError('lines', 'give either lines or sku and qty, not both');
-  const lines = hasShorthand ? [{ sku: checkSku(b['sku']), qty: checkQty(b['qty']) }] : checkLines(b['lines']);
+  const { lines, given } = hasShorthand ? { lines: [{ sku: checkSku(b['sku']), qty: checkQty(b['qty']) }], given: null } : checkOrderLines(b['lines']);
   const meta = checkMeta(b['meta']);
   const buyer = buyerOf(b['buyer']);
-  const print = fingerprint(`["deduct",${linesJson(lines)},${metaJson(meta)}${buyerJson(buyer)}]`);
-  return { kind: 'deduct', requestId, lines, meta, buyer, at, fingerprint: print };
+  const print = fingerprint(`["deduct",${orderLinesJson(lines, given)},${metaJson(meta)}${buyerJson(buyer)}]`);
+  return { kind: 'deduct', requestId, lines, given, meta, buyer, at, fingerprint: print };
 }
 
 /** Normalizes an adjust input. */
@@ -239,12 +286,12 @@ function checkTtl(ttlMs: unknown): number {
 export function toReserve(input: unknown, at: number): ReserveCommand {
   const b = bag(input, 'input');
   const requestId = checkRequestId(b['requestId']);
-  const lines = checkLines(b['lines']);
+  const { lines, given } = checkOrderLines(b['lines']);
   const ttlMs = checkTtl(b['ttlMs']);
   const meta = checkMeta(b['meta']);
   const buyer = buyerOf(b['buyer']);
-  const print = fingerprint(`["reserve",${linesJson(lines)},${ttlMs},${metaJson(meta)}${buyerJson(buyer)}]`);
-  return { kind: 'reserve', requestId, lines, ttlMs, expiresAt: at + ttlMs, meta, buyer, at, fingerprint: print };
+  const print = fingerprint(`["reserve",${orderLinesJson(lines, given)},${ttlMs},${metaJson(meta)}${buyerJson(buyer)}]`);
+  return { kind: 'reserve', requestId, lines, given, ttlMs, expiresAt: at + ttlMs, meta, buyer, at, fingerprint: print };
 }
 
 /**

@@ -94,7 +94,7 @@ describe('decide reports levels sorted by SKU', () => {
 
 describe('decide writes only what it must', () => {
   const stocked = (): StateView => view({ counters: { A: { onHand: 1, reserved: 0, version: 1 } } });
-  const deduct = (qty: number): Command => ({ kind: 'deduct', requestId: 'd', lines: [{ sku: 'A', qty }], meta: null, buyer: null, at: AT, fingerprint: `d${qty}` });
+  const deduct = (qty: number): Command => ({ kind: 'deduct', requestId: 'd', lines: [{ sku: 'A', qty }], given: null, meta: null, buyer: null, at: AT, fingerprint: `d${qty}` });
 
   it('a rejection with no due hold to expire writes nothing at all', () => {
     const decision = decide(deduct(2), stocked());
@@ -130,7 +130,7 @@ describe('decide writes only what it must', () => {
   it('a reservation that expires on two SKUs is listed as expired once', () => {
     const two = reservation('cart', [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }], AT - 1);
     const state = view({ counters: { A: { onHand: 5, reserved: 1, version: 2 }, B: { onHand: 5, reserved: 1, version: 2 } }, reservations: [two] });
-    const decision = decide({ kind: 'deduct', requestId: 'd', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }], meta: null, buyer: null, at: AT, fingerprint: 'f' }, state);
+    const decision = decide({ kind: 'deduct', requestId: 'd', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }], given: null, meta: null, buyer: null, at: AT, fingerprint: 'f' }, state);
     expect(decision.write?.expired).toEqual(['cart']);
     expect(decision.write?.holdsEnded).toEqual([{ reservationId: 'cart', sku: 'A' }, { reservationId: 'cart', sku: 'B' }]);
   });
@@ -148,7 +148,7 @@ describe('decide writes only what it must', () => {
     const base = view({ counters: { A: { onHand: 9, reserved: 3, version: 4 } }, reservations: [ann, bea] });
     const stored: Record<string, number> = { ann: 5, bea: 1 };
     const state: StateView = { ...base, buyerTaken: (sku, buyer) => (sku === 'A' ? (stored[buyer] ?? 0) : 0) };
-    const decision = decide({ kind: 'deduct', requestId: 'd', lines: [{ sku: 'A', qty: 1 }], meta: null, buyer: 'ann', at: AT, fingerprint: 'f' }, state);
+    const decision = decide({ kind: 'deduct', requestId: 'd', lines: [{ sku: 'A', qty: 1 }], given: null, meta: null, buyer: 'ann', at: AT, fingerprint: 'f' }, state);
     // ann's hold of 2 expires (5 -> 3), bea's of 1 (1 -> 0), then ann buys 1 (3 -> 4).
     expect(decision.write?.buyerTotals).toEqual([{ sku: 'A', buyer: 'ann', taken: 4 }, { sku: 'A', buyer: 'bea', taken: 0 }]);
     expect(decision.write?.steps.map((s) => [s.kind, s.buyer])).toEqual([['expire', 'ann'], ['expire', 'bea'], ['deduct', 'ann']]);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { LIMITS, StockLedger } from '../src/index.js';
-import type { AdjustInput, DeductInput, JsonObject, Line, ReserveInput, RestockInput, ReverseInput, RevokeInput, SetPolicyInput, StockStore } from '../src/index.js';
+import type { AdjustInput, AnyOfLine, DeductInput, JsonObject, Line, OrderLine, ReserveInput, RestockInput, ReverseInput, RevokeInput, SetPolicyInput, StockStore } from '../src/index.js';
 import { ConformanceError, assertEqual, show } from './assert.js';
 import { checkInvariants, type ExpectedOperation } from './invariants.js';
 import { ReferenceModel } from './model.js';
@@ -81,6 +81,13 @@ type RevokeIdSpec = IdSpec | { t: 'rejected'; k: number };
 type ReservationSpec = { t: 'live'; k: number } | { t: 'known'; k: number } | IdSpec;
 type OfSpec = IdSpec | { t: 'deduct'; k: number } | { t: 'reservation'; k: number };
 type QtySpec = { t: 'n'; n: number } | { t: 'fill' } | { t: 'overfill' } | { t: 'max' } | { t: 'available' } | { t: 'over' };
+/**
+ * An `anyOf` line: more alternatives after the line's SKU (duplicates dropped), `split` and
+ * `prefer` left out (the defaults) or given.
+ */
+type AltSpec = { more: number[]; split: boolean | undefined; prefer: 'order' | 'mostAvailable' | undefined };
+/** A deduct or reserve line: one SKU, or with `alt` an `anyOf` line (whose `available` is the alternatives' sum). */
+type LineSpec = { sku: number; qty: QtySpec; alt: AltSpec | null };
 type VersionSpec = { t: 'none' } | { t: 'current' } | { t: 'stale' } | { t: 'n'; n: number };
 type ReverseQtySpec = { t: 'n'; n: number } | { t: 'remaining' } | { t: 'over' };
 type CommitQtySpec = { t: 'n'; n: number } | { t: 'held' } | { t: 'part' } | { t: 'over' };
@@ -93,14 +100,14 @@ type PolicyFieldSpec = { t: 'keep' } | { t: 'null' } | { t: 'n'; n: number } | {
 
 type WriteSpec =
   | { kind: 'restock'; id: IdSpec; sku: number; qty: QtySpec; meta: number }
-  | { kind: 'deduct'; id: IdSpec; lines: Array<{ sku: number; qty: QtySpec }>; shorthand: boolean; meta: number; buyer: number }
+  | { kind: 'deduct'; id: IdSpec; lines: LineSpec[]; shorthand: boolean; meta: number; buyer: number }
   | { kind: 'adjust'; id: IdSpec; sku: number; onHand: { t: 'n'; n: number } | { t: 'current' } | { t: 'max' }; version: VersionSpec; meta: number }
   | {
       kind: 'reverse'; id: IdSpec; of: OfSpec; meta: number;
       /** `taken`: the SKU is picked among those the original took (else from the whole pool). */
       lines: Array<{ sku: number; taken: boolean; qty: ReverseQtySpec }> | null;
     }
-  | { kind: 'reserve'; id: IdSpec; lines: Array<{ sku: number; qty: QtySpec }>; ttl: TtlSpec; meta: number; buyer: number }
+  | { kind: 'reserve'; id: IdSpec; lines: LineSpec[]; ttl: TtlSpec; meta: number; buyer: number }
   | {
       kind: 'commit'; id: ReservationSpec;
       /** `held`: the SKU is picked among those the reservation holds (else from the whole pool). */
@@ -178,12 +185,16 @@ const withBuyer = <T extends object>(input: T, buyer: number): T & { buyer?: str
   buyer < 0 ? input : { ...input, buyer: pick(BUYER_POOL, buyer) };
 
 /** Lines of a deduct or reserve, with quantities relative to what is available now. */
-function resolveLines(w: World, specs: Array<{ sku: number; qty: QtySpec }>): Line[] {
-  return specs.map(({ sku: i, qty: q }) => {
-    const sku = pick(SKU_POOL, i);
-    const available = w.model.levelAt(sku, w.now).available;
+function resolveLines(w: World, specs: LineSpec[]): OrderLine[] {
+  return specs.map(({ sku: i, qty: q, alt }): OrderLine => {
+    const skus = [...new Set([i, ...(alt?.more ?? [])].map((k) => pick(SKU_POOL, k)))];
+    const available = skus.reduce((sum, sku) => sum + w.model.levelAt(sku, w.now).available, 0);
     const qty = q.t === 'n' ? q.n : q.t === 'available' ? clampQty(available) : q.t === 'over' ? clampQty(available + 1) : MAX;
-    return { sku, qty };
+    if (alt === null) return { sku: skus[0] as string, qty };
+    const line: AnyOfLine = { anyOf: skus, qty };
+    if (alt.split !== undefined) line.split = alt.split;
+    if (alt.prefer !== undefined) line.prefer = alt.prefer;
+    return line;
   });
 }
 
@@ -203,7 +214,7 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
       const requestId = resolveId(w, spec.id);
       const lines = resolveLines(w, spec.lines);
       const first = lines[0] as Line;
-      const input: DeductInput = spec.shorthand && lines.length === 1
+      const input: DeductInput = spec.shorthand && lines.length === 1 && 'sku' in first
         ? withBuyer(withMeta({ requestId, sku: first.sku, qty: first.qty }, spec.meta), spec.buyer)
         : withBuyer(withMeta({ requestId, lines }, spec.meta), spec.buyer);
       return { kind: 'deduct', input };
@@ -300,6 +311,25 @@ function reorderKeys<T>(value: T): T {
   return value;
 }
 
+/**
+ * Lines said another way with the same meaning: one-SKU lines reversed, and the first split
+ * in two; with an `anyOf` line (order matters then) the same lines, defaults said or left out.
+ */
+function sameLinesOtherwise(lines: readonly OrderLine[]): OrderLine[] {
+  if (lines.every((l): l is Line => 'sku' in l)) return splitLines(lines);
+  return lines.map((l) => ('sku' in l ? { ...l } : otherDefaults(l)));
+}
+
+/** An `anyOf` line with `split` and `prefer` at their defaults said when left out, left out when said. */
+function otherDefaults(line: AnyOfLine): AnyOfLine {
+  const out: AnyOfLine = { anyOf: [...line.anyOf], qty: line.qty };
+  if (line.split === undefined) out.split = false;
+  else if (line.split) out.split = true;
+  if (line.prefer === undefined) out.prefer = 'order';
+  else if (line.prefer === 'mostAvailable') out.prefer = 'mostAvailable';
+  return out;
+}
+
 /** Lines said another way with the same merged meaning: reversed, and the first line split in two. */
 function splitLines(lines: readonly Line[]): Line[] {
   const out: Line[] = [];
@@ -339,9 +369,9 @@ function replayOf(w: World, op: WriteOp, variant: ReplayVariant): WriteOp {
       if (copy.input.meta !== undefined) copy.input.meta = reorderKeys(copy.input.meta);
       return copy;
     case 'split-lines':
-      if (copy.kind === 'deduct' && 'lines' in copy.input) return { kind: 'deduct', input: { ...copy.input, lines: splitLines(copy.input.lines) } };
+      if (copy.kind === 'deduct' && 'lines' in copy.input) return { kind: 'deduct', input: { ...copy.input, lines: sameLinesOtherwise(copy.input.lines) } };
       if (copy.kind === 'reverse' && copy.input.lines !== undefined) return { kind: 'reverse', input: { ...copy.input, lines: splitLines(copy.input.lines) } };
-      if (copy.kind === 'reserve') return { kind: 'reserve', input: { ...copy.input, lines: splitLines(copy.input.lines) } };
+      if (copy.kind === 'reserve') return { kind: 'reserve', input: { ...copy.input, lines: sameLinesOtherwise(copy.input.lines) } };
       return copy;
     case 'other-form': {
       if (copy.kind === 'setPolicy') return { kind: 'setPolicy', input: otherPolicyForm(copy.input) };
@@ -350,7 +380,7 @@ function replayOf(w: World, op: WriteOp, variant: ReplayVariant): WriteOp {
       const base = meta === undefined ? { requestId } : { requestId, meta };
       if (!('lines' in copy.input)) return { kind: 'deduct', input: { ...base, lines: [{ sku: copy.input.sku, qty: copy.input.qty }] } };
       const [only, ...rest] = copy.input.lines;
-      if (only === undefined || rest.length > 0) return copy;
+      if (only === undefined || rest.length > 0 || !('sku' in only)) return copy;
       return { kind: 'deduct', input: { ...base, sku: only.sku, qty: only.qty } };
     }
   }
@@ -367,10 +397,13 @@ function otherPolicyForm(input: SetPolicyInput): SetPolicyInput {
 const bump = (n: number): number => (n < MAX ? n + 1 : n - 1);
 const otherSku = (sku: string): string => pick(SKU_POOL, SKU_POOL.indexOf(sku) + 1);
 
-/** Lines with the first one changed: another SKU, or another quantity. */
-function changeFirst(lines: readonly Line[], mutation: Mutation): Line[] {
+/** Lines with the first one changed: another SKU (an `anyOf` line becomes its first SKU alone), or another quantity. */
+function changeFirst<L extends OrderLine>(lines: readonly L[], mutation: Mutation): Array<L | Line> {
   const [first, ...rest] = lines;
   if (first === undefined) return [{ sku: pick(SKU_POOL, 0), qty: 1 }];
+  if (!('sku' in first)) {
+    return [mutation === 'sku' ? { sku: first.anyOf[0] as string, qty: first.qty } : { ...first, qty: bump(first.qty) }, ...rest];
+  }
   return [mutation === 'sku' ? { sku: otherSku(first.sku), qty: first.qty } : { sku: first.sku, qty: bump(first.qty) }, ...rest];
 }
 
@@ -709,9 +742,18 @@ const lineQty = weighted<QtySpec>(
   [2, fc.constantFrom<QtySpec>({ t: 'available' }, { t: 'over' })],
   [1, fc.constant<QtySpec>({ t: 'max' })],
 );
+/** Mostly one-SKU lines; an `anyOf` line now and then, over 2 to 4 SKUs (duplicates dropped). */
+const altSpec = weighted<AltSpec | null>(
+  [4, fc.constant(null)],
+  [1, fc.record({
+    more: fc.array(skuIndex, { minLength: 1, maxLength: 3 }),
+    split: fc.constantFrom(undefined, false, true, true),
+    prefer: fc.constantFrom(undefined, 'order' as const, 'mostAvailable' as const),
+  })],
+);
 const lineSpecs = weighted(
-  [3, fc.array(fc.record({ sku: skuIndex, qty: lineQty }), { minLength: 1, maxLength: 2 })],
-  [1, fc.array(fc.record({ sku: skuIndex, qty: lineQty }), { minLength: 3, maxLength: 5 })],
+  [3, fc.array(fc.record({ sku: skuIndex, qty: lineQty, alt: altSpec }), { minLength: 1, maxLength: 2 })],
+  [1, fc.array(fc.record({ sku: skuIndex, qty: lineQty, alt: altSpec }), { minLength: 3, maxLength: 5 })],
 );
 /** Holds ask for what is there more often than deducts do, so that there is something to commit. */
 const holdQty = weighted<QtySpec>(
@@ -720,8 +762,8 @@ const holdQty = weighted<QtySpec>(
   [1, fc.constantFrom<QtySpec>({ t: 'over' }, { t: 'max' })],
 );
 const holdLineSpecs = weighted(
-  [3, fc.array(fc.record({ sku: skuIndex, qty: holdQty }), { minLength: 1, maxLength: 3 })],
-  [1, fc.array(fc.record({ sku: skuIndex, qty: holdQty }), { minLength: 4, maxLength: 5 })],
+  [3, fc.array(fc.record({ sku: skuIndex, qty: holdQty, alt: altSpec }), { minLength: 1, maxLength: 3 })],
+  [1, fc.array(fc.record({ sku: skuIndex, qty: holdQty, alt: altSpec }), { minLength: 4, maxLength: 5 })],
 );
 /** Short TTLs (often equal, so holds fall due together), some long ones, and the longest allowed. */
 const ttlSpec = weighted<TtlSpec>(

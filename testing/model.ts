@@ -1,6 +1,6 @@
 import { LIMITS } from '../src/index.js';
 import type {
-  AdjustInput, Applied, CommitInput, DeductInput, ExtendInput, FeedEntry, EntryKind, JsonObject, Level, Line, OperationKind, OperationResult, Rejection, ReleaseInput,
+  AdjustInput, Allocation, AnyOfLine, Applied, CommitInput, DeductInput, ExtendInput, FeedEntry, EntryKind, JsonObject, JsonValue, Level, Line, OperationKind, OrderLine, OperationResult, Rejection, ReleaseInput,
   RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, RevokeInput, SetPolicyInput, StockPolicy, SweepInput, SweepResult,
 } from '../src/index.js';
 import type { Op, Outcome, Thrown } from './ops.js';
@@ -20,7 +20,7 @@ import type { Op, Outcome, Thrown } from './ops.js';
 type Written =
   | {
       type: 'request'; requestId: string; kind: OperationKind; payload: string; of: string | null; at: number;
-      entries: FeedEntry[]; levels: Level[]; reservation: Reservation | null;
+      entries: FeedEntry[]; levels: Level[]; reservation: Reservation | null; allocations: Allocation[] | null;
     }
   | { type: 'settle'; reservationId: string; kind: 'commit' | 'release'; sold: Line[] | null; at: number; entries: FeedEntry[]; levels: Level[] }
   | { type: 'expiry'; at: number; entries: FeedEntry[] }
@@ -134,22 +134,48 @@ export class ReferenceModel {
   }
 
   deduct(input: DeductInput, at: number): Result {
-    const lines = mergeLines('lines' in input ? input.lines : [{ sku: input.sku, qty: input.qty }]);
-    if (lines.some((line) => line.qty > LIMITS.quantityMax)) return { thrown: 'INVALID_INPUT' };
+    const given = 'lines' in input ? input.lines : [{ sku: input.sku, qty: input.qty }];
+    if (tooLarge(given)) return { thrown: 'INVALID_INPUT' };
     const { buyer } = input;
-    const payload = canonical(['deduct', lines.map((l) => [l.sku, l.qty]), input.meta ?? null, buyer ?? null]);
+    const payload = canonical(['deduct', payloadLines(given), input.meta ?? null, buyer ?? null]);
     return this.#run(input.requestId, 'deduct', payload, null, input.meta, at, () => {
-      if (this.#buyerMissing(lines, buyer)) return { thrown: 'INVALID_INPUT' };
-      this.#expireDue(lines.map((l) => l.sku), at);
-      const refused = this.#buyerLimitOf(lines, buyer) ?? this.#shortOf(lines);
-      if (refused !== null) return refused;
-      return lines.map((line) => ({ sku: line.sku, onHandDelta: -line.qty, reservedDelta: 0, buyer }));
+      const taken = this.#take(given, buyer, at);
+      if (!('lines' in taken)) return taken;
+      const deltas = taken.lines.map((line) => ({ sku: line.sku, onHandDelta: -line.qty, reservedDelta: 0, buyer }));
+      return taken.allocations === null ? deltas : { deltas, allocations: taken.allocations };
     });
   }
 
-  /** A line on a SKU with a buyerMax, and no buyer named: the ledger refuses it before anything. */
-  #buyerMissing(lines: Line[], buyer: string | undefined): boolean {
-    return buyer === undefined && lines.some((l) => this.policy(l.sku).buyerMax !== null);
+  /**
+   * What a deduct or reserve takes after due expiries, or what refuses it. One-SKU lines only:
+   * the buyer's limit, then the stock. With anyOf lines: the one-SKU lines' stock, then each
+   * anyOf line in order (each sees what the lines before took), then the buyer's limit.
+   */
+  #take(given: OrderLine[], buyer: string | undefined, at: number): { lines: Line[]; allocations: Allocation[] | null } | Result {
+    const named = [...new Set(given.flatMap((l) => ('anyOf' in l ? l.anyOf : [l.sku])))].sort(byText);
+    if (buyer === undefined && named.some((sku) => this.policy(sku).buyerMax !== null)) return { thrown: 'INVALID_INPUT' };
+    this.#expireDue(named, at);
+    const plain = mergeLines(given.filter((l): l is Line => !('anyOf' in l)));
+    if (given.every((l) => !('anyOf' in l))) {
+      return this.#buyerLimitOf(plain, buyer) ?? this.#shortOf(plain) ?? { lines: plain, allocations: null };
+    }
+    const short = this.#shortOf(plain);
+    if (short !== null) return short;
+    const left = new Map<string, number>();
+    const leftOf = (sku: string): number => left.get(sku) ?? this.level(sku).available - (plain.find((l) => l.sku === sku)?.qty ?? 0);
+    const allocations: Allocation[] = [];
+    for (const [index, line] of given.entries()) {
+      const taken = 'anyOf' in line ? allocateLine(line, leftOf) : [{ sku: line.sku, qty: line.qty }];
+      if (taken === null) {
+        const anyOf = (line as AnyOfLine).anyOf;
+        const available = anyOf.reduce((sum, sku) => sum + leftOf(sku), 0);
+        return { ok: false, code: 'INSUFFICIENT_STOCK', sku: anyOf[0] ?? '', requested: line.qty, available, line: index, anyOf: [...anyOf] };
+      }
+      if ('anyOf' in line) for (const t of taken) left.set(t.sku, leftOf(t.sku) - t.qty);
+      allocations.push({ line: index, taken });
+    }
+    const lines = mergeLines(allocations.flatMap((a) => a.taken));
+    return this.#buyerLimitOf(lines, buyer) ?? { lines, allocations };
   }
 
   /** The first line (in SKU order) that would take the buyer past the SKU's buyerMax. */
@@ -232,16 +258,16 @@ export class ReferenceModel {
   }
 
   reserve(input: ReserveInput, at: number): Result {
-    const lines = mergeLines(input.lines);
-    if (lines.some((line) => line.qty > LIMITS.quantityMax)) return { thrown: 'INVALID_INPUT' };
+    if (tooLarge(input.lines)) return { thrown: 'INVALID_INPUT' };
     const { buyer } = input;
-    const payload = canonical(['reserve', lines.map((l) => [l.sku, l.qty]), input.ttlMs, input.meta ?? null, buyer ?? null]);
+    const payload = canonical(['reserve', payloadLines(input.lines), input.ttlMs, input.meta ?? null, buyer ?? null]);
+    let lines: Line[] = [];
     return this.#run(input.requestId, 'reserve', payload, null, input.meta, at, () => {
-      if (this.#buyerMissing(lines, buyer)) return { thrown: 'INVALID_INPUT' };
-      this.#expireDue(lines.map((l) => l.sku), at);
-      const refused = this.#buyerLimitOf(lines, buyer) ?? this.#shortOf(lines);
-      if (refused !== null) return refused;
-      return lines.map((line) => ({ sku: line.sku, onHandDelta: 0, reservedDelta: line.qty, buyer }));
+      const taken = this.#take(input.lines, buyer, at);
+      if (!('lines' in taken)) return taken;
+      lines = taken.lines;
+      const deltas = lines.map((line) => ({ sku: line.sku, onHandDelta: 0, reservedDelta: line.qty, buyer }));
+      return taken.allocations === null ? deltas : { deltas, allocations: taken.allocations };
     }, () => {
       const reservation: Reservation = {
         id: input.requestId, state: 'held', lines, expiresAt: at + input.ttlMs, createdAt: at, committed: null,
@@ -442,6 +468,7 @@ export class ReferenceModel {
       ok: true, replayed: true, entries: op.entries.map(copyEntry), levels: copyLevels(op.levels),
       requestId: op.requestId, kind: op.kind, at: op.at,
     };
+    if (op.allocations !== null) record.allocations = copyJson(op.allocations);
     if (op.reservation !== null) record.reservation = copyJson(op.reservation);
     return record;
   }
@@ -623,17 +650,20 @@ export class ReferenceModel {
    */
   #run(
     requestId: string, kind: OperationKind, payload: string, of: string | null, meta: JsonObject | undefined, at: number,
-    evaluate: () => Array<{ sku: string; onHandDelta: number; reservedDelta: number; policy?: StockPolicy; buyer?: string | undefined }> | Result,
+    evaluate: () => Delta[] | { deltas: Delta[]; allocations: Allocation[] } | Result,
     reservation: () => Reservation | null = () => null,
   ): Result {
     const known = this.#request(requestId);
     if (known !== undefined) return this.#answerKnown(known, kind, payload);
-    const decided = evaluate();
+    const result = evaluate();
+    const allocated = 'deltas' in result ? result : null;
+    const decided = allocated?.deltas ?? result;
     if (!Array.isArray(decided)) return decided as Result;
     // A revoke is the record alone: no entry.
     const entries = kind === 'revoke' ? [] : this.#entriesOf(decided.map((d) => ({ ...d, requestId, kind, meta })), at);
     const record: Written = {
       type: 'request', requestId, kind, payload, of, at, entries, levels: this.#levelsAfter(entries), reservation: reservation(),
+      allocations: allocated?.allocations ?? null,
     };
     this.#written.push(record);
     return this.#outcomeOf(record);
@@ -650,6 +680,7 @@ export class ReferenceModel {
 
   #outcomeOf(op: Extract<Written, { type: 'request' }>): Applied {
     const outcome: Applied = { ok: true, replayed: false, entries: op.entries.map(copyEntry), levels: copyLevels(op.levels) };
+    if (op.allocations !== null) outcome.allocations = copyJson(op.allocations);
     if (op.reservation === null) return outcome;
     const reserved: ReserveApplied = { ...outcome, reservation: copyJson(op.reservation) };
     return reserved;
@@ -675,6 +706,47 @@ function byText(a: string, b: string): number {
  */
 function byStoredText(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** A line's quantity, or the sum of one SKU's one-SKU lines, past the quantity limit. */
+function tooLarge(given: readonly OrderLine[]): boolean {
+  const plain = mergeLines(given.filter((l): l is Line => !('anyOf' in l)));
+  return given.some((l) => l.qty > LIMITS.quantityMax) || plain.some((l) => l.qty > LIMITS.quantityMax);
+}
+
+/** A change one operation decides, before it becomes an entry. */
+type Delta = { sku: string; onHandDelta: number; reservedDelta: number; policy?: StockPolicy; buyer?: string | undefined };
+
+/**
+ * One anyOf line's allocation from what each SKU has left: alternatives in priority order (as
+ * listed, or most left first, ties as listed); the whole line from the first that has it, or
+ * with split from each in turn until filled. Null when it cannot be filled.
+ */
+function allocateLine(line: AnyOfLine, leftOf: (sku: string) => number): Line[] | null {
+  const ranked = line.anyOf.map((sku, i) => ({ sku, i, left: leftOf(sku) }));
+  if (line.prefer === 'mostAvailable') ranked.sort((a, b) => b.left - a.left || a.i - b.i);
+  if (line.split !== true) {
+    const one = ranked.find((r) => r.left >= line.qty);
+    return one === undefined ? null : [{ sku: one.sku, qty: line.qty }];
+  }
+  const taken: Line[] = [];
+  let need = line.qty;
+  for (const r of ranked) {
+    if (need === 0) break;
+    const qty = Math.min(need, r.left);
+    if (qty > 0) taken.push({ sku: r.sku, qty });
+    need -= qty;
+  }
+  return need === 0 ? taken : null;
+}
+
+/**
+ * Lines as the payload sees them: one-SKU lines merged when that is all there is; with an
+ * anyOf line, every line as given (the order decides the allocation), defaults filled in.
+ */
+function payloadLines(given: readonly OrderLine[]): JsonValue[] {
+  if (given.every((l) => !('anyOf' in l))) return mergeLines(given as Line[]).map((l) => [l.sku, l.qty]);
+  return ['anyOf', given.map((l) => ('anyOf' in l ? [l.anyOf, l.qty, l.split ?? false, l.prefer ?? 'order'] : [l.sku, l.qty]))];
 }
 
 /** Same SKU on several lines adds up; then sorted by SKU (JavaScript string order). */

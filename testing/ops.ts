@@ -1,6 +1,6 @@
 import { isStockLedgerError } from '../src/index.js';
 import type {
-  AdjustInput, CommitInput, DeductInput, ExtendInput, Level, OperationResult, ReleaseInput, Reservation, ReserveInput, RestockInput, ReverseInput, RevokeInput,
+  AdjustInput, CommitInput, DeductInput, ExtendInput, Level, OperationResult, OrderLine, ReleaseInput, Reservation, ReserveInput, RestockInput, ReverseInput, RevokeInput,
   SetPolicyInput, StockLedger, SweepInput, SweepResult,
 } from '../src/index.js';
 
@@ -118,18 +118,23 @@ export function skusOf(op: WriteOp): string[] {
     case 'setPolicy':
       return [op.input.sku];
     case 'deduct':
-      return 'lines' in op.input ? op.input.lines.map((line) => line.sku) : [op.input.sku];
+      return 'lines' in op.input ? plainSkus(op.input.lines) : [op.input.sku];
     case 'reverse':
     case 'commit':
       return (op.input.lines ?? []).map((line) => line.sku);
     case 'reserve':
-      return op.input.lines.map((line) => line.sku);
+      return plainSkus(op.input.lines);
     case 'release':
     case 'extend':
     case 'revoke':
     case 'sweep':
       return [];
   }
+}
+
+/** SKUs of the one-SKU lines: what an applied deduct or reserve must touch (an `anyOf` line may take from any of its SKUs). */
+function plainSkus(lines: readonly OrderLine[]): string[] {
+  return lines.flatMap((line) => ('sku' in line ? [line.sku] : []));
 }
 
 /** Short text of an op for messages and labels. */

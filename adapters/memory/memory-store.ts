@@ -1,6 +1,6 @@
 import { InvariantViolationError, StoreUnavailableError } from '../../src/index.js';
-import { DEFAULT_POLICY, decide, levelAsOf, levelOf, materialize, publicReservation, withPolicy, zeroCounters } from '../../src/store-kit.js';
-import type { Applied, Counters, Entry, EntryKind, FeedEntry, Level, OperationKind, StockPolicy, StockStore } from '../../src/index.js';
+import { DEFAULT_POLICY, decide, namedSkus, levelAsOf, levelOf, materialize, publicReservation, withPolicy, zeroCounters } from '../../src/store-kit.js';
+import type { Allocation, Applied, Counters, Entry, EntryKind, FeedEntry, Level, OperationKind, StockPolicy, StockStore } from '../../src/index.js';
 import type {
   Command, Decision, HoldCheck, HoldCursor, HoldRef, StateView, StoredHold, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
@@ -255,6 +255,7 @@ export class MemoryStore implements StockStore {
       return levelOf(e.sku, counters);
     });
     const outcome: Applied = { ok: true, replayed: false, entries, levels };
+    if (slot.allocations !== undefined) outcome.allocations = structuredClone(slot.allocations);
     const reservation = slot.kind === 'reserve' ? this.#reservations.get(requestId) : undefined;
     const stored: StoredRequest = { requestId, kind: slot.kind, fingerprint: slot.fingerprint, at: slot.at, outcome };
     if (reservation !== undefined) {
@@ -286,6 +287,7 @@ export class MemoryStore implements StockStore {
     if (request !== null) {
       const own = (outcome as Applied).entries;
       const slot: RequestSlot = { kind: request.kind, fingerprint: request.fingerprint, at: write.at, seq: own[0]?.seq ?? 0, count: own.length };
+      if (write.allocations !== null) slot.allocations = structuredClone(write.allocations);
       this.#requests.set(request.requestId, slot);
     }
     if (write.reversal !== null) this.#tally(write.reversal.of, write.reversal.lines);
@@ -395,6 +397,8 @@ interface RequestSlot {
   at: number;
   seq: number;
   count: number;
+  /** Which SKUs served each line, for a deduct or reserve with an `anyOf` line. */
+  allocations?: Allocation[];
 }
 
 /**
@@ -413,7 +417,7 @@ function upfrontKeys(command: Command): string[] {
       return [`a:${command.requestId}`];
     case 'deduct':
     case 'reserve':
-      return [`a:${command.requestId}`, ...command.lines.map((l) => `c:${l.sku}`)];
+      return [`a:${command.requestId}`, ...namedSkus(command).map((sku) => `c:${sku}`)];
     case 'reverse':
       return [`a:${command.requestId}`, `a:${command.of}`, ...(command.lines ?? []).map((l) => `c:${l.sku}`)];
     case 'commit':
@@ -470,8 +474,8 @@ function copyLevel(l: Level): Level {
 /** A copy the caller may mutate without touching the store (meta is frozen at validation). */
 function copyOutcome(outcome: StoreOutcome): StoreOutcome {
   if (!outcome.ok) return { ...outcome };
-  if ('reservation' in outcome || 'expired' in outcome) {
-    return { ...outcome, entries: outcome.entries.map(copyEntry), levels: outcome.levels.map(copyLevel), ...('reservation' in outcome ? { reservation: structuredClone(outcome.reservation) } : {}) };
-  }
-  return { ok: true, replayed: outcome.replayed, entries: outcome.entries.map(copyEntry), levels: outcome.levels.map(copyLevel) };
+  const copy = { ...outcome, entries: outcome.entries.map(copyEntry), levels: outcome.levels.map(copyLevel) };
+  if ('reservation' in copy) copy.reservation = structuredClone(copy.reservation);
+  if ('allocations' in copy && copy.allocations !== undefined) copy.allocations = structuredClone(copy.allocations);
+  return copy;
 }
