@@ -172,9 +172,9 @@ function checkAlternatives(line: Bag, field: string): Alternatives {
   }
   const skus = anyOf.map((sku, j) => checkSku(sku, `${field}.anyOf[${j}]`));
   if (new Set(skus).size !== skus.length) throw new InvalidInputError(`${field}.anyOf`, 'must not name a SKU twice');
-  const split = line['split'] ?? false;
+  const split = line['split'] === undefined ? false : line['split'];
   if (typeof split !== 'boolean') throw new InvalidInputError(`${field}.split`, 'must be a boolean');
-  const prefer = line['prefer'] ?? 'order';
+  const prefer = line['prefer'] === undefined ? 'order' : line['prefer'];
   if (prefer !== 'order' && prefer !== 'mostAvailable') throw new InvalidInputError(`${field}.prefer`, "must be 'order' or 'mostAvailable'");
   return { anyOf: skus, qty: checkQty(line['qty'], `${field}.qty`), split, prefer };
 }

@@ -213,7 +213,41 @@ function badCalls(): Record<string, BadCall[]> {
   for (const [what, sku] of badTexts(LIMITS.skuBytesMax)) add('buyerTotals', `a sku ${what}`, (l) => op(l, 'buyerTotals')({ buyer: 'b', skus: ['A', sku] }));
   add('buyerTotals', 'skus missing', (l) => op(l, 'buyerTotals')({ buyer: 'b' }));
   add('buyerTotals', `${LIMITS.skusPerReadMax + 1} SKUs`, (l) => op(l, 'buyerTotals')({ buyer: 'b', skus: lines(LIMITS.skusPerReadMax + 1).map((x) => x.sku) }));
+  addAnyOf(add);
   return table;
+}
+
+/** `anyOf` lines no deduct or reserve accepts: each is tried in both, after a valid one-SKU line. */
+const BAD_ANY_OF: Array<[string, unknown]> = [
+  ['anyOf empty', { anyOf: [], qty: 1 }],
+  ['anyOf a string', { anyOf: 'A', qty: 1 }],
+  ['anyOf null', { anyOf: null, qty: 1 }],
+  [`anyOf of ${LIMITS.alternativesPerLineMax + 1} SKUs`, { anyOf: lines(LIMITS.alternativesPerLineMax + 1).map((x) => x.sku), qty: 1 }],
+  ['anyOf naming a SKU twice', { anyOf: ['A', 'B', 'A'], qty: 1 }],
+  ['anyOf with a lone surrogate', { anyOf: ['A', '\uD800'], qty: 1 }],
+  ['anyOf with an empty SKU', { anyOf: ['A', ''], qty: 1 }],
+  ['anyOf with a number', { anyOf: ['A', 5], qty: 1 }],
+  ['anyOf and sku both', { anyOf: ['A', 'B'], sku: 'A', qty: 1 }],
+  ['anyOf without qty', { anyOf: ['A', 'B'] }],
+  ['anyOf with qty 0', { anyOf: ['A', 'B'], qty: 0 }],
+  ['anyOf with qty past the limit', { anyOf: ['A', 'B'], qty: MAX + 1 }],
+  ['split a string', { anyOf: ['A', 'B'], qty: 1, split: 'yes' }],
+  ['split null', { anyOf: ['A', 'B'], qty: 1, split: null }],
+  ['prefer unknown', { anyOf: ['A', 'B'], qty: 1, prefer: 'cheapest' }],
+  ['prefer null', { anyOf: ['A', 'B'], qty: 1, prefer: null }],
+];
+
+function addAnyOf(add: (group: string, name: string, call: (ledger: StockLedger) => unknown) => void): void {
+  const plain = { sku: 'A', qty: 1 };
+  for (const [what, line] of BAD_ANY_OF) {
+    add('anyOf', `deduct: ${what}`, (l) => op(l, 'deduct')({ requestId: ID, lines: [plain, line] }));
+    add('anyOf', `reserve: ${what}`, (l) => op(l, 'reserve')({ requestId: ID, lines: [line, plain], ttlMs: 60_000 }));
+  }
+  // Alternatives count towards the SKUs one request may name.
+  const many = Array.from({ length: 7 }, (_, i) => ({ anyOf: lines(LIMITS.alternativesPerLineMax).map((x) => `${x.sku}-${i}`), qty: 1 }));
+  add('anyOf', `deduct naming more than ${LIMITS.linesPerOperationMax} SKUs with alternatives`, (l) => op(l, 'deduct')({ requestId: ID, lines: many }));
+  add('anyOf', `reserve naming more than ${LIMITS.linesPerOperationMax} SKUs with alternatives`, (l) => op(l, 'reserve')({ requestId: ID, lines: many, ttlMs: 60_000 }));
+  add('anyOf', `deduct with ${LIMITS.linesPerOperationMax + 1} lines, one of them anyOf`, (l) => op(l, 'deduct')({ requestId: ID, lines: [...lines(LIMITS.linesPerOperationMax), { anyOf: ['A'], qty: 1 }] }));
 }
 
 /** Valid inputs right at the limits: must not be INVALID_INPUT (they were the other side of the table). */
@@ -236,6 +270,11 @@ function boundaryCalls(): BadCall[] {
   calls.push({ name: `setPolicy backorderMax ${MAX} and lowStockAt 0`, call: (l) => l.setPolicy({ requestId: 'edge-policy-max', sku: 'edge-policy', backorderMax: MAX, lowStockAt: 0 }) });
   calls.push({ name: 'setPolicy with nulls (back to the defaults)', call: (l) => l.setPolicy({ requestId: 'edge-policy-null', sku: 'edge-policy', backorderMax: null, lowStockAt: null }) });
   calls.push({ name: 'sweepExpired without input', call: (l) => l.sweepExpired() });
+  calls.push({ name: `anyOf of ${LIMITS.alternativesPerLineMax} SKUs`, call: (l) => l.deduct({ requestId: 'edge-any-of', lines: [{ anyOf: lines(LIMITS.alternativesPerLineMax).map((x) => x.sku), qty: 1 }] }) });
+  calls.push({
+    name: `reserve naming ${LIMITS.linesPerOperationMax} SKUs with alternatives`,
+    call: (l) => l.reserve({ requestId: 'edge-any-of-hold', lines: [{ anyOf: lines(LIMITS.linesPerOperationMax).slice(0, 16).map((x) => x.sku), qty: 1 }, ...lines(LIMITS.linesPerOperationMax).slice(16)], ttlMs: 1000 }),
+  });
   calls.push({ name: `reservation id of exactly ${LIMITS.requestIdBytesMax} bytes`, call: (l) => l.reservation('😀'.repeat(LIMITS.requestIdBytesMax / 4)) });
   calls.push({ name: 'commit of an unknown reservation with lines at the limits', call: (l) => l.commit({ reservationId: 'x'.repeat(LIMITS.requestIdBytesMax), lines: [{ sku: 'edge', qty: MAX }] }) });
   return calls;
@@ -290,7 +329,7 @@ async function snapshot(ledger: StockLedger): Promise<unknown> {
 /** Names of the groups of {@link badInputCase}: one conformance case each. */
 export const BAD_INPUT_GROUPS = [
   'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'revoke', 'setPolicy', 'commit', 'release', 'extend', 'sweepExpired', 'stock', 'stocks', 'entries', 'request',
-  'reservation', 'buyerTotals',
+  'reservation', 'buyerTotals', 'anyOf',
 ] as const;
 
 /**

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { StockLedger } from '../src/index.js';
-import type { Applied, StockStore } from '../src/index.js';
+import type { Applied, OrderLine, StockStore } from '../src/index.js';
 import { assertEqual, ConformanceError, fail, show } from './assert.js';
 import { HistoryRecorder, assertLinearizable } from './history.js';
 import { checkInvariants } from './invariants.js';
@@ -46,11 +46,16 @@ const LOAD_NOW = 1_000_000;
 
 const loadSku = fc.constantFrom<string>(...LOAD_SKUS);
 const loadId = fc.constantFrom(...LOAD_IDS);
+/** Mostly one-SKU lines; now and then an `anyOf` line over the three SKUs, in a drawn order. */
+const loadLine = (qtyMax: number): fc.Arbitrary<OrderLine> => fc.oneof(
+  { weight: 3, arbitrary: fc.record({ sku: loadSku, qty: fc.integer({ min: 1, max: qtyMax }) }) },
+  { weight: 1, arbitrary: fc.record({ anyOf: fc.shuffledSubarray<string>([...LOAD_SKUS], { minLength: 2 }), qty: fc.integer({ min: 1, max: qtyMax }), split: fc.boolean() }) },
+);
 const loadOp: fc.Arbitrary<RequestOp> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ requestId: loadId, sku: loadSku, qty: fc.integer({ min: 1, max: 5 }) }).map((input): RequestOp => ({ kind: 'restock', input })) },
   {
     weight: 5,
-    arbitrary: fc.tuple(loadId, fc.array(fc.record({ sku: loadSku, qty: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 3 }))
+    arbitrary: fc.tuple(loadId, fc.array(loadLine(3), { minLength: 1, maxLength: 3 }))
       .map(([requestId, lines]): RequestOp => ({ kind: 'deduct', input: { requestId, lines } })),
   },
   {
@@ -67,7 +72,7 @@ const loadOp: fc.Arbitrary<RequestOp> = fc.oneof(
   },
   {
     weight: 1,
-    arbitrary: fc.tuple(loadId, fc.array(fc.record({ sku: loadSku, qty: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 2 }))
+    arbitrary: fc.tuple(loadId, fc.array(loadLine(3), { minLength: 1, maxLength: 2 }))
       .map(([requestId, lines]): RequestOp => ({ kind: 'reserve', input: { requestId, lines, ttlMs: 60_000 } })),
   },
   // Revokes race the other uses of their id: either the id is closed first, or it is applied first.

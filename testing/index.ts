@@ -13,6 +13,7 @@
  */
 import type { StockStore } from '../src/index.js';
 import { differentialProperty } from './differential.js';
+import { anyOfCase, anyOfStormCase } from './anyof.js';
 import { BAD_INPUT_GROUPS, badInputCase, boundaryCase } from './bad-input.js';
 import { closedIdCase } from './closed-ids.js';
 import { extendCase } from './extend.js';
@@ -98,6 +99,10 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     buyersCase(createStore));
   add('storm: 2,000 concurrent requests from 200 buyers (retries included) on buyerMax 2 with a backorder allowance', 120_000, () =>
     buyerStormCase(createStore));
+  add('anyOf lines: first location with it, split in order, mostAvailable, lines see earlier lines, INSUFFICIENT_STOCK names the line, allocations replayed, reverse and commit per SKU', 60_000, () =>
+    anyOfCase(createStore));
+  add('anyOf storm: 2,000 concurrent requests over three locations (split, priorities, holds, retries): no location oversold, the sum sold exactly', 120_000, () =>
+    anyOfStormCase(createStore));
   add('holds() lists a SKU\'s live holds once each, by expiry then reservation id (odd ids included), in pages of any size', 60_000, () =>
     holdsCase(createStore));
   add('keys of two caller strings never collide: reservation "a" holding "b\\u0000c" vs "a\\u0000b" holding "c" (and ":", "|")', 60_000, () =>

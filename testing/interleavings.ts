@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { StockLedger } from '../src/index.js';
-import type { Line, StockStore } from '../src/index.js';
+import type { Line, OrderLine, StockStore } from '../src/index.js';
 import { assertEqual, ConformanceError } from './assert.js';
 import { HistoryRecorder, assertLinearizable } from './history.js';
 import { checkInvariants } from './invariants.js';
@@ -29,6 +29,17 @@ const sku = fc.constantFrom<string>('A', 'A', 'B', 'B', SKUS[2], SKUS[3]);
 const id = fc.constantFrom<string>(...IDS);
 const reservationId = fc.constantFrom<string>(...RESERVATION_IDS);
 const line = fc.record({ sku, qty: fc.integer({ min: 1, max: 2 }) });
+/** Now and then an `anyOf` line over two or three of the SKUs, so allocations race too. */
+const orderLine: fc.Arbitrary<OrderLine> = fc.oneof(
+  { weight: 3, arbitrary: line },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      anyOf: fc.shuffledSubarray<string>([...SKUS], { minLength: 2, maxLength: 3 }), qty: fc.integer({ min: 1, max: 3 }),
+      split: fc.boolean(), prefer: fc.constantFrom<'order' | 'mostAvailable'>('order', 'mostAvailable'),
+    }),
+  },
+);
 
 /**
  * One concurrent call on a tiny state, so races are likely and outcomes vary. Calls start at
@@ -37,7 +48,7 @@ const line = fc.record({ sku, qty: fc.integer({ min: 1, max: 2 }) });
  */
 export const concurrentOp: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ requestId: id, sku, qty: fc.integer({ min: 1, max: 3 }) }).map((input): Op => ({ kind: 'restock', input })),
-  fc.tuple(id, fc.array(line, { minLength: 1, maxLength: 2 })).map(([requestId, lines]): Op => ({ kind: 'deduct', input: { requestId, lines } })),
+  fc.tuple(id, fc.array(orderLine, { minLength: 1, maxLength: 2 })).map(([requestId, lines]): Op => ({ kind: 'deduct', input: { requestId, lines } })),
   fc.record({ requestId: id, sku, qty: fc.integer({ min: 1, max: 2 }) }).map((input): Op => ({ kind: 'deduct', input })),
   fc.tuple(id, sku, fc.nat({ max: 4 }), fc.option(fc.nat({ max: 3 }), { nil: undefined })).map(([requestId, s, onHand, expectedVersion]): Op => ({
     kind: 'adjust',
@@ -49,7 +60,7 @@ export const concurrentOp: fc.Arbitrary<Op> = fc.oneof(
     .map(([requestId, of, lines]): Op => ({ kind: 'reverse', input: lines === undefined ? { requestId, of } : { requestId, of, lines } })),
   fc.tuple(id, fc.constantFrom<string>(...IDS))
     .map(([requestId, of]): Op => ({ kind: 'reverse', input: { requestId, of } })),
-  fc.tuple(id, fc.array(line, { minLength: 1, maxLength: 2 }), fc.constantFrom(1, 2, 4, 1000))
+  fc.tuple(id, fc.array(orderLine, { minLength: 1, maxLength: 2 }), fc.constantFrom(1, 2, 4, 1000))
     .map(([requestId, lines, ttlMs]): Op => ({ kind: 'reserve', input: { requestId, lines, ttlMs } })),
   fc.tuple(reservationId, fc.option(fc.array(line, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }))
     .map(([rid, lines]): Op => ({ kind: 'commit', input: lines === undefined ? { reservationId: rid } : { reservationId: rid, lines } })),
