@@ -3,7 +3,7 @@ import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
 import { namedSkus } from './store.js';
 import type {
-  Alternatives, CommitCommand, Command, DeductCommand, GivenLine, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, SetPolicyCommand, StoreOutcome,
+  Alternatives, AmendCommand, CommitCommand, Command, DeductCommand, GivenLine, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, SetPolicyCommand, StoreOutcome,
   StoredRequest, StoredReservation, SweepCommand,
 } from './store.js';
 import type {
@@ -49,6 +49,8 @@ export interface Step {
   meta: JsonObject | null;
   /** The buyer the step takes for or gives back by (its entries carry it), or null. */
   buyer: string | null;
+  /** An amend's step: the reservation whose holds change (its entries carry it); else null. */
+  reservationId: string | null;
   changes: Change[];
 }
 
@@ -86,8 +88,14 @@ export interface Write {
    * total of each SKU by `reservedDelta - onHandDelta`.
    */
   buyerTotals: Array<{ sku: string; buyer: string; taken: number }>;
-  /** A deduct or reserve with an `anyOf` line: which SKUs served each line (its outcome shows them). */
+  /** A deduct, reserve or amend with an `anyOf` line: which SKUs served each line (its outcome shows them). */
   allocations: Allocation[] | null;
+  /**
+   * An amend: the reservation with its new `lines` and `holds` (SKUs it holds now). Its step's
+   * changes say which holds change: a new SKU gets a hold (at the reservation's `expiresAt`),
+   * a kept one its new quantity; a dropped SKU's hold is in `holdsEnded`.
+   */
+  amended: StoredReservation | null;
 }
 
 /** What to do: return an outcome without writing, write (and return the write's outcome), or both. */
@@ -206,7 +214,7 @@ class Draft {
     this.write = {
       // Stryker disable next-line ArrayDeclaration: levels is set by finish() before anyone reads it
       at, steps: [], ownFrom: 0, levels: [], request: null, reversal: null, reservation: null, holdsEnded: NONE, expired: NONE,
-      settled: null, extended: null, sweep: null, buyerTotals: NONE, allocations: null,
+      settled: null, extended: null, sweep: null, buyerTotals: NONE, allocations: null, amended: null,
     };
   }
 
@@ -244,7 +252,7 @@ class Draft {
     return read;
   }
 
-  step(requestId: string, kind: EntryKind, meta: JsonObject | null, deltas: Delta[], buyer: string | null = null): void {
+  step(requestId: string, kind: EntryKind, meta: JsonObject | null, deltas: Delta[], buyer: string | null = null, reservationId: string | null = null): void {
     const changes: Change[] = [];
     for (const d of deltas) {
       const after = next(d.sku, this.counters(d.sku), d);
@@ -252,7 +260,7 @@ class Draft {
       changes.push({ sku: d.sku, onHandDelta: d.onHandDelta, reservedDelta: d.reservedDelta, after });
       if (buyer !== null) this.#moveBuyer(d.sku, buyer, d.reservedDelta - d.onHandDelta);
     }
-    this.write.steps.push({ requestId, kind, meta, buyer, changes });
+    this.write.steps.push({ requestId, kind, meta, buyer, reservationId, changes });
   }
 
   /** Counters read or decided so far; most operations touch one SKU, so the first needs no Map. */
@@ -390,6 +398,8 @@ function requested(command: RequestCommand, draft: Draft): Decision {
       return reserve(command, draft);
     case 'policy':
       return setPolicy(command, draft);
+    case 'amend':
+      return amend(command, draft);
   }
 }
 
@@ -408,9 +418,12 @@ function restock(command: RestockCommand, draft: Draft): Decision {
   return draft.finish(null, [sku]);
 }
 
-function shortOf(lines: Line[], draft: Draft): Rejection | null {
+/** What each SKU may take beyond `available`: an amend's reservation holds it already. Null: nothing. */
+type Credit = Map<string, number> | null;
+
+function shortOf(lines: Line[], draft: Draft, credit: Credit): Rejection | null {
   for (const { sku, qty } of lines) {
-    const available = availableOf(draft.counters(sku));
+    const available = availableOf(draft.counters(sku)) + (credit?.get(sku) ?? 0);
     if (available < qty) return { ok: false, code: 'INSUFFICIENT_STOCK', sku, requested: qty, available };
   }
   return null;
@@ -432,13 +445,13 @@ function requireBuyer(skus: string[], buyer: string | null, draft: Draft): void 
 }
 
 /** The first line (in SKU order) that would take the buyer past the SKU's `buyerMax`. */
-function buyerLimitOf(lines: Line[], buyer: string | null, draft: Draft): Rejection | null {
+function buyerLimitOf(lines: Line[], buyer: string | null, draft: Draft, credit: Credit): Rejection | null {
   // Stryker disable next-line ConditionalExpression: a shortcut; without a buyer, requireBuyer already refused every limited SKU
   if (buyer === null) return null;
   for (const { sku, qty } of lines) {
     const limit = draft.counters(sku).policy?.buyerMax ?? null;
     if (limit === null) continue;
-    const taken = draft.buyerTaken(sku, buyer);
+    const taken = draft.buyerTaken(sku, buyer) - (credit?.get(sku) ?? 0);
     if (taken + qty > limit) return { ok: false, code: 'BUYER_LIMIT', sku, buyer, limit, taken };
   }
   return null;
@@ -451,16 +464,17 @@ interface Taking {
 }
 
 /**
- * What a deduct or reserve takes, or what stops it (after due expiries). One-SKU lines only:
- * the buyer's limit first, then the stock. With `anyOf` lines the allocation decides which
- * SKUs are taken, so the stock comes first, then the buyer's limit on what was allocated.
+ * What a deduct, reserve or amend takes, or what stops it (after due expiries). One-SKU lines
+ * only: the buyer's limit first, then the stock. With `anyOf` lines the allocation decides
+ * which SKUs are taken, so the stock comes first, then the buyer's limit on what was allocated.
+ * An amend's `credit` is what its reservation holds: stock and limits count it as free.
  */
-function takingOf(command: DeductCommand | ReserveCommand, draft: Draft): Taking | Rejection {
-  const { lines, given, buyer } = command;
-  if (given === null) return buyerLimitOf(lines, buyer, draft) ?? shortOf(lines, draft) ?? { lines, allocations: null };
-  const allocated = shortOf(lines, draft) ?? allocate(lines, given, draft);
+function takingOf(take: { lines: Line[]; given: GivenLine[] | null; buyer: string | null }, draft: Draft, credit: Credit = null): Taking | Rejection {
+  const { lines, given, buyer } = take;
+  if (given === null) return buyerLimitOf(lines, buyer, draft, credit) ?? shortOf(lines, draft, credit) ?? { lines, allocations: null };
+  const allocated = shortOf(lines, draft, credit) ?? allocate(lines, given, draft, credit);
   if ('ok' in allocated) return allocated;
-  return buyerLimitOf(allocated.lines, buyer, draft) ?? allocated;
+  return buyerLimitOf(allocated.lines, buyer, draft, credit) ?? allocated;
 }
 
 /**
@@ -468,9 +482,9 @@ function takingOf(command: DeductCommand | ReserveCommand, draft: Draft): Taking
  * each seeing what earlier lines took. A line that cannot be filled is `INSUFFICIENT_STOCK`
  * naming it, with the total its alternatives had left.
  */
-function allocate(plain: Line[], given: GivenLine[], draft: Draft): Taking | Rejection {
+function allocate(plain: Line[], given: GivenLine[], draft: Draft, credit: Credit): Taking | Rejection {
   const used = new Map(plain.map((l) => [l.sku, l.qty]));
-  const left = (sku: string): number => availableOf(draft.counters(sku)) - (used.get(sku) ?? 0);
+  const left = (sku: string): number => availableOf(draft.counters(sku)) + (credit?.get(sku) ?? 0) - (used.get(sku) ?? 0);
   const allocations: Allocation[] = [];
   for (let line = 0; line < given.length; line += 1) {
     const g = given[line] as GivenLine;
@@ -630,6 +644,36 @@ function reverse(command: ReverseCommand, draft: Draft): Decision {
   return draft.finish(null, skus);
 }
 
+/**
+ * A held reservation's lines replaced: checked like a reserve (with the reservation's buyer)
+ * against what is available plus what it holds; one `amend` entry per SKU whose hold changes.
+ * A missing buyer on a limited SKU is refused before anything, as for a reserve.
+ */
+function amend(command: AmendCommand, draft: Draft): Decision {
+  const stored = draft.view.reservation(command.reservationId);
+  const buyer = stored?.buyer ?? null;
+  const named = namedSkus(command);
+  if (stored !== null) requireBuyer(named, buyer, draft);
+  const found = settling(command.reservationId, draft);
+  if (!('holds' in found)) return draft.finish(found);
+  if (found.state === 'committed') return draft.finish({ ok: false, code: 'RESERVATION_COMMITTED', reservationId: found.id });
+  if (found.state === 'released') return draft.finish({ ok: false, code: 'RESERVATION_RELEASED', reservationId: found.id });
+  draft.expireDue(named);
+  const held = new Map(found.lines.map((l) => [l.sku, l.qty]));
+  const taking = takingOf({ lines: command.lines, given: command.given, buyer }, draft, held);
+  if ('ok' in taking) return draft.finish(taking);
+  const after = new Map(taking.lines.map((l) => [l.sku, l.qty]));
+  const skus = [...new Set([...held.keys(), ...after.keys()])].sort(byCodeUnits);
+  const deltas = skus.map((sku) => ({ sku, onHandDelta: 0, reservedDelta: (after.get(sku) ?? 0) - (held.get(sku) ?? 0) })).filter((d) => d.reservedDelta !== 0);
+  draft.own();
+  draft.step(command.requestId, 'amend', command.meta, deltas, buyer, found.id);
+  for (const sku of found.holds) if (!after.has(sku)) draft.endHold(found.id, sku);
+  draft.write.amended = { ...found, lines: taking.lines, holds: taking.lines.map((l) => l.sku) };
+  draft.write.allocations = taking.allocations;
+  // Levels of the SKUs it touched: those whose hold changed (an unchanged line is not touched).
+  return draft.finish(null, deltas.map((d) => d.sku));
+}
+
 /** Due holds of the reservation's SKUs expire first; then its state decides. */
 function settling(reservationId: string, draft: Draft): StoredReservation | Rejection {
   const found = draft.view.reservation(reservationId);
@@ -761,6 +805,7 @@ export function materialize(write: Write, firstSeq: number): Materialized {
       if (step.meta !== null) entry.meta = step.meta;
       if (step.kind === 'policy') entry.policy = policyOf(change.after);
       if (step.buyer !== null) entry.buyer = step.buyer;
+      if (step.reservationId !== null) entry.reservationId = step.reservationId;
       entries.push(entry);
     }
   }
@@ -774,7 +819,7 @@ export function materialize(write: Write, firstSeq: number): Materialized {
     const expired = write.holdsEnded.length;
     return { outcome: { ...applied, entries, replayed: false, expired, more: write.sweep.more }, entries };
   }
-  const made = write.reservation ?? write.extended;
+  const made = write.reservation ?? write.extended ?? write.amended;
   const outcome = made === null ? applied : { ...applied, reservation: publicReservation(made, write.at) };
   return { outcome, entries };
 }

@@ -4,13 +4,13 @@ import { resolvePolicy, retryAfter, retryHooks, type RetryPolicy } from './retry
 import type { Command, StockStore, StoreOutcome, StoredHold, SweepOutcome, VerifyChunk } from './store.js';
 import { levelOf, publicReservation, zeroCounters } from './decide.js';
 import type {
-  AdjustInput, AdjustResult, Applied, BuyerTotal, BuyerTotalsQuery, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, ExtendInput, ExtendResult,
+  AdjustInput, AdjustResult, AmendInput, AmendResult, Applied, BuyerTotal, BuyerTotalsQuery, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, ExtendInput, ExtendResult,
   Hold, HoldsPage, HoldsQuery,
   Level, OperationResult, ReleaseInput, ReleaseResult, RequestRecord, Reservation, ReserveApplied, ReserveInput, ReserveResult,
   RestockInput, RestockResult, ReverseInput, ReverseResult, RevokeInput, RevokeResult, SetPolicyInput, SetPolicyResult, SweepInput, SweepResult, VerifyReport,
 } from './types.js';
 import {
-  checkRequestId, checkSku, checkSkus, holdsCursor, toBuyerTotalsQuery, retimed, toAdjust, toCommit, toDeduct, toEntriesQuery, toExtend, toHoldsQuery, toRelease, toReserve, toRestock, toReverse,
+  checkRequestId, checkSku, checkSkus, holdsCursor, toBuyerTotalsQuery, retimed, toAdjust, toAmend, toCommit, toDeduct, toEntriesQuery, toExtend, toHoldsQuery, toRelease, toReserve, toRestock, toReverse,
   toRevoke, toSetPolicy, toSweep,
 } from './validate.js';
 import { verifyItem } from './verify.js';
@@ -165,6 +165,31 @@ export class StockLedger {
    */
   release(input: ReleaseInput, options?: CallOptions): Promise<ReleaseResult> {
     return this.#operate(toRelease, input, options) as Promise<ReleaseResult>;
+  }
+
+  /**
+   * Replaces the lines of a held reservation in one step (a cart that changes at checkout):
+   * add, remove or change lines, `anyOf` lines included. The new lines are checked against
+   * what is available plus what this reservation already holds, all or none, with the
+   * reservation's buyer and its limits; its expiry stays. It runs under its own request id, so a
+   * retry is a replay and the same id with other lines is an `IdempotencyConflictError`. One
+   * `amend` entry per SKU whose held quantity changes (`reservedDelta` = new - old, the
+   * reservation's id in `reservationId`); the result carries the reservation as amended. An
+   * expired, committed or released reservation cannot be amended (`RESERVATION_EXPIRED`,
+   * `RESERVATION_COMMITTED`, `RESERVATION_RELEASED`).
+   *
+   * @example
+   * ```ts
+   * await ledger.amend({ requestId: 'cart-7-v2', reservationId: 'cart-7', lines: [{ sku: 'A', qty: 3 }, { sku: 'B', qty: 1 }] });
+   * ```
+   */
+  amend(input: AmendInput, options?: CallOptions): Promise<AmendResult> {
+    return this.#operate(toAmend, input, options) as Promise<AmendResult>;
+  }
+
+  /** {@link amend}, throwing a `RejectedError` instead of returning a rejection. */
+  async amendOrThrow(input: AmendInput, options?: CallOptions): Promise<ReserveApplied> {
+    return orThrow(await this.amend(input, options)) as ReserveApplied;
   }
 
   /**

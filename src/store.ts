@@ -72,6 +72,16 @@ export interface ReserveCommand extends CommandBase {
   buyer: string | null;
 }
 
+/** Replaces a held reservation's lines, under the amend's own request id. */
+export interface AmendCommand extends CommandBase {
+  kind: 'amend';
+  reservationId: string;
+  /** The one-SKU lines, duplicates merged, sorted by SKU; 1 or more unless `given` has `anyOf` lines. */
+  lines: Line[];
+  /** Null unless a line is an `anyOf` line: then every line as given, in order. */
+  given: GivenLine[] | null;
+}
+
 /** Changes a SKU's policy: the fields in `set` take their new value (defaults for those set to null). */
 export interface SetPolicyCommand extends CommandBase {
   kind: 'policy';
@@ -119,18 +129,19 @@ export interface SweepCommand {
 }
 
 /** A normalized operation that carries its own request id and fingerprint. */
-export type RequestCommand = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand | ReserveCommand | RevokeCommand | SetPolicyCommand;
+export type RequestCommand = RestockCommand | DeductCommand | AdjustCommand | ReverseCommand | ReserveCommand | RevokeCommand | SetPolicyCommand | AmendCommand;
 
 /**
- * Every SKU a deduct or reserve may touch (its lines' and all their alternatives), distinct,
- * sorted: what a store locks or reads before the step decides.
+ * Every SKU a deduct, reserve or amend may name (its lines' and all their alternatives), distinct,
+ * sorted: what a store locks or reads before the step decides (an amend also touches the SKUs
+ * its reservation holds, known once it is read).
  *
  * @example
  * ```ts
  * for (const sku of namedSkus(command)) lock(sku);
  * ```
  */
-export function namedSkus(command: DeductCommand | ReserveCommand): string[] {
+export function namedSkus(command: DeductCommand | ReserveCommand | AmendCommand): string[] {
   if (command.given === null) return command.lines.map((l) => l.sku);
   const skus = new Set<string>();
   for (const line of command.given) for (const sku of 'sku' in line ? [line.sku] : line.anyOf) skus.add(sku);

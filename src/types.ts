@@ -46,11 +46,12 @@ export interface StockPolicy {
  * Kinds of operation that carry their own request id. A `revoke` closes an id that was never
  * applied: it records the id, and no entry.
  */
-export type OperationKind = 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'policy';
+export type OperationKind = 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'policy' | 'amend';
 
 /**
  * Kinds of entry: one per operation kind that changes stock, plus the moves of a reservation,
- * which carry the reservation's id as their `requestId`.
+ * which carry the reservation's id as their `requestId` (an `amend` carries its own request id,
+ * and the reservation's in `reservationId`).
  */
 export type EntryKind = Exclude<OperationKind, 'revoke'> | 'commit' | 'release' | 'expire';
 
@@ -77,9 +78,11 @@ export interface Entry {
   policy?: StockPolicy;
   /**
    * The buyer the units were taken for or given back by: on the entries of a deduct or reserve
-   * that named one, and on the commit, release, expire and reverse entries that follow from it.
+   * that named one, and on the commit, release, expire, amend and reverse entries that follow from it.
    */
   buyer?: string;
+  /** On entries of kind `amend` only: the reservation whose hold of the SKU changed by `reservedDelta`. */
+  reservationId?: string;
 }
 
 /** One SKU and a quantity. */
@@ -302,6 +305,9 @@ export type RevokeResult = Applied | RequestApplied;
 export type CommitResult = Applied | ReservationNotFound | ReservationExpired | ReservationReleased | ExceedsReservation;
 export type ReleaseResult = Applied | ReservationNotFound | ReservationExpired | ReservationCommitted;
 /** An extend writes no entry: `entries` is empty, `levels` are the reservation's SKUs, `reservation` has the new expiry. */
+/** Result of `amend`: the reservation with its new lines, or why not. */
+export type AmendResult =
+  | ReserveApplied | ReservationNotFound | ReservationExpired | ReservationReleased | ReservationCommitted | InsufficientStock | BuyerLimit | RequestRevoked;
 export type ExtendResult = ReserveApplied | ReservationNotFound | ReservationExpired | ReservationReleased | ReservationCommitted;
 export type OperationResult = Applied | Rejection;
 
@@ -409,6 +415,13 @@ export interface RevokeInput {
 
 export interface ReleaseInput {
   reservationId: string;
+}
+
+export interface AmendInput extends InputBase {
+  /** The held reservation whose lines change. */
+  reservationId: string;
+  /** Its new lines, replacing the old ones, all or none; the same SKU twice is merged; `anyOf` lines are allocated after the others. */
+  lines: OrderLine[];
 }
 
 export interface ExtendInput {

@@ -3,7 +3,7 @@ import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
 import type {
-  AdjustCommand, Alternatives, Command, CommitCommand, DeductCommand, ExtendCommand, GivenLine, HoldCursor, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand,
+  AdjustCommand, Alternatives, AmendCommand, Command, CommitCommand, DeductCommand, ExtendCommand, GivenLine, HoldCursor, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand,
   SetPolicyCommand, SweepCommand,
 } from './store.js';
 import type { JsonObject, JsonValue, Line, StockPolicy } from './types.js';
@@ -353,6 +353,17 @@ export function toCommit(input: unknown, at: number): CommitCommand {
 export function toRelease(input: unknown, at: number): ReleaseCommand {
   const b = bag(input, 'input');
   return { kind: 'release', reservationId: checkRequestId(b['reservationId'], 'reservationId'), at };
+}
+
+/** Normalizes an amend input: the new lines of a held reservation, under the amend's own request id. */
+export function toAmend(input: unknown, at: number): AmendCommand {
+  const b = bag(input, 'input');
+  const requestId = checkRequestId(b['requestId']);
+  const reservationId = checkRequestId(b['reservationId'], 'reservationId');
+  const { lines, given } = checkOrderLines(b['lines']);
+  const meta = checkMeta(b['meta']);
+  const print = fingerprint(`["amend",${JSON.stringify(reservationId)},${orderLinesJson(lines, given)},${metaJson(meta)}]`);
+  return { kind: 'amend', requestId, reservationId, lines, given, meta, at, fingerprint: print };
 }
 
 /** Normalizes an extend input. */

@@ -75,7 +75,7 @@ const BAD_LINES: Array<[string, unknown]> = [
 // Loose views of the ledger's methods, to pass what the types forbid.
 type Loose = (input?: unknown, options?: unknown) => Promise<unknown>;
 type Method =
-  | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy' | 'commit' | 'release' | 'extend' | 'sweepExpired'
+  | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy' | 'amend' | 'commit' | 'release' | 'extend' | 'sweepExpired'
   | 'stock' | 'stocks' | 'entries' | 'request' | 'reservation' | 'buyerTotals';
 const op = (ledger: StockLedger, name: Method): Loose => (ledger[name] as Loose).bind(ledger);
 
@@ -107,8 +107,10 @@ function badCalls(): Record<string, BadCall[]> {
   // A revoke has no field but its id and meta: every bad one of those must be refused too.
   const revoke = { requestId: ID, meta: { why: 'cancelled' } };
   const setPolicy = { requestId: ID, sku: 'A', backorderMax: 5 };
-  const writes: Array<['restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy', Record<string, unknown>]> = [
+  const amend = { requestId: ID, reservationId: HOLD, lines: [{ sku: 'A', qty: 2 }] };
+  const writes: Array<['restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy' | 'amend', Record<string, unknown>]> = [
     ['restock', restock], ['deduct', deduct], ['adjust', adjust], ['reverse', reverse], ['reserve', reserve], ['revoke', revoke], ['setPolicy', setPolicy],
+    ['amend', amend],
   ];
   for (const [name, valid] of writes) {
     for (const [what, input] of BAD_INPUTS) add(name, `input ${what}`, (l) => op(l, name)(input));
@@ -170,6 +172,11 @@ function badCalls(): Record<string, BadCall[]> {
   add('reserve', 'lines missing', (l) => op(l, 'reserve')({ requestId: ID, ttlMs: 1000 }));
   add('reserve', 'the deduct shorthand (sku and qty, no lines)', (l) => op(l, 'reserve')({ requestId: ID, sku: 'A', qty: 1, ttlMs: 1000 }));
   for (const [what, qty] of BAD_QTYS) add('reserve', `line qty ${what}`, (l) => op(l, 'reserve')({ ...reserve, lines: [{ sku: 'A', qty }] }));
+  for (const [what, value] of BAD_LINES) add('amend', `lines ${what}`, (l) => op(l, 'amend')({ ...amend, lines: value }));
+  for (const [what, qty] of BAD_QTYS) add('amend', `line qty ${what}`, (l) => op(l, 'amend')({ ...amend, lines: [{ sku: 'A', qty }] }));
+  for (const [what, id] of badTexts(LIMITS.requestIdBytesMax)) add('amend', `reservationId ${what}`, (l) => op(l, 'amend')({ ...amend, reservationId: id }));
+  add('amend', 'lines missing', (l) => op(l, 'amend')({ requestId: ID, reservationId: HOLD }));
+  add('amend', 'an anyOf line naming a SKU twice', (l) => op(l, 'amend')({ ...amend, lines: [{ anyOf: ['A', 'A'], qty: 1 }] }));
 
   for (const name of ['commit', 'release'] as const) {
     for (const [what, input] of BAD_INPUTS) add(name, `input ${what}`, (l) => op(l, name)(input));
@@ -329,7 +336,7 @@ async function snapshot(ledger: StockLedger): Promise<unknown> {
 /** Names of the groups of {@link badInputCase}: one conformance case each. */
 export const BAD_INPUT_GROUPS = [
   'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'revoke', 'setPolicy', 'commit', 'release', 'extend', 'sweepExpired', 'stock', 'stocks', 'entries', 'request',
-  'reservation', 'buyerTotals', 'anyOf',
+  'reservation', 'buyerTotals', 'anyOf', 'amend',
 ] as const;
 
 /**

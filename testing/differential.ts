@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { LIMITS, StockLedger } from '../src/index.js';
-import type { AdjustInput, AnyOfLine, DeductInput, JsonObject, Line, OrderLine, ReserveInput, RestockInput, ReverseInput, RevokeInput, SetPolicyInput, StockStore } from '../src/index.js';
+import type { AdjustInput, AmendInput, AnyOfLine, DeductInput, JsonObject, Line, OrderLine, ReserveInput, RestockInput, ReverseInput, RevokeInput, SetPolicyInput, StockStore } from '../src/index.js';
 import { ConformanceError, assertEqual, show } from './assert.js';
 import { checkInvariants, type ExpectedOperation } from './invariants.js';
 import { ReferenceModel } from './model.js';
@@ -115,6 +115,7 @@ type WriteSpec =
     }
   | { kind: 'release'; id: ReservationSpec }
   | { kind: 'extend'; id: ReservationSpec; ttl: TtlSpec }
+  | { kind: 'amend'; id: IdSpec; reservation: ReservationSpec; lines: LineSpec[]; meta: number }
   | { kind: 'revoke'; id: RevokeIdSpec; meta: number }
   | { kind: 'policy'; id: IdSpec; sku: number; backorderMax: PolicyFieldSpec; lowStockAt: PolicyFieldSpec; buyerMax: PolicyFieldSpec; meta: number }
   | { kind: 'sweep'; limit: number | null };
@@ -249,6 +250,10 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
       const input: ReverseInput = withMeta({ ...base, lines }, spec.meta);
       return { kind: 'reverse', input };
     }
+    case 'amend': {
+      const input: AmendInput = withMeta({ requestId: resolveId(w, spec.id), reservationId: resolveReservation(w, spec.reservation), lines: resolveLines(w, spec.lines) }, spec.meta);
+      return { kind: 'amend', input };
+    }
     case 'reserve': {
       const ttlMs = spec.ttl.t === 'max' ? LIMITS.ttlMsMax : spec.ttl.n;
       const input: ReserveInput = withBuyer(withMeta({ requestId: resolveId(w, spec.id), lines: resolveLines(w, spec.lines), ttlMs }, spec.meta), spec.buyer);
@@ -372,6 +377,7 @@ function replayOf(w: World, op: WriteOp, variant: ReplayVariant): WriteOp {
       if (copy.kind === 'deduct' && 'lines' in copy.input) return { kind: 'deduct', input: { ...copy.input, lines: sameLinesOtherwise(copy.input.lines) } };
       if (copy.kind === 'reverse' && copy.input.lines !== undefined) return { kind: 'reverse', input: { ...copy.input, lines: splitLines(copy.input.lines) } };
       if (copy.kind === 'reserve') return { kind: 'reserve', input: { ...copy.input, lines: sameLinesOtherwise(copy.input.lines) } };
+      if (copy.kind === 'amend') return { kind: 'amend', input: { ...copy.input, lines: sameLinesOtherwise(copy.input.lines) } };
       return copy;
     case 'other-form': {
       if (copy.kind === 'setPolicy') return { kind: 'setPolicy', input: otherPolicyForm(copy.input) };
@@ -493,6 +499,7 @@ function mutate(w: World, op: WriteOp, mutation: Mutation): WriteOp {
           copy.input.lines = copy.input.lines === undefined ? [{ sku: firstSku, qty: 1 }] : changeFirst(copy.input.lines, mutation);
           return copy;
         case 'reserve':
+        case 'amend':
           copy.input.lines = changeFirst(copy.input.lines, mutation);
           return copy;
         case 'setPolicy':
@@ -819,6 +826,7 @@ const writeSpec: fc.Arbitrary<WriteSpec> = fc.oneof(
     }),
   },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('reserve' as const), id: idSpec, lines: holdLineSpecs, ttl: ttlSpec, meta: metaIndex, buyer: buyerIndex }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('amend' as const), id: idSpec, reservation: reservationSpec, lines: holdLineSpecs, meta: metaIndex }) },
   {
     weight: 4,
     arbitrary: fc.record({

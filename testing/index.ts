@@ -13,6 +13,7 @@
  */
 import type { StockStore } from '../src/index.js';
 import { differentialProperty } from './differential.js';
+import { amendCase } from './amend.js';
 import { anyOfCase, anyOfStormCase } from './anyof.js';
 import { BAD_INPUT_GROUPS, badInputCase, boundaryCase } from './bad-input.js';
 import { closedIdCase } from './closed-ids.js';
@@ -103,6 +104,8 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     anyOfCase(createStore));
   add('anyOf storm: 2,000 concurrent requests over three locations (split, priorities, holds, retries): no location oversold, the sum sold exactly', 120_000, () =>
     anyOfStormCase(createStore));
+  add('amend replaces a held cart\'s lines: entries per changed hold, checked against available plus held, buyer limits, replays, conflicts, refusals', 60_000, () =>
+    amendCase(createStore));
   add('holds() lists a SKU\'s live holds once each, by expiry then reservation id (odd ids included), in pages of any size', 60_000, () =>
     holdsCase(createStore));
   add('keys of two caller strings never collide: reservation "a" holding "b\\u0000c" vs "a\\u0000b" holding "c" (and ":", "|")', 60_000, () =>

@@ -299,7 +299,8 @@ function holdCheck(hold: LiveHold, reservation: Reservation | null, record: Requ
 function foldedHolds(entries: readonly FeedEntry[], dueBy: ReadonlyMap<string, number>): VerifyItem['foldedHolds'] {
   const held = new Map<string, number>();
   for (const e of entries) {
-    if (e.reservedDelta !== 0) held.set(e.requestId, (held.get(e.requestId) ?? 0) + e.reservedDelta);
+    const holder = e.reservationId ?? e.requestId;
+    if (e.reservedDelta !== 0) held.set(holder, (held.get(holder) ?? 0) + e.reservedDelta);
   }
   for (const [id, qty] of dueBy) held.set(id, (held.get(id) ?? 0) - qty);
   return [...held].filter(([, qty]) => qty !== 0).map(([reservationId, qty]) => ({ reservationId, qty }));
@@ -336,8 +337,9 @@ function repeated(entries: readonly FeedEntry[]): VerifyItem['repeated'] {
 
 /**
  * Holds not yet ended, from the entries alone: one per reserve entry without a commit, release
- * or expire entry of the same reservation and SKU. Each ending entry must end a hold made
- * earlier, for its whole quantity, and nothing else.
+ * or expire entry of the same reservation and SKU; an amend entry changes, makes or ends one of
+ * its reservation's. Each ending entry must end a hold made earlier, for its whole quantity,
+ * and nothing else.
  */
 function liveHolds(entries: readonly FeedEntry[], problems: string[]): LiveHold[] {
   // Nested by reservation, then SKU: no two (id, SKU) pairs can share a key.
@@ -348,6 +350,8 @@ function liveHolds(entries: readonly FeedEntry[], problems: string[]): LiveHold[
       const ofReservation = holds.get(entry.requestId) ?? new Map<string, LiveHold>();
       holds.set(entry.requestId, ofReservation);
       ofReservation.set(entry.sku, { reservationId: entry.requestId, sku: entry.sku, qty: entry.reservedDelta });
+    } else if (entry.kind === 'amend') {
+      amendHold(entry, holds, problems);
     } else if (ENDS_HOLD.has(entry.kind)) {
       const ofReservation = holds.get(entry.requestId);
       const hold = ofReservation?.get(entry.sku);
@@ -364,6 +368,20 @@ function liveHolds(entries: readonly FeedEntry[], problems: string[]): LiveHold[
     }
   }
   return [...holds.values()].flatMap((bySku) => [...bySku.values()]);
+}
+
+/** An amend entry moves a hold of its reservation (made earlier) by `reservedDelta`: it may make one, or end one at exactly 0. */
+function amendHold(entry: FeedEntry, holds: Map<string, Map<string, LiveHold>>, problems: string[]): void {
+  const id = entry.reservationId;
+  if (id === undefined || !holds.has(id) || entry.onHandDelta !== 0 || entry.reservedDelta === 0) {
+    problems.push(`amend entry seq ${entry.seq} has reservation ${show(id)} and deltas ${entry.onHandDelta}/${entry.reservedDelta}`);
+    return;
+  }
+  const ofReservation = holds.get(id) as Map<string, LiveHold>;
+  const qty = (ofReservation.get(entry.sku)?.qty ?? 0) + entry.reservedDelta;
+  if (qty < 0) problems.push(`amend entry seq ${entry.seq} takes ${-entry.reservedDelta} from a hold of ${qty - entry.reservedDelta}`);
+  if (qty > 0) ofReservation.set(entry.sku, { reservationId: id, sku: entry.sku, qty });
+  else ofReservation.delete(entry.sku);
 }
 
 async function readAllEntries(ledger: StockLedger, problems: string[]): Promise<FeedEntry[]> {

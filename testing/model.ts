@@ -1,6 +1,6 @@
 import { LIMITS } from '../src/index.js';
 import type {
-  AdjustInput, Allocation, AnyOfLine, Applied, CommitInput, DeductInput, ExtendInput, FeedEntry, EntryKind, JsonObject, JsonValue, Level, Line, OperationKind, OrderLine, OperationResult, Rejection, ReleaseInput,
+  AdjustInput, Allocation, AmendInput, AnyOfLine, Applied, CommitInput, DeductInput, ExtendInput, FeedEntry, EntryKind, JsonObject, JsonValue, Level, Line, OperationKind, OrderLine, OperationResult, Rejection, ReleaseInput,
   RequestRecord, Reservation, ReserveApplied, ReserveInput, RestockInput, ReverseInput, RevokeInput, SetPolicyInput, StockPolicy, SweepInput, SweepResult,
 } from '../src/index.js';
 import type { Op, Outcome, Thrown } from './ops.js';
@@ -38,6 +38,8 @@ interface Change {
   policy?: StockPolicy;
   /** The buyer the change takes for or gives back by. */
   buyer?: string | undefined;
+  /** An amend's change: the reservation whose hold it changes. */
+  reservationId?: string | undefined;
 }
 
 /** No backorder, no low-stock threshold: what a SKU has until a setPolicy says otherwise. */
@@ -106,6 +108,8 @@ export class ReferenceModel {
         return this.revoke(op.input, at);
       case 'setPolicy':
         return this.setPolicy(op.input, at);
+      case 'amend':
+        return this.amend(op.input, at);
       case 'commit':
         return this.commit(op.input, at);
       case 'release':
@@ -151,18 +155,18 @@ export class ReferenceModel {
    * the buyer's limit, then the stock. With anyOf lines: the one-SKU lines' stock, then each
    * anyOf line in order (each sees what the lines before took), then the buyer's limit.
    */
-  #take(given: OrderLine[], buyer: string | undefined, at: number): { lines: Line[]; allocations: Allocation[] | null } | Result {
+  #take(given: OrderLine[], buyer: string | undefined, at: number, credit: ReadonlyMap<string, number> = new Map()): { lines: Line[]; allocations: Allocation[] | null } | Result {
     const named = [...new Set(given.flatMap((l) => ('anyOf' in l ? l.anyOf : [l.sku])))].sort(byText);
     if (buyer === undefined && named.some((sku) => this.policy(sku).buyerMax !== null)) return { thrown: 'INVALID_INPUT' };
     this.#expireDue(named, at);
     const plain = mergeLines(given.filter((l): l is Line => !('anyOf' in l)));
     if (given.every((l) => !('anyOf' in l))) {
-      return this.#buyerLimitOf(plain, buyer) ?? this.#shortOf(plain) ?? { lines: plain, allocations: null };
+      return this.#buyerLimitOf(plain, buyer, credit) ?? this.#shortOf(plain, credit) ?? { lines: plain, allocations: null };
     }
-    const short = this.#shortOf(plain);
+    const short = this.#shortOf(plain, credit);
     if (short !== null) return short;
     const left = new Map<string, number>();
-    const leftOf = (sku: string): number => left.get(sku) ?? this.level(sku).available - (plain.find((l) => l.sku === sku)?.qty ?? 0);
+    const leftOf = (sku: string): number => left.get(sku) ?? this.level(sku).available + (credit.get(sku) ?? 0) - (plain.find((l) => l.sku === sku)?.qty ?? 0);
     const allocations: Allocation[] = [];
     for (const [index, line] of given.entries()) {
       const taken = 'anyOf' in line ? allocateLine(line, leftOf) : [{ sku: line.sku, qty: line.qty }];
@@ -175,16 +179,16 @@ export class ReferenceModel {
       allocations.push({ line: index, taken });
     }
     const lines = mergeLines(allocations.flatMap((a) => a.taken));
-    return this.#buyerLimitOf(lines, buyer) ?? { lines, allocations };
+    return this.#buyerLimitOf(lines, buyer, credit) ?? { lines, allocations };
   }
 
   /** The first line (in SKU order) that would take the buyer past the SKU's buyerMax. */
-  #buyerLimitOf(lines: Line[], buyer: string | undefined): Rejection | null {
+  #buyerLimitOf(lines: Line[], buyer: string | undefined, credit: ReadonlyMap<string, number>): Rejection | null {
     if (buyer === undefined) return null;
     for (const line of lines) {
       const limit = this.policy(line.sku).buyerMax;
       if (limit === null) continue;
-      const taken = this.buyerTaken(line.sku, buyer);
+      const taken = this.buyerTaken(line.sku, buyer) - (credit.get(line.sku) ?? 0);
       if (taken + line.qty > limit) return { ok: false, code: 'BUYER_LIMIT', sku: line.sku, buyer, limit, taken };
     }
     return null;
@@ -276,6 +280,41 @@ export class ReferenceModel {
       if (buyer !== undefined) reservation.buyer = buyer;
       return reservation;
     });
+  }
+
+  /**
+   * Amend: the reservation's lines replaced. Unknown -> RESERVATION_NOT_FOUND; a limited SKU
+   * named while the reservation has no buyer -> INVALID_INPUT before anything; then like a
+   * release up to the rejections (expired, committed, released); then the new lines are taken
+   * like a reserve's, with what the reservation holds counted as free (stock and buyer limits).
+   * One amend entry per SKU whose held quantity changes, carrying the reservation's id.
+   */
+  amend(input: AmendInput, at: number): Result {
+    if (tooLarge(input.lines)) return { thrown: 'INVALID_INPUT' };
+    const { reservationId } = input;
+    const payload = canonical(['amend', reservationId, payloadLines(input.lines), input.meta ?? null]);
+    let amended: Reservation | null = null;
+    return this.#run(input.requestId, 'amend', payload, reservationId, input.meta, at, () => {
+      const found = this.#reserved(reservationId);
+      if (found === null) return { ok: false, code: 'RESERVATION_NOT_FOUND', reservationId };
+      const named = input.lines.flatMap((l) => ('anyOf' in l ? l.anyOf : [l.sku]));
+      if (found.buyer === undefined && named.some((sku) => this.policy(sku).buyerMax !== null)) return { thrown: 'INVALID_INPUT' };
+      const opened = this.#opening(reservationId, at);
+      if ('ok' in opened) return opened;
+      const { held, settled } = opened;
+      if (settled?.kind === 'commit') return { ok: false, code: 'RESERVATION_COMMITTED', reservationId };
+      if (settled?.kind === 'release') return { ok: false, code: 'RESERVATION_RELEASED', reservationId };
+      const credit = new Map(held.lines.map((l) => [l.sku, l.qty]));
+      const taken = this.#take(input.lines, held.buyer, at, credit);
+      if (!('lines' in taken)) return taken;
+      amended = { ...held, lines: taken.lines };
+      const skus = [...new Set([...held.lines, ...taken.lines].map((l) => l.sku))].sort(byText);
+      const qtyIn = (lines: Line[], sku: string): number => lines.find((l) => l.sku === sku)?.qty ?? 0;
+      const deltas = skus
+        .map((sku) => ({ sku, onHandDelta: 0, reservedDelta: qtyIn(taken.lines, sku) - qtyIn(held.lines, sku), buyer: held.buyer, reservationId }))
+        .filter((d) => d.reservedDelta !== 0);
+      return taken.allocations === null ? deltas : { deltas, allocations: taken.allocations };
+    }, () => amended);
   }
 
   /**
@@ -433,24 +472,21 @@ export class ReferenceModel {
   }
 
   /**
-   * Holds still in storage: one per reserve entry that has no commit, release or expire entry of
-   * the same reservation and SKU. Due or not.
+   * Holds still in storage: per reservation and SKU, the sum of the `reservedDelta`s of the
+   * entries of that reservation (its reserve, amends, commit or release, expiries), where it is
+   * above 0. Due or not.
    */
   holds(): Hold[] {
-    const ended = new Set<string>();
-    for (const written of this.#written) {
-      for (const e of written.entries) {
-        if (e.kind === 'commit' || e.kind === 'release' || e.kind === 'expire') ended.add(JSON.stringify([e.requestId, e.sku]));
-      }
-    }
     const holds: Hold[] = [];
     for (const written of this.#written) {
-      if (written.type !== 'request' || written.reservation === null) continue;
+      if (written.type !== 'request' || written.kind !== 'reserve' || written.reservation === null) continue;
       const { id, meta, buyer } = written.reservation;
       const expiresAt = this.#expiresAt(written.reservation);
-      for (const e of written.entries) {
-        if (!ended.has(JSON.stringify([id, e.sku]))) holds.push({ reservationId: id, sku: e.sku, qty: e.reservedDelta, expiresAt, meta, buyer });
+      const held = new Map<string, number>();
+      for (const w of this.#written) {
+        for (const e of w.entries) if ((e.reservationId ?? e.requestId) === id) held.set(e.sku, (held.get(e.sku) ?? 0) + e.reservedDelta);
       }
+      for (const [sku, qty] of [...held].sort(([a], [b]) => byText(a, b))) if (qty > 0) holds.push({ reservationId: id, sku, qty, expiresAt, meta, buyer });
     }
     return holds;
   }
@@ -504,10 +540,14 @@ export class ReferenceModel {
     return undefined;
   }
 
-  /** The reservation as made by its reserve (state 'held'), with its expiry as last extended, or null. */
+  /** The reservation as made by its reserve (state 'held'), with its expiry as last extended and its lines as last amended, or null. */
   #reserved(id: string): Reservation | null {
-    const made = this.#request(id)?.reservation ?? null;
-    return made === null ? null : { ...made, expiresAt: this.#expiresAt(made) };
+    const record = this.#request(id);
+    const made = record?.kind === 'reserve' ? record.reservation : null;
+    if (made === null) return null;
+    let lines = made.lines;
+    for (const w of this.#written) if (w.type === 'request' && w.kind === 'amend' && w.of === id && w.reservation !== null) lines = w.reservation.lines;
+    return { ...made, lines, expiresAt: this.#expiresAt(made) };
   }
 
   /** A reservation's expiry: its reserve's, or the last extend's. */
@@ -559,9 +599,9 @@ export class ReferenceModel {
   }
 
   /** The first line (in SKU order) asking for more than is available, as a rejection. */
-  #shortOf(lines: Line[]): Rejection | null {
+  #shortOf(lines: Line[], credit: ReadonlyMap<string, number>): Rejection | null {
     for (const line of lines) {
-      const available = this.level(line.sku).available;
+      const available = this.level(line.sku).available + (credit.get(line.sku) ?? 0);
       if (available < line.qty) return { ok: false, code: 'INSUFFICIENT_STOCK', sku: line.sku, requested: line.qty, available };
     }
     return null;
@@ -607,6 +647,7 @@ export class ReferenceModel {
       if (change.meta !== undefined) entry.meta = copyJson(change.meta);
       if (change.policy !== undefined) entry.policy = { ...change.policy };
       if (change.buyer !== undefined) entry.buyer = change.buyer;
+      if (change.reservationId !== undefined) entry.reservationId = change.reservationId;
       return entry;
     });
   }
@@ -715,7 +756,7 @@ function tooLarge(given: readonly OrderLine[]): boolean {
 }
 
 /** A change one operation decides, before it becomes an entry. */
-type Delta = { sku: string; onHandDelta: number; reservedDelta: number; policy?: StockPolicy; buyer?: string | undefined };
+type Delta = { sku: string; onHandDelta: number; reservedDelta: number; policy?: StockPolicy; buyer?: string | undefined; reservationId?: string };
 
 /**
  * One anyOf line's allocation from what each SKU has left: alternatives in priority order (as

@@ -1,6 +1,6 @@
 import { isStockLedgerError } from '../src/index.js';
 import type {
-  AdjustInput, CommitInput, DeductInput, ExtendInput, Level, OperationResult, OrderLine, ReleaseInput, Reservation, ReserveInput, RestockInput, ReverseInput, RevokeInput,
+  AdjustInput, AmendInput, CommitInput, DeductInput, ExtendInput, Level, OperationResult, OrderLine, ReleaseInput, Reservation, ReserveInput, RestockInput, ReverseInput, RevokeInput,
   SetPolicyInput, StockLedger, SweepInput, SweepResult,
 } from '../src/index.js';
 
@@ -13,6 +13,7 @@ export type Op =
   | { kind: 'reserve'; input: ReserveInput }
   | { kind: 'revoke'; input: RevokeInput }
   | { kind: 'setPolicy'; input: SetPolicyInput }
+  | { kind: 'amend'; input: AmendInput }
   | { kind: 'commit'; input: CommitInput }
   | { kind: 'release'; input: ReleaseInput }
   | { kind: 'extend'; input: ExtendInput }
@@ -24,7 +25,7 @@ export type Op =
 export type WriteOp = Exclude<Op, { kind: 'stock' } | { kind: 'reservation' }>;
 
 /** A write that carries its own request id (and fingerprint): every kind but commit, release and sweep. */
-export type RequestOp = Extract<WriteOp, { kind: 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy' }>;
+export type RequestOp = Extract<WriteOp, { kind: 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy' | 'amend' }>;
 
 /** A thrown `StockLedgerError`, reduced to its code. */
 export interface Thrown {
@@ -63,6 +64,8 @@ export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
         return await ledger.revoke(op.input);
       case 'setPolicy':
         return await ledger.setPolicy(op.input);
+      case 'amend':
+        return await ledger.amend(op.input);
       case 'commit':
         return await ledger.commit(op.input);
       case 'release':
@@ -92,7 +95,7 @@ export async function runOp(ledger: StockLedger, op: Op): Promise<Outcome> {
  */
 export function isRequestOp(op: Op): op is RequestOp {
   return op.kind === 'restock' || op.kind === 'deduct' || op.kind === 'adjust' || op.kind === 'reverse' || op.kind === 'reserve' || op.kind === 'revoke' ||
-    op.kind === 'setPolicy';
+    op.kind === 'setPolicy' || op.kind === 'amend';
 }
 
 /** The request id of a request op. */
@@ -124,6 +127,9 @@ export function skusOf(op: WriteOp): string[] {
       return (op.input.lines ?? []).map((line) => line.sku);
     case 'reserve':
       return plainSkus(op.input.lines);
+    case 'amend':
+      // Only SKUs whose hold changes get an entry: none is certain up front.
+      return [];
     case 'release':
     case 'extend':
     case 'revoke':

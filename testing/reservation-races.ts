@@ -57,9 +57,9 @@ export async function reservationProblems(ledger: StockLedger, entries: readonly
     const { state } = reservation;
     const kinds = new Set(own.map((e) => e.kind));
     if (reserve.length === 0) problems.push(`reservation ${id} has no reserve entries`);
-    const held = reserve.map((e) => ({ sku: e.sku, qty: e.reservedDelta }));
+    const held = linesHeld(reserve, entries.filter((e) => e.kind === 'amend' && e.reservationId === id));
     if (JSON.stringify(held) !== JSON.stringify(reservation.lines)) {
-      problems.push(`reservation ${id} has lines ${JSON.stringify(reservation.lines)}, its reserve entries hold ${JSON.stringify(held)}`);
+      problems.push(`reservation ${id} has lines ${JSON.stringify(reservation.lines)}, its reserve and amend entries hold ${JSON.stringify(held)}`);
     }
     if (kinds.has('commit') !== (state === 'committed')) problems.push(`reservation ${id} is ${state}; commit entries: ${kinds.has('commit')}`);
     if (kinds.has('release') !== (state === 'released')) problems.push(`reservation ${id} is ${state}; release entries: ${kinds.has('release')}`);
@@ -82,6 +82,13 @@ export async function reservationProblems(ledger: StockLedger, entries: readonly
     }
   }
   return problems;
+}
+
+/** The lines a reservation's reserve entries and then its amend entries leave, sorted by SKU (code units). */
+function linesHeld(reserve: readonly FeedEntry[], amends: readonly FeedEntry[]): Array<{ sku: string; qty: number }> {
+  const held = new Map<string, number>();
+  for (const e of [...reserve, ...amends]) held.set(e.sku, (held.get(e.sku) ?? 0) + e.reservedDelta);
+  return [...held].filter(([, qty]) => qty > 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sku, qty]) => ({ sku, qty }));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { InvariantViolationError, StoreUnavailableError } from '../../src/index.js';
 import { DEFAULT_POLICY, decide, namedSkus, levelAsOf, levelOf, materialize, publicReservation, withPolicy, zeroCounters } from '../../src/store-kit.js';
-import type { Allocation, Applied, Counters, Entry, EntryKind, FeedEntry, Level, OperationKind, StockPolicy, StockStore } from '../../src/index.js';
+import type { Allocation, Applied, Reservation, Counters, Entry, EntryKind, FeedEntry, Level, OperationKind, StockPolicy, StockStore } from '../../src/index.js';
 import type {
   Command, Decision, HoldCheck, HoldCursor, HoldRef, StateView, StoredHold, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
@@ -208,7 +208,8 @@ export class MemoryStore implements StockStore {
       folded.onHand += entry.onHandDelta;
       folded.reserved += entry.reservedDelta;
       folded.version += 1;
-      if (entry.reservedDelta !== 0) held.set(entry.requestId, (held.get(entry.requestId) ?? 0) + entry.reservedDelta);
+      const holder = entry.reservationId ?? entry.requestId;
+      if (entry.reservedDelta !== 0) held.set(holder, (held.get(holder) ?? 0) + entry.reservedDelta);
       if (entry.buyer !== undefined) buyers.set(entry.buyer, (buyers.get(entry.buyer) ?? 0) + entry.reservedDelta - entry.onHandDelta);
       const ofKind = seen.get(entry.kind) ?? new Map<string, number>();
       seen.set(entry.kind, ofKind.set(entry.requestId, (ofKind.get(entry.requestId) ?? 0) + 1));
@@ -256,13 +257,22 @@ export class MemoryStore implements StockStore {
     });
     const outcome: Applied = { ok: true, replayed: false, entries, levels };
     if (slot.allocations !== undefined) outcome.allocations = structuredClone(slot.allocations);
-    const reservation = slot.kind === 'reserve' ? this.#reservations.get(requestId) : undefined;
     const stored: StoredRequest = { requestId, kind: slot.kind, fingerprint: slot.fingerprint, at: slot.at, outcome };
-    if (reservation !== undefined) {
-      const made = { ...reservation, state: 'held' as const, committed: null, expiresAt: this.#madeUntil.get(requestId) ?? reservation.expiresAt };
-      stored.outcome = { ...outcome, reservation: publicReservation(made, slot.at) } as Applied;
-    }
+    const made = slot.amended ?? this.#madeBy(requestId, slot, entries);
+    if (made !== null) stored.outcome = { ...outcome, reservation: structuredClone(made) } as Applied;
     return stored;
+  }
+
+  /**
+   * The reservation a reserve made, as it answered then: held, with the expiry it was made
+   * with and its lines as its own entries took them (an amend may have changed them since).
+   */
+  #madeBy(requestId: string, slot: RequestSlot, entries: Entry[]): Reservation | null {
+    const reservation = slot.kind === 'reserve' ? this.#reservations.get(requestId) : undefined;
+    if (reservation === undefined) return null;
+    const lines = entries.map((e) => ({ sku: e.sku, qty: e.reservedDelta }));
+    const made = { ...reservation, lines, state: 'held' as const, committed: null, expiresAt: this.#madeUntil.get(requestId) ?? reservation.expiresAt };
+    return publicReservation(made, slot.at);
   }
 
   /** Writes everything synchronously, so no reader ever sees half of an operation. */
@@ -288,12 +298,14 @@ export class MemoryStore implements StockStore {
       const own = (outcome as Applied).entries;
       const slot: RequestSlot = { kind: request.kind, fingerprint: request.fingerprint, at: write.at, seq: own[0]?.seq ?? 0, count: own.length };
       if (write.allocations !== null) slot.allocations = structuredClone(write.allocations);
+      if (write.amended !== null) slot.amended = publicReservation(structuredClone(write.amended), write.at);
       this.#requests.set(request.requestId, slot);
     }
     if (write.reversal !== null) this.#tally(write.reversal.of, write.reversal.lines);
     for (const { sku, buyer, taken } of write.buyerTotals) this.#setBuyer(sku, buyer, taken);
     if (write.reservation !== null) this.#hold(write.reservation);
     for (const hold of write.holdsEnded) this.#endHold(hold);
+    if (write.amended !== null) this.#amend(write.amended);
     for (const id of write.expired) this.#update(id, (r) => (r.state === 'held' ? { ...r, state: 'expired' } : r));
     const settled = write.settled;
     if (settled !== null) {
@@ -330,6 +342,16 @@ export class MemoryStore implements StockStore {
       if (bySku === undefined) this.#holdsBySku.set(sku, (bySku = new HoldIndex()));
       bySku.add(item);
     }
+  }
+
+  /** An amended reservation: its record, and a hold of each line at its new quantity (dropped lines ended already). */
+  #amend(reservation: StoredReservation): void {
+    for (const { sku } of reservation.lines) {
+      const old: HoldItem = { expiresAt: reservation.expiresAt, reservationId: reservation.id, sku, qty: 0 };
+      this.#holds.remove(old);
+      this.#holdsBySku.get(sku)?.remove(old);
+    }
+    this.#hold(reservation);
   }
 
   #endHold({ reservationId, sku }: HoldRef): void {
@@ -374,6 +396,7 @@ export class MemoryStore implements StockStore {
       case 'commit':
       case 'release':
       case 'extend':
+      case 'amend':
         return (this.#reservations.get(command.reservationId)?.lines ?? []).map((l) => l.sku);
       case 'sweep':
         return this.#holds.due(command.at, command.limit + 1).map((h) => h.sku);
@@ -397,8 +420,10 @@ interface RequestSlot {
   at: number;
   seq: number;
   count: number;
-  /** Which SKUs served each line, for a deduct or reserve with an `anyOf` line. */
+  /** Which SKUs served each line, for a deduct, reserve or amend with an `anyOf` line. */
   allocations?: Allocation[];
+  /** An amend's answer: the reservation as amended. */
+  amended?: Reservation;
 }
 
 /**
@@ -415,6 +440,8 @@ function upfrontKeys(command: Command): string[] {
       return [`a:${command.requestId}`, `c:${command.sku}`];
     case 'revoke':
       return [`a:${command.requestId}`];
+    case 'amend':
+      return [`a:${command.requestId}`, `a:${command.reservationId}`, ...namedSkus(command).map((sku) => `c:${sku}`)];
     case 'deduct':
     case 'reserve':
       return [`a:${command.requestId}`, ...namedSkus(command).map((sku) => `c:${sku}`)];
@@ -462,6 +489,7 @@ function copyEntry<E extends Entry>(e: E): E {
   if (e.meta !== undefined) copy.meta = e.meta;
   if (e.policy !== undefined) copy.policy = { ...e.policy };
   if (e.buyer !== undefined) copy.buyer = e.buyer;
+  if (e.reservationId !== undefined) copy.reservationId = e.reservationId;
   return copy;
 }
 

@@ -124,6 +124,15 @@ function addBuyers(db: SqliteDatabase, t: SqliteTables): void {
 }
 
 /**
+ * Version 6: carts that change. Entries gain `reservation_id` (NULL but on `amend` entries,
+ * which carry the amend's own request id and the id of the reservation whose hold they move),
+ * so the verify fold groups holds by it. Only a NULL column is added: every row stays valid.
+ */
+function addAmends(db: SqliteDatabase, t: SqliteTables): void {
+  db.exec(`ALTER TABLE ${t.entries} ADD COLUMN reservation_id TEXT;`);
+}
+
+/**
  * Schema migrations, in order; the index + 1 is the schema version they lead to. The version
  * is recorded in the store's own table (not `user_version`, which belongs to the app when it
  * hands its own database in).
@@ -190,6 +199,7 @@ const MIGRATIONS: readonly ((db: SqliteDatabase, t: SqliteTables, from: number) 
   renameLegacyTables,
   addPolicy,
   addBuyers,
+  addAmends,
 ];
 
 /** The schema version this code writes. */

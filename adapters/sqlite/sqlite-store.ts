@@ -86,6 +86,8 @@ interface Statements {
   settleReservation: SqliteStatement;
   extendReservation: SqliteStatement;
   extendHolds: SqliteStatement;
+  amendReservation: SqliteStatement;
+  upsertHold: SqliteStatement;
   liveHolds: SqliteStatement;
   buyerTaken: SqliteStatement;
   upsertBuyerTotal: SqliteStatement;
@@ -105,6 +107,7 @@ interface ReservationRow {
 interface EntryRow {
   seq: number; request_id: string; kind: EntryKind; sku: string; on_hand_delta: number; reserved_delta: number;
   on_hand_after: number; reserved_after: number; at: number; meta: string | null; policy: string | null; buyer: string | null;
+  reservation_id: string | null;
 }
 
 interface LevelRow {
@@ -366,6 +369,7 @@ export class SqliteStore implements StockStore {
       const committed = settled.committed === null ? null : JSON.stringify(settled.committed);
       this.#sql.settleReservation.run(settled.state, committed, JSON.stringify(outcome), settled.reservationId);
     }
+    if (write.amended !== null) this.#amend(write.amended);
     if (write.extended !== null) {
       // The request record keeps the reserve's own outcome, so its replay still shows the first expiry.
       this.#sql.extendReservation.run(write.extended.expiresAt, write.extended.id);
@@ -385,11 +389,18 @@ export class SqliteStore implements StockStore {
       const policy = e.policy === undefined ? null : JSON.stringify(e.policy);
       const { lastInsertRowid } = this.#sql.insertEntry.run(
         e.requestId, e.kind, e.sku, e.onHandDelta, e.reservedDelta, e.onHandAfter, e.reservedAfter, e.at, meta, policy, e.buyer ?? null,
+        e.reservationId ?? null,
       );
       if (i === 0) firstSeq = Number(lastInsertRowid);
       e.seq = firstSeq + i;
       if (Number(lastInsertRowid) !== e.seq) throw new InvariantViolationError(`entry numbered ${String(lastInsertRowid)}, expected ${e.seq}`);
     });
+  }
+
+  /** An amended reservation: its new lines, each held at its quantity (dropped lines' holds ended already). */
+  #amend(r: StoredReservation): void {
+    this.#sql.amendReservation.run(JSON.stringify(r.lines), r.id);
+    for (const line of r.lines) this.#sql.upsertHold.run(r.id, line.sku, line.qty, r.expiresAt);
   }
 
   #insertReservation(r: StoredReservation): void {
@@ -491,6 +502,7 @@ function entryOf(row: EntryRow): FeedEntry {
   if (row.meta !== null) entry.meta = JSON.parse(row.meta) as JsonObject;
   if (row.policy !== null) entry.policy = policyFrom(JSON.parse(row.policy) as StoredPolicy);
   if (row.buyer !== null) entry.buyer = row.buyer;
+  if (row.reservation_id !== null) entry.reservationId = row.reservation_id;
   return entry;
 }
 
@@ -516,13 +528,14 @@ function outcomeOf(text: string): Applied {
 }
 
 function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
-  const entryColumns = 'seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta, policy, buyer';
+  const entryColumns = 'seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, at, meta, policy, buyer, reservation_id';
   const foldSelect = `SELECT sku, SUM(on_hand_delta) AS on_hand, SUM(reserved_delta) AS reserved, COUNT(*) AS version FROM ${t.entries}`;
   const holdsSelect = 'SELECT h.sku, h.reservation_id, h.qty, h.expires_at, r.state, r.expires_at AS record_expires_at, r.lines ' +
     `FROM ${t.holds} h LEFT JOIN ${t.reservations} r ON r.id = h.reservation_id`;
+  // Per reservation: an amend entry names it in reservation_id, every other move in request_id.
   const foldedHolds = (where: string): string =>
-    `SELECT sku, request_id, SUM(reserved_delta) AS qty FROM ${t.entries} WHERE ${where} AND reserved_delta <> 0 ` +
-    'GROUP BY sku, request_id HAVING SUM(reserved_delta) <> 0';
+    `SELECT sku, COALESCE(reservation_id, request_id) AS request_id, SUM(reserved_delta) AS qty FROM ${t.entries} WHERE ${where} AND reserved_delta <> 0 ` +
+    'GROUP BY sku, COALESCE(reservation_id, request_id) HAVING SUM(reserved_delta) <> 0';
   // The fold of a buyer's entries: each moves its total by reserved_delta - on_hand_delta (a take is positive).
   const buyersFolded = (where: string): string =>
     `SELECT sku, buyer, SUM(reserved_delta - on_hand_delta) AS taken FROM ${t.entries} WHERE ${where} AND buyer IS NOT NULL GROUP BY sku, buyer`;
@@ -532,7 +545,7 @@ function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
     level: db.prepare(`SELECT on_hand, reserved, version, backorder_max, low_stock_at, buyer_max FROM ${t.levels} WHERE sku = ?`),
     request: db.prepare(`SELECT kind, fingerprint, at, outcome FROM ${t.requests} WHERE request_id = ?`),
     reversed: db.prepare(`SELECT qty FROM ${t.reversals} WHERE of_request = ? AND sku = ?`),
-    insertEntry: db.prepare(`INSERT INTO ${t.entries} (${entryColumns}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertEntry: db.prepare(`INSERT INTO ${t.entries} (${entryColumns}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     upsertLevel: db.prepare(
       `INSERT INTO ${t.levels} (sku, on_hand, reserved, version, backorder_max, low_stock_at, buyer_max) VALUES (?, ?, ?, ?, ?, ?, ?) ` +
         'ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version, ' +
@@ -571,6 +584,10 @@ function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
     settleReservation: db.prepare(`UPDATE ${t.reservations} SET state = ?, committed = ?, outcome = ? WHERE id = ?`),
     extendReservation: db.prepare(`UPDATE ${t.reservations} SET expires_at = ? WHERE id = ?`),
     extendHolds: db.prepare(`UPDATE ${t.holds} SET expires_at = ? WHERE reservation_id = ?`),
+    amendReservation: db.prepare(`UPDATE ${t.reservations} SET lines = ? WHERE id = ?`),
+    upsertHold: db.prepare(
+      `INSERT INTO ${t.holds} (reservation_id, sku, qty, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (reservation_id, sku) DO UPDATE SET qty = excluded.qty`,
+    ),
     // Text compares as memcmp of UTF-8: code-point order, as the other stores page.
     liveHolds: db.prepare(
       `SELECT h.reservation_id, h.qty, h.expires_at, r.meta, r.buyer FROM ${t.holds} h LEFT JOIN ${t.reservations} r ON r.id = h.reservation_id ` +
