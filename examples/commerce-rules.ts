@@ -8,6 +8,12 @@
  *
  * Purchase limits: "at most 2 per customer" (`buyerMax`), checked in the same step, so a
  * customer who fires many requests at once still gets at most 2.
+ *
+ * Several warehouses: one SKU per location, and `anyOf` lines that the ledger allocates inside
+ * the step, so a rush over three locations never oversells any of them.
+ *
+ * Carts that change: `amend` replaces a held cart's lines in one step, checked against what is
+ * available plus what the cart already holds.
  */
 import { StockLedger, type Level, type OperationResult } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
@@ -52,6 +58,28 @@ await ledger.reverse({ requestId: 'refund-1', of: `drop-${refunded}` });
 const [after] = await ledger.buyerTotals({ buyer: 'customer-0', skus: ['SNEAKER-42'] });
 say(`after a refund, customer-0 has ${after?.taken ?? 0} of 2`);
 
+// One T-shirt size at three locations, one SKU each.
+const LOCATIONS = ['TEE-M@berlin', 'TEE-M@paris', 'TEE-M@lyon'];
+for (const [i, qty] of [2, 4, 10].entries()) await ledger.restock({ requestId: `po-300-${i}`, sku: LOCATIONS[i] as string, qty });
+const split = await ledger.deduct({ requestId: 'web-1', lines: [{ anyOf: LOCATIONS, qty: 5, split: true }] });
+say(`an order of 5, split in priority order: ${served(split)}`);
+const whole = await ledger.deduct({ requestId: 'web-2', lines: [{ anyOf: LOCATIONS, qty: 3 }] });
+say(`an order of 3 from one location: ${served(whole)}`);
+// A rush of 20 orders of 1 over what is left (paris 1, lyon 7): exactly 8 sell.
+const over = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+  ledger.deduct({ requestId: `web-rush-${i}`, lines: [{ anyOf: LOCATIONS, qty: 1, prefer: 'mostAvailable' }] })));
+say(`20 orders over three locations: ${over.filter((r) => r.ok).length} sold`);
+for (const l of await ledger.stocks(LOCATIONS)) level(l);
+
+// A cart at checkout changes: 2 mugs and a tote become 3 mugs, without letting go of the mugs held.
+await ledger.restock({ requestId: 'po-400', sku: 'MUG', qty: 3 });
+await ledger.restock({ requestId: 'po-401', sku: 'TOTE', qty: 5 });
+await ledger.reserve({ requestId: 'cart-9', lines: [{ sku: 'MUG', qty: 2 }, { sku: 'TOTE', qty: 1 }], ttlMs: 15 * 60_000 });
+const amended = await ledger.amend({ requestId: 'cart-9-v2', reservationId: 'cart-9', lines: [{ sku: 'MUG', qty: 3 }] });
+if (amended.ok) say(`the cart is amended: ${amended.entries.map((e) => `${e.kind} ${e.sku} ${e.reservedDelta > 0 ? '+' : ''}${e.reservedDelta}`).join(', ')}`);
+show('another buyer wants a mug', await ledger.deduct({ requestId: 'mug-1', sku: 'MUG', qty: 1 }));
+show('the cart is paid', await ledger.commit({ reservationId: 'cart-9' }));
+
 const report = await ledger.verify();
 say(`verify(): ${report.ok ? 'ok' : 'DRIFT'} (${report.skusChecked} SKU checked)`);
 await ledger.close();
@@ -64,6 +92,11 @@ function level(l: Level): void {
   const p = l.policy;
   const policy = p === undefined ? 'default policy' : `backorderMax ${p.backorderMax}, lowStockAt ${String(p.lowStockAt)}, buyerMax ${String(p.buyerMax)}`;
   say(`  ${l.sku}: onHand ${l.onHand}, reserved ${l.reserved}, available ${l.available} (${policy})`);
+}
+
+function served(result: OperationResult): string {
+  if (!result.ok) return result.code;
+  return (result.allocations ?? []).flatMap((a) => a.taken.map((t) => `${t.sku} ${t.qty}`)).join(' + ');
 }
 
 function show(what: string, result: OperationResult): void {

@@ -15,7 +15,7 @@ async function example(file: string): Promise<string> {
 }
 
 describe('examples', () => {
-  it('commerce-rules: preorders sell on-hand plus the allowance, closing them early is refused, verify is ok', async () => {
+  it('commerce-rules: preorders, purchase limits, several warehouses and a cart that changes; verify is ok', async () => {
     const out = await example('examples/commerce-rules.ts');
     expect(out).toContain('60 buyers at once: 50 sold, 10 refused (INSUFFICIENT_STOCK)');
     expect(out).toContain('CONSOLE: onHand -30, reserved 0, available 0 (backorderMax 30, lowStockAt 5, buyerMax null)');
@@ -25,6 +25,13 @@ describe('examples', () => {
     expect(out).toContain('after a refund, customer-0 has 1 of 2');
     expect(out).toContain('merchandising tries to close preorders (backorderMax 0): BELOW_RESERVED');
     expect(out).toContain('now preorders can close (backorderMax: null resets it): ok');
+    expect(out).toContain('an order of 5, split in priority order: TEE-M@berlin 2 + TEE-M@paris 3');
+    expect(out).toContain('an order of 3 from one location: TEE-M@lyon 3');
+    expect(out).toContain('20 orders over three locations: 8 sold');
+    expect(out).toContain('TEE-M@lyon: onHand 0, reserved 0, available 0 (default policy)');
+    expect(out).toContain('the cart is amended: amend MUG +1, amend TOTE -1');
+    expect(out).toContain('another buyer wants a mug: INSUFFICIENT_STOCK');
+    expect(out).toContain('the cart is paid: ok');
     expect(out).toContain('verify(): ok');
   });
 });
