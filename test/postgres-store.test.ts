@@ -464,7 +464,7 @@ describePostgres('PostgreSQL store', () => {
       const policyOfA = { backorderMax: 1, lowStockAt: null, buyerMax: null };
       expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 8, reserved: 2, available: 7, version: 4, policy: policyOfA });
       expect(await schemaVersion({ client: pool, schema })).toBe(SCHEMA_VERSION);
-      expect(SCHEMA_VERSION).toBe(5);
+      expect(SCHEMA_VERSION).toBe(6);
       expect(await ledger.setPolicy({ requestId: 'p', sku: 'A', backorderMax: 1 })).toEqual({
         ok: true, replayed: true, levels: [{ sku: 'A', onHand: 10, reserved: 0, available: 11, version: 2, policy: policyOfA }],
         entries: [{ seq: 2, requestId: 'p', kind: 'policy', sku: 'A', onHandDelta: 0, reservedDelta: 0, onHandAfter: 10, reservedAfter: 0, at: now - 3000, policy: policyOfA }],
@@ -599,6 +599,54 @@ describePostgres('PostgreSQL store', () => {
       } finally {
         await second.end();
       }
+    });
+  });
+
+  describe('anyOf lines', () => {
+    it('a ledger at schema version 5 upgrades: its requests replay without allocations; new ones keep theirs with the request, across a restart', async () => {
+      const schema = fresh();
+      expect(await migrateWith(connectorOf(pool), schema, 5)).toBe(5);
+      // What version 5 held after a restock and a deduct, as its flush wrote them.
+      const restock = toRestock({ requestId: 'r', sku: 'A', qty: 10 }, 1000);
+      const deduct = toDeduct({ requestId: 'd', sku: 'A', qty: 2 }, 2000);
+      await pool.query(`
+        INSERT INTO ${schema}.levels (sku, on_hand, reserved, version) VALUES ('A', 8, 0, 2);
+        INSERT INTO ${schema}.entries (op, pos, seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, version_after, at, meta,
+          backorder_max_after, low_stock_at_after, buyer_max_after, buyer)
+          VALUES (1, 0, 1, 'r', 'restock', 'A', 10, 0, 10, 0, 1, 1000, NULL, 0, NULL, NULL, NULL), (2, 0, 2, 'd', 'deduct', 'A', -2, 0, 8, 0, 2, 2000, NULL, 0, NULL, NULL, NULL);
+        INSERT INTO ${schema}.requests (request_id, kind, fingerprint, at) VALUES ('r', 'restock', '${restock.fingerprint}', 1000), ('d', 'deduct', '${deduct.fingerprint}', 2000);
+        SELECT setval('${schema}.ops', 2);`);
+
+      const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 8, reserved: 0, available: 8, version: 2 });
+      expect(await schemaVersion({ client: pool, schema })).toBe(SCHEMA_VERSION);
+      expect(SCHEMA_VERSION).toBe(6);
+      const old = await ledger.deduct({ requestId: 'd', sku: 'A', qty: 2 });
+      expect(old).toMatchObject({ ok: true, replayed: true, entries: [{ seq: 2, onHandDelta: -2 }] });
+      expect(old).not.toHaveProperty('allocations');
+
+      // Two lines share A: the entries show A -2, not which line took what. The SKU with U+0000 is stored escaped.
+      const odd = 'b\u0000c';
+      await ledger.restock({ requestId: 'r2', sku: odd, qty: 5 });
+      const split = await ledger.deduct({ requestId: 'x', lines: [{ sku: 'A', qty: 1 }, { anyOf: [odd, 'A'], qty: 6, split: true }], buyer: 'ann' });
+      const allocations = [{ line: 0, taken: [{ sku: 'A', qty: 1 }] }, { line: 1, taken: [{ sku: odd, qty: 5 }, { sku: 'A', qty: 1 }] }];
+      expect(split).toMatchObject({ ok: true, entries: [{ sku: 'A', onHandDelta: -2 }, { sku: odd, onHandDelta: -5 }], allocations });
+      const held = await ledger.reserve({ requestId: 'h', lines: [{ anyOf: [odd, 'A'], qty: 2, prefer: 'mostAvailable' }], ttlMs: 3_600_000 });
+      expect(held).toMatchObject({ ok: true, allocations: [{ line: 0, taken: [{ sku: 'A', qty: 2 }] }], reservation: { lines: [{ sku: 'A', qty: 2 }] } });
+      const stored = await pool.query(`SELECT request_id, allocations FROM ${schema}.requests WHERE request_id IN ('d', 'x') ORDER BY request_id`);
+      expect(stored.rows.map((r: { request_id: string; allocations: string | null }) => [r.request_id, r.allocations === null ? null : JSON.parse(r.allocations)]))
+        .toEqual([['d', null], ['x', allocations]]);
+
+      // A new store over the same schema: replays and request() rebuild the allocations from the row.
+      const restarted = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      expect(await restarted.deduct({ requestId: 'x', lines: [{ sku: 'A', qty: 1 }, { anyOf: [odd, 'A'], qty: 6, split: true }], buyer: 'ann' }))
+        .toEqual({ ...split, replayed: true });
+      expect(await restarted.reserve({ requestId: 'h', lines: [{ anyOf: [odd, 'A'], qty: 2, prefer: 'mostAvailable' }], ttlMs: 3_600_000 }))
+        .toEqual({ ...held, replayed: true });
+      expect(await restarted.request('x')).toMatchObject({ replayed: true, allocations });
+      expect(await restarted.request('d')).not.toHaveProperty('allocations');
+      expect(await restarted.verify()).toMatchObject({ ok: true });
+      await checkInvariants(restarted);
     });
   });
 });

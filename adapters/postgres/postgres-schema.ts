@@ -208,6 +208,10 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
     qty bigint NOT NULL CHECK (qty > 0),
     PRIMARY KEY (sku, buyer)
   );`,
+  // Version 6: anyOf lines. Which SKUs served each line of a deduct or reserve that had one is
+  // a choice the entries do not show (two lines may share a SKU), so it is stored with the
+  // request, as JSON text (null: the request had no anyOf line), for its replays.
+  (s) => `ALTER TABLE ${s}.requests ADD COLUMN allocations text;`,
 ];
 
 /**

@@ -42,7 +42,7 @@ const entriesOf = (s: string, id: string, kind: string): string =>
   `(SELECT COALESCE(json_agg(${ENTRY_JSON} ORDER BY e.op, e.pos), '[]') FROM ${s}.entries e WHERE e.request_id = ${id} AND e.kind = ${kind})`;
 
 const requestJson = (s: string): string =>
-  `json_build_object('id', r.request_id, 'k', r.kind, 'f', r.fingerprint, 'at', r.at, 'e', ${entriesOf(s, 'r.request_id', 'r.kind')})`;
+  `json_build_object('id', r.request_id, 'k', r.kind, 'f', r.fingerprint, 'at', r.at, 'a', r.allocations, 'e', ${entriesOf(s, 'r.request_id', 'r.kind')})`;
 
 const reservationJson = (s: string): string =>
   `json_build_object('id', v.id, 'st', v.state, 'l', v.lines, 'xp', v.expires_at, 'fx', v.first_expires_at, 'c', v.created_at, 'cm', v.committed, 'm', v.meta, 'b', v.buyer, ` +
@@ -102,8 +102,8 @@ const flushSql = (s: string): string => `
   ul AS (UPDATE ${s}.levels l SET on_hand = x.h, reserved = x.r, version = x.v, backorder_max = x.bm, low_stock_at = x.ls, buyer_max = x.bx
     FROM p, jsonb_to_recordset(p.j->'l') AS x(s text, h bigint, r bigint, v bigint, bm bigint, ls bigint, bx bigint)
     WHERE l.sku = x.s AND l.sku = ANY(ARRAY(SELECT y.s FROM p, jsonb_to_recordset(p.j->'l') AS y(s text))) RETURNING 1),
-  iq AS (INSERT INTO ${s}.requests (request_id, kind, fingerprint, at)
-    SELECT x.id, x.k, x.f, x.at FROM p, jsonb_to_recordset(p.j->'q') AS x(id text, k text, f text, at bigint) RETURNING 1),
+  iq AS (INSERT INTO ${s}.requests (request_id, kind, fingerprint, at, allocations)
+    SELECT x.id, x.k, x.f, x.at, x.a FROM p, jsonb_to_recordset(p.j->'q') AS x(id text, k text, f text, at bigint, a text) RETURNING 1),
   it AS (INSERT INTO ${s}.reversals AS t (of_request, sku, qty)
     SELECT x.o, x.s, x.q FROM p, jsonb_to_recordset(p.j->'t') AS x(o text, s text, q bigint)
     ON CONFLICT (of_request, sku) DO UPDATE SET qty = t.qty + excluded.qty RETURNING 1),

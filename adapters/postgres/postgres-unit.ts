@@ -1,6 +1,6 @@
 import { LIMITS, StoreUnavailableError } from '../../src/index.js';
 import type { Applied, Counters, Entry } from '../../src/index.js';
-import { compareCodePoints, decide, materialize, policyOf } from '../../src/store-kit.js';
+import { compareCodePoints, decide, materialize, namedSkus, policyOf } from '../../src/store-kit.js';
 import type { Command, StoreOutcome, Write } from '../../src/store-kit.js';
 import type { Connection } from './postgres-client.js';
 import { decodeKey, encodeKey, int, str, type LevelJson } from './postgres-codec.js';
@@ -88,7 +88,9 @@ class Pending {
     }
     if (write.request !== null) {
       const { requestId, kind, fingerprint } = write.request;
-      this.q.push({ id: encodeKey(requestId), k: kind, f: fingerprint, at: write.at });
+      // Which SKUs served each line is not in the entries: kept with the request, for its replays.
+      const a = write.allocations === null ? null : JSON.stringify(write.allocations);
+      this.q.push({ id: encodeKey(requestId), k: kind, f: fingerprint, at: write.at, a });
     }
     if (write.reversal !== null) this.#tally(write.reversal.of, write.reversal.lines);
     if (write.reservation !== null) this.#reservation(write.reservation);
@@ -490,10 +492,11 @@ function addAsks(command: Command, asks: Asks, plan: Map<string, string[]>): voi
       break;
     case 'deduct':
     case 'reserve':
-      for (const line of command.lines) {
-        asks.lock.add(line.sku);
+      // Every SKU it names, alternatives included: which of them it takes is decided only once they are read.
+      for (const sku of namedSkus(command)) {
+        asks.lock.add(sku);
         // Its buyer's totals of its SKUs, loaded with their locks (a SKU without a buyerMax reads them too: the step moves them).
-        if (command.buyer !== null) addPair(asks.buyers, line.sku, command.buyer);
+        if (command.buyer !== null) addPair(asks.buyers, sku, command.buyer);
       }
       break;
     case 'reverse': {

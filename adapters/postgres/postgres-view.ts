@@ -1,5 +1,5 @@
 import { compareCodePoints } from '../../src/store-kit.js';
-import type { Applied, Counters, Entry, JsonObject, OperationKind, Reservation } from '../../src/index.js';
+import type { Allocation, Applied, Counters, Entry, JsonObject, OperationKind, Reservation } from '../../src/index.js';
 import type { HoldRef, StateView, StoredRequest, StoredReservation, Write } from '../../src/store-kit.js';
 import { countersOf, decodeKey, entryOf, int, levelAfter, linesOf, type EntryJson, type EntryRef, type LevelJson } from './postgres-codec.js';
 
@@ -43,7 +43,11 @@ const byHold = (a: HoldItem, b: HoldItem): number =>
   a.expiresAt - b.expiresAt || compareCodePoints(a.reservationId, b.reservationId) || compareCodePoints(a.sku, b.sku);
 
 /** Rows of the JSON the load statement returns. */
-export interface RequestJson { id: string; k: OperationKind; f: string; at: number; e: EntryJson[] }
+export interface RequestJson {
+  id: string; k: OperationKind; f: string; at: number; e: EntryJson[];
+  /** A deduct's or reserve's allocations as JSON text; null: it had no anyOf line. */
+  a: string | null;
+}
 export interface ReservationJson {
   id: string; st: StoredReservation['state']; l: string; xp: number; fx: number | null; c: number; cm: string | null; m: string | null; h: string[];
   e: EntryJson[] | null;
@@ -110,6 +114,8 @@ function storedRequest(row: RequestJson, refs: EntryRefs): StoredRequest {
     return entry;
   });
   const outcome: Applied = { ok: true, replayed: false, entries, levels: row.e.map(levelAfter) };
+  // As materialize made it: allocations only when the request had an anyOf line.
+  if (row.a !== null && row.a !== undefined) outcome.allocations = JSON.parse(row.a) as Allocation[];
   return { requestId: decodeKey(row.id), kind: row.k, fingerprint: row.f, at: row.at, outcome };
 }
 
