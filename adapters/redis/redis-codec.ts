@@ -1,7 +1,7 @@
 import { InvalidInputError, InvariantViolationError } from '../../src/index.js';
-import { byCodeUnits, withPolicy } from '../../src/store-kit.js';
+import { byCodeUnits, namedSkus, withPolicy } from '../../src/store-kit.js';
 import type { Applied, Counters, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState, StockPolicy } from '../../src/index.js';
-import type { Command, HoldCheck, StoreOutcome, StoredHold, StoredRequest, StoredReservation } from '../../src/store-kit.js';
+import type { Command, DeductCommand, HoldCheck, ReserveCommand, StoreOutcome, StoredHold, StoredRequest, StoredReservation } from '../../src/store-kit.js';
 import type { LuaScriptName } from './redis-scripts.js';
 
 /** A command as a script call: which script, and its ARGV (see each .lua file's header). */
@@ -14,6 +14,23 @@ function linesArgs(lines: readonly Line[] | null): string[] {
   if (lines === null) return ['-1'];
   const out = [String(lines.length)];
   for (const l of lines) out.push(l.sku, String(l.qty));
+  return out;
+}
+
+/**
+ * A deduct's or reserve's lines as given, after its merged lines (deduct.lua's header): "0"
+ * when no line is an `anyOf` line (then the merged lines are all there is); else the number of
+ * lines, the SKUs they name sorted here as JavaScript sorts (Lua compares bytes), and each line.
+ */
+function givenArgs(command: DeductCommand | ReserveCommand): string[] {
+  const { given } = command;
+  if (given === null) return ['0'];
+  const named = namedSkus(command);
+  const out = [String(given.length), String(named.length), ...named];
+  for (const l of given) {
+    if ('sku' in l) out.push('sku', l.sku, String(l.qty));
+    else out.push('anyOf', String(l.qty), l.split ? '1' : '0', l.prefer, String(l.anyOf.length), ...l.anyOf);
+  }
   return out;
 }
 
@@ -48,13 +65,13 @@ export function scriptCall(command: Command): ScriptCall {
     case 'restock':
       return { script: 'restock', args: [...head, command.sku, String(command.qty)] };
     case 'deduct':
-      return { script: 'deduct', args: [...head, buyerArg(command.buyer), ...linesArgs(command.lines)] };
+      return { script: 'deduct', args: [...head, buyerArg(command.buyer), ...linesArgs(command.lines), ...givenArgs(command)] };
     case 'adjust':
       return { script: 'adjust', args: [...head, command.sku, String(command.onHand), command.expectedVersion === null ? '' : String(command.expectedVersion)] };
     case 'reverse':
       return { script: 'reverse', args: [...head, command.of, ...linesArgs(command.lines)] };
     case 'reserve':
-      return { script: 'reserve', args: [...head, String(command.expiresAt), buyerArg(command.buyer), ...linesArgs(command.lines)] };
+      return { script: 'reserve', args: [...head, String(command.expiresAt), buyerArg(command.buyer), ...linesArgs(command.lines), ...givenArgs(command)] };
     case 'revoke':
       return { script: 'revoke', args: head };
     case 'policy':

@@ -171,6 +171,8 @@ local function new_draft(at)
     -- Buyer totals read or decided here: enc(sku) .. buyer -> taken; the changed ones in order.
     buyers = {}, buyers_changed = {}, buyers_list = {},
     levels = {}, request = nil, reversal = nil, reservation = nil, settled = nil, extended = nil, sweep = nil,
+    -- A deduct or reserve with an anyOf line: its allocations, as JSON (the outcome and its replays show them).
+    allocations = nil,
   }
 end
 
@@ -435,6 +437,7 @@ local function persist(d)
   if d.sweep then
     outcome = outcome .. ',"expired":' .. fmt(#d.ended_list) .. ',"more":' .. tostring(d.sweep.more)
   end
+  if d.allocations then outcome = outcome .. ',"allocations":' .. d.allocations end
   if d.reservation then outcome = outcome .. ',"reservation":' .. public_reservation_json(d.reservation) end
   if d.extended then
     local r = reservation(d, d.extended.id)
@@ -534,10 +537,11 @@ end
 
 -- A deduct or reserve without a buyer on a SKU with a buyerMax: the SKU, or nil. Checked before
 -- anything else of the operation, due expiries included (the core's requireBuyer); it reads only.
-local function buyer_missing(lines, buyer, d)
+-- `skus`: every SKU the operation names, alternatives included, in JavaScript's order.
+local function buyer_missing(skus, buyer, d)
   if buyer then return nil end
-  for _, l in ipairs(lines) do
-    if counters(d, l.sku).bm ~= nil then return l.sku end
+  for _, sku in ipairs(skus) do
+    if counters(d, sku).bm ~= nil then return sku end
   end
   return nil
 end
@@ -562,4 +566,158 @@ end
 local function quantity_limit(sku, requested, on)
   return '{"ok":false,"code":"QUANTITY_LIMIT","sku":' .. q(sku) .. ',"requested":' .. fmt(requested) .. ',"onHand":' .. fmt(on) ..
     ',"limit":' .. fmt(QUANTITY_MAX) .. '}'
+end
+
+--------------------------------------------------------------------------------------------
+-- What a deduct or reserve takes: its one-SKU lines, or with anyOf lines what the allocation
+-- picks (the core's requireBuyer, takingOf, allocate and pick, in the same order).
+--
+-- Lines as given travel after the merged one-SKU lines (see deduct.lua): g (0: no anyOf line,
+-- nothing follows), m, the m SKUs the lines name, distinct and sorted as JavaScript sorts
+-- (the caller sorts: Lua compares bytes, not UTF-16 code units), then g lines, each
+--   "sku", sku, qty                                        a one-SKU line, or
+--   "anyOf", qty, split "1"|"0", prefer, k, k SKUs         alternatives, in priority order.
+
+-- A SKU of a line as given: one the lines name, or the caller sent something else.
+local function named_sku(sku, is_named)
+  if not is_named[sku] then invariant('a line names SKU ' .. q(sku) .. ' that is not among the named SKUs') end
+  return sku
+end
+
+-- One line as given from a[i]: { sku =, qty = } or { any = { sku, ... }, qty =, split =, most = },
+-- and the position after it.
+local function read_given_line(a, i, is_named)
+  if a[i] == 'sku' then return { sku = named_sku(a[i + 1], is_named), qty = tonumber(a[i + 2]) }, i + 3 end
+  if a[i] ~= 'anyOf' then invariant('a line as given starts with ' .. q(a[i] or '') .. ', not "sku" or "anyOf"') end
+  local k = tonumber(a[i + 4])
+  local any = {}
+  for j = 1, k do any[j] = named_sku(a[i + 4 + j], is_named) end
+  return { any = any, qty = tonumber(a[i + 1]), split = a[i + 2] == '1', most = a[i + 3] == 'mostAvailable' }, i + 5 + k
+end
+
+-- The lines as given from a[i] (format above): { named = { sku, ... }, lines = { ... } }, or nil
+-- when no line is an anyOf line (the common case: the merged lines are all there is).
+local function read_given(a, i)
+  local g = tonumber(a[i] or '0')
+  if g == 0 then return nil end
+  local m = tonumber(a[i + 1])
+  local named, is_named = {}, {}
+  for j = 1, m do
+    named[j] = a[i + 1 + j]
+    is_named[named[j]] = true
+  end
+  i = i + 2 + m
+  local lines = {}
+  for j = 1, g do lines[j], i = read_given_line(a, i, is_named) end
+  return { named = named, lines = lines }
+end
+
+-- The merged one-SKU lines from a[i] (n, then n pairs), then the lines as given after them.
+local function read_order_lines(a, i)
+  local lines = read_lines(a, i)
+  return lines, read_given(a, i + 1 + 2 * #lines)
+end
+
+-- An anyOf line's alternatives, most left first; ties keep the listed order (JavaScript's sort
+-- is stable, table.sort is not: the listed position breaks ties).
+local function most_left_first(skus, left)
+  local order, pos, lefts = {}, {}, {}
+  for i, sku in ipairs(skus) do
+    order[i], pos[sku], lefts[sku] = sku, i, left(sku)
+  end
+  table.sort(order, function(x, y)
+    if lefts[x] ~= lefts[y] then return lefts[x] > lefts[y] end
+    return pos[x] < pos[y]
+  end)
+  return order
+end
+
+-- What one anyOf line takes, in the order taken, given what each SKU has left; nil when it
+-- cannot be filled. Without split the first alternative (in priority order) with the whole
+-- line serves it; with split each gives what it has until the line is filled.
+local function pick(line, left)
+  local order = line.most and most_left_first(line.any, left) or line.any
+  if not line.split then
+    for _, sku in ipairs(order) do
+      if left(sku) >= line.qty then return { { sku = sku, qty = line.qty } } end
+    end
+    return nil
+  end
+  local taken, rest = {}, line.qty
+  for _, sku in ipairs(order) do
+    local qty = math.min(left(sku), rest)
+    if qty ~= 0 then
+      taken[#taken + 1] = { sku = sku, qty = qty }
+      rest = rest - qty
+      if rest == 0 then return taken end
+    end
+  end
+  return nil
+end
+
+-- INSUFFICIENT_STOCK of an anyOf line: its first alternative, and what all of them had left.
+local function short_of_any(line, index, left)
+  local sum, skus = 0, {}
+  for j, sku in ipairs(line.any) do
+    sum = sum + left(sku)
+    skus[j] = q(sku)
+  end
+  return '{"ok":false,"code":"INSUFFICIENT_STOCK","sku":' .. q(line.any[1]) .. ',"requested":' .. fmt(line.qty) .. ',"available":' ..
+    fmt(sum) .. ',"line":' .. fmt(index) .. ',"anyOf":[' .. table.concat(skus, ',') .. ']}'
+end
+
+-- Allocates the lines as given, in order, after the one-SKU lines (which have no choice): each
+-- anyOf line sees what earlier lines took. Returns the merged lines taken (in the named SKUs'
+-- order, so sorted as JavaScript sorts) and the allocations JSON, or nil and a rejection.
+local function allocate(d, plain, given)
+  local used = {}
+  for _, l in ipairs(plain) do used[l.sku] = l.qty end
+  local function left(sku) return available(counters(d, sku)) - (used[sku] or 0) end
+  local allocations = {}
+  for i, line in ipairs(given.lines) do
+    local taken = line.sku and { { sku = line.sku, qty = line.qty } } or pick(line, left)
+    if not taken then return nil, short_of_any(line, i - 1, left) end
+    -- A one-SKU line is in `used` already: it came with the merged lines.
+    if not line.sku then
+      for _, t in ipairs(taken) do used[t.sku] = (used[t.sku] or 0) + t.qty end
+    end
+    allocations[i] = '{"line":' .. fmt(i - 1) .. ',"taken":' .. lines_json(taken) .. '}'
+  end
+  local lines = {}
+  for _, sku in ipairs(given.named) do
+    if used[sku] then lines[#lines + 1] = { sku = sku, qty = used[sku] } end
+  end
+  return lines, '[' .. table.concat(allocations, ',') .. ']'
+end
+
+-- With anyOf lines the allocation decides what is taken: the one-SKU lines' stock first, then
+-- the allocation, then the buyer's limit on what was allocated. The merged lines, or nil and a
+-- rejection.
+local function allocated(d, lines, given, buyer)
+  local refusal = insufficient(lines, d)
+  if refusal then return nil, refusal end
+  local merged, allocations = allocate(d, lines, given)
+  if not merged then return nil, allocations end
+  refusal = buyer_limit(merged, buyer, d)
+  if refusal then return nil, refusal end
+  d.allocations = allocations
+  return merged
+end
+
+-- What a deduct or reserve takes, after due expiries of every SKU it names: the merged lines, or
+-- nil and the reply ("B" .. SKU, or a rejection with the expiries written). One-SKU lines only:
+-- the buyer's limit first, then the stock.
+local function taking(d, lines, given, buyer)
+  local named = given and given.named or skus_of(lines)
+  local missing = buyer_missing(named, buyer, d)
+  if missing then return nil, 'B' .. missing end
+  expire_due(d, named)
+  local taken, refusal = lines, nil
+  if given then
+    taken, refusal = allocated(d, lines, given, buyer)
+  else
+    refusal = buyer_limit(lines, buyer, d) or insufficient(lines, d)
+  end
+  if refusal then return nil, reject(d, refusal) end
+  return taken
 end
