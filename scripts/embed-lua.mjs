@@ -27,6 +27,7 @@ const SCRIPTS = {
   commit: { files: ['settle.lua', 'commit.lua'], op: 'commit' },
   release: { files: ['settle.lua', 'release.lua'], op: 'release' },
   extend: { files: ['settle.lua', 'extend.lua'], op: 'extend' },
+  amend: { files: ['settle.lua', 'amend.lua'], op: 'amend' },
   sweep: { files: ['sweep.lua'], op: 'sweep' },
   stocks: { files: ['read-stocks.lua'], op: 'stocks' },
   entries: { files: ['read-entries.lua'], op: 'entries' },
@@ -36,7 +37,10 @@ const SCRIPTS = {
   verifyChunk: { files: ['verify-chunk.lua'], op: 'verify_chunk' },
   verifyFold: { files: ['verify-fold.lua'], op: 'fold' },
   batch: {
-    files: ['settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'extend.lua', 'sweep.lua', 'revoke.lua', 'policy.lua', 'batch.lua'],
+    files: [
+      'settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'extend.lua', 'sweep.lua',
+      'revoke.lua', 'policy.lua', 'amend.lua', 'batch.lua',
+    ],
     op: 'batch',
   },
 };

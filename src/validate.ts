@@ -133,14 +133,18 @@ export function checkLines(value: unknown, field = 'lines'): Line[] {
   if (value.length > LIMITS.linesPerOperationMax) {
     throw new InvalidInputError(field, `must have at most ${LIMITS.linesPerOperationMax} lines`);
   }
-  const merged = new Map<string, number>();
-  value.forEach((raw, i) => {
-    const line = bag(raw, `${field}[${i}]`);
-    const sku = checkSku(line['sku'], `${field}[${i}].sku`);
-    const qty = checkQty(line['qty'], `${field}[${i}].qty`);
-    merged.set(sku, checkQty((merged.get(sku) ?? 0) + qty, `${field}[${i}].qty (merged with earlier lines of ${sku})`));
-  });
-  return [...merged].sort(([a], [b]) => byCodeUnits(a, b)).map(([sku, qty]) => ({ sku, qty }));
+  // Array.from visits holes too (as undefined): a sparse array's hole is a bad line, not no line.
+  return merged(Array.from(value as unknown[], (raw, at) => {
+    const line = bag(raw, `${field}[${at}]`);
+    return { sku: checkSku(line['sku'], `${field}[${at}].sku`), qty: checkQty(line['qty'], `${field}[${at}].qty`), at };
+  }), field);
+}
+
+/** One-SKU lines merged (a sum past the limit is named by the line `at` that passes it), sorted by SKU. */
+function merged(lines: Array<Line & { at: number }>, field: string): Line[] {
+  const totals = new Map<string, number>();
+  for (const { sku, qty, at } of lines) totals.set(sku, checkQty((totals.get(sku) ?? 0) + qty, `${field}[${at}].qty (merged with earlier lines of ${sku})`));
+  return [...totals].sort(([a], [b]) => byCodeUnits(a, b)).map(([sku, qty]) => ({ sku, qty }));
 }
 
 /** Lines of a deduct or reserve: the one-SKU lines merged, and every line as given when one is an `anyOf` line. */
@@ -148,16 +152,15 @@ export function checkOrderLines(value: unknown): { lines: Line[]; given: GivenLi
   const field = 'lines';
   if (!Array.isArray(value) || !value.some(isAnyOf)) return { lines: checkLines(value, field), given: null };
   if (value.length > LIMITS.linesPerOperationMax) throw new InvalidInputError(field, `must have at most ${LIMITS.linesPerOperationMax} lines`);
-  const given = value.map((raw, i): GivenLine => {
+  const given = Array.from(value as unknown[], (raw, i): GivenLine => {
     const line = bag(raw, `${field}[${i}]`);
     if (!isAnyOf(line)) return { sku: checkSku(line['sku'], `${field}[${i}].sku`), qty: checkQty(line['qty'], `${field}[${i}].qty`) };
     if (line['sku'] !== undefined) throw new InvalidInputError(`${field}[${i}]`, 'give either sku or anyOf, not both');
     return checkAlternatives(line, `${field}[${i}]`);
   });
-  const plain = given.filter((l): l is Line => 'sku' in l);
   const skus = new Set(given.flatMap((l) => ('sku' in l ? [l.sku] : l.anyOf)));
   if (skus.size > LIMITS.linesPerOperationMax) throw new InvalidInputError(field, `must name at most ${LIMITS.linesPerOperationMax} SKUs, alternatives included`);
-  return { lines: plain.length === 0 ? [] : checkLines(plain, field), given };
+  return { lines: merged(given.flatMap((l, at) => ('sku' in l ? [{ ...l, at }] : [])), field), given };
 }
 
 function isAnyOf(line: unknown): boolean {

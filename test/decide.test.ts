@@ -154,3 +154,22 @@ describe('decide writes only what it must', () => {
     expect(decision.write?.steps.map((s) => [s.kind, s.buyer])).toEqual([['expire', 'ann'], ['expire', 'bea'], ['deduct', 'ann']]);
   });
 });
+
+describe('decide: amend', () => {
+  it('ends the holds of the SKUs it drops, and only those; the kept and the new ones come in `amended`', () => {
+    const cart = reservation('cart', [{ sku: 'A', qty: 2 }, { sku: 'B', qty: 1 }]);
+    const state = view({
+      counters: { A: { onHand: 5, reserved: 2, version: 2 }, B: { onHand: 5, reserved: 1, version: 2 }, C: { onHand: 5, reserved: 0, version: 1 } },
+      reservations: [cart],
+    });
+    const command: Command = {
+      kind: 'amend', requestId: 'v2', reservationId: 'cart', lines: [{ sku: 'A', qty: 3 }, { sku: 'C', qty: 1 }], given: null, meta: null, at: AT, fingerprint: 'f',
+    };
+    const write = decide(command, state).write;
+    expect(write?.holdsEnded).toEqual([{ reservationId: 'cart', sku: 'B' }]);
+    expect(write?.amended).toMatchObject({ id: 'cart', lines: [{ sku: 'A', qty: 3 }, { sku: 'C', qty: 1 }], holds: ['A', 'C'], expiresAt: cart.expiresAt });
+    expect(write?.steps.map((s) => [s.kind, s.reservationId, s.changes.map((c) => [c.sku, c.reservedDelta])])).toEqual([
+      ['amend', 'cart', [['A', 1], ['B', -1], ['C', 1]]],
+    ]);
+  });
+});

@@ -187,6 +187,17 @@ describe('exact rejections and messages', () => {
     const { store } = spied({ execute: async () => ({ ok: true, replayed: false, entries: [], levels: [] }) });
     expect(await failure(new StockLedger({ store }).sweepExpired())).toMatchObject({ message: 'a sweep returned no sweep outcome' });
   });
+
+  it('a reverse that would lift on-hand past the quantity limit is QUANTITY_LIMIT and gives nothing back', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    await ledger.restockOrThrow({ requestId: 'po', sku: 'A', qty: 5 });
+    await ledger.deductOrThrow({ requestId: 'sale', sku: 'A', qty: 2 });
+    await ledger.restockOrThrow({ requestId: 'fill', sku: 'A', qty: LIMITS.quantityMax - 4 });
+    expect(await ledger.reverse({ requestId: 'refund', of: 'sale' })).toEqual({
+      ok: false, code: 'QUANTITY_LIMIT', sku: 'A', requested: 2, onHand: LIMITS.quantityMax - 1, limit: LIMITS.quantityMax,
+    });
+    expect((await ledger.stock('A')).onHand).toBe(LIMITS.quantityMax - 1);
+  });
 });
 
 describe('a commit replay names only what was held', () => {

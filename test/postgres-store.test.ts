@@ -464,7 +464,7 @@ describePostgres('PostgreSQL store', () => {
       const policyOfA = { backorderMax: 1, lowStockAt: null, buyerMax: null };
       expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 8, reserved: 2, available: 7, version: 4, policy: policyOfA });
       expect(await schemaVersion({ client: pool, schema })).toBe(SCHEMA_VERSION);
-      expect(SCHEMA_VERSION).toBe(6);
+      expect(SCHEMA_VERSION).toBe(7);
       expect(await ledger.setPolicy({ requestId: 'p', sku: 'A', backorderMax: 1 })).toEqual({
         ok: true, replayed: true, levels: [{ sku: 'A', onHand: 10, reserved: 0, available: 11, version: 2, policy: policyOfA }],
         entries: [{ seq: 2, requestId: 'p', kind: 'policy', sku: 'A', onHandDelta: 0, reservedDelta: 0, onHandAfter: 10, reservedAfter: 0, at: now - 3000, policy: policyOfA }],
@@ -620,7 +620,7 @@ describePostgres('PostgreSQL store', () => {
       const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
       expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 8, reserved: 0, available: 8, version: 2 });
       expect(await schemaVersion({ client: pool, schema })).toBe(SCHEMA_VERSION);
-      expect(SCHEMA_VERSION).toBe(6);
+      expect(SCHEMA_VERSION).toBe(7);
       const old = await ledger.deduct({ requestId: 'd', sku: 'A', qty: 2 });
       expect(old).toMatchObject({ ok: true, replayed: true, entries: [{ seq: 2, onHandDelta: -2 }] });
       expect(old).not.toHaveProperty('allocations');
@@ -647,6 +647,154 @@ describePostgres('PostgreSQL store', () => {
       expect(await restarted.request('d')).not.toHaveProperty('allocations');
       expect(await restarted.verify()).toMatchObject({ ok: true });
       await checkInvariants(restarted);
+    });
+  });
+
+  describe('carts that change (amend)', () => {
+    it('a ledger at schema version 6 upgrades: its holds amend; amend entries name the reservation, the request keeps it as amended for replays, across a restart', async () => {
+      const schema = fresh();
+      expect(await migrateWith(connectorOf(pool), schema, 6)).toBe(6);
+      // What version 6 held after a restock and a hold for a buyer, as its flush wrote them.
+      const now = Date.now();
+      const restock = toRestock({ requestId: 'r', sku: 'A', qty: 10 }, now - 2000);
+      const reserveInput = { requestId: 'h', lines: [{ sku: 'A', qty: 2 }], ttlMs: 3_600_000, buyer: 'ann' };
+      const reserve = toReserve(reserveInput, now - 1000);
+      await pool.query(`
+        INSERT INTO ${schema}.levels (sku, on_hand, reserved, version) VALUES ('A', 10, 2, 2);
+        INSERT INTO ${schema}.entries (op, pos, seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, version_after, at, meta,
+          backorder_max_after, low_stock_at_after, buyer_max_after, buyer) VALUES
+          (1, 0, 1, 'r', 'restock', 'A', 10, 0, 10, 0, 1, ${now - 2000}, NULL, 0, NULL, NULL, NULL), (2, 0, 2, 'h', 'reserve', 'A', 0, 2, 10, 2, 2, ${now - 1000}, NULL, 0, NULL, NULL, 'ann');
+        INSERT INTO ${schema}.requests (request_id, kind, fingerprint, at, allocations) VALUES
+          ('r', 'restock', '${restock.fingerprint}', ${now - 2000}, NULL), ('h', 'reserve', '${reserve.fingerprint}', ${now - 1000}, NULL);
+        INSERT INTO ${schema}.reservations (id, state, lines, expires_at, created_at, buyer) VALUES ('h', 'held', '[{"sku":"A","qty":2}]', ${reserve.expiresAt}, ${now - 1000}, 'ann');
+        INSERT INTO ${schema}.holds (reservation_id, sku, qty, expires_at) VALUES ('h', 'A', 2, ${reserve.expiresAt});
+        INSERT INTO ${schema}.buyer_totals (sku, buyer, qty) VALUES ('A', 'ann', 2);
+        SELECT setval('${schema}.ops', 2);`);
+
+      const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      const made = await ledger.reserve(reserveInput);
+      expect(made).toMatchObject({ ok: true, replayed: true, reservation: { id: 'h', lines: [{ sku: 'A', qty: 2 }], buyer: 'ann', expiresAt: reserve.expiresAt } });
+      expect(await schemaVersion({ client: pool, schema })).toBe(SCHEMA_VERSION);
+      expect(SCHEMA_VERSION).toBe(7);
+
+      // A SKU with U+0000: escaped in the entries' columns, as JSON text in the stored reservation.
+      const odd = 'b\u0000c';
+      await ledger.restock({ requestId: 'r2', sku: odd, qty: 5 });
+      const v2Input = { requestId: 'h-v2', reservationId: 'h', lines: [{ sku: 'A', qty: 1 }, { sku: odd, qty: 2 }], meta: { step: 2 } };
+      const v2 = await ledger.amend(v2Input);
+      expect(v2).toMatchObject({
+        ok: true,
+        entries: [
+          { requestId: 'h-v2', kind: 'amend', sku: 'A', reservedDelta: -1, reservationId: 'h', buyer: 'ann', meta: { step: 2 } },
+          { requestId: 'h-v2', kind: 'amend', sku: odd, reservedDelta: 2, reservationId: 'h', buyer: 'ann' },
+        ],
+        reservation: { id: 'h', state: 'held', lines: [{ sku: 'A', qty: 1 }, { sku: odd, qty: 2 }], expiresAt: reserve.expiresAt, buyer: 'ann' },
+      });
+      const rows = await pool.query(`SELECT request_id, reservation_id, sku FROM ${schema}.entries WHERE reservation_id IS NOT NULL ORDER BY op, pos`);
+      expect(rows.rows).toEqual([{ request_id: 'h-v2', reservation_id: 'h', sku: 'A' }, { request_id: 'h-v2', reservation_id: 'h', sku: 'b\u0001\u0001c' }]);
+      const stored = await pool.query(`SELECT request_id, amended FROM ${schema}.requests WHERE request_id IN ('h', 'h-v2') ORDER BY request_id`);
+      expect(stored.rows.map((r: { request_id: string; amended: string | null }) => [r.request_id, r.amended === null ? null : JSON.parse(r.amended)]))
+        .toEqual([['h', null], ['h-v2', v2.ok && v2.reservation]]);
+      expect((await ledger.holds({ sku: odd })).holds).toEqual([{ reservationId: 'h', sku: odd, qty: 2, expiresAt: reserve.expiresAt, buyer: 'ann' }]);
+
+      // An anyOf line: the stock it had counts what the cart holds; the allocation is kept too.
+      const v3Input = { requestId: 'h-v3', reservationId: 'h', lines: [{ anyOf: [odd, 'A'], qty: 4, split: true }] };
+      const v3 = await ledger.amend(v3Input);
+      expect(v3).toMatchObject({ ok: true, allocations: [{ line: 0, taken: [{ sku: odd, qty: 4 }] }], reservation: { lines: [{ sku: odd, qty: 4 }] } });
+      expect(await ledger.commit({ reservationId: 'h' })).toMatchObject({ ok: true, entries: [{ sku: odd, onHandDelta: -4, reservedDelta: -4, buyer: 'ann' }] });
+
+      // A new store over the same schema: each replay shows the reservation as its own request left it.
+      const restarted = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      expect(await restarted.amend(v2Input)).toEqual({ ...v2, replayed: true });
+      expect(await restarted.amend(v3Input)).toEqual({ ...v3, replayed: true });
+      expect(await restarted.request('h-v2')).toEqual({ ...v2, replayed: true, requestId: 'h-v2', kind: 'amend', at: v2.ok && v2.entries[0]?.at });
+      expect(await restarted.reserve(reserveInput)).toEqual(made);
+      expect(await restarted.reservation('h')).toMatchObject({ state: 'committed', lines: [{ sku: odd, qty: 4 }], committed: [{ sku: odd, qty: 4 }] });
+      expect(await restarted.buyerTotals({ buyer: 'ann', skus: ['A', odd] })).toEqual([{ sku: 'A', buyer: 'ann', taken: 0 }, { sku: odd, buyer: 'ann', taken: 4 }]);
+      expect(await restarted.verify()).toMatchObject({ ok: true });
+      await checkInvariants(restarted);
+    });
+
+    it('one group-commit batch amends a hold again and again (drops a SKU and takes it again, extends between): each row is written once, as the last amend left it', async () => {
+      const schema = fresh();
+      const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema, groupCommit: { batchOperationsMax: 16, batchWaitMs: 20 } }) });
+      for (const sku of ['A', 'B', 'C']) await ledger.restock({ requestId: `r-${sku}`, sku, qty: 5 });
+      await ledger.reserveOrThrow({ requestId: 'x', lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000, buyer: 'ann' });
+      // A stored hold: B taken (a new row), A dropped (deleted) and taken again (updated), B dropped again (never written).
+      const stored = await Promise.all([
+        ledger.amend({ requestId: 'x-2', reservationId: 'x', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 1 }] }),
+        ledger.amend({ requestId: 'x-3', reservationId: 'x', lines: [{ sku: 'B', qty: 2 }] }),
+        ledger.extend({ reservationId: 'x', ttlMs: 600_000 }),
+        ledger.amend({ requestId: 'x-4', reservationId: 'x', lines: [{ sku: 'A', qty: 2 }, { sku: 'B', qty: 2 }] }),
+        ledger.amend({ requestId: 'x-5', reservationId: 'x', lines: [{ sku: 'A', qty: 3 }] }),
+      ]);
+      expect(stored.map((r) => r.ok)).toEqual([true, true, true, true, true]);
+      const ops = await pool.query(`SELECT count(DISTINCT op)::int AS n FROM ${schema}.entries WHERE kind = 'amend'`);
+      expect(ops.rows).toEqual([{ n: 1 }]);
+      const extendedTo = stored[2]?.ok === true && 'reservation' in stored[2] ? stored[2].reservation.expiresAt : 0;
+      expect(await ledger.reservation('x')).toMatchObject({ state: 'held', lines: [{ sku: 'A', qty: 3 }], expiresAt: extendedTo });
+      expect((await ledger.holds({ sku: 'A' })).holds).toEqual([{ reservationId: 'x', sku: 'A', qty: 3, expiresAt: extendedTo, buyer: 'ann' }]);
+      expect((await ledger.holds({ sku: 'B' })).holds).toEqual([]);
+      expect(await ledger.request('x-3')).toMatchObject({ reservation: { lines: [{ sku: 'B', qty: 2 }] } });
+
+      // A hold made in the same batch (its buyer's totals of the SKUs the amends name come from the view): inserted once, as amended.
+      const made = await Promise.all([
+        ledger.reserve({ requestId: 'y', lines: [{ sku: 'C', qty: 1 }], ttlMs: 60_000, buyer: 'bob' }),
+        ledger.amend({ requestId: 'y-2', reservationId: 'y', lines: [{ sku: 'B', qty: 1 }, { sku: 'C', qty: 2 }] }),
+        ledger.extend({ reservationId: 'y', ttlMs: 600_000 }),
+        ledger.amend({ requestId: 'y-3', reservationId: 'y', lines: [{ sku: 'B', qty: 3 }] }),
+      ]);
+      expect(made.map((r) => r.ok)).toEqual([true, true, true, true]);
+      expect(await ledger.reserve({ requestId: 'y', lines: [{ sku: 'C', qty: 1 }], ttlMs: 60_000, buyer: 'bob' })).toMatchObject({ replayed: true, reservation: { lines: [{ sku: 'C', qty: 1 }] } });
+      expect((await ledger.holds({ sku: 'B' })).holds.map((h) => [h.reservationId, h.qty])).toEqual([['y', 3]]);
+      expect((await ledger.holds({ sku: 'C' })).holds).toEqual([]);
+      expect(await ledger.buyerTotals({ buyer: 'bob', skus: ['B', 'C'] })).toEqual([{ sku: 'B', buyer: 'bob', taken: 3 }, { sku: 'C', buyer: 'bob', taken: 0 }]);
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+      await checkInvariants(ledger);
+    });
+
+    it('an amend races a commit and an extend: whoever waited for its locks reads the reservation again (its level rows are rewritten) and follows the amended lines', async () => {
+      const schema = fresh();
+      const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
+      for (const sku of ['A', 'C', 'D']) await ledger.restock({ requestId: `r-${sku}`, sku, qty: 5 });
+      const cart = await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000 });
+      const app = await pool.connect();
+      let waiting: ReturnType<StockLedger['commit']> | undefined;
+      try {
+        await app.query('BEGIN');
+        // A stays at 1 (no entry, no new version of A): only C's hold is new.
+        const amended = await ledger.amend({ requestId: 'cart-v2', reservationId: 'cart', lines: [{ sku: 'A', qty: 1 }, { sku: 'C', qty: 2 }] }, { transaction: app });
+        expect(amended).toMatchObject({ ok: true, entries: [{ sku: 'C', reservedDelta: 2 }] });
+        // It reads the cart's lines (A) before the amend commits, then waits for A's lock.
+        waiting = ledger.commit({ reservationId: 'cart' });
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        await app.query('COMMIT');
+      } finally {
+        app.release();
+      }
+      expect(await waiting).toMatchObject({ ok: true, entries: [{ sku: 'A', onHandDelta: -1, reservedDelta: -1 }, { sku: 'C', onHandDelta: -2, reservedDelta: -2 }] });
+      expect((await ledger.stocks(['A', 'C'])).map((l) => [l.sku, l.onHand, l.reserved])).toEqual([['A', 4, 0], ['C', 3, 0]]);
+
+      // An extend inside the app's transaction; an amend waits for it, then holds its new SKU until the new expiry.
+      await ledger.reserveOrThrow({ requestId: 'cart2', lines: [{ sku: 'A', qty: 1 }], ttlMs: 60_000 });
+      const other = await pool.connect();
+      let amending: ReturnType<StockLedger['amend']> | undefined;
+      let extendedTo: number | undefined;
+      try {
+        await other.query('BEGIN');
+        const extended = await ledger.extendOrThrow({ reservationId: 'cart2', ttlMs: 600_000 }, { transaction: other });
+        extendedTo = extended.reservation.expiresAt;
+        amending = ledger.amend({ requestId: 'cart2-v2', reservationId: 'cart2', lines: [{ sku: 'A', qty: 1 }, { sku: 'D', qty: 1 }] });
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        await other.query('COMMIT');
+      } finally {
+        other.release();
+      }
+      expect(await amending).toMatchObject({ ok: true, reservation: { expiresAt: extendedTo } });
+      expect((await ledger.holds({ sku: 'D' })).holds).toEqual([{ reservationId: 'cart2', sku: 'D', qty: 1, expiresAt: extendedTo }]);
+      expect(cart.reservation.lines).toEqual([{ sku: 'A', qty: 1 }]);
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+      await checkInvariants(ledger);
     });
   });
 });

@@ -12,7 +12,9 @@
 import { type Redis } from 'ioredis';
 import { StockLedger, isStockLedgerError } from 'stock-ledger';
 import { RedisStore, ledgerKeys, type RedisClientLike } from 'stock-ledger/redis';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { ScriptBatcher } from '../adapters/redis/redis-batch.js';
+import type { ScriptCall } from '../adapters/redis/redis-codec.js';
 import { commandCalls, describeRedis, redisSuiteHooks, type NodeRedisClient, type RedisServer } from './support/redis-server.js';
 
 let server: RedisServer;
@@ -118,5 +120,35 @@ describeRedis('Redis store: a batch stops at the first half-written operation', 
     expect(results[1]).toMatchObject({ message: expect.not.stringMatching(/half-applied/) });
     expect(await f.ledger.stocks(['B', 'C'])).toMatchObject([{ onHand: 8 }, { onHand: 11 }]);
     expect(await f.ledger.request('ra')).toBeNull();
+  });
+});
+
+describe('ScriptBatcher: a call it cannot read', () => {
+  // What a command without a script case gave: no call at all. Reading it throws inside the batcher.
+  const bad = undefined as unknown as ScriptCall;
+  const good: ScriptCall = { script: 'restock', args: ['r', 'f', '1', '', 'A', '1'] };
+
+  /** How each submission settled, or "pending" if it had not after the batch went out. */
+  async function outcomes(batcher: ScriptBatcher, calls: readonly ScriptCall[]): Promise<string[]> {
+    const states = calls.map(() => 'pending');
+    const settling = calls.map((call, i) => batcher.submit(call).then(() => (states[i] = 'resolved'), () => (states[i] = 'rejected')));
+    await Promise.race([Promise.all(settling), new Promise((resolve) => setTimeout(resolve, 200))]);
+    return states;
+  }
+
+  it('alone: it rejects instead of hanging', async () => {
+    const sent: string[] = [];
+    const batcher = new ScriptBatcher(async (script) => sent.push(script), 100);
+    expect(await outcomes(batcher, [bad])).toEqual(['rejected']);
+    expect(sent).toEqual([]);
+  });
+
+  it('in a batch: every operation of the batch rejects, none is sent, and the next batch goes out', async () => {
+    const sent: string[] = [];
+    const batcher = new ScriptBatcher(async (script) => sent.push(script), 100);
+    expect(await outcomes(batcher, [good, bad, good])).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(sent).toEqual([]);
+    expect(await outcomes(batcher, [good])).toEqual(['resolved']);
+    expect(sent).toEqual(['restock']);
   });
 });

@@ -48,6 +48,29 @@ const CASES: Array<[string, string, unknown, string, string]> = [
   ['deduct', 'lines empty', { requestId: 'r', lines: [] }, "lines", "lines: must not be empty"],
   ['deduct', 'lines too many', { requestId: 'r', lines: Array.from({ length: LIMITS.linesPerOperationMax + 1 }, () => ({ sku: 'A', qty: 1 })) }, "lines", "lines: must have at most 100 lines"],
   ['deduct', 'line not object', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }, 'B'] }, "lines[1]", "lines[1]: must be an object"],
+  // eslint-disable-next-line no-sparse-arrays -- the hole is the point of this case
+  ['deduct', 'a hole in lines', { requestId: 'r', lines: [, { sku: 'A', qty: 1 }] }, "lines[0]", "lines[0]: must be an object"],
+  // eslint-disable-next-line no-sparse-arrays -- the hole is the point of this case
+  ['deduct', 'a hole in lines with anyOf', { requestId: 'r', lines: [{ anyOf: ['A'], qty: 1 }, , { sku: 'A', qty: 1 }] }, "lines[1]", "lines[1]: must be an object"],
+  ['deduct', 'anyOf: too many lines', { requestId: 'r', lines: [...Array.from({ length: LIMITS.linesPerOperationMax }, () => ({ sku: 'A', qty: 1 })), { anyOf: ['A'], qty: 1 }] }, "lines", "lines: must have at most 100 lines"],
+  ['deduct', 'anyOf: too many SKUs', { requestId: 'r', lines: Array.from({ length: 7 }, (_, i) => ({ anyOf: Array.from({ length: 16 }, (_, j) => `S${i}-${j}`), qty: 1 })) }, "lines", "lines: must name at most 100 SKUs, alternatives included"],
+  ['deduct', 'anyOf: a line not an object', { requestId: 'r', lines: [{ anyOf: ['A'], qty: 1 }, 7] }, "lines[1]", "lines[1]: must be an object"],
+  ['deduct', 'anyOf: a one-SKU line bad', { requestId: 'r', lines: [{ anyOf: ['A'], qty: 1 }, { sku: '', qty: 1 }] }, "lines[1].sku", "lines[1].sku: must not be empty"],
+  ['deduct', 'anyOf: a one-SKU qty bad', { requestId: 'r', lines: [{ anyOf: ['A'], qty: 1 }, { sku: 'B', qty: 0 }] }, "lines[1].qty", "lines[1].qty: must be at least 1"],
+  ['deduct', 'anyOf: merged over max', { requestId: 'r', lines: [{ sku: 'A', qty: LIMITS.quantityMax }, { anyOf: ['A'], qty: 1 }, { sku: 'A', qty: 1 }] }, "lines[2].qty (merged with earlier lines of A)", "lines[2].qty (merged with earlier lines of A): must be at most 1000000000000000"],
+  ['deduct', 'anyOf and sku', { requestId: 'r', lines: [{ anyOf: ['A'], sku: 'A', qty: 1 }] }, "lines[0]", "lines[0]: give either sku or anyOf, not both"],
+  ['deduct', 'anyOf empty', { requestId: 'r', lines: [{ anyOf: [], qty: 1 }] }, "lines[0].anyOf", "lines[0].anyOf: must be an array of 1 to 16 SKUs"],
+  ['reserve', 'anyOf too long', { requestId: 'r', lines: [{ sku: 'B', qty: 1 }, { anyOf: Array.from({ length: 17 }, (_, j) => `S${j}`), qty: 1 }], ttlMs: 1000 }, "lines[1].anyOf", "lines[1].anyOf: must be an array of 1 to 16 SKUs"],
+  ['deduct', 'anyOf a SKU bad', { requestId: 'r', lines: [{ anyOf: ['A', ''], qty: 1 }] }, "lines[0].anyOf[1]", "lines[0].anyOf[1]: must not be empty"],
+  ['deduct', 'anyOf twice', { requestId: 'r', lines: [{ anyOf: ['A', 'B', 'A'], qty: 1 }] }, "lines[0].anyOf", "lines[0].anyOf: must not name a SKU twice"],
+  ['deduct', 'anyOf qty bad', { requestId: 'r', lines: [{ anyOf: ['A'], qty: 1.5 }] }, "lines[0].qty", "lines[0].qty: must be an integer"],
+  ['deduct', 'anyOf split bad', { requestId: 'r', lines: [{ anyOf: ['A'], qty: 1, split: 1 }] }, "lines[0].split", "lines[0].split: must be a boolean"],
+  ['deduct', 'anyOf prefer bad', { requestId: 'r', lines: [{ anyOf: ['A'], qty: 1, prefer: 'cheap' }] }, "lines[0].prefer", "lines[0].prefer: must be 'order' or 'mostAvailable'"],
+  ['amend', 'input not an object', 3, 'input', 'input: must be an object'],
+  ['amend', 'requestId missing', { reservationId: 'c', lines: [{ sku: 'A', qty: 1 }] }, 'requestId', 'requestId: must be a string'],
+  ['amend', 'reservationId missing', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }] }, 'reservationId', 'reservationId: must be a string'],
+  ['amend', 'lines missing', { requestId: 'r', reservationId: 'c' }, 'lines', 'lines: must be an array'],
+  ['amend', 'meta bad', { requestId: 'r', reservationId: 'c', lines: [{ sku: 'A', qty: 1 }], meta: 1 }, 'meta', 'meta: must be a plain JSON object'],
   ['deduct', 'line sku bad', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }, { sku: '', qty: 1 }] }, "lines[1].sku", "lines[1].sku: must not be empty"],
   ['deduct', 'line qty bad', { requestId: 'r', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: -1 }] }, "lines[1].qty", "lines[1].qty: must be at least 1"],
   ['deduct', 'merged over max', { requestId: 'r', lines: [{ sku: 'A', qty: LIMITS.quantityMax }, { sku: 'A', qty: 1 }] }, "lines[1].qty (merged with earlier lines of A)", "lines[1].qty (merged with earlier lines of A): must be at most 1000000000000000"],
@@ -146,6 +169,12 @@ describe('input checks: field and message', () => {
 });
 
 describe('input checks: exactly at the limits is accepted', () => {
+  it(`${LIMITS.linesPerOperationMax} lines, one of them anyOf, naming ${LIMITS.linesPerOperationMax} SKUs`, async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    const lines = [{ anyOf: Array.from({ length: 16 }, (_, j) => `S${j}`), qty: 1 }, ...Array.from({ length: LIMITS.linesPerOperationMax - 1 }, (_, i) => ({ sku: `S${i < 84 ? 16 + i : 0}`, qty: 1 }))];
+    expect(await ledger.deduct({ requestId: 'edge', lines })).toMatchObject({ ok: false, code: 'INSUFFICIENT_STOCK' });
+  });
+
   it('a meta of exactly LIMITS.metaBytesMax bytes as canonical JSON, and a SKU of exactly skuBytesMax UTF-8 bytes', async () => {
     const ledger = new StockLedger({ store: new MemoryStore() });
     const pad = LIMITS.metaBytesMax - JSON.stringify({ a: '', b: 1 }).length;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { StockLedger } from '../src/index.js';
-import type { Line, OrderLine, StockStore } from '../src/index.js';
+import type { Line, OrderLine, SetPolicyInput, StockStore } from '../src/index.js';
 import { assertEqual, ConformanceError } from './assert.js';
 import { HistoryRecorder, assertLinearizable } from './history.js';
 import { checkInvariants } from './invariants.js';
@@ -67,6 +67,16 @@ export const concurrentOp: fc.Arbitrary<Op> = fc.oneof(
   fc.tuple(reservationId, fc.option(fc.array(line, { minLength: 1, maxLength: 2 }), { nil: undefined, freq: 2 }))
     .map(([rid, lines]): Op => ({ kind: 'commit', input: lines === undefined ? { reservationId: rid } : { reservationId: rid, lines } })),
   reservationId.map((rid): Op => ({ kind: 'release', input: { reservationId: rid } })),
+  // Carts that change while other calls take the same SKUs, and heartbeats that move an expiry.
+  fc.tuple(id, reservationId, fc.array(orderLine, { minLength: 1, maxLength: 2 }))
+    .map(([requestId, rid, lines]): Op => ({ kind: 'amend', input: { requestId, reservationId: rid, lines } })),
+  fc.tuple(reservationId, fc.constantFrom(1, 3, 1000)).map(([rid, ttlMs]): Op => ({ kind: 'extend', input: { reservationId: rid, ttlMs } })),
+  // Policies that change under the other calls: a backorder allowance, a purchase limit (then
+  // calls without a buyer are refused), and back to the default.
+  fc.tuple(id, sku, fc.constantFrom<Partial<SetPolicyInput>>({ backorderMax: 2 }, { buyerMax: 2 }, { backorderMax: null, buyerMax: null }))
+    .map(([requestId, s, fields]): Op => ({ kind: 'setPolicy', input: { requestId, sku: s, ...fields } })),
+  fc.tuple(id, fc.array(orderLine, { minLength: 1, maxLength: 2 }), fc.constantFrom('ann', 'bo\u0000b'))
+    .map(([requestId, lines, buyer]): Op => ({ kind: 'deduct', input: { requestId, lines, buyer } })),
   // Revokes of ids other calls use at the same time: whichever comes first wins the id.
   fc.tuple(id, fc.boolean()).map(([requestId, withMeta]): Op => ({
     kind: 'revoke', input: withMeta ? { requestId, meta: { why: 'cancelled' } } : { requestId },

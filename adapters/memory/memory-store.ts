@@ -396,8 +396,9 @@ export class MemoryStore implements StockStore {
       case 'commit':
       case 'release':
       case 'extend':
-      case 'amend':
         return (this.#reservations.get(command.reservationId)?.lines ?? []).map((l) => l.sku);
+      case 'amend':
+        return [...namedSkus(command), ...(this.#reservations.get(command.reservationId)?.lines ?? []).map((l) => l.sku)];
       case 'sweep':
         return this.#holds.due(command.at, command.limit + 1).map((h) => h.sku);
       default:
@@ -441,7 +442,9 @@ function upfrontKeys(command: Command): string[] {
     case 'revoke':
       return [`a:${command.requestId}`];
     case 'amend':
-      return [`a:${command.requestId}`, `a:${command.reservationId}`, ...namedSkus(command).map((sku) => `c:${sku}`)];
+      // Its SKUs are locked later, with the reservation's, in one sorted acquire: locks are not
+      // re-entrant, and an amend often names a SKU its reservation holds.
+      return [`a:${command.requestId}`, `a:${command.reservationId}`];
     case 'deduct':
     case 'reserve':
       return [`a:${command.requestId}`, ...namedSkus(command).map((sku) => `c:${sku}`)];

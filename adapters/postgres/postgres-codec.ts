@@ -61,6 +61,8 @@ function storedPolicy(backorderMax: unknown, lowStockAt: unknown, buyerMax: unkn
 /** The row shape of a level inside the store's JSON replies: counters and policy. */
 export interface LevelJson {
   s: string; h: number | string; r: number | string; v: number | string; bm: number | string; ls: number | string | null; bx: number | string | null;
+  /** The row version's xmin, where the lock-and-load asks for it (its staleness check). */
+  x?: string;
 }
 
 /** SQL naming the fields of a {@link LevelJson}, from a levels row aliased `a` (inside a json_build_object). */
@@ -81,13 +83,15 @@ export interface EntryJson {
   bm: number; ls: number | null; bx: number | null;
   /** The buyer, escaped like every key; null: none. */
   b: string | null;
+  /** On amend entries: the reservation whose hold moved (escaped); null otherwise. */
+  vr: string | null;
 }
 
 /** SQL that builds an {@link EntryJson} from an entries row aliased `e`. */
 export const ENTRY_JSON =
   "json_build_object('op', e.op, 'pos', e.pos, 'seq', e.seq, 'r', e.request_id, 'k', e.kind, 's', e.sku, 'dh', e.on_hand_delta, " +
   "'dr', e.reserved_delta, 'ah', e.on_hand_after, 'ar', e.reserved_after, 'v', e.version_after, 'at', e.at, 'm', e.meta, " +
-  "'bm', e.backorder_max_after, 'ls', e.low_stock_at_after, 'bx', e.buyer_max_after, 'b', e.buyer)";
+  "'bm', e.backorder_max_after, 'ls', e.low_stock_at_after, 'bx', e.buyer_max_after, 'b', e.buyer, 'vr', e.reservation_id)";
 
 /** Where an entry lives: its place in the ledger's (op, pos) order. */
 export interface EntryRef {
@@ -105,6 +109,7 @@ export function entryOf(row: EntryJson): Entry {
   // Only a policy entry shows the policy (the whole of it, defaults included).
   if (row.k === 'policy') entry.policy = storedPolicy(row.bm, row.ls, row.bx);
   if (row.b !== null && row.b !== undefined) entry.buyer = decodeKey(row.b);
+  if (row.vr !== null && row.vr !== undefined) entry.reservationId = decodeKey(row.vr);
   return entry;
 }
 

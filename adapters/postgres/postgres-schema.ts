@@ -212,6 +212,14 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
   // a choice the entries do not show (two lines may share a SKU), so it is stored with the
   // request, as JSON text (null: the request had no anyOf line), for its replays.
   (s) => `ALTER TABLE ${s}.requests ADD COLUMN allocations text;`,
+  // Version 7: carts that change (amend). An amend entry carries the amend's own request id and
+  // the id of the reservation whose hold it moves (escaped; null on every other entry), so the
+  // verify fold groups holds by it. The reservation as the amend left it is stored with the
+  // request, as JSON text (null but on amends): later amends and commits change the record,
+  // and the amend's replays show it as it was. Only nullable columns: every row stays valid.
+  (s) => `
+  ALTER TABLE ${s}.entries ADD COLUMN reservation_id text COLLATE "C";
+  ALTER TABLE ${s}.requests ADD COLUMN amended text;`,
 ];
 
 /**

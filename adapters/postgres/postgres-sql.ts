@@ -6,9 +6,12 @@ import { ENTRY_JSON, levelFields } from './postgres-codec.js';
  * is involved; replies that carry more than scalars come back as one JSON text column.
  */
 export interface Statements {
-  /** Unlocked reads that tell which SKUs commands will touch: reservation lines, originals' SKUs, due holds anywhere. */
+  /** Unlocked reads that tell which SKUs commands will touch: reservation lines and buyers, originals' SKUs, due holds anywhere. */
   plan: string;
-  /** Locks levels (sorted) and, in the same statement, loads what decide reads, with a snapshot check. */
+  /**
+   * Locks levels (sorted) and, in the same statement, loads what decide reads, with a snapshot
+   * check: each row's version and xmin as locked and as the load's snapshot saw it.
+   */
   lockAndLoad: string;
   /** Creates missing level rows, locking every row named, in sorted order. */
   ensureLevels: string;
@@ -42,7 +45,7 @@ const entriesOf = (s: string, id: string, kind: string): string =>
   `(SELECT COALESCE(json_agg(${ENTRY_JSON} ORDER BY e.op, e.pos), '[]') FROM ${s}.entries e WHERE e.request_id = ${id} AND e.kind = ${kind})`;
 
 const requestJson = (s: string): string =>
-  `json_build_object('id', r.request_id, 'k', r.kind, 'f', r.fingerprint, 'at', r.at, 'a', r.allocations, 'e', ${entriesOf(s, 'r.request_id', 'r.kind')})`;
+  `json_build_object('id', r.request_id, 'k', r.kind, 'f', r.fingerprint, 'at', r.at, 'a', r.allocations, 'am', r.amended, 'e', ${entriesOf(s, 'r.request_id', 'r.kind')})`;
 
 const reservationJson = (s: string): string =>
   `json_build_object('id', v.id, 'st', v.state, 'l', v.lines, 'xp', v.expires_at, 'fx', v.first_expires_at, 'c', v.created_at, 'cm', v.committed, 'm', v.meta, 'b', v.buyer, ` +
@@ -58,9 +61,11 @@ const holdJson = "json_build_object('s', sku, 'r', reservation_id, 'xp', expires
  * $9 (SKU, buyer) pairs whose buyer totals to load.
  *
  * Buyer totals come for the pairs asked, and for the pairs the loaded requests and reservations
- * will move (a deduct's or reserve's entries name them: a reverse, a commit, a release or an
- * expiry gives back to that buyer), so those need no round of their own. Each pair comes with
- * its total (0 when no row): the view keeps only pairs of SKUs the transaction holds locked.
+ * will move (a deduct's, reserve's or commit's entries name them: a reverse gives back to that
+ * buyer; a reservation's holds with its buyer: a commit, a release or an expiry gives back, and
+ * an amend may have added SKUs its reserve never had), so those need no round of their own.
+ * Each pair comes with its total (0 when no row): the view keeps only pairs of SKUs the
+ * transaction holds locked.
  */
 function load(s: string, newlyHeld: string): string {
   return `
@@ -72,8 +77,10 @@ function load(s: string, newlyHeld: string): string {
     ORDER BY expires_at, reservation_id, sku LIMIT $8::int),
   rv AS (SELECT value AS id FROM json_array_elements_text($3::text::json) UNION SELECT reservation_id FROM dh UNION SELECT reservation_id FROM an),
   bq AS (SELECT x.s, x.b FROM json_to_recordset($9::text::json) AS x(s text, b text)
-    UNION SELECT e.sku, e.buyer FROM ${s}.entries e WHERE e.buyer IS NOT NULL AND e.kind IN ('deduct', 'reserve')
-      AND e.request_id = ANY(ARRAY(SELECT value FROM json_array_elements_text($2::text::json) UNION SELECT id FROM rv)))
+    UNION SELECT e.sku, e.buyer FROM ${s}.entries e WHERE e.buyer IS NOT NULL AND e.kind IN ('deduct', 'reserve', 'commit')
+      AND e.request_id = ANY(ARRAY(SELECT value FROM json_array_elements_text($2::text::json) UNION SELECT id FROM rv))
+    UNION SELECT h.sku, v.buyer FROM ${s}.holds h JOIN ${s}.reservations v ON v.id = h.reservation_id
+      WHERE v.buyer IS NOT NULL AND h.reservation_id = ANY(ARRAY(SELECT id FROM rv)))
   SELECT json_build_object(
     'q', (SELECT COALESCE(json_agg(${requestJson(s)}), '[]') FROM ${s}.requests r WHERE r.request_id = ${anyOf(2)}),
     'v', (SELECT COALESCE(json_agg(${reservationJson(s)}), '[]') FROM ${s}.reservations v WHERE v.id = ANY(ARRAY(SELECT id FROM rv))),
@@ -94,16 +101,16 @@ const flushSql = (s: string): string => `
   WITH p AS MATERIALIZED (SELECT $1::text::jsonb AS j),
   o AS MATERIALIZED (SELECT nextval('${s}.ops') AS op),
   ie AS (INSERT INTO ${s}.entries (op, pos, seq, request_id, kind, sku, on_hand_delta, reserved_delta, on_hand_after, reserved_after, version_after, at, meta,
-      backorder_max_after, low_stock_at_after, buyer_max_after, buyer)
-    SELECT o.op, x.pos, x.q, x.r, x.k, x.s, x.dh, x.dr, x.ah, x.ar, x.v, x.at, x.m, x.bm, x.ls, x.bx, x.b FROM o, p,
+      backorder_max_after, low_stock_at_after, buyer_max_after, buyer, reservation_id)
+    SELECT o.op, x.pos, x.q, x.r, x.k, x.s, x.dh, x.dr, x.ah, x.ar, x.v, x.at, x.m, x.bm, x.ls, x.bx, x.b, x.vr FROM o, p,
     jsonb_to_recordset(p.j->'e') AS x(pos int, q bigint, r text, k text, s text, dh bigint, dr bigint, ah bigint, ar bigint, v bigint, at bigint, m text,
-      bm bigint, ls bigint, bx bigint, b text)
+      bm bigint, ls bigint, bx bigint, b text, vr text)
     RETURNING 1),
   ul AS (UPDATE ${s}.levels l SET on_hand = x.h, reserved = x.r, version = x.v, backorder_max = x.bm, low_stock_at = x.ls, buyer_max = x.bx
     FROM p, jsonb_to_recordset(p.j->'l') AS x(s text, h bigint, r bigint, v bigint, bm bigint, ls bigint, bx bigint)
     WHERE l.sku = x.s AND l.sku = ANY(ARRAY(SELECT y.s FROM p, jsonb_to_recordset(p.j->'l') AS y(s text))) RETURNING 1),
-  iq AS (INSERT INTO ${s}.requests (request_id, kind, fingerprint, at, allocations)
-    SELECT x.id, x.k, x.f, x.at, x.a FROM p, jsonb_to_recordset(p.j->'q') AS x(id text, k text, f text, at bigint, a text) RETURNING 1),
+  iq AS (INSERT INTO ${s}.requests (request_id, kind, fingerprint, at, allocations, amended)
+    SELECT x.id, x.k, x.f, x.at, x.a, x.am FROM p, jsonb_to_recordset(p.j->'q') AS x(id text, k text, f text, at bigint, a text, am text) RETURNING 1),
   it AS (INSERT INTO ${s}.reversals AS t (of_request, sku, qty)
     SELECT x.o, x.s, x.q FROM p, jsonb_to_recordset(p.j->'t') AS x(o text, s text, q bigint)
     ON CONFLICT (of_request, sku) DO UPDATE SET qty = t.qty + excluded.qty RETURNING 1),
@@ -112,8 +119,8 @@ const flushSql = (s: string): string => `
     jsonb_to_recordset(p.j->'n') AS x(id text, st text, l text, xp bigint, fx bigint, c bigint, cm text, m text, b text) RETURNING 1),
   uv AS (UPDATE ${s}.reservations v SET state = COALESCE(x.st, v.state), committed = COALESCE(x.cm, v.committed),
     first_expires_at = CASE WHEN x.xp IS NULL THEN v.first_expires_at ELSE COALESCE(v.first_expires_at, v.expires_at) END,
-    expires_at = COALESCE(x.xp, v.expires_at)
-    FROM p, jsonb_to_recordset(p.j->'u') AS x(id text, st text, cm text, xp bigint)
+    expires_at = COALESCE(x.xp, v.expires_at), lines = COALESCE(x.l, v.lines)
+    FROM p, jsonb_to_recordset(p.j->'u') AS x(id text, st text, cm text, xp bigint, l text)
     WHERE v.id = x.id AND v.id = ANY(ARRAY(SELECT y.id FROM p, jsonb_to_recordset(p.j->'u') AS y(id text)))
     AND (x.st IS DISTINCT FROM 'expired' OR v.state = 'held') RETURNING 1),
   xh AS (UPDATE ${s}.holds h SET expires_at = x.xp FROM p, jsonb_to_recordset(p.j->'xh') AS x(r text, s text, xp bigint)
@@ -121,6 +128,9 @@ const flushSql = (s: string): string => `
     RETURNING 1),
   ih AS (INSERT INTO ${s}.holds (reservation_id, sku, qty, expires_at)
     SELECT x.r, x.s, x.q, x.xp FROM p, jsonb_to_recordset(p.j->'hn') AS x(r text, s text, q bigint, xp bigint) RETURNING 1),
+  ah AS (INSERT INTO ${s}.holds (reservation_id, sku, qty, expires_at)
+    SELECT x.r, x.s, x.q, x.xp FROM p, jsonb_to_recordset(p.j->'ah') AS x(r text, s text, q bigint, xp bigint)
+    ON CONFLICT (reservation_id, sku) DO UPDATE SET qty = excluded.qty, expires_at = excluded.expires_at RETURNING 1),
   dh AS (DELETE FROM ${s}.holds h USING p, jsonb_to_recordset(p.j->'hd') AS x(r text, s text)
     WHERE h.reservation_id = x.r AND h.sku = x.s AND h.reservation_id = ANY(ARRAY(SELECT y.r FROM p, jsonb_to_recordset(p.j->'hd') AS y(r text)))
     RETURNING 1),
@@ -132,7 +142,7 @@ const flushSql = (s: string): string => `
     RETURNING 1)
   SELECT (SELECT op FROM o)::text AS op, (SELECT count(*) FROM ie)::int AS e, (SELECT count(*) FROM ul)::int AS l,
     (SELECT count(*) FROM dh)::int AS d, (SELECT count(*) FROM iq)::int AS q, (SELECT count(*) FROM bu)::int AS bu,
-    (SELECT count(*) FROM bd)::int AS bd`;
+    (SELECT count(*) FROM bd)::int AS bd, (SELECT count(*) FROM ah)::int AS ah`;
 
 const ENTRY_COLUMNS_JSON = ENTRY_JSON;
 
@@ -152,7 +162,8 @@ const verifySql = (s: string): string => `
     'holds', (SELECT COALESCE(json_agg(json_build_object('s', h.sku, 'r', h.reservation_id, 'q', h.qty, 'xp', h.expires_at,
       'st', v.state, 'rx', v.expires_at, 'l', v.lines)), '[]') FROM hs h LEFT JOIN ${s}.reservations v ON v.id = h.reservation_id),
     'fh', (SELECT COALESCE(json_agg(json_build_object('s', g.sku, 'r', g.request_id, 'q', g.q)), '[]') FROM
-      (SELECT sku, request_id, sum(reserved_delta) AS q FROM es WHERE reserved_delta <> 0 GROUP BY sku, request_id HAVING sum(reserved_delta) <> 0) g),
+      (SELECT sku, COALESCE(reservation_id, request_id) AS request_id, sum(reserved_delta) AS q FROM es WHERE reserved_delta <> 0
+        GROUP BY sku, COALESCE(reservation_id, request_id) HAVING sum(reserved_delta) <> 0) g),
     'rep', (SELECT COALESCE(json_agg(json_build_object('s', g.sku, 'r', g.request_id, 'k', g.kind, 'n', g.n)), '[]') FROM
       (SELECT sku, request_id, kind, count(*) AS n FROM es GROUP BY sku, request_id, kind HAVING count(*) > 1) g),
     'bt', (SELECT COALESCE(json_agg(json_build_object('s', COALESCE(bs.sku, bf.sku), 'b', COALESCE(bs.buyer, bf.buyer),
@@ -173,20 +184,21 @@ export function statements(s: string): Statements {
   return {
     plan: `
       SELECT json_build_object(
-        'v', (SELECT COALESCE(json_agg(json_build_object('id', id, 'l', lines)), '[]') FROM ${s}.reservations WHERE id = ${anyOf(1)}),
+        'v', (SELECT COALESCE(json_agg(json_build_object('id', id, 'l', lines, 'b', buyer)), '[]') FROM ${s}.reservations WHERE id = ${anyOf(1)}),
         'o', (SELECT COALESCE(json_agg(json_build_object('id', r.request_id, 'k', r.kind,
-          's', (SELECT COALESCE(json_agg(DISTINCT e.sku), '[]') FROM ${s}.entries e WHERE e.request_id = r.request_id AND e.kind = r.kind))), '[]')
+          's', (SELECT COALESCE(json_agg(DISTINCT e.sku), '[]') FROM ${s}.entries e WHERE e.request_id = r.request_id AND e.kind IN (r.kind, 'commit')))), '[]')
           FROM ${s}.requests r WHERE r.request_id = ${anyOf(2)}),
         'a', (SELECT COALESCE(json_agg(DISTINCT sku), '[]') FROM (SELECT sku FROM ${s}.holds WHERE $4::int > 0 AND expires_at <= $3::bigint
           ORDER BY expires_at, reservation_id, sku LIMIT $4::int) d)
       )::text AS j`,
     lockAndLoad: `
-      WITH locked AS (SELECT sku, on_hand, reserved, version, backorder_max, low_stock_at, buyer_max FROM ${s}.levels WHERE sku = ${anyOf(1)} ORDER BY sku FOR UPDATE),
-      snap AS (SELECT sku, version FROM ${s}.levels WHERE sku = ${anyOf(1)}),
+      WITH locked AS (SELECT sku, on_hand, reserved, version, backorder_max, low_stock_at, buyer_max, xmin::text AS x FROM ${s}.levels WHERE sku = ${anyOf(1)}
+        ORDER BY sku FOR UPDATE),
+      snap AS (SELECT sku, version, xmin::text AS x FROM ${s}.levels WHERE sku = ${anyOf(1)}),
       newly AS (SELECT sku FROM locked WHERE reserved > 0),
       ${load(s, 'newly')},
-      'l', (SELECT COALESCE(json_agg(json_build_object(${levelFields('k')})), '[]') FROM locked k),
-      'snap', (SELECT COALESCE(json_agg(json_build_object('s', sku, 'v', version)), '[]') FROM snap)
+      'l', (SELECT COALESCE(json_agg(json_build_object(${levelFields('k')}, 'x', k.x)), '[]') FROM locked k),
+      'snap', (SELECT COALESCE(json_agg(json_build_object('s', sku, 'v', version, 'x', x)), '[]') FROM snap)
       )::text AS j`,
     ensureLevels: `
       INSERT INTO ${s}.levels AS l (sku, on_hand, reserved, version)

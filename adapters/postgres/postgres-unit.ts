@@ -1,7 +1,7 @@
 import { LIMITS, StoreUnavailableError } from '../../src/index.js';
 import type { Applied, Counters, Entry } from '../../src/index.js';
-import { compareCodePoints, decide, materialize, namedSkus, policyOf } from '../../src/store-kit.js';
-import type { Command, StoreOutcome, Write } from '../../src/store-kit.js';
+import { compareCodePoints, decide, materialize, namedSkus, policyOf, publicReservation } from '../../src/store-kit.js';
+import type { Command, StoredReservation, StoreOutcome, Write } from '../../src/store-kit.js';
 import type { Connection } from './postgres-client.js';
 import { decodeKey, encodeKey, int, str, type LevelJson } from './postgres-codec.js';
 import { constraintOf, sqlState } from './postgres-errors.js';
@@ -46,8 +46,12 @@ const HOLDS_FETCH = LIMITS.expiriesPerSkuMax + 1;
 /** Rounds of load-then-decide a unit may take: each round settles at least one thing decide asked for. */
 const roundsMax = (commands: number): number => 4 + 4 * commands;
 
-/** The decided writes since the last flush, as the flush statement takes them. */
+/**
+ * The decided writes since the last flush, as the flush statement takes them. `view` is the
+ * unit's view, read as it stood before each write (`add` comes before the view applies it).
+ */
 class Pending {
+  readonly #view: Cache;
   readonly e: Array<Record<string, unknown>> = [];
   readonly l = new Map<string, Counters>();
   readonly q: Array<Record<string, unknown>> = [];
@@ -57,12 +61,21 @@ class Pending {
   }>();
   readonly hn = new Map<string, Map<string, { q: number; xp: number }>>();
   readonly hd: Array<{ r: string; s: string }> = [];
-  /** Updates of stored reservations: a new state (null: kept), what a commit sold, a new expiry (null: kept). */
-  readonly u = new Map<string, { id: string; st: string | null; cm: string | null; xp: number | null }>();
+  /** Updates of stored reservations: a new state (null: kept), what a commit sold, a new expiry, new lines (null: kept). */
+  readonly u = new Map<string, { id: string; st: string | null; cm: string | null; xp: number | null; l: string | null }>();
   /** Stored holds whose expiry moves (an extend), by reservation then SKU. */
   readonly xh = new Map<string, Map<string, number>>();
+  /**
+   * Holds of stored reservations an amend sets (quantity and expiry), by reservation then SKU:
+   * upserted. `fresh`: no row before this flush (an amend of this flush added the SKU).
+   */
+  readonly ah = new Map<string, Map<string, { q: number; xp: number; fresh: boolean }>>();
   /** Buyer totals after this flush's writes, by SKU then buyer (escaped): the last write of a pair wins. */
   readonly bt = new Map<string, Map<string, number>>();
+
+  constructor(view: Cache) {
+    this.#view = view;
+  }
 
   get empty(): boolean {
     return this.e.length === 0 && this.q.length === 0 && this.n.size === 0 && this.u.size === 0 && this.hd.length === 0;
@@ -81,6 +94,7 @@ class Pending {
           pos, r: encodeKey(entry.requestId), k: entry.kind, s: encodeKey(entry.sku), dh: entry.onHandDelta, dr: entry.reservedDelta,
           ah: entry.onHandAfter, ar: entry.reservedAfter, v: change.after.version, at: entry.at, m: entry.meta === undefined ? null : JSON.stringify(entry.meta),
           bm, ls, bx, b: entry.buyer === undefined ? null : encodeKey(entry.buyer),
+          vr: entry.reservationId === undefined ? null : encodeKey(entry.reservationId),
         });
         refs.made(entry, flush, pos);
         this.l.set(encodeKey(change.sku), change.after);
@@ -90,7 +104,9 @@ class Pending {
       const { requestId, kind, fingerprint } = write.request;
       // Which SKUs served each line is not in the entries: kept with the request, for its replays.
       const a = write.allocations === null ? null : JSON.stringify(write.allocations);
-      this.q.push({ id: encodeKey(requestId), k: kind, f: fingerprint, at: write.at, a });
+      // So is the reservation as an amend left it: later amends and commits change the record.
+      const am = write.amended === null ? null : JSON.stringify(publicReservation(write.amended, write.at));
+      this.q.push({ id: encodeKey(requestId), k: kind, f: fingerprint, at: write.at, a, am });
     }
     if (write.reversal !== null) this.#tally(write.reversal.of, write.reversal.lines);
     if (write.reservation !== null) this.#reservation(write.reservation);
@@ -101,6 +117,9 @@ class Pending {
       this.#state(encodeKey(write.settled.reservationId), write.settled.state, committed);
     }
     if (write.extended !== null) this.#extend(write.extended);
+    if (write.amended !== null) this.#amend(write.amended);
+    // The record changes, maybe no level: see #touch.
+    for (const r of [write.extended, write.amended]) if (r !== null) this.#touch(r);
     for (const { sku, buyer, taken } of write.buyerTotals) {
       const key = encodeKey(sku);
       let bySku = this.bt.get(key);
@@ -124,10 +143,61 @@ class Pending {
       return;
     }
     const known = this.u.get(id);
-    this.u.set(id, { id, st: known?.st ?? null, cm: known?.cm ?? null, xp: r.expiresAt });
+    this.u.set(id, { id, st: known?.st ?? null, cm: known?.cm ?? null, xp: r.expiresAt, l: known?.l ?? null });
     let holds = this.xh.get(id);
     if (holds === undefined) this.xh.set(id, (holds = new Map()));
-    for (const sku of r.holds) holds.set(encodeKey(sku), r.expiresAt);
+    for (const sku of r.holds) {
+      // A hold an amend of this flush upserts moves with that upsert: one statement writes a row once.
+      const amended = this.ah.get(id)?.get(encodeKey(sku));
+      if (amended !== undefined) amended.xp = r.expiresAt;
+      else holds.set(encodeKey(sku), r.expiresAt);
+    }
+  }
+
+  /**
+   * An amend: a reservation made in this flush is inserted as amended, holds and all; a stored
+   * one gets its new lines, and each line's hold is upserted at its quantity (a new SKU's at
+   * the reservation's expiry). Dropped SKUs came through `holdsEnded` already.
+   */
+  #amend(r: StoredReservation): void {
+    const id = encodeKey(r.id);
+    const lines = JSON.stringify(r.lines);
+    const created = this.n.get(id);
+    if (created !== undefined) {
+      created.l = lines;
+      this.hn.set(id, new Map(r.lines.map((line) => [encodeKey(line.sku), { q: line.qty, xp: r.expiresAt }])));
+      return;
+    }
+    const known = this.u.get(id);
+    this.u.set(id, { id, st: known?.st ?? null, cm: known?.cm ?? null, xp: known?.xp ?? null, l: lines });
+    let holds = this.ah.get(id);
+    if (holds === undefined) this.ah.set(id, (holds = new Map()));
+    const before = this.#view.reservations.get(r.id)?.holds ?? [];
+    for (const line of r.lines) {
+      const s = encodeKey(line.sku);
+      // The upsert sets the expiry too, so an extend of this flush need not update the row again.
+      this.xh.get(id)?.delete(s);
+      // A row deleted earlier in this flush (a hold dropped, then taken again) is updated instead.
+      const deleted = this.hd.findIndex((h) => h.r === id && h.s === s);
+      if (deleted >= 0) this.hd.splice(deleted, 1);
+      const fresh = holds.get(s)?.fresh ?? (deleted < 0 && !before.includes(line.sku));
+      holds.set(s, { q: line.qty, xp: r.expiresAt, fresh });
+    }
+  }
+
+  /**
+   * An extend or an amend changes the reservation record but maybe no level: its level rows are
+   * written anyway (unchanged), so a transaction that read the record before this one committed
+   * and then waited for one of those locks sees the row changed (see the lock-and-load's
+   * staleness check) and reads the record again. Every SKU it held or holds is locked here.
+   */
+  #touch(r: StoredReservation): void {
+    const before = this.#view.reservations.get(r.id)?.lines ?? [];
+    for (const { sku } of [...before, ...r.lines]) {
+      const key = encodeKey(sku);
+      const counters = this.#view.levels.get(sku);
+      if (!this.l.has(key) && counters !== undefined) this.l.set(key, counters);
+    }
   }
 
   #tally(of: string, lines: ReadonlyArray<{ sku: string; qty: number }>): void {
@@ -152,6 +222,9 @@ class Pending {
     if (this.hn.get(r)?.delete(s) === true) return;
     // Deleted in this flush: not also updated by it.
     this.xh.get(r)?.delete(s);
+    const amended = this.ah.get(r)?.get(s);
+    this.ah.get(r)?.delete(s);
+    if (amended?.fresh === true) return;
     this.hd.push({ r, s });
   }
 
@@ -164,7 +237,7 @@ class Pending {
     }
     const known = this.u.get(id);
     if (state === 'expired' && known !== undefined && known.st !== null) return;
-    this.u.set(id, { id, st: state, cm: committed ?? known?.cm ?? null, xp: known?.xp ?? null });
+    this.u.set(id, { id, st: state, cm: committed ?? known?.cm ?? null, xp: known?.xp ?? null, l: known?.l ?? null });
   }
 
   payload(last: number | null): string {
@@ -173,10 +246,11 @@ class Pending {
     const hn = [...this.hn].flatMap(([r, holds]) => [...holds].map(([s, h]) => ({ r, s, q: h.q, xp: h.xp })));
     const l = [...this.l].map(([s, c]) => levelRow(s, c));
     const xh = [...this.xh].flatMap(([r, holds]) => [...holds].map(([s, xp]) => ({ r, s, xp })));
+    const ah = [...this.ah].flatMap(([r, holds]) => [...holds].map(([s, h]) => ({ r, s, q: h.q, xp: h.xp })));
     // Upserted while above 0, deleted at 0 (reads take a missing row as 0): each pair once, so one statement touches its row once.
     const bu = this.buyerRows().filter((x) => x.q > 0);
     const bd = this.buyerRows().filter((x) => x.q === 0).map(({ s, b }) => ({ s, b }));
-    return JSON.stringify({ e: this.e, l, q: this.q, t, n: [...this.n.values()], hn, hd: this.hd, u: [...this.u.values()], xh, bu, bd });
+    return JSON.stringify({ e: this.e, l, q: this.q, t, n: [...this.n.values()], hn, hd: this.hd, u: [...this.u.values()], xh, ah, bu, bd });
   }
 
   buyerRows(): Array<{ s: string; b: string; q: number }> {
@@ -258,7 +332,7 @@ class Unit {
   readonly #extra = {
     lock: new Set<string>(), requests: new Set<string>(), reservations: new Set<string>(), tallies: new Set<string>(), buyers: new Map<string, Set<string>>(),
   };
-  #pending = new Pending();
+  #pending: Pending;
   #next = 0;
   #sweep: SweepMark | null = null;
 
@@ -269,6 +343,7 @@ class Unit {
     this.#options = options;
     const horizon = Math.max(...commands.map((c) => c.at));
     this.#cache = new Cache(this.#refs, horizon, HOLDS_FETCH);
+    this.#pending = new Pending(this.#cache);
   }
 
   async run(): Promise<UnitResult> {
@@ -367,13 +442,14 @@ class Unit {
       tallies: new Set(this.#extra.tallies), anywhere: 0, buyers: new Map([...this.#extra.buyers].map(([sku, buyers]) => [sku, new Set(buyers)])),
       planReservations: new Set(), planOrigins: new Set(),
     };
-    for (const command of this.#commands.slice(this.#next)) addAsks(command, asks, this.#plan);
+    for (const command of this.#commands.slice(this.#next)) addAsks(command, asks, this.#plan, this.#cache);
     return asks;
   }
 
   async #prepare(): Promise<void> {
     const asks = this.#asks();
-    await this.#planLocks(asks);
+    // Once the plan knows a reservation's lines and buyer, the commands that wait on it ask for their locks and totals.
+    if (await this.#planLocks(asks)) for (const command of this.#commands.slice(this.#next)) addAsks(command, asks, this.#plan, this.#cache);
     const cache = this.#cache;
     const lock = [...asks.lock].filter((sku) => !cache.levels.has(sku)).sort(compareCodePoints);
     const load = {
@@ -395,7 +471,12 @@ class Unit {
     const locked = new Map(data.l.map((row) => [decodeKey(row.s), row]));
     cache.locked(data.l);
     const absent = lock.filter((sku) => !locked.has(sku));
-    const stale = data.snap.length !== data.l.length || data.snap.some((s) => int(locked.get(decodeKey(s.s))?.v, 'version') !== int(s.v, 'version'));
+    // A row changed while this waited for its lock: a new version, or (an extend or amend) the same counters rewritten.
+    const changed = (s: { s: string; v: number; x: string }): boolean => {
+      const row = locked.get(decodeKey(s.s));
+      return int(row?.v, 'version') !== int(s.v, 'version') || row?.x !== s.x;
+    };
+    const stale = data.snap.length !== data.l.length || data.snap.some(changed);
     if (absent.length > 0) await this.#ensure(absent);
     if (absent.length > 0 || stale) {
       // The load's snapshot was taken before the locks were granted: read again, now that they are held.
@@ -413,37 +494,44 @@ class Unit {
     }
   }
 
-  /** Reads, unlocked, the immutable facts that say which SKUs commits, releases, reverses and sweeps touch. */
-  async #planLocks(asks: Asks): Promise<void> {
+  /**
+   * Reads, unlocked, what says which SKUs commits, releases, extends, amends, reverses and sweeps
+   * touch: a reservation's lines (an amend may change them later: decide then asks for the
+   * locks it lacks) and buyer, an original's SKUs, due holds anywhere. True when it read any.
+   */
+  async #planLocks(asks: Asks): Promise<boolean> {
     const reservations = [...asks.planReservations].filter((id) => !this.#plan.has(`v:${id}`));
     const origins = [...asks.planOrigins].filter((id) => !this.#plan.has(`o:${id}`));
     const anywhere = asks.anywhere > 0 && this.#cache.anywhere === null ? asks.anywhere : 0;
-    if (reservations.length + origins.length === 0 && anywhere === 0) return;
+    if (reservations.length + origins.length === 0 && anywhere === 0) return false;
     const rows = await this.#connection.query(this.#sql.plan, [
       JSON.stringify(reservations.map(encodeKey)), JSON.stringify(origins.map(encodeKey)), this.#cache.horizon, anywhere,
     ]);
     const data = JSON.parse(str(rows[0]?.['j'], 'plan')) as {
-      v: Array<{ id: string; l: string }>; o: Array<{ id: string; s: string[] }>; a: string[];
+      v: Array<{ id: string; l: string; b: string | null }>; o: Array<{ id: string; s: string[] }>; a: string[];
     };
-    for (const id of reservations) this.#plan.set(`v:${id}`, []);
+    for (const id of reservations) this.#plan.set(`v:${id}`, []).set(`b:${id}`, []);
     for (const id of origins) this.#plan.set(`o:${id}`, []);
-    for (const v of data.v) this.#plan.set(`v:${decodeKey(v.id)}`, (JSON.parse(v.l) as Array<{ sku: string }>).map((l) => l.sku));
+    for (const v of data.v) {
+      this.#plan.set(`v:${decodeKey(v.id)}`, (JSON.parse(v.l) as Array<{ sku: string }>).map((l) => l.sku));
+      // Its buyer (none: an empty list): an amend loads that buyer's totals of every SKU it touches.
+      this.#plan.set(`b:${decodeKey(v.id)}`, v.b === null ? [] : [decodeKey(v.b)]);
+    }
     for (const o of data.o) this.#plan.set(`o:${decodeKey(o.id)}`, o.s.map(decodeKey));
-    for (const sku of reservations.flatMap((id) => this.#plan.get(`v:${id}`) ?? [])) asks.lock.add(sku);
-    for (const sku of origins.flatMap((id) => this.#plan.get(`o:${id}`) ?? [])) asks.lock.add(sku);
     // A hint only: the sweep reads its holds again once their SKUs are locked.
     for (const sku of data.a) asks.lock.add(decodeKey(sku));
+    return true;
   }
 
   async #lockAndLoad(lock: string[], load: Load): Promise<
-    LoadJson & { l: LevelJson[]; snap: Array<{ s: string; v: number }> }
+    LoadJson & { l: LevelJson[]; snap: Array<{ s: string; v: number; x: string }> }
   > {
     const rows = await this.#connection.query(this.#sql.lockAndLoad, [
       JSON.stringify(lock.map(encodeKey)), JSON.stringify(load.requests.map(encodeKey)), JSON.stringify(load.reservations.map(encodeKey)),
       JSON.stringify(load.holds.map(encodeKey)), JSON.stringify(load.tallies.map(encodeKey)), this.#cache.horizon, HOLDS_FETCH, load.anywhere,
       JSON.stringify(load.buyers.map(({ sku, buyer }) => ({ s: encodeKey(sku), b: encodeKey(buyer) }))),
     ]);
-    return JSON.parse(str(rows[0]?.['j'], 'load')) as LoadJson & { l: LevelJson[]; snap: Array<{ s: string; v: number }> };
+    return JSON.parse(str(rows[0]?.['j'], 'load')) as LoadJson & { l: LevelJson[]; snap: Array<{ s: string; v: number; x: string }> };
   }
 
   /** Creates the level rows of SKUs never seen (locking every row named, in one sorted statement). */
@@ -460,7 +548,7 @@ class Unit {
   async #flush(last: number | null): Promise<void> {
     const pending = this.#pending;
     if (pending.empty) return;
-    this.#pending = new Pending();
+    this.#pending = new Pending(this.#cache);
     let rows: readonly Record<string, unknown>[];
     try {
       rows = await this.#connection.query(this.#sql.flush, [pending.payload(last)]);
@@ -469,7 +557,10 @@ class Unit {
       throw error;
     }
     const row = rows[0] ?? {};
-    const expected = { e: pending.e.length, l: pending.l.size, d: pending.hd.length, q: pending.q.length, bu: pending.buyerRows().filter((x) => x.q > 0).length };
+    const expected = {
+      e: pending.e.length, l: pending.l.size, d: pending.hd.length, q: pending.q.length, bu: pending.buyerRows().filter((x) => x.q > 0).length,
+      ah: [...pending.ah.values()].reduce((n, holds) => n + holds.size, 0),
+    };
     for (const [key, want] of Object.entries(expected)) {
       if (int(row[key], key) !== want) {
         throw new StoreUnavailableError(`PostgreSQL store: a flush wrote ${String(row[key])} rows of ${key}, expected ${want}`);
@@ -482,8 +573,8 @@ class Unit {
   }
 }
 
-/** Adds what one command reads to the asks. */
-function addAsks(command: Command, asks: Asks, plan: Map<string, string[]>): void {
+/** Adds what one command reads to the asks (`view`: what the unit knows already). */
+function addAsks(command: Command, asks: Asks, plan: Map<string, string[]>, view: Cache): void {
   switch (command.kind) {
     case 'restock':
     case 'adjust':
@@ -512,6 +603,9 @@ function addAsks(command: Command, asks: Asks, plan: Map<string, string[]>): voi
       asks.reservations.add(command.reservationId);
       lockPlanned(plan.get(`v:${command.reservationId}`), asks, () => asks.planReservations.add(command.reservationId));
       return;
+    case 'amend':
+      addAmendAsks(command, asks, plan, view);
+      break;
     case 'sweep':
       asks.anywhere = Math.max(asks.anywhere, command.limit + 1);
       return;
@@ -519,6 +613,23 @@ function addAsks(command: Command, asks: Asks, plan: Map<string, string[]>): voi
       break;
   }
   asks.requests.add(command.requestId);
+}
+
+/**
+ * An amend locks what its reservation holds (planned, like a commit's) and every SKU it names,
+ * and loads the reservation's buyer's totals of all of them (the step checks and moves them).
+ * The buyer is planned too, or known to the view when a reserve of this unit made the hold.
+ */
+function addAmendAsks(command: Extract<Command, { kind: 'amend' }>, asks: Asks, plan: Map<string, string[]>, view: Cache): void {
+  const id = command.reservationId;
+  asks.reservations.add(id);
+  const held = plan.get(`v:${id}`);
+  lockPlanned(held, asks, () => asks.planReservations.add(id));
+  const named = namedSkus(command);
+  for (const sku of named) asks.lock.add(sku);
+  const known = view.reservations.get(id)?.buyer;
+  const buyers = known === undefined ? (plan.get(`b:${id}`) ?? []) : [known];
+  for (const buyer of buyers) for (const sku of [...(held ?? []), ...named]) addPair(asks.buyers, sku, buyer);
 }
 
 function lockPlanned(skus: string[] | undefined, asks: Asks, plan: () => void): void {

@@ -45,8 +45,10 @@ const byHold = (a: HoldItem, b: HoldItem): number =>
 /** Rows of the JSON the load statement returns. */
 export interface RequestJson {
   id: string; k: OperationKind; f: string; at: number; e: EntryJson[];
-  /** A deduct's or reserve's allocations as JSON text; null: it had no anyOf line. */
+  /** A deduct's, reserve's or amend's allocations as JSON text; null: it had no anyOf line. */
   a: string | null;
+  /** An amend's reservation as it left it (public shape, JSON text); null on every other request. */
+  am: string | null;
 }
 export interface ReservationJson {
   id: string; st: StoredReservation['state']; l: string; xp: number; fx: number | null; c: number; cm: string | null; m: string | null; h: string[];
@@ -116,7 +118,10 @@ function storedRequest(row: RequestJson, refs: EntryRefs): StoredRequest {
   const outcome: Applied = { ok: true, replayed: false, entries, levels: row.e.map(levelAfter) };
   // As materialize made it: allocations only when the request had an anyOf line.
   if (row.a !== null && row.a !== undefined) outcome.allocations = JSON.parse(row.a) as Allocation[];
-  return { requestId: decodeKey(row.id), kind: row.k, fingerprint: row.f, at: row.at, outcome };
+  // An amend answers with the reservation as it left it: the record may have changed since.
+  const amended = row.am === null || row.am === undefined ? null : (JSON.parse(row.am) as Reservation);
+  const shown = amended === null ? outcome : ({ ...outcome, reservation: amended } as Applied);
+  return { requestId: decodeKey(row.id), kind: row.k, fingerprint: row.f, at: row.at, outcome: shown };
 }
 
 /** The reservation's state as stored; the outcome of its commit or release rebuilt from their entries. */
@@ -138,15 +143,20 @@ export function storedReservation(row: ReservationJson, refs: EntryRefs): Stored
   return stored;
 }
 
-/** The outcome a request record stands for, rebuilt (a reserve's includes its reservation as created). */
+/**
+ * The outcome a request record stands for, rebuilt (a reserve's includes its reservation as
+ * created: the expiry it was made with, and its lines as its own entries took them, one per
+ * SKU, since an amend may have changed the record's).
+ */
 export function requestOutcome(row: RequestJson, reservation: ReservationJson | null, refs: EntryRefs): StoredRequest {
   const stored = storedRequest(row, refs);
   if (row.k === 'reserve' && reservation !== null) {
     const created = storedReservation({ ...reservation, e: null }, refs);
     // The expiry it was made with: an extend since moved expires_at and kept the first one.
     const expiresAt = reservation.fx === null || reservation.fx === undefined ? created.expiresAt : int(reservation.fx, 'first_expires_at');
+    const lines = row.e.map((e) => ({ sku: decodeKey(e.s), qty: int(e.dr, 'reserved_delta') }));
     // As publicReservation made it: meta and buyer only when it has them.
-    const view: Reservation = { id: created.id, state: 'held', lines: created.lines, expiresAt, createdAt: created.createdAt, committed: null };
+    const view: Reservation = { id: created.id, state: 'held', lines, expiresAt, createdAt: created.createdAt, committed: null };
     if (created.meta !== undefined) view.meta = created.meta;
     if (created.buyer !== undefined) view.buyer = created.buyer;
     stored.outcome = { ...stored.outcome, reservation: view } as Applied;
@@ -319,6 +329,20 @@ export class Cache implements StateView {
       }
     }
     if (write.extended !== null) this.#extend(write.extended.id, write.extended.expiresAt);
+    if (write.amended !== null) this.#amend(write.amended);
+  }
+
+  /**
+   * An amended reservation: its new lines and holds (dropped SKUs' holds ended already, with
+   * `holdsEnded`); a hold of a SKU it did not hold joins the known due prefixes.
+   */
+  #amend(amended: StoredReservation): void {
+    const r = this.reservations.get(amended.id);
+    if (r === null || r === undefined) return;
+    const added = amended.holds.filter((sku) => !r.holds.includes(sku));
+    r.lines = amended.lines.map((l) => ({ ...l }));
+    r.holds = [...amended.holds];
+    for (const sku of added) this.#insertHold({ reservationId: r.id, sku, expiresAt: r.expiresAt });
   }
 
   /** A reservation's expiry moved: its holds move in the known due prefixes (out of them, if now past the horizon). */
@@ -344,12 +368,14 @@ export class Cache implements StateView {
   #addReservation(created: StoredReservation): void {
     const copy: StoredReservation = { ...created, lines: created.lines.map((l) => ({ ...l })), holds: [...created.holds] };
     this.reservations.set(created.id, copy);
-    for (const line of created.lines) {
-      const item = { reservationId: created.id, sku: line.sku, expiresAt: created.expiresAt };
-      const known = this.holds.get(line.sku);
-      if (known !== undefined) insertKnown(known, item);
-      if (this.anywhere !== null && created.expiresAt <= this.horizon) insertKnown(this.anywhere, item);
-    }
+    for (const line of created.lines) this.#insertHold({ reservationId: created.id, sku: line.sku, expiresAt: created.expiresAt });
+  }
+
+  /** A hold made by this unit, in the known due prefixes of its SKU and anywhere. */
+  #insertHold(item: HoldItem): void {
+    const known = this.holds.get(item.sku);
+    if (known !== undefined) insertKnown(known, item);
+    if (this.anywhere !== null && item.expiresAt <= this.horizon) insertKnown(this.anywhere, item);
   }
 
   #endHold(hold: HoldRef): void {

@@ -20,7 +20,8 @@ export type SendScript = (script: ScriptCall['script'], args: readonly string[])
  * (Lua has no rollback: it is half-applied) rejects with `INVARIANT_VIOLATION`, and the batch
  * stops there: every operation after it rejects with `STORE_UNAVAILABLE` (it did not run; a
  * retry with its request id is safe). A failed call (connection lost, reply lost) rejects every
- * operation in it, and the ledger retries each with its own request id.
+ * operation in it, and the ledger retries each with its own request id; so does a call that
+ * cannot even be built (a command without a script: a bug), rather than leave them waiting.
  *
  * @example
  * ```ts
@@ -58,21 +59,32 @@ export class ScriptBatcher {
     }
   }
 
+  /**
+   * Sends one batch and settles each of its operations. Everything, reading the calls included,
+   * is inside the `try`: #flush does not await this, so anything thrown outside it would leave
+   * every operation of the batch waiting forever.
+   */
   async #sendBatch(batch: Pending[]): Promise<void> {
-    const only = batch.length === 1 ? batch[0] : undefined;
-    if (only !== undefined) {
-      await this.#send(only.call.script, only.call.args).then(only.resolve, only.reject);
-      return;
-    }
-    const args: string[] = [String(batch.length)];
-    for (const { call } of batch) args.push(call.script, String(call.args.length), ...call.args);
     try {
-      const replies = await this.#send('batch', args);
+      const only = batch.length === 1 ? batch[0] : undefined;
+      if (only !== undefined) {
+        only.resolve(await this.#send(only.call.script, only.call.args));
+        return;
+      }
+      const replies = await this.#send('batch', batchArgs(batch));
       batch.forEach((pending, i) => deliver(pending, Array.isArray(replies) ? (replies as unknown[])[i] : undefined));
     } catch (error) {
+      // Settled operations stay as they are: a promise settles once.
       for (const pending of batch) pending.reject(error);
     }
   }
+}
+
+/** batch.lua's ARGV: the count, then per operation its script name, its ARGV's length and its ARGV. */
+function batchArgs(batch: readonly Pending[]): string[] {
+  const args: string[] = [String(batch.length)];
+  for (const { call } of batch) args.push(call.script, String(call.args.length), ...call.args);
+  return args;
 }
 
 /**

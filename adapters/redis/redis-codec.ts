@@ -1,7 +1,9 @@
 import { InvalidInputError, InvariantViolationError } from '../../src/index.js';
 import { byCodeUnits, namedSkus, withPolicy } from '../../src/store-kit.js';
 import type { Applied, Counters, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState, StockPolicy } from '../../src/index.js';
-import type { Command, DeductCommand, HoldCheck, ReserveCommand, StoreOutcome, StoredHold, StoredRequest, StoredReservation } from '../../src/store-kit.js';
+import type {
+  AmendCommand, Command, DeductCommand, HoldCheck, ReserveCommand, StoreOutcome, StoredHold, StoredRequest, StoredReservation,
+} from '../../src/store-kit.js';
 import type { LuaScriptName } from './redis-scripts.js';
 
 /** A command as a script call: which script, and its ARGV (see each .lua file's header). */
@@ -18,11 +20,11 @@ function linesArgs(lines: readonly Line[] | null): string[] {
 }
 
 /**
- * A deduct's or reserve's lines as given, after its merged lines (deduct.lua's header): "0"
- * when no line is an `anyOf` line (then the merged lines are all there is); else the number of
- * lines, the SKUs they name sorted here as JavaScript sorts (Lua compares bytes), and each line.
+ * A deduct's, reserve's or amend's lines as given, after its merged lines (deduct.lua's header):
+ * "0" when no line is an `anyOf` line (then the merged lines are all there is); else the number
+ * of lines, the SKUs they name sorted here as JavaScript sorts (Lua compares bytes), and each line.
  */
-function givenArgs(command: DeductCommand | ReserveCommand): string[] {
+function givenArgs(command: DeductCommand | ReserveCommand | AmendCommand): string[] {
   const { given } = command;
   if (given === null) return ['0'];
   const named = namedSkus(command);
@@ -76,6 +78,8 @@ export function scriptCall(command: Command): ScriptCall {
       return { script: 'revoke', args: head };
     case 'policy':
       return { script: 'policy', args: [...head, command.sku, ...policyArgs(command.set)] };
+    case 'amend':
+      return { script: 'amend', args: [...head, command.reservationId, ...linesArgs(command.lines), ...givenArgs(command)] };
   }
 }
 
@@ -104,7 +108,8 @@ function parse<T>(json: string, what: string): T {
 /**
  * The outcome a script replied for `command` (see lib.lua: A, R, X or C and a body). "B" and a
  * SKU is the one INVALID_INPUT only the store can find (the core's requireBuyer): a deduct or
- * reserve named no buyer, and that SKU has a buyerMax; nothing was written.
+ * reserve named no buyer, or an amend's reservation has none, and that SKU has a buyerMax;
+ * nothing was written.
  */
 export function outcomeOf(command: Command, reply: unknown): StoreOutcome {
   const raw = text(reply, command.kind);

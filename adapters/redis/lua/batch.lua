@@ -3,12 +3,12 @@
   on what the ones before it wrote, and each has its own reply. One call, one parse and one
   script run for the whole batch.
   Composed with: lib.lua, settle.lua, restock.lua, deduct.lua, adjust.lua, reverse.lua,
-  reserve.lua, commit.lua, release.lua, extend.lua, sweep.lua, revoke.lua, policy.lua, batch.lua
-  (scripts/embed-lua.mjs).
+  reserve.lua, commit.lua, release.lua, extend.lua, sweep.lua, revoke.lua, policy.lua, amend.lua,
+  batch.lua (scripts/embed-lua.mjs).
   KEYS: the twelve ledger keys (lib.lua).
   ARGV: count, then per operation: its script name (restock, deduct, adjust, reverse, reserve,
-        commit, release, extend, sweep, revoke, policy), n, and its n ARGV (as in that script's
-        header)
+        commit, release, extend, sweep, revoke, policy, amend), n, and its n ARGV (as in that
+        script's header)
   Reply: an array with one reply per operation, in order: as that operation's script replies,
          or for an operation that raised an error
            "E" .. the error, when it failed before its first write: it changed nothing, and

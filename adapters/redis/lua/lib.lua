@@ -171,8 +171,10 @@ local function new_draft(at)
     -- Buyer totals read or decided here: enc(sku) .. buyer -> taken; the changed ones in order.
     buyers = {}, buyers_changed = {}, buyers_list = {},
     levels = {}, request = nil, reversal = nil, reservation = nil, settled = nil, extended = nil, sweep = nil,
-    -- A deduct or reserve with an anyOf line: its allocations, as JSON (the outcome and its replays show them).
+    -- A deduct, reserve or amend with an anyOf line: its allocations, as JSON (the outcome and its replays show them).
     allocations = nil,
+    -- An amend: { id =, lines = (the new ones) }; its holds and record are rewritten (update_reservations).
+    amended = nil,
   }
 end
 
@@ -235,7 +237,8 @@ end
 -- deltas: { { sku, onHandDelta, reservedDelta, policy = { bo =, ls =, bm = } or nil }, ... }: the
 -- policy is carried unchanged unless the delta names a new one (a policy step). A step with a
 -- buyer moves that buyer's total of each SKU by reservedDelta - onHandDelta (the core's step).
-local function step(d, request_id, kind, meta, deltas, buyer)
+-- An amend's step names the reservation whose holds it moves (its entries carry reservationId).
+local function step(d, request_id, kind, meta, deltas, buyer, reservation_id)
   local changes = {}
   for i, delta in ipairs(deltas) do
     local sku = delta[1]
@@ -255,7 +258,8 @@ local function step(d, request_id, kind, meta, deltas, buyer)
     changes[i] = { sku = sku, on_delta = delta[2], res_delta = delta[3], after = after }
     if buyer then move_buyer(d, sku, buyer, delta[3] - delta[2]) end
   end
-  d.steps[#d.steps + 1] = { request_id = request_id, kind = kind, meta = meta, buyer = buyer, changes = changes }
+  d.steps[#d.steps + 1] = { request_id = request_id, kind = kind, meta = meta, buyer = buyer, reservation_id = reservation_id,
+    changes = changes }
 end
 
 local function own(d) d.own_from = #d.steps + 1 end
@@ -307,7 +311,9 @@ local function entry_json(seq, s, c, at)
     ',"onHandDelta":' .. fmt(c.on_delta) .. ',"reservedDelta":' .. fmt(c.res_delta) .. ',"onHandAfter":' .. fmt(c.after.on) ..
     ',"reservedAfter":' .. fmt(c.after.res) .. ',"at":' .. fmt(at) .. (s.meta and (',"meta":' .. s.meta) or '') ..
     -- Only policy entries carry the policy, the whole of it (defaults included).
-    (s.kind == 'policy' and (',"policy":' .. policy_json(c.after)) or '') .. (s.buyer and (',"buyer":' .. q(s.buyer)) or '') .. '}'
+    (s.kind == 'policy' and (',"policy":' .. policy_json(c.after)) or '') .. (s.buyer and (',"buyer":' .. q(s.buyer)) or '') ..
+    -- Only amend entries name a reservation: their requestId is the amend's own.
+    (s.reservation_id and (',"reservationId":' .. q(s.reservation_id)) or '') .. '}'
 end
 
 -- Appends every entry; returns all of them and the operation's own, as JSON.
@@ -390,7 +396,25 @@ local function move_holds(d)
   for _, s in ipairs(r.holds) do write('ZADD', K_HOLDS_BY_SKU, 0, hold_member(r, s)) end
 end
 
--- Rewrites every stored reservation this draft changed: holds ended, expired, settled, extended.
+-- An amend: the record takes the new lines; a new SKU gets a hold at the reservation's expiry
+-- (in both indexes), a kept one whose qty changed a new member (the member names the qty).
+-- Dropped SKUs' holds ended already (update_reservations, with the old lines).
+local function amend_holds(d)
+  local r = reservation(d, d.amended.id)
+  local old = { id = r.id, lines = r.lines, expiresAt = r.expiresAt }
+  r.lines, r.holds = d.amended.lines, skus_of(d.amended.lines)
+  for _, l in ipairs(r.lines) do
+    local was = held_qty(old, l.sku)
+    if was == 0 then write('ZADD', K_HOLDS_DUE, fmt(r.expiresAt), enc(r.id) .. l.sku) end
+    if was ~= l.qty then
+      if was ~= 0 then write('ZREM', K_HOLDS_BY_SKU, hold_member(old, l.sku)) end
+      write('ZADD', K_HOLDS_BY_SKU, 0, hold_member(r, l.sku))
+    end
+  end
+end
+
+-- Rewrites every stored reservation this draft changed: holds ended, expired, settled, extended,
+-- amended.
 local function update_reservations(d, outcome)
   local touched, order = {}, {}
   local function touch(id)
@@ -405,6 +429,11 @@ local function update_reservations(d, outcome)
     write('ZREM', K_HOLDS_BY_SKU, hold_member(r, h.sku))
     write('ZREM', K_HOLDS_DUE, enc(h.id) .. h.sku)
     touch(h.id)
+  end
+  -- After the ended holds: their members were found by the lines before the amend.
+  if d.amended then
+    amend_holds(d)
+    touch(d.amended.id)
   end
   for _, id in ipairs(d.expired_list) do touch(id) end
   if d.settled then touch(d.settled.id) end
@@ -424,6 +453,12 @@ local function update_reservations(d, outcome)
   end
 end
 
+-- The public reservation an extend or amend answers with: its record, still held, with these
+-- lines and expiry (the record itself is rewritten after the outcome is made).
+local function changed_json(r, lines, expires_at)
+  return public_reservation_json({ id = r.id, lines = lines, expiresAt = expires_at, createdAt = r.createdAt, meta = r.meta, buyer = r.buyer })
+end
+
 -- Writes the draft; returns the outcome JSON of the operation (with replayed false).
 local function persist(d)
   local all, own_entries = write_entries(d)
@@ -441,8 +476,11 @@ local function persist(d)
   if d.reservation then outcome = outcome .. ',"reservation":' .. public_reservation_json(d.reservation) end
   if d.extended then
     local r = reservation(d, d.extended.id)
-    outcome = outcome .. ',"reservation":' .. public_reservation_json({ id = r.id, lines = r.lines, expiresAt = d.extended.expiresAt,
-      createdAt = r.createdAt, meta = r.meta, buyer = r.buyer })
+    outcome = outcome .. ',"reservation":' .. changed_json(r, r.lines, d.extended.expiresAt)
+  end
+  if d.amended then
+    local r = reservation(d, d.amended.id)
+    outcome = outcome .. ',"reservation":' .. changed_json(r, d.amended.lines, r.expiresAt)
   end
   outcome = outcome .. '}'
   if d.request then
@@ -459,8 +497,8 @@ end
 --------------------------------------------------------------------------------------------
 -- How an operation ends. Replies: "A" .. outcome JSON (applied), "R" .. outcome JSON (a
 -- replay), "X" .. rejection JSON, "C" .. the stored kind (IDEMPOTENCY_CONFLICT), "B" .. a SKU
--- (INVALID_INPUT: a deduct or reserve of a SKU with a buyerMax named no buyer; nothing was
--- written). Inside a batch, also "E", "H" and "N" (see batch.lua).
+-- (INVALID_INPUT: a deduct or reserve of a SKU with a buyerMax named no buyer, or an amend's
+-- reservation has none; nothing was written). Inside a batch, also "E", "H" and "N" (see batch.lua).
 
 -- Writes only the due expiries the operation met, if any: it records nothing of its own.
 local function expiries_only(d)
@@ -524,9 +562,13 @@ local function begin(a, kind)
   return d, nil, request_id, opt(a[4])
 end
 
-local function insufficient(lines, d)
+-- An amend's credit: what its reservation holds of each SKU (sku -> qty), which its new lines
+-- may take again, so the stock and the buyer's limit count it as free. nil (deduct, reserve): none.
+local function credited(credit, sku) return credit and credit[sku] or 0 end
+
+local function insufficient(lines, d, credit)
   for _, l in ipairs(lines) do
-    local can = available(counters(d, l.sku))
+    local can = available(counters(d, l.sku)) + credited(credit, l.sku)
     if can < l.qty then
       return '{"ok":false,"code":"INSUFFICIENT_STOCK","sku":' .. q(l.sku) .. ',"requested":' .. fmt(l.qty) .. ',"available":' ..
         fmt(can) .. '}'
@@ -548,12 +590,13 @@ end
 
 -- The first line (in SKU order) that would take the buyer past its SKU's buyerMax, as a
 -- BUYER_LIMIT rejection; checked after due expiries (they give units back) and before the stock.
-local function buyer_limit(lines, buyer, d)
+-- An amend's `taken` leaves out what its reservation holds (the credit): the new lines replace it.
+local function buyer_limit(lines, buyer, d, credit)
   if not buyer then return nil end
   for _, l in ipairs(lines) do
     local limit = counters(d, l.sku).bm
     if limit ~= nil then
-      local taken = buyer_taken(d, l.sku, buyer)
+      local taken = buyer_taken(d, l.sku, buyer) - credited(credit, l.sku)
       if taken + l.qty > limit then
         return '{"ok":false,"code":"BUYER_LIMIT","sku":' .. q(l.sku) .. ',"buyer":' .. q(buyer) .. ',"limit":' .. fmt(limit) ..
           ',"taken":' .. fmt(taken) .. '}'
@@ -569,8 +612,9 @@ local function quantity_limit(sku, requested, on)
 end
 
 --------------------------------------------------------------------------------------------
--- What a deduct or reserve takes: its one-SKU lines, or with anyOf lines what the allocation
--- picks (the core's requireBuyer, takingOf, allocate and pick, in the same order).
+-- What a deduct, reserve or amend takes: its one-SKU lines, or with anyOf lines what the
+-- allocation picks (the core's requireBuyer, takingOf, allocate and pick, in the same order);
+-- an amend's credit (what its reservation holds) counts as free.
 --
 -- Lines as given travel after the merged one-SKU lines (see deduct.lua): g (0: no anyOf line,
 -- nothing follows), m, the m SKUs the lines name, distinct and sorted as JavaScript sorts
@@ -669,10 +713,10 @@ end
 -- Allocates the lines as given, in order, after the one-SKU lines (which have no choice): each
 -- anyOf line sees what earlier lines took. Returns the merged lines taken (in the named SKUs'
 -- order, so sorted as JavaScript sorts) and the allocations JSON, or nil and a rejection.
-local function allocate(d, plain, given)
+local function allocate(d, plain, given, credit)
   local used = {}
   for _, l in ipairs(plain) do used[l.sku] = l.qty end
-  local function left(sku) return available(counters(d, sku)) - (used[sku] or 0) end
+  local function left(sku) return available(counters(d, sku)) + credited(credit, sku) - (used[sku] or 0) end
   local allocations = {}
   for i, line in ipairs(given.lines) do
     local taken = line.sku and { { sku = line.sku, qty = line.qty } } or pick(line, left)
@@ -693,31 +737,40 @@ end
 -- With anyOf lines the allocation decides what is taken: the one-SKU lines' stock first, then
 -- the allocation, then the buyer's limit on what was allocated. The merged lines, or nil and a
 -- rejection.
-local function allocated(d, lines, given, buyer)
-  local refusal = insufficient(lines, d)
+local function allocated(d, lines, given, buyer, credit)
+  local refusal = insufficient(lines, d, credit)
   if refusal then return nil, refusal end
-  local merged, allocations = allocate(d, lines, given)
+  local merged, allocations = allocate(d, lines, given, credit)
   if not merged then return nil, allocations end
-  refusal = buyer_limit(merged, buyer, d)
+  refusal = buyer_limit(merged, buyer, d, credit)
   if refusal then return nil, refusal end
   d.allocations = allocations
   return merged
 end
 
--- What a deduct or reserve takes, after due expiries of every SKU it names: the merged lines, or
--- nil and the reply ("B" .. SKU, or a rejection with the expiries written). One-SKU lines only:
--- the buyer's limit first, then the stock.
-local function taking(d, lines, given, buyer)
-  local named = given and given.named or skus_of(lines)
-  local missing = buyer_missing(named, buyer, d)
-  if missing then return nil, 'B' .. missing end
+-- Every SKU a deduct, reserve or amend names, alternatives included, in JavaScript's order.
+local function named_of(lines, given) return given and given.named or skus_of(lines) end
+
+-- What a deduct, reserve or amend takes once its buyer passed buyer_missing, after due expiries
+-- of the `named` SKUs: the merged lines, or nil and a rejection reply (the expiries written).
+-- One-SKU lines only: the buyer's limit first, then the stock. `credit`: see credited.
+local function take(d, named, lines, given, buyer, credit)
   expire_due(d, named)
   local taken, refusal = lines, nil
   if given then
-    taken, refusal = allocated(d, lines, given, buyer)
+    taken, refusal = allocated(d, lines, given, buyer, credit)
   else
-    refusal = buyer_limit(lines, buyer, d) or insufficient(lines, d)
+    refusal = buyer_limit(lines, buyer, d, credit) or insufficient(lines, d, credit)
   end
   if refusal then return nil, reject(d, refusal) end
   return taken
+end
+
+-- What a deduct or reserve takes: the merged lines, or nil and the reply ("B" .. SKU when no
+-- buyer was named for a limited SKU, before anything; else take's rejection).
+local function taking(d, lines, given, buyer)
+  local named = named_of(lines, given)
+  local missing = buyer_missing(named, buyer, d)
+  if missing then return nil, 'B' .. missing end
+  return take(d, named, lines, given, buyer, nil)
 end

@@ -1,7 +1,7 @@
 --[[
-  settle: what commit, release and extend share: finding the reservation and expiring what is due
-  first. No script of its own: scripts/embed-lua.mjs puts it after lib.lua in the commit,
-  release, extend and batch scripts. No KEYS or ARGV of its own.
+  settle: what commit, release, extend and amend share: finding the reservation and expiring
+  what is due first. No script of its own: scripts/embed-lua.mjs puts it after lib.lua in the
+  commit, release, extend, amend and batch scripts. No KEYS or ARGV of its own.
 ]]
 
 -- The stored reservation after its due holds expired, or a rejection (JSON) and false.

@@ -1,6 +1,7 @@
 --[[
   verify-fold: sums a bounded page of one SKU's entries, after < seq <= upto: the counters, per
-  reservation the reservedDelta of its entries (reserve, commit, release, expire) on the SKU,
+  reservation the reservedDelta of its entries (reserve, commit, release, expire, which carry its
+  id as their requestId, and amend, which carry it as their reservationId) on the SKU,
   per buyer the reservedDelta - onHandDelta of the entries that name it, and how many entries
   each (kind, requestId) has on the page (the store sums the pages).
   Composed with: lib.lua, verify-fold.lua (scripts/embed-lua.mjs).
@@ -50,8 +51,10 @@ OPS.fold = function(a)
       local x = cjson.decode(e)
       on, res, count = on + x.onHandDelta, res + x.reservedDelta, count + 1
       if x.reservedDelta ~= 0 then
-        if not held[x.requestId] then held_order[#held_order + 1] = x.requestId end
-        held[x.requestId] = (held[x.requestId] or 0) + x.reservedDelta
+        -- An amend entry's requestId is the amend's own: the hold it moves is its reservationId's.
+        local holder = type(x.reservationId) == 'string' and x.reservationId or x.requestId
+        if not held[holder] then held_order[#held_order + 1] = holder end
+        held[holder] = (held[holder] or 0) + x.reservedDelta
       end
       if type(x.buyer) == 'string' then
         if not bought[x.buyer] then bought_order[#bought_order + 1] = x.buyer end
