@@ -12,6 +12,7 @@ export default defineConfig({
       { find: /^stock-ledger\/postgres$/, replacement: here('./adapters/postgres/index.ts') },
       { find: /^stock-ledger\/store$/, replacement: here('./src/store-kit.ts') },
       { find: /^stock-ledger\/testing$/, replacement: here('./testing/index.ts') },
+      { find: /^stock-ledger\/otel$/, replacement: here('./otel/index.ts') },
       { find: /^stock-ledger$/, replacement: here('./src/index.ts') },
     ],
   },

@@ -6,7 +6,8 @@
  */
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { StockLedger } from 'stock-ledger';
+import { tracingChannel } from 'node:diagnostics_channel';
+import { OPERATION_CHANNEL, StockLedger, type OperationTrace } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
 import { SqliteStore } from 'stock-ledger/sqlite';
 import { RawMapStock } from './raw-map.js';
@@ -22,6 +23,8 @@ export interface Runner {
   /** Units of `sku` left, to check a run never sold more than it had. */
   onHand(sku: string): Promise<number>;
   close(): Promise<void>;
+  /** Called before each of its measured slices; returns what to call after it (a subscription held only while it runs). */
+  onSlice?(): () => void;
 }
 
 export interface Contender {
@@ -48,6 +51,39 @@ export const NAMES = {
   rawPostgresBatch: 'raw PostgreSQL, 100 ops/tx',
   postgresStore: 'PostgreSQL store',
 } as const;
+
+/** The name of a store contender's twin measured with a subscriber on the tracing channel (see {@link tracedRunner}). */
+export const withTracingName = (name: string): string => `${name}, traced`;
+
+/**
+ * A runner whose slices run with a subscriber on the ledger's operation channel (start and
+ * asyncEnd, each touching the trace), as an APM agent would hold one: the cost of tracing,
+ * against the same store without a subscriber in the same run. Subscribed only during its own
+ * slices, so the other contenders run with nobody listening.
+ */
+export function tracedRunner(runner: Runner): Runner {
+  let seen = 0;
+  const handlers = {
+    start: (t: OperationTrace) => {
+      seen += t.skus.length;
+    },
+    asyncEnd: (t: OperationTrace) => {
+      seen += t.attempts;
+    },
+  };
+  const channel = tracingChannel<unknown, OperationTrace>(OPERATION_CHANNEL);
+  return {
+    ...runner,
+    onSlice() {
+      channel.subscribe(handlers as never);
+      return () => channel.unsubscribe(handlers as never);
+    },
+    async close() {
+      if (seen === 0) throw new Error('the traced contender saw no operation: its subscriber was never called');
+      await runner.close();
+    },
+  };
+}
 
 /** The name of a store contender's twin that runs every deduct under a policy (see {@link POLICED}). */
 export const withPolicyName = (name: string): string => `${name}, policy`;
@@ -139,7 +175,13 @@ export function memoryContenders(): Contender[] {
     baseline: policed ? NAMES.memoryStore : NAMES.rawMap,
     open: async (workload) => ledgerRunner(await seedLedger(new StockLedger({ store: new MemoryStore() }), workload, policed), noCleanUp, policed),
   });
-  return [rawMap, memoryStore(false), memoryStore(true)];
+  const traced: Contender = {
+    name: withTracingName(NAMES.memoryStore),
+    group: 'memory',
+    baseline: NAMES.memoryStore,
+    open: async (workload) => tracedRunner(ledgerRunner(await seedLedger(new StockLedger({ store: new MemoryStore() }), workload), noCleanUp)),
+  };
+  return [rawMap, memoryStore(false), memoryStore(true), traced];
 }
 
 /** SQLite files of one run: fresh names in `dir`, removed with their WAL and SHM. */

@@ -104,7 +104,13 @@ async function measureGroup(group: readonly Contender[], workload: Workload, inF
       const order = slice % 2 === 0 ? sessions : [...sessions].reverse();
       for (const session of order) {
         collectGarbage();
-        await session.run(sliceMs);
+        const runner = runners[sessions.indexOf(session)] as Runner;
+        const stop = runner.onSlice?.();
+        try {
+          await session.run(sliceMs);
+        } finally {
+          stop?.();
+        }
       }
     }
     const measurements = sessions.map((session) => session.result());

@@ -19,6 +19,7 @@ export {
   RejectedError, isStockLedgerError, type ErrorCode,
 } from './errors.js';
 export { LIMITS, type Limits } from './limits.js';
+export { OPERATION_CHANNEL, type OperationTrace } from './tracing.js';
 export { withRetry, backoffMs, DEFAULT_RETRY_POLICY, type RetryPolicy, type RetryOptions } from './retry.js';
 export type * from './types.js';
 // The seam a store plugs into, for typing a store an app passes around; what store authors

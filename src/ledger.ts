@@ -1,5 +1,6 @@
 import { IdempotencyConflictError, InvalidInputError, InvariantViolationError, RejectedError, StoreUnavailableError, isStockLedgerError, type StockLedgerError } from './errors.js';
 import { LIMITS } from './limits.js';
+import { traced } from './tracing.js';
 import { resolvePolicy, retryAfter, retryHooks, type RetryPolicy } from './retry.js';
 import type { Command, StockStore, StoreOutcome, StoredHold, SweepOutcome, VerifyChunk } from './store.js';
 import { levelOf, publicReservation, zeroCounters } from './decide.js';
@@ -502,7 +503,8 @@ export class StockLedger {
       if (this.#closed) throw closed();
       const transaction = this.#joined(options);
       const command = build(input, this.#now());
-      return transaction === undefined ? this.#execute(command) : this.#executeJoined(command, transaction);
+      return traced(command, this.store, transaction !== undefined, (attempt) =>
+        (transaction === undefined ? this.#execute(command, attempt) : this.#executeJoined(command, transaction, attempt)));
     } catch (error) {
       // Validation throws InvalidInputError; anything else came from the caller's input (a
       // throwing getter, a Proxy) or clock: still a typed error, with the original as cause.
@@ -531,8 +533,9 @@ export class StockLedger {
    * Inside the app's transaction: once, never retried (a retry inside a transaction the app
    * may already have lost would be a guess; the app retries its whole transaction).
    */
-  async #executeJoined(command: Command, transaction: unknown): Promise<OperationResult | SweepOutcome> {
+  async #executeJoined(command: Command, transaction: unknown, attempt: () => void): Promise<OperationResult | SweepOutcome> {
     let outcome: StoreOutcome;
+    attempt();
     try {
       outcome = await this.store.execute(command, { transaction });
     } catch (error) {
@@ -541,13 +544,17 @@ export class StockLedger {
     return toResult(outcome);
   }
 
-  async #execute(command: Command): Promise<OperationResult | SweepOutcome> {
+  async #execute(command: Command, attempt: () => void): Promise<OperationResult | SweepOutcome> {
     const startedMs = this.#hooks.now();
     let outcome: StoreOutcome;
+    attempt();
     try {
       outcome = await this.store.execute(command);
     } catch (error) {
-      outcome = await this.#recover(error, () => this.store.execute(retimed(command, this.#now())), startedMs);
+      outcome = await this.#recover(error, () => {
+        attempt();
+        return this.store.execute(retimed(command, this.#now()));
+      }, startedMs);
     }
     return toResult(outcome);
   }

@@ -34,4 +34,14 @@ describe('examples', () => {
     expect(out).toContain('the cart is paid: ok');
     expect(out).toContain('verify(): ok');
   });
+
+  it('tracing: one span per operation with its outcome, and a counter by kind and outcome, from the in-memory OTel exporters', async () => {
+    const out = await example('examples/tracing.ts');
+    expect(out).toContain('span stock-ledger deduct: order-1 -> applied (status ok)');
+    expect(out).toContain('span stock-ledger deduct: order-1 -> replayed (status ok)');
+    expect(out).toContain('span stock-ledger deduct: order-2 -> INSUFFICIENT_STOCK (status ok)');
+    expect(out).toContain('span stock-ledger deduct: order-1 -> IDEMPOTENCY_CONFLICT (status ERROR)');
+    expect(out).toContain('metric stock_ledger.operations{kind=deduct, outcome=replayed} = 1');
+    expect(out).toContain('metric stock_ledger.operations{kind=restock, outcome=applied} = 1');
+  });
 });
