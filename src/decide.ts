@@ -3,7 +3,7 @@ import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
 import { namedSkus } from './store.js';
 import type {
-  Alternatives, AmendCommand, CommitCommand, Command, DeductCommand, GivenLine, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, SetPolicyCommand, StoreOutcome,
+  AdjustCommand, Alternatives, AmendCommand, CommitCommand, Command, Count, DeductCommand, GivenLine, ExtendCommand, ReleaseCommand, RequestCommand, ReserveCommand, RestockCommand, ReverseCommand, SetPolicyCommand, StoreOutcome,
   StoredRequest, StoredReservation, SweepCommand,
 } from './store.js';
 import type {
@@ -408,14 +408,17 @@ function overLimit(sku: string, requested: number, c: Counters): Rejection | nul
   return { ok: false, code: 'QUANTITY_LIMIT', sku, requested, onHand: c.onHand, limit: LIMITS.quantityMax };
 }
 
+/** Due holds of all its SKUs expire first; the first line (SKU order) past the quantity limit refuses all. */
 function restock(command: RestockCommand, draft: Draft): Decision {
-  const { sku, qty } = command;
-  draft.expireDue([sku]);
-  const limit = overLimit(sku, qty, draft.counters(sku));
-  if (limit !== null) return draft.finish(limit);
+  const skus = command.lines.map((l) => l.sku);
+  draft.expireDue(skus);
+  for (const { sku, qty } of command.lines) {
+    const limit = overLimit(sku, qty, draft.counters(sku));
+    if (limit !== null) return draft.finish(limit);
+  }
   draft.own();
-  draft.step(command.requestId, 'restock', command.meta, [{ sku, onHandDelta: qty, reservedDelta: 0 }]);
-  return draft.finish(null, [sku]);
+  draft.step(command.requestId, 'restock', command.meta, command.lines.map(({ sku, qty }) => ({ sku, onHandDelta: qty, reservedDelta: 0 })));
+  return draft.finish(null, skus);
 }
 
 /** What each SKU may take beyond `available`: an amend's reservation holds it already. Null: nothing. */
@@ -538,20 +541,31 @@ function deduct(command: DeductCommand, draft: Draft): Decision {
   return draft.finish(null, taking.lines.map((l) => l.sku));
 }
 
-function adjust(command: Extract<Command, { kind: 'adjust' }>, draft: Draft): Decision {
-  const { sku, onHand, expectedVersion } = command;
-  draft.expireDue([sku]);
-  const before = draft.counters(sku);
-  if (expectedVersion !== null && expectedVersion !== before.version) {
-    return draft.finish({ ok: false, code: 'VERSION_CONFLICT', sku, expectedVersion, level: levelOf(sku, before) });
+/**
+ * A stocktake: due holds of all its SKUs expire first; the first line (SKU order) that fails
+ * refuses all. One entry per line, even a zero delta: the count happened.
+ */
+function adjust(command: AdjustCommand, draft: Draft): Decision {
+  const skus = command.lines.map((l) => l.sku);
+  draft.expireDue(skus);
+  for (const line of command.lines) {
+    const refused = countRefused(line, draft.counters(line.sku));
+    if (refused !== null) return draft.finish(refused);
   }
-  if (onHand > LIMITS.quantityMax) {
-    return draft.finish({ ok: false, code: 'QUANTITY_LIMIT', sku, requested: onHand, onHand: before.onHand, limit: LIMITS.quantityMax });
-  }
-  if (availableOf({ ...before, onHand }) < 0) return draft.finish({ ok: false, code: 'BELOW_RESERVED', sku, requested: onHand, level: levelOf(sku, before) });
+  const deltas = command.lines.map(({ sku, onHand }) => ({ sku, onHandDelta: onHand - draft.counters(sku).onHand, reservedDelta: 0 }));
   draft.own();
-  draft.step(command.requestId, 'adjust', command.meta, [{ sku, onHandDelta: onHand - before.onHand, reservedDelta: 0 }]);
-  return draft.finish(null, [sku]);
+  draft.step(command.requestId, 'adjust', command.meta, deltas);
+  return draft.finish(null, skus);
+}
+
+/** Why one count cannot apply to a SKU with counters `before`: a stale version, past the quantity limit, below what is reserved. */
+function countRefused({ sku, onHand, expectedVersion }: Count, before: Counters): Rejection | null {
+  if (expectedVersion !== null && expectedVersion !== before.version) {
+    return { ok: false, code: 'VERSION_CONFLICT', sku, expectedVersion, level: levelOf(sku, before) };
+  }
+  if (onHand > LIMITS.quantityMax) return { ok: false, code: 'QUANTITY_LIMIT', sku, requested: onHand, onHand: before.onHand, limit: LIMITS.quantityMax };
+  if (availableOf({ ...before, onHand }) < 0) return { ok: false, code: 'BELOW_RESERVED', sku, requested: onHand, level: levelOf(sku, before) };
+  return null;
 }
 
 /**

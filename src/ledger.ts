@@ -72,11 +72,14 @@ export class StockLedger {
   }
 
   /**
-   * Adds units: `onHand += qty`. Rejected with `QUANTITY_LIMIT` past {@link LIMITS.quantityMax}.
+   * Adds units: `onHand += qty`, for one SKU or every line of a purchase order, all or none
+   * (lines naming one SKU twice are merged). Rejected with `QUANTITY_LIMIT`, naming the first
+   * line in SKU order that would pass {@link LIMITS.quantityMax}.
    *
    * @example
    * ```ts
    * await ledger.restock({ requestId: 'po-17', sku: 'A', qty: 50, meta: { supplier: 'acme' } });
+   * await ledger.restock({ requestId: 'po-18', lines: [{ sku: 'A', qty: 50 }, { sku: 'B', qty: 5 }] });
    * ```
    */
   restock(input: RestockInput, options?: CallOptions): Promise<RestockResult> {
@@ -99,14 +102,17 @@ export class StockLedger {
   }
 
   /**
-   * Sets on-hand absolutely (a stocktake); the entry records the delta, even a zero one.
-   * With `expectedVersion`, applies only if the SKU's version is still that one (else `VERSION_CONFLICT`);
-   * past `LIMITS.quantityMax` it is `QUANTITY_LIMIT`; below what is reserved, `BELOW_RESERVED`.
+   * Sets on-hand absolutely (a stocktake) for one SKU or every line, all or none; each entry
+   * records the delta, even a zero one. With `expectedVersion`, a line applies only if the SKU's
+   * version is still that one (else `VERSION_CONFLICT`); past `LIMITS.quantityMax` it is
+   * `QUANTITY_LIMIT`; below what is reserved, `BELOW_RESERVED`. The first line in SKU order that
+   * fails is the rejection. A SKU twice in `lines` is `INVALID_INPUT` (counts are not added).
    *
    * @example
    * ```ts
    * const { version } = await ledger.stock('A');
    * await ledger.adjust({ requestId: 'count-3', sku: 'A', onHand: 42, expectedVersion: version });
+   * await ledger.adjust({ requestId: 'count-4', lines: [{ sku: 'A', onHand: 40 }, { sku: 'B', onHand: 0 }] });
    * ```
    */
   adjust(input: AdjustInput, options?: CallOptions): Promise<AdjustResult> {

@@ -18,7 +18,7 @@ export const LIMITS = Object.freeze({
   skuBytesMax: 256,
   /** Longest request id (and reservation id), in UTF-8 bytes. */
   requestIdBytesMax: 128,
-  /** Most lines in one deduct or reverse, before duplicates are merged. */
+  /** Most lines in one deduct, restock, adjust, reverse, reserve, amend or commit, before duplicates are merged. */
   linesPerOperationMax: 100,
   /**
    * Most alternatives in one `anyOf` line. A deduct or reserve names at most

@@ -19,8 +19,8 @@ export interface CommandBase {
 
 export interface RestockCommand extends CommandBase {
   kind: 'restock';
-  sku: string;
-  qty: number;
+  /** Duplicates merged, sorted by SKU (JavaScript string order); 1 or more. */
+  lines: Line[];
 }
 
 /** An `anyOf` line as a store receives it: alternatives distinct, `split` and `prefer` filled in. */
@@ -46,11 +46,17 @@ export interface DeductCommand extends CommandBase {
   buyer: string | null;
 }
 
-export interface AdjustCommand extends CommandBase {
-  kind: 'adjust';
+/** One SKU's count as a store receives it: `expectedVersion` null when not given. */
+export interface Count {
   sku: string;
   onHand: number;
   expectedVersion: number | null;
+}
+
+export interface AdjustCommand extends CommandBase {
+  kind: 'adjust';
+  /** Each SKU once, sorted by SKU (JavaScript string order); 1 or more. */
+  lines: Count[];
 }
 
 export interface ReverseCommand extends CommandBase {

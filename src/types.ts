@@ -352,10 +352,16 @@ interface InputBase {
   meta?: JsonObject;
 }
 
-export interface RestockInput extends InputBase {
-  sku: string;
-  qty: number;
-}
+/**
+ * Adds units: one SKU (`sku` and `qty`), or a purchase order (`lines`, merged and checked like a
+ * deduct's), all or none. Give exactly one form.
+ *
+ * @example
+ * ```ts
+ * await ledger.restock({ requestId: 'po-17', lines: [{ sku: 'A', qty: 50 }, { sku: 'B', qty: 20 }] });
+ * ```
+ */
+export type RestockInput = (InputBase & { sku: string; qty: number }) | (InputBase & { lines: Line[] });
 
 /** Who takes the units: required on SKUs whose policy has a `buyerMax`. */
 interface BuyerField {
@@ -365,13 +371,25 @@ interface BuyerField {
 
 export type DeductInput = (InputBase & BuyerField & { lines: OrderLine[] }) | (InputBase & BuyerField & { sku: string; qty: number });
 
-export interface AdjustInput extends InputBase {
+/** One SKU's count in an adjust: its on-hand, set absolutely. */
+export interface CountLine {
   sku: string;
   /** The counted on-hand, set absolutely. */
   onHand: number;
-  /** When given, the adjust applies only if the SKU's version is still this one. */
+  /** When given, the line applies only if the SKU's version is still this one. */
   expectedVersion?: number;
 }
+
+/**
+ * Sets on-hand absolutely: one SKU, or a stocktake (`lines`, each SKU once), all or none.
+ * Give exactly one form.
+ *
+ * @example
+ * ```ts
+ * await ledger.adjust({ requestId: 'count-3', lines: [{ sku: 'A', onHand: 42, expectedVersion: 7 }, { sku: 'B', onHand: 0 }] });
+ * ```
+ */
+export type AdjustInput = (InputBase & CountLine) | (InputBase & { lines: CountLine[] });
 
 export interface ReverseInput extends InputBase {
   /** Request id of the deduct, or id of the committed reservation, to give back. */

@@ -3,7 +3,7 @@ import { canonicalJson, fingerprint } from './fingerprint.js';
 import { LIMITS } from './limits.js';
 import { byCodeUnits } from './order.js';
 import type {
-  AdjustCommand, Alternatives, AmendCommand, Command, CommitCommand, DeductCommand, ExtendCommand, GivenLine, HoldCursor, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand,
+  AdjustCommand, Alternatives, AmendCommand, Command, Count, CommitCommand, DeductCommand, ExtendCommand, GivenLine, HoldCursor, ReleaseCommand, RestockCommand, ReserveCommand, ReverseCommand, RevokeCommand,
   SetPolicyCommand, SweepCommand,
 } from './store.js';
 import type { JsonObject, JsonValue, Line, StockPolicy } from './types.js';
@@ -126,15 +126,20 @@ function deepFreeze<T extends JsonValue>(value: T): T {
   return value;
 }
 
-/** Lines checked, duplicates merged (the sum within the limit), sorted by SKU. */
-export function checkLines(value: unknown, field = 'lines'): Line[] {
+/** An array of 1 to {@link LIMITS.linesPerOperationMax} lines, not yet checked one by one. */
+function lineArray(value: unknown, field: string): unknown[] {
   if (!Array.isArray(value)) throw new InvalidInputError(field, 'must be an array');
   if (value.length === 0) throw new InvalidInputError(field, 'must not be empty');
   if (value.length > LIMITS.linesPerOperationMax) {
     throw new InvalidInputError(field, `must have at most ${LIMITS.linesPerOperationMax} lines`);
   }
+  return value as unknown[];
+}
+
+/** Lines checked, duplicates merged (the sum within the limit), sorted by SKU. */
+export function checkLines(value: unknown, field = 'lines'): Line[] {
   // Array.from visits holes too (as undefined): a sparse array's hole is a bad line, not no line.
-  return merged(Array.from(value as unknown[], (raw, at) => {
+  return merged(Array.from(lineArray(value, field), (raw, at) => {
     const line = bag(raw, `${field}[${at}]`);
     return { sku: checkSku(line['sku'], `${field}[${at}].sku`), qty: checkQty(line['qty'], `${field}[${at}].qty`), at };
   }), field);
@@ -217,49 +222,90 @@ const buyerJson = (buyer: string | null): string => (buyer === null ? '' : `,${J
 // Stryker disable next-line ConditionalExpression: canonicalJson(null) is 'null' too; this skips a call
 const metaJson = (meta: JsonObject | null): string => (meta === null ? 'null' : canonicalJson(meta));
 
-/** Normalizes a restock input. */
+/**
+ * The one-SKU shorthand (any of its `fields` given; the first two are the required ones) or
+ * `lines`, never both. Neither is refused by the lines check: `lines` must be an array.
+ */
+function eitherForm<T>(b: Bag, fields: readonly string[], shorthand: () => T, lines: (value: unknown) => T): T {
+  const short = fields.some((f) => b[f] !== undefined);
+  if (short && b['lines'] !== undefined) throw new InvalidInputError('lines', `give either lines or ${fields[0]} and ${fields[1]}, not both`);
+  return short ? shorthand() : lines(b['lines']);
+}
+
+/** A one-SKU line from the shorthand fields `sku` and `qty`. */
+const shorthandLine = (b: Bag): Line[] => [{ sku: checkSku(b['sku']), qty: checkQty(b['qty']) }];
+
+/**
+ * The lines' part of a restock or adjust fingerprint: one line's fields inline (the text a
+ * one-SKU operation always had, so stored records still replay), else the array of lines.
+ */
+function linesOrOneJson<L>(lines: L[], fields: (line: L) => string): string {
+  if (lines.length === 1) return fields(lines[0] as L);
+  return `[${lines.map((l) => `[${fields(l)}]`).join(',')}]`;
+}
+
+/** Normalizes a restock input: `lines` (a purchase order, merged like a deduct's), or the shorthand `sku` + `qty`. */
 export function toRestock(input: unknown, at: number): RestockCommand {
   const b = bag(input, 'input');
   const requestId = checkRequestId(b['requestId']);
-  const sku = checkSku(b['sku']);
-  const qty = checkQty(b['qty']);
+  const lines = eitherForm(b, ['sku', 'qty'], () => shorthandLine(b), checkLines);
   const meta = checkMeta(b['meta']);
-  return { kind: 'restock', requestId, sku, qty, meta, at, fingerprint: fingerprint(`["restock",${JSON.stringify(sku)},${qty},${metaJson(meta)}]`) };
+  const print = fingerprint(`["restock",${linesOrOneJson(lines, (l) => `${JSON.stringify(l.sku)},${l.qty}`)},${metaJson(meta)}]`);
+  return { kind: 'restock', requestId, lines, meta, at, fingerprint: print };
 }
 
 /** Normalizes a deduct input: `lines`, or the one-SKU shorthand `sku` + `qty`. */
 export function toDeduct(input: unknown, at: number): DeductCommand {
   const b = bag(input, 'input');
   const requestId = checkRequestId(b['requestId']);
-  const hasShorthand = b['sku'] !== undefined || b['qty'] !== undefined;
-  if (hasShorthand && b['lines'] !== undefined) throw new InvalidInputError('lines', 'give either lines or sku and qty, not both');
-  const { lines, given } = hasShorthand ? { lines: [{ sku: checkSku(b['sku']), qty: checkQty(b['qty']) }], given: null } : checkOrderLines(b['lines']);
+  const { lines, given } = eitherForm(b, ['sku', 'qty'], () => ({ lines: shorthandLine(b), given: null }), checkOrderLines);
   const meta = checkMeta(b['meta']);
   const buyer = buyerOf(b['buyer']);
   const print = fingerprint(`["deduct",${orderLinesJson(lines, given)},${metaJson(meta)}${buyerJson(buyer)}]`);
   return { kind: 'deduct', requestId, lines, given, meta, buyer, at, fingerprint: print };
 }
 
-/** Normalizes an adjust input. */
+/**
+ * Normalizes an adjust input: `lines` (a stocktake: each SKU once, sorted), or the shorthand
+ * `sku` + `onHand` (+ `expectedVersion`).
+ */
 export function toAdjust(input: unknown, at: number): AdjustCommand {
   const b = bag(input, 'input');
   const requestId = checkRequestId(b['requestId']);
-  const sku = checkSku(b['sku']);
-  const onHand = b['onHand'];
-  // Stryker disable next-line ConditionalExpression: the Number.is... test is false for a non-number anyway
-  if (typeof onHand !== 'number' || !Number.isSafeInteger(onHand) || onHand < 0) {
-    throw new InvalidInputError('onHand', 'must be a non-negative safe integer');
-  }
-  const expectedVersion = b['expectedVersion'] === undefined ? null : versionOf(b['expectedVersion']);
+  const lines = eitherForm(b, ['sku', 'onHand', 'expectedVersion'], () => [countOf(b, '')], checkCounts);
   const meta = checkMeta(b['meta']);
-  const print = fingerprint(`["adjust",${JSON.stringify(sku)},${onHand},${expectedVersion ?? 'null'},${metaJson(meta)}]`);
-  return { kind: 'adjust', requestId, sku, onHand, expectedVersion, meta, at, fingerprint: print };
+  const print = fingerprint(`["adjust",${linesOrOneJson(lines, (l) => `${JSON.stringify(l.sku)},${l.onHand},${l.expectedVersion ?? 'null'}`)},${metaJson(meta)}]`);
+  return { kind: 'adjust', requestId, lines, meta, at, fingerprint: print };
 }
 
-function versionOf(value: unknown): number {
+/**
+ * The counts of a stocktake, sorted by SKU. A SKU twice is refused: a count sets on-hand, so two
+ * counts of one SKU cannot be merged the way quantities are.
+ */
+function checkCounts(value: unknown): Count[] {
+  const seen = new Set<string>();
+  const counts = Array.from(lineArray(value, 'lines'), (raw, i) => {
+    const count = countOf(bag(raw, `lines[${i}]`), `lines[${i}].`);
+    if (seen.has(count.sku)) throw new InvalidInputError(`lines[${i}].sku`, 'must not repeat a SKU (counts are not added)');
+    seen.add(count.sku);
+    return count;
+  });
+  return counts.sort((a, b) => byCodeUnits(a.sku, b.sku));
+}
+
+/** One count: fields `sku`, `onHand` and `expectedVersion` under `prefix` (`''` for the shorthand). */
+function countOf(b: Bag, prefix: string): Count {
+  const sku = checkSku(b['sku'], `${prefix}sku`);
+  const onHand = safeCount(b['onHand'], `${prefix}onHand`);
+  const expectedVersion = b['expectedVersion'] === undefined ? null : safeCount(b['expectedVersion'], `${prefix}expectedVersion`);
+  return { sku, onHand, expectedVersion };
+}
+
+/** A non-negative safe integer: an on-hand count (past the quantity limit is `QUANTITY_LIMIT`, not bad input) or a version. */
+function safeCount(value: unknown, field: string): number {
   // Stryker disable next-line ConditionalExpression: Number.isSafeInteger is false for a non-number anyway
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidInputError('expectedVersion', 'must be a non-negative safe integer');
+    throw new InvalidInputError(field, 'must be a non-negative safe integer');
   }
   return value;
 }

@@ -25,6 +25,15 @@ describe('fingerprints', () => {
     expect(toReserve({ requestId: 'r', lines: [{ sku: 'A', qty: 1 }], ttlMs: 9, buyer: 'ann' }, 1).fingerprint).toBe(fingerprint('["reserve",[["A",1]],9,null,"ann"]'));
   });
 
+  it('are pinned for restock and adjust lines: one line is the one-SKU text of before, several an array of lines', () => {
+    expect(toRestock({ requestId: 'r', lines: [{ sku: 'A', qty: 2 }] }, 1).fingerprint).toBe(fingerprint('["restock","A",2,null]'));
+    expect(toRestock({ requestId: 'r', lines: [{ sku: 'B', qty: 1 }, { sku: 'A', qty: 2 }, { sku: 'B', qty: 1 }] }, 1).fingerprint)
+      .toBe(fingerprint('["restock",[["A",2],["B",2]],null]'));
+    expect(toAdjust({ requestId: 'a', lines: [{ sku: 'A', onHand: 0 }] }, 1).fingerprint).toBe(fingerprint('["adjust","A",0,null,null]'));
+    expect(toAdjust({ requestId: 'a', lines: [{ sku: 'B', onHand: 3, expectedVersion: 4 }, { sku: 'A', onHand: 0 }], meta: { x: 1 } }, 1).fingerprint)
+      .toBe(fingerprint('["adjust",[["A",0,null],["B",3,4]],{"x":1}]'));
+  });
+
   it('written directly, they equal the canonical JSON of the normalized payload', () => {
     fc.assert(
       fc.property(fc.array(line, { minLength: 1, maxLength: 5 }), meta, fc.integer({ min: 1, max: 10 ** 6 }), (lines, m, ttlMs) => {
@@ -40,6 +49,15 @@ describe('fingerprints', () => {
         expect(restock.fingerprint).toBe(fingerprint(canonicalJson(['restock', first.sku, first.qty, metaValue])));
         const adjust = toAdjust(withMeta({ requestId: 'r', sku: first.sku, onHand: first.qty, expectedVersion: 3 }), at);
         expect(adjust.fingerprint).toBe(fingerprint(canonicalJson(['adjust', first.sku, first.qty, 3, metaValue])));
+        const order = toRestock(withMeta({ requestId: 'r', lines }), at);
+        const [one] = order.lines;
+        expect(order.fingerprint).toBe(fingerprint(canonicalJson(
+          order.lines.length === 1 && one !== undefined ? ['restock', one.sku, one.qty, metaValue] : ['restock', linesOf(order.lines), metaValue],
+        )));
+        const counts = [...new Map(lines.map((l, i) => [l.sku, { sku: l.sku, onHand: l.qty, ...(i % 2 === 0 ? { expectedVersion: i } : {}) }])).values()];
+        const stocktake = toAdjust(withMeta({ requestId: 'r', lines: counts }), at);
+        const printed = stocktake.lines.map((c) => [c.sku, c.onHand, c.expectedVersion]);
+        expect(stocktake.fingerprint).toBe(fingerprint(canonicalJson(printed.length === 1 ? ['adjust', ...(printed[0] ?? []), metaValue] : ['adjust', printed, metaValue])));
         const reverse = toReverse(withMeta({ requestId: 'r', of: 'o', lines }), at);
         expect(reverse.fingerprint).toBe(fingerprint(canonicalJson(['reverse', 'o', linesOf(reverse.lines ?? []), metaValue])));
         const revoke = toRevoke(withMeta({ requestId: 'r' }), at);

@@ -173,3 +173,35 @@ describe('decide: amend', () => {
     ]);
   });
 });
+
+describe('decide: restock and adjust lines', () => {
+  const base = { requestId: 'bulk', meta: null, at: AT, fingerprint: 'f' };
+  const cart = reservation('cart', [{ sku: 'A', qty: 2 }, { sku: 'C', qty: 1 }], AT);
+
+  it('a purchase order expires the due holds of all its SKUs first, then writes one restock entry per SKU', () => {
+    const state = view({ counters: { A: { onHand: 5, reserved: 2, version: 2 }, C: { onHand: 1, reserved: 1, version: 1 } }, reservations: [cart] });
+    const { write } = decide({ ...base, kind: 'restock', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 2 }, { sku: 'C', qty: 3 }] }, state);
+    expect(write?.steps.map((s) => [s.kind, s.changes.map((c) => [c.sku, c.onHandDelta, c.reservedDelta])])).toEqual([
+      ['expire', [['A', 0, -2]]], ['expire', [['C', 0, -1]]], ['restock', [['A', 1, 0], ['B', 2, 0], ['C', 3, 0]]],
+    ]);
+    expect(write?.levels.map((l) => [l.sku, l.onHand, l.reserved])).toEqual([['A', 6, 0], ['B', 2, 0], ['C', 4, 0]]);
+  });
+
+  it('the first line in SKU order past the quantity limit refuses all, after the expiries', () => {
+    const state = view({ counters: { A: { onHand: 5, reserved: 2, version: 2 }, B: { onHand: LIMITS.quantityMax, reserved: 0, version: 1 }, C: { onHand: 1, reserved: 1, version: 1 } }, reservations: [cart] });
+    const { outcome, write } = decide({ ...base, kind: 'restock', lines: [{ sku: 'A', qty: 1 }, { sku: 'B', qty: 2 }, { sku: 'C', qty: LIMITS.quantityMax }] }, state);
+    expect(outcome).toEqual({ ok: false, code: 'QUANTITY_LIMIT', sku: 'B', requested: 2, onHand: LIMITS.quantityMax, limit: LIMITS.quantityMax });
+    expect(write?.request).toBeNull();
+    expect(write?.steps.map((s) => s.kind)).toEqual(['expire', 'expire']);
+  });
+
+  it('a stocktake checks every line in SKU order and writes one adjust entry per line, a zero delta too', () => {
+    const state = view({ counters: { A: { onHand: 5, reserved: 0, version: 2 }, B: { onHand: 3, reserved: 2, version: 7 } } });
+    const counts = [{ sku: 'A', onHand: 5, expectedVersion: 2 }, { sku: 'B', onHand: 1, expectedVersion: 7 }];
+    expect(decide({ ...base, kind: 'adjust', lines: counts }, state).outcome).toMatchObject({ code: 'BELOW_RESERVED', sku: 'B', requested: 1 });
+    const stale = [{ sku: 'A', onHand: 5, expectedVersion: 1 }, { sku: 'B', onHand: 1, expectedVersion: 7 }];
+    expect(decide({ ...base, kind: 'adjust', lines: stale }, state).outcome).toMatchObject({ code: 'VERSION_CONFLICT', sku: 'A', expectedVersion: 1 });
+    const { write } = decide({ ...base, kind: 'adjust', lines: [{ sku: 'A', onHand: 5, expectedVersion: null }, { sku: 'B', onHand: 2, expectedVersion: 7 }] }, state);
+    expect(write?.steps[0]?.changes.map((c) => [c.sku, c.onHandDelta, c.after.version])).toEqual([['A', 0, 3], ['B', -1, 8]]);
+  });
+});

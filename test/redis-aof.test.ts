@@ -103,7 +103,7 @@ describeRedis('Redis store: waitForAof, on any server', () => {
         if ('refused' in caller.pipeline) throw new Error(caller.pipeline.refused);
         const send = aofInvoker(caller.pipeline, aofKey(prefix), { replicas: 0, timeoutMs: 100 });
         const before = new Map([...proxy.sentCommands()].map(([id, commands]) => [id, commands.length]));
-        const args = ['r2', 'fp', '1700000000000', '', 'A', '2'];
+        const args = ['r2', 'fp', '1700000000000', '', '1', 'A', '2'];
         // On 7.0 WAITAOF is an unknown command, so the pipeline fails; what was sent is the point here.
         const reply = await send.evalsha(SCRIPT_SHAS.restock, ledgerKeys(prefix), args).catch((e: unknown) => e);
         if (!(reply instanceof Error)) expect(reply).toMatch(/^A/);

@@ -126,7 +126,7 @@ describeRedis('Redis store: a batch stops at the first half-written operation', 
 describe('ScriptBatcher: a call it cannot read', () => {
   // What a command without a script case gave: no call at all. Reading it throws inside the batcher.
   const bad = undefined as unknown as ScriptCall;
-  const good: ScriptCall = { script: 'restock', args: ['r', 'f', '1', '', 'A', '1'] };
+  const good: ScriptCall = { script: 'restock', args: ['r', 'f', '1', '', '1', 'A', '1'] };
 
   /** How each submission settled, or "pending" if it had not after the batch went out. */
   async function outcomes(batcher: ScriptBatcher, calls: readonly ScriptCall[]): Promise<string[]> {

@@ -196,7 +196,7 @@ describe('the ledger retries STORE_UNAVAILABLE with the same request id', () => 
     let now = 1000;
     const store = new LosingReplies((call) => (call === 1 ? 'before' : null));
     const ledger = new StockLedger({ store, clock: () => (now += 10), retry: { baseMs: 0 } });
-    await store.inner.execute({ kind: 'restock', requestId: 'po', sku: 'A', qty: 5, meta: null, at: 0, fingerprint: 'po' });
+    await store.inner.execute({ kind: 'restock', requestId: 'po', lines: [{ sku: 'A', qty: 5 }], meta: null, at: 0, fingerprint: 'po' });
     const result = await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 1 }], ttlMs: 5 });
     expect(result.reservation.expiresAt - result.reservation.createdAt).toBe(5);
     expect(result.reservation.state).toBe('held');

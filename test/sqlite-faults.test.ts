@@ -404,11 +404,11 @@ function script(): ApplyOp[] {
 function changed(op: ApplyOp): ApplyOp {
   switch (op.kind) {
     case 'restock':
-      return { kind: 'restock', input: { ...op.input, qty: op.input.qty + 1 } };
+      return { kind: 'restock', input: 'qty' in op.input ? { ...op.input, qty: op.input.qty + 1 } : { ...op.input, meta: { other: true } } };
     case 'deduct':
       return { kind: 'deduct', input: { requestId: op.input.requestId, sku: 'A', qty: 1, meta: { other: true } } };
     case 'adjust':
-      return { kind: 'adjust', input: { ...op.input, onHand: op.input.onHand + 1 } };
+      return { kind: 'adjust', input: 'onHand' in op.input ? { ...op.input, onHand: op.input.onHand + 1 } : { ...op.input, meta: { other: true } } };
     case 'reverse':
       return { kind: 'reverse', input: { requestId: op.input.requestId, of: op.input.of } };
   }

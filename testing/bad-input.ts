@@ -158,6 +158,7 @@ function badCalls(): Record<string, BadCall[]> {
     add('deduct', `lines ${what}`, (l) => op(l, 'deduct')({ ...deduct, lines: value }));
     add('reverse', `lines ${what}`, (l) => op(l, 'reverse')({ ...reverse, lines: value }));
   }
+  addBulk(add);
   add('deduct', 'no lines and no sku', (l) => op(l, 'deduct')({ requestId: ID }));
   add('deduct', 'both lines and sku/qty', (l) => op(l, 'deduct')({ ...deduct, sku: 'A', qty: 1 }));
   add('deduct', 'shorthand sku without qty', (l) => op(l, 'deduct')({ requestId: ID, sku: 'A' }));
@@ -224,6 +225,32 @@ function badCalls(): Record<string, BadCall[]> {
   return table;
 }
 
+function counts(count: number): Array<{ sku: string; onHand: number }> {
+  return lines(count).map(({ sku }) => ({ sku, onHand: 1 }));
+}
+
+/** Stocktake lines no adjust accepts. */
+const BAD_COUNTS: Array<[string, unknown]> = [
+  ['empty array', []], ['string', 'A'], ['object', { sku: 'A', onHand: 1 }], ['null', null], ['array with null', [null]],
+  ['line without onHand', [{ sku: 'A' }]], ['line without sku', [{ onHand: 1 }]], ['line with empty sku', [{ sku: '', onHand: 1 }]],
+  ['line with onHand -1', [{ sku: 'A', onHand: -1 }]], ['line with onHand 1.5', [{ sku: 'A', onHand: 1.5 }]], ['line with onHand 2^53', [{ sku: 'A', onHand: 2 ** 53 }]],
+  ['line with expectedVersion -1', [{ sku: 'A', onHand: 1, expectedVersion: -1 }]], ['line with expectedVersion null', [{ sku: 'A', onHand: 1, expectedVersion: null }]],
+  ['a SKU twice', [{ sku: 'A', onHand: 1 }, { sku: 'B', onHand: 2 }, { sku: 'A', onHand: 1 }]],
+  [`${LIMITS.linesPerOperationMax + 1} lines`, counts(LIMITS.linesPerOperationMax + 1)],
+];
+
+/** The lines forms of restock (a purchase order) and adjust (a stocktake), and mixing them with the shorthand. */
+function addBulk(add: (group: string, name: string, call: (ledger: StockLedger) => unknown) => void): void {
+  for (const [what, value] of BAD_LINES) add('restock', `lines ${what}`, (l) => op(l, 'restock')({ requestId: ID, lines: value }));
+  add('restock', 'no lines and no sku', (l) => op(l, 'restock')({ requestId: ID }));
+  add('restock', 'both lines and sku/qty', (l) => op(l, 'restock')({ requestId: ID, sku: 'A', qty: 1, lines: [{ sku: 'A', qty: 1 }] }));
+  add('restock', 'lines and qty', (l) => op(l, 'restock')({ requestId: ID, qty: 1, lines: [{ sku: 'A', qty: 1 }] }));
+  for (const [what, value] of BAD_COUNTS) add('adjust', `lines ${what}`, (l) => op(l, 'adjust')({ requestId: ID, lines: value }));
+  add('adjust', 'no lines and no sku', (l) => op(l, 'adjust')({ requestId: ID }));
+  add('adjust', 'both lines and sku/onHand', (l) => op(l, 'adjust')({ requestId: ID, sku: 'A', onHand: 1, lines: [{ sku: 'A', onHand: 1 }] }));
+  add('adjust', 'lines and a top-level expectedVersion', (l) => op(l, 'adjust')({ requestId: ID, expectedVersion: 0, lines: [{ sku: 'A', onHand: 1 }] }));
+}
+
 /** `anyOf` lines no deduct or reserve accepts: each is tried in both, after a valid one-SKU line. */
 const BAD_ANY_OF: Array<[string, unknown]> = [
   ['anyOf empty', { anyOf: [], qty: 1 }],
@@ -282,6 +309,8 @@ function boundaryCalls(): BadCall[] {
     name: `reserve naming ${LIMITS.linesPerOperationMax} SKUs with alternatives`,
     call: (l) => l.reserve({ requestId: 'edge-any-of-hold', lines: [{ anyOf: lines(LIMITS.linesPerOperationMax).slice(0, 16).map((x) => x.sku), qty: 1 }, ...lines(LIMITS.linesPerOperationMax).slice(16)], ttlMs: 1000 }),
   });
+  calls.push({ name: `restock of ${LIMITS.linesPerOperationMax} lines`, call: (l) => l.restock({ requestId: 'edge-po', lines: lines(LIMITS.linesPerOperationMax).map((x) => ({ sku: `po-${x.sku}`, qty: MAX })) }) });
+  calls.push({ name: `adjust of ${LIMITS.linesPerOperationMax} counts`, call: (l) => l.adjust({ requestId: 'edge-stocktake', lines: counts(LIMITS.linesPerOperationMax).map((c) => ({ ...c, onHand: MAX, expectedVersion: 0 })) }) });
   calls.push({ name: `reservation id of exactly ${LIMITS.requestIdBytesMax} bytes`, call: (l) => l.reservation('😀'.repeat(LIMITS.requestIdBytesMax / 4)) });
   calls.push({ name: 'commit of an unknown reservation with lines at the limits', call: (l) => l.commit({ reservationId: 'x'.repeat(LIMITS.requestIdBytesMax), lines: [{ sku: 'edge', qty: MAX }] }) });
   return calls;

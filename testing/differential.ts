@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { LIMITS, StockLedger } from '../src/index.js';
-import type { AdjustInput, AmendInput, AnyOfLine, DeductInput, JsonObject, Line, OrderLine, ReserveInput, RestockInput, ReverseInput, RevokeInput, SetPolicyInput, StockStore } from '../src/index.js';
+import type { AdjustInput, AmendInput, AnyOfLine, CountLine, DeductInput, JsonObject, Line, OrderLine, ReserveInput, RestockInput, ReverseInput, RevokeInput, SetPolicyInput, StockStore } from '../src/index.js';
 import { ConformanceError, assertEqual, show } from './assert.js';
 import { checkInvariants, type ExpectedOperation } from './invariants.js';
 import { ReferenceModel } from './model.js';
@@ -89,6 +89,10 @@ type AltSpec = { more: number[]; split: boolean | undefined; prefer: 'order' | '
 /** A deduct or reserve line: one SKU, or with `alt` an `anyOf` line (whose `available` is the alternatives' sum). */
 type LineSpec = { sku: number; qty: QtySpec; alt: AltSpec | null };
 type VersionSpec = { t: 'none' } | { t: 'current' } | { t: 'stale' } | { t: 'n'; n: number };
+/** A counted on-hand: a number, what is there, the limit, or one past it (QUANTITY_LIMIT). */
+type CountSpec = { t: 'n'; n: number } | { t: 'current' } | { t: 'max' } | { t: 'over' };
+/** One count of an adjust, with its own expected version. */
+type CountLineSpec = { sku: number; onHand: CountSpec; version: VersionSpec };
 type ReverseQtySpec = { t: 'n'; n: number } | { t: 'remaining' } | { t: 'over' };
 type CommitQtySpec = { t: 'n'; n: number } | { t: 'held' } | { t: 'part' } | { t: 'over' };
 type TtlSpec = { t: 'n'; n: number } | { t: 'max' };
@@ -99,9 +103,11 @@ type TtlSpec = { t: 'n'; n: number } | { t: 'max' };
 type PolicyFieldSpec = { t: 'keep' } | { t: 'null' } | { t: 'n'; n: number } | { t: 'edge'; d: number };
 
 type WriteSpec =
-  | { kind: 'restock'; id: IdSpec; sku: number; qty: QtySpec; meta: number }
+  /** `shorthand`: one line is sent as `sku` + `qty` (else as `lines`). */
+  | { kind: 'restock'; id: IdSpec; lines: Array<{ sku: number; qty: QtySpec }>; shorthand: boolean; meta: number }
   | { kind: 'deduct'; id: IdSpec; lines: LineSpec[]; shorthand: boolean; meta: number; buyer: number }
-  | { kind: 'adjust'; id: IdSpec; sku: number; onHand: { t: 'n'; n: number } | { t: 'current' } | { t: 'max' }; version: VersionSpec; meta: number }
+  /** A stocktake: lines of distinct SKUs (a drawn duplicate is dropped); `shorthand` as for a restock. */
+  | { kind: 'adjust'; id: IdSpec; lines: CountLineSpec[]; shorthand: boolean; meta: number }
   | {
       kind: 'reverse'; id: IdSpec; of: OfSpec; meta: number;
       /** `taken`: the SKU is picked among those the original took (else from the whole pool). */
@@ -204,11 +210,14 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
   const m = w.model;
   switch (spec.kind) {
     case 'restock': {
-      const sku = pick(SKU_POOL, spec.sku);
-      const onHand = m.level(sku).onHand;
-      const q = spec.qty;
-      const qty = q.t === 'n' ? q.n : q.t === 'fill' ? clampQty(MAX - onHand) : q.t === 'overfill' ? clampQty(MAX - onHand + 1) : MAX;
-      const input: RestockInput = withMeta({ requestId: resolveId(w, spec.id), sku, qty }, spec.meta);
+      const lines = spec.lines.map(({ sku: i, qty: q }) => {
+        const sku = pick(SKU_POOL, i);
+        const onHand = m.level(sku).onHand;
+        return { sku, qty: q.t === 'n' ? q.n : q.t === 'fill' ? clampQty(MAX - onHand) : q.t === 'overfill' ? clampQty(MAX - onHand + 1) : MAX };
+      });
+      const requestId = resolveId(w, spec.id);
+      const [only] = lines;
+      const input: RestockInput = withMeta(spec.shorthand && only !== undefined && lines.length === 1 ? { requestId, ...only } : { requestId, lines }, spec.meta);
       return { kind: 'restock', input };
     }
     case 'deduct': {
@@ -221,19 +230,11 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
       return { kind: 'deduct', input };
     }
     case 'adjust': {
-      const sku = pick(SKU_POOL, spec.sku);
-      const level = m.levelAt(sku, w.now);
-      // A count is never negative (adjust refuses one): on a backordered SKU, 'current' counts 0.
-      const onHand = spec.onHand.t === 'n' ? spec.onHand.n : spec.onHand.t === 'current' ? Math.max(0, level.onHand) : MAX;
-      const v = spec.version;
-      const base = { requestId: resolveId(w, spec.id), sku, onHand };
-      const input: AdjustInput = withMeta(
-        v.t === 'none' ? base : {
-          ...base,
-          expectedVersion: v.t === 'n' ? v.n : v.t === 'current' ? level.version : level.version > 0 ? level.version - 1 : level.version + 1,
-        },
-        spec.meta,
-      );
+      const first = (c: CountLineSpec, i: number): boolean => spec.lines.findIndex((d) => pick(SKU_POOL, d.sku) === pick(SKU_POOL, c.sku)) === i;
+      const lines = spec.lines.filter(first).map((c) => resolveCount(w, c));
+      const requestId = resolveId(w, spec.id);
+      const [only] = lines;
+      const input: AdjustInput = withMeta(spec.shorthand && only !== undefined && lines.length === 1 ? { requestId, ...only } : { requestId, lines }, spec.meta);
       return { kind: 'adjust', input };
     }
     case 'reverse': {
@@ -284,6 +285,18 @@ function resolveWrite(w: World, spec: WriteSpec): WriteOp {
     case 'sweep':
       return { kind: 'sweep', input: spec.limit === null ? {} : { limit: spec.limit } };
   }
+}
+
+/** One count, relative to the SKU's level now (a version that is current, stale, or any). */
+function resolveCount(w: World, spec: CountLineSpec): CountLine {
+  const sku = pick(SKU_POOL, spec.sku);
+  const level = w.model.levelAt(sku, w.now);
+  const c = spec.onHand;
+  // A count is never negative (adjust refuses one): on a backordered SKU, 'current' counts 0.
+  const onHand = c.t === 'n' ? c.n : c.t === 'current' ? Math.max(0, level.onHand) : c.t === 'max' ? MAX : MAX + 1;
+  const v = spec.version;
+  if (v.t === 'none') return { sku, onHand };
+  return { sku, onHand, expectedVersion: v.t === 'n' ? v.n : v.t === 'current' ? level.version : level.version > 0 ? level.version - 1 : level.version + 1 };
 }
 
 function resolvePolicy(w: World, spec: Extract<WriteSpec, { kind: 'policy' }>): SetPolicyInput {
@@ -378,9 +391,14 @@ function replayOf(w: World, op: WriteOp, variant: ReplayVariant): WriteOp {
       if (copy.kind === 'reverse' && copy.input.lines !== undefined) return { kind: 'reverse', input: { ...copy.input, lines: splitLines(copy.input.lines) } };
       if (copy.kind === 'reserve') return { kind: 'reserve', input: { ...copy.input, lines: sameLinesOtherwise(copy.input.lines) } };
       if (copy.kind === 'amend') return { kind: 'amend', input: { ...copy.input, lines: sameLinesOtherwise(copy.input.lines) } };
+      if (copy.kind === 'restock' && 'lines' in copy.input) return { kind: 'restock', input: { ...copy.input, lines: splitLines(copy.input.lines) } };
+      // Counts cannot be split (they are not added): reordered only.
+      if (copy.kind === 'adjust' && 'lines' in copy.input) return { kind: 'adjust', input: { ...copy.input, lines: [...copy.input.lines].reverse() } };
       return copy;
     case 'other-form': {
       if (copy.kind === 'setPolicy') return { kind: 'setPolicy', input: otherPolicyForm(copy.input) };
+      if (copy.kind === 'restock') return { kind: 'restock', input: otherLineForm(copy.input) };
+      if (copy.kind === 'adjust') return { kind: 'adjust', input: otherLineForm(copy.input) };
       if (copy.kind !== 'deduct') return copy;
       const { meta, requestId } = copy.input;
       const base = meta === undefined ? { requestId } : { requestId, meta };
@@ -390,6 +408,21 @@ function replayOf(w: World, op: WriteOp, variant: ReplayVariant): WriteOp {
       return { kind: 'deduct', input: { ...base, sku: only.sku, qty: only.qty } };
     }
   }
+}
+
+/**
+ * A restock or adjust said in the other form: the shorthand as one line, one line as the
+ * shorthand (several lines stay as they are).
+ */
+function otherLineForm<L extends object>(input: ({ requestId: string; meta?: JsonObject } & L) | { requestId: string; meta?: JsonObject; lines: L[] }): { requestId: string; meta?: JsonObject } & (L | { lines: L[] }) {
+  const { requestId, meta } = input;
+  const base = meta === undefined ? { requestId } : { requestId, meta };
+  if (!('lines' in input)) {
+    const { requestId: _id, meta: _meta, ...line } = input;
+    return { ...base, lines: [line as unknown as L] };
+  }
+  const [only, ...rest] = input.lines;
+  return only === undefined || rest.length > 0 ? input : { ...base, ...only };
 }
 
 /** The same policy said another way: a reset as its default value, and the default value as a reset. */
@@ -466,8 +499,9 @@ function mutate(w: World, op: WriteOp, mutation: Mutation): WriteOp {
       return { kind: 'deduct', input: { requestId, sku: firstSku, qty: 1 } };
     case 'version':
       if (copy.kind === 'adjust') {
-        if (copy.input.expectedVersion === undefined) copy.input.expectedVersion = 0;
-        else delete copy.input.expectedVersion;
+        const count = firstCount(copy.input);
+        if (count.expectedVersion === undefined) count.expectedVersion = 0;
+        else delete count.expectedVersion;
         return copy;
       }
       if (copy.kind === 'reserve') {
@@ -486,11 +520,17 @@ function mutate(w: World, op: WriteOp, mutation: Mutation): WriteOp {
     case 'sku': {
       switch (copy.kind) {
         case 'restock':
-        case 'adjust':
-          if (mutation === 'sku') copy.input.sku = otherSku(copy.input.sku);
-          else if (copy.kind === 'restock') copy.input.qty = bump(copy.input.qty);
-          else copy.input.onHand = bump(copy.input.onHand);
+          if ('lines' in copy.input) copy.input.lines = changeFirst(copy.input.lines, mutation);
+          else if (mutation === 'sku') copy.input.sku = otherSku(copy.input.sku);
+          else copy.input.qty = bump(copy.input.qty);
           return copy;
+        case 'adjust': {
+          // In a stocktake, another SKU may repeat one: INVALID_INPUT on both sides.
+          const count = firstCount(copy.input);
+          if (mutation === 'sku') count.sku = otherSku(count.sku);
+          else count.onHand = bump(count.onHand);
+          return copy;
+        }
         case 'deduct': {
           const lines = 'lines' in copy.input ? copy.input.lines : [{ sku: copy.input.sku, qty: copy.input.qty }];
           return { kind: 'deduct', input: { ...(meta === undefined ? {} : { meta }), requestId, lines: changeFirst(lines, mutation) } };
@@ -509,6 +549,11 @@ function mutate(w: World, op: WriteOp, mutation: Mutation): WriteOp {
       }
     }
   }
+}
+
+/** The first count of an adjust (the input itself for the shorthand), to change in place. */
+function firstCount(input: AdjustInput): CountLine {
+  return 'lines' in input ? (input.lines[0] as CountLine) : input;
 }
 
 /**
@@ -744,6 +789,31 @@ const restockQty = weighted<QtySpec>(
   [8, smallQty(40)],
   [1, fc.constantFrom<QtySpec>({ t: 'fill' }, { t: 'overfill' }, { t: 'max' })],
 );
+/** Mostly one line (often sent as the shorthand), sometimes a purchase order of several (a SKU may repeat: merged). */
+const restockLines = weighted(
+  [3, fc.array(fc.record({ sku: skuIndex, qty: restockQty }), { minLength: 1, maxLength: 1 })],
+  [2, fc.array(fc.record({ sku: skuIndex, qty: restockQty }), { minLength: 2, maxLength: 5 })],
+);
+/** A count per line, each with its own expected version: current, stale or any. */
+const countLine = fc.record({
+  sku: skuIndex,
+  onHand: weighted<CountSpec>(
+    [6, fc.nat({ max: 30 }).map((n) => ({ t: 'n' as const, n }))],
+    [2, fc.constant({ t: 'current' as const })],
+    [1, fc.constantFrom<CountSpec>({ t: 'max' }, { t: 'over' })],
+  ),
+  version: weighted<VersionSpec>(
+    [3, fc.constant({ t: 'none' as const })],
+    [3, fc.constant({ t: 'current' as const })],
+    [2, fc.constant({ t: 'stale' as const })],
+    [1, fc.nat({ max: 5 }).map((n) => ({ t: 'n' as const, n }))],
+  ),
+});
+/** Mostly one count, sometimes a stocktake of several SKUs (a repeated SKU is dropped when resolved). */
+const countLines = weighted(
+  [3, fc.array(countLine, { minLength: 1, maxLength: 1 })],
+  [2, fc.array(countLine, { minLength: 2, maxLength: 5 })],
+);
 const lineQty = weighted<QtySpec>(
   [8, smallQty(4)],
   [2, fc.constantFrom<QtySpec>({ t: 'available' }, { t: 'over' })],
@@ -781,28 +851,12 @@ const ttlSpec = weighted<TtlSpec>(
 );
 
 const writeSpec: fc.Arbitrary<WriteSpec> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('restock' as const), id: idSpec, sku: skuIndex, qty: restockQty, meta: metaIndex }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('restock' as const), id: idSpec, lines: restockLines, shorthand: fc.boolean(), meta: metaIndex }) },
   {
     weight: 3,
     arbitrary: fc.record({ kind: fc.constant('deduct' as const), id: idSpec, meta: metaIndex, shorthand: fc.boolean(), lines: lineSpecs, buyer: buyerIndex }),
   },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant('adjust' as const), id: idSpec, sku: skuIndex, meta: metaIndex,
-      onHand: weighted<{ t: 'n'; n: number } | { t: 'current' } | { t: 'max' }>(
-        [6, fc.nat({ max: 30 }).map((n) => ({ t: 'n' as const, n }))],
-        [2, fc.constant({ t: 'current' as const })],
-        [1, fc.constant({ t: 'max' as const })],
-      ),
-      version: weighted<VersionSpec>(
-        [3, fc.constant({ t: 'none' as const })],
-        [3, fc.constant({ t: 'current' as const })],
-        [2, fc.constant({ t: 'stale' as const })],
-        [1, fc.nat({ max: 5 }).map((n) => ({ t: 'n' as const, n }))],
-      ),
-    }),
-  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('adjust' as const), id: idSpec, lines: countLines, shorthand: fc.boolean(), meta: metaIndex }) },
   {
     weight: 3,
     arbitrary: fc.record({

@@ -11,11 +11,13 @@
  * ```
  * @packageDocumentation
  */
+import { LIMITS } from '../src/index.js';
 import type { StockStore } from '../src/index.js';
 import { differentialProperty } from './differential.js';
 import { amendCase } from './amend.js';
 import { anyOfCase, anyOfStormCase } from './anyof.js';
 import { BAD_INPUT_GROUPS, badInputCase, boundaryCase } from './bad-input.js';
+import { bulkCase } from './bulk.js';
 import { closedIdCase } from './closed-ids.js';
 import { extendCase } from './extend.js';
 import { holdsCase } from './holds.js';
@@ -106,6 +108,8 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     anyOfStormCase(createStore));
   add('amend replaces a held cart\'s lines: entries per changed hold, checked against available plus held, buyer limits, replays, conflicts, refusals', 60_000, () =>
     amendCase(createStore));
+  add(`bulk restock and adjust: a purchase order of ${LIMITS.linesPerOperationMax} lines, merged lines, a stocktake one stale version refuses, QUANTITY_LIMIT naming the line, replays in either form`, 60_000, () =>
+    bulkCase(createStore));
   add('holds() lists a SKU\'s live holds once each, by expiry then reservation id (odd ids included), in pages of any size', 60_000, () =>
     holdsCase(createStore));
   add('keys of two caller strings never collide: reservation "a" holding "b\\u0000c" vs "a\\u0000b" holding "c" (and ":", "|")', 60_000, () =>

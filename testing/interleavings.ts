@@ -48,6 +48,10 @@ const orderLine: fc.Arbitrary<OrderLine> = fc.oneof(
  */
 export const concurrentOp: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ requestId: id, sku, qty: fc.integer({ min: 1, max: 3 }) }).map((input): Op => ({ kind: 'restock', input })),
+  // A purchase order and a stocktake of several SKUs, all or none, racing the rest.
+  fc.tuple(id, fc.array(line, { minLength: 2, maxLength: 3 })).map(([requestId, lines]): Op => ({ kind: 'restock', input: { requestId, lines } })),
+  fc.tuple(id, fc.uniqueArray(fc.record({ sku, onHand: fc.nat({ max: 4 }) }), { minLength: 2, maxLength: 3, selector: (c) => c.sku }))
+    .map(([requestId, lines]): Op => ({ kind: 'adjust', input: { requestId, lines } })),
   fc.tuple(id, fc.array(orderLine, { minLength: 1, maxLength: 2 })).map(([requestId, lines]): Op => ({ kind: 'deduct', input: { requestId, lines } })),
   fc.record({ requestId: id, sku, qty: fc.integer({ min: 1, max: 2 }) }).map((input): Op => ({ kind: 'deduct', input })),
   fc.tuple(id, sku, fc.nat({ max: 4 }), fc.option(fc.nat({ max: 3 }), { nil: undefined })).map(([requestId, s, onHand, expectedVersion]): Op => ({

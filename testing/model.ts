@@ -125,15 +125,24 @@ export class ReferenceModel {
     }
   }
 
+  /**
+   * Restock: one SKU, or lines merged like a deduct's (a sum past the quantity limit is
+   * INVALID_INPUT); the shorthand and one line are one payload. Due holds of every SKU expire,
+   * then the first line in SKU order that would pass the limit refuses all.
+   */
   restock(input: RestockInput, at: number): Result {
-    const payload = canonical(['restock', input.sku, input.qty, input.meta ?? null]);
+    const lines = 'lines' in input ? mergeLines(input.lines) : [{ sku: input.sku, qty: input.qty }];
+    if (lines.some((line) => line.qty > LIMITS.quantityMax)) return { thrown: 'INVALID_INPUT' };
+    const payload = canonical(['restock', lines.map((l) => [l.sku, l.qty]), input.meta ?? null]);
     return this.#run(input.requestId, 'restock', payload, null, input.meta, at, () => {
-      this.#expireDue([input.sku], at);
-      const level = this.level(input.sku);
-      if (level.onHand + input.qty > LIMITS.quantityMax) {
-        return { ok: false, code: 'QUANTITY_LIMIT', sku: input.sku, requested: input.qty, onHand: level.onHand, limit: LIMITS.quantityMax };
+      this.#expireDue(lines.map((l) => l.sku), at);
+      for (const line of lines) {
+        const { onHand } = this.level(line.sku);
+        if (onHand + line.qty > LIMITS.quantityMax) {
+          return { ok: false, code: 'QUANTITY_LIMIT', sku: line.sku, requested: line.qty, onHand, limit: LIMITS.quantityMax };
+        }
       }
-      return [{ sku: input.sku, onHandDelta: input.qty, reservedDelta: 0 }];
+      return lines.map((line) => ({ sku: line.sku, onHandDelta: line.qty, reservedDelta: 0 }));
     });
   }
 
@@ -207,21 +216,27 @@ export class ReferenceModel {
     return this.buyerTaken(sku, buyer) - due.reduce((sum, h) => sum + h.qty, 0);
   }
 
+  /**
+   * Adjust: one count, or a stocktake of several (a SKU twice is INVALID_INPUT), in SKU order;
+   * the shorthand and one line are one payload. Due holds of every SKU expire, then the first
+   * count in SKU order that fails (stale version, past the limit, below reserved) refuses all.
+   * One entry per count, even a zero delta.
+   */
   adjust(input: AdjustInput, at: number): Result {
-    const payload = canonical(['adjust', input.sku, input.onHand, input.expectedVersion ?? null, input.meta ?? null]);
+    const counts = ('lines' in input ? input.lines : [input])
+      .map((c) => ({ sku: c.sku, onHand: c.onHand, expectedVersion: c.expectedVersion }))
+      .sort((a, b) => byText(a.sku, b.sku));
+    if (new Set(counts.map((c) => c.sku)).size !== counts.length) return { thrown: 'INVALID_INPUT' };
+    const payload = canonical(['adjust', counts.map((c) => [c.sku, c.onHand, c.expectedVersion ?? null]), input.meta ?? null]);
     return this.#run(input.requestId, 'adjust', payload, null, input.meta, at, () => {
-      this.#expireDue([input.sku], at);
-      const level = this.level(input.sku);
-      if (input.expectedVersion !== undefined && input.expectedVersion !== level.version) {
-        return { ok: false, code: 'VERSION_CONFLICT', sku: input.sku, expectedVersion: input.expectedVersion, level };
+      this.#expireDue(counts.map((c) => c.sku), at);
+      for (const { sku, onHand, expectedVersion } of counts) {
+        const level = this.level(sku);
+        if (expectedVersion !== undefined && expectedVersion !== level.version) return { ok: false, code: 'VERSION_CONFLICT', sku, expectedVersion, level };
+        if (onHand > LIMITS.quantityMax) return { ok: false, code: 'QUANTITY_LIMIT', sku, requested: onHand, onHand: level.onHand, limit: LIMITS.quantityMax };
+        if (onHand - level.reserved + this.policy(sku).backorderMax < 0) return { ok: false, code: 'BELOW_RESERVED', sku, requested: onHand, level };
       }
-      if (input.onHand > LIMITS.quantityMax) {
-        return { ok: false, code: 'QUANTITY_LIMIT', sku: input.sku, requested: input.onHand, onHand: level.onHand, limit: LIMITS.quantityMax };
-      }
-      if (input.onHand - level.reserved + this.policy(input.sku).backorderMax < 0) {
-        return { ok: false, code: 'BELOW_RESERVED', sku: input.sku, requested: input.onHand, level };
-      }
-      return [{ sku: input.sku, onHandDelta: input.onHand - level.onHand, reservedDelta: 0 }];
+      return counts.map(({ sku, onHand }) => ({ sku, onHandDelta: onHand - this.level(sku).onHand, reservedDelta: 0 }));
     });
   }
 

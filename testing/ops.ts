@@ -116,10 +116,11 @@ export function entryIdOf(op: WriteOp): string | null {
 /** SKUs a write op names up front (a reverse or commit without lines, a release, a revoke and a sweep name none). */
 export function skusOf(op: WriteOp): string[] {
   switch (op.kind) {
-    case 'restock':
-    case 'adjust':
     case 'setPolicy':
       return [op.input.sku];
+    case 'restock':
+    case 'adjust':
+      return 'lines' in op.input ? op.input.lines.map((line) => line.sku) : [op.input.sku];
     case 'deduct':
       return 'lines' in op.input ? plainSkus(op.input.lines) : [op.input.sku];
     case 'reverse':

@@ -437,6 +437,7 @@ function upfrontKeys(command: Command): string[] {
   switch (command.kind) {
     case 'restock':
     case 'adjust':
+      return [`a:${command.requestId}`, ...command.lines.map((l) => `c:${l.sku}`)];
     case 'policy':
       return [`a:${command.requestId}`, `c:${command.sku}`];
     case 'revoke':

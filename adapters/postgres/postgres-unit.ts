@@ -578,6 +578,9 @@ function addAsks(command: Command, asks: Asks, plan: Map<string, string[]>, view
   switch (command.kind) {
     case 'restock':
     case 'adjust':
+      // Every line's SKU (a purchase order or a stocktake names many).
+      for (const line of command.lines) asks.lock.add(line.sku);
+      break;
     case 'policy':
       asks.lock.add(command.sku);
       break;

@@ -2,7 +2,7 @@ import { InvalidInputError, InvariantViolationError } from '../../src/index.js';
 import { byCodeUnits, namedSkus, withPolicy } from '../../src/store-kit.js';
 import type { Applied, Counters, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState, StockPolicy } from '../../src/index.js';
 import type {
-  AmendCommand, Command, DeductCommand, HoldCheck, ReserveCommand, StoreOutcome, StoredHold, StoredRequest, StoredReservation,
+  AmendCommand, Command, Count, DeductCommand, HoldCheck, ReserveCommand, StoreOutcome, StoredHold, StoredRequest, StoredReservation,
 } from '../../src/store-kit.js';
 import type { LuaScriptName } from './redis-scripts.js';
 
@@ -16,6 +16,13 @@ function linesArgs(lines: readonly Line[] | null): string[] {
   if (lines === null) return ['-1'];
   const out = [String(lines.length)];
   for (const l of lines) out.push(l.sku, String(l.qty));
+  return out;
+}
+
+/** An adjust's counts (adjust.lua's header): n, then per count its SKU, on-hand and expected version ("" for none). */
+function countsArgs(counts: readonly Count[]): string[] {
+  const out = [String(counts.length)];
+  for (const c of counts) out.push(c.sku, String(c.onHand), c.expectedVersion === null ? '' : String(c.expectedVersion));
   return out;
 }
 
@@ -65,11 +72,11 @@ export function scriptCall(command: Command): ScriptCall {
   const head = [command.requestId, command.fingerprint, String(command.at), metaArg(command.meta)];
   switch (command.kind) {
     case 'restock':
-      return { script: 'restock', args: [...head, command.sku, String(command.qty)] };
+      return { script: 'restock', args: [...head, ...linesArgs(command.lines)] };
     case 'deduct':
       return { script: 'deduct', args: [...head, buyerArg(command.buyer), ...linesArgs(command.lines), ...givenArgs(command)] };
     case 'adjust':
-      return { script: 'adjust', args: [...head, command.sku, String(command.onHand), command.expectedVersion === null ? '' : String(command.expectedVersion)] };
+      return { script: 'adjust', args: [...head, ...countsArgs(command.lines)] };
     case 'reverse':
       return { script: 'reverse', args: [...head, command.of, ...linesArgs(command.lines)] };
     case 'reserve':
