@@ -2,6 +2,7 @@ import { StockLedger, isStockLedgerError } from '../src/index.js';
 import type { Allocation, Applied, OrderLine, StockStore } from '../src/index.js';
 import { assertEqual, check, show } from './assert.js';
 import { checkInvariants } from './invariants.js';
+import { seededRandom } from './random.js';
 
 /** Three locations of one product, as one SKU each. */
 const B = 'TEE@berlin';
@@ -169,15 +170,9 @@ interface StormSend {
   hold: boolean;
 }
 
-/** The storm's sends, from a fixed xorshift seed: ids sent once or twice, then shuffled. */
+/** The storm's sends, from a fixed seed: ids sent once or twice, then shuffled. */
 function stormSends(): StormSend[] {
-  let seed = 0x1f123bb5;
-  const random = (): number => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 4294967296;
-  };
+  const random = seededRandom(0x1f123bb5);
   const orders = [[B, P, L], [P, L, B], [L, B, P], [B, L, P]];
   const sends: StormSend[] = [];
   for (let i = 0; sends.length < 2000; i += 1) {
