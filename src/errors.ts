@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'IDEMPOTENCY_CONFLICT'
   | 'STORE_UNAVAILABLE'
   | 'INVARIANT_VIOLATION'
+  | 'FEED_COMPACTED'
   | Rejection['code'];
 
 /**
@@ -122,6 +123,30 @@ export class StoreUnavailableError extends StockLedgerError {
 export class InvariantViolationError extends StockLedgerError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('INVARIANT_VIOLATION', message, options);
+  }
+}
+
+/**
+ * A feed cursor points into the compacted part of the feed: the entries after it up to
+ * `compactedThrough` are gone, so reading on would skip them. Rebuild what the follower keeps
+ * from the levels, then go on from `compactedThrough`.
+ *
+ * @example
+ * ```ts
+ * try { page = await ledger.entries({ after }); }
+ * catch (e) { if (e instanceof FeedCompactedError) after = await resync(e.compactedThrough); else throw e; }
+ * ```
+ */
+export class FeedCompactedError extends StockLedgerError {
+  /** Entries up to this `seq` were compacted away. */
+  readonly compactedThrough: number;
+  /** The cursor that was asked for. */
+  readonly after: number;
+
+  constructor(after: number, compactedThrough: number) {
+    super('FEED_COMPACTED', `entries after ${after} up to ${compactedThrough} were compacted: the follower fell behind the retention window`);
+    this.after = after;
+    this.compactedThrough = compactedThrough;
   }
 }
 

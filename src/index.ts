@@ -16,7 +16,7 @@
 export { StockLedger, type StockLedgerOptions, type CallOptions } from './ledger.js';
 export {
   StockLedgerError, InvalidInputError, IdempotencyConflictError, StoreUnavailableError, InvariantViolationError,
-  RejectedError, isStockLedgerError, type ErrorCode,
+  RejectedError, FeedCompactedError, isStockLedgerError, type ErrorCode,
 } from './errors.js';
 export { LIMITS, type Limits } from './limits.js';
 export { OPERATION_CHANNEL, type OperationTrace } from './tracing.js';

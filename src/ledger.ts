@@ -3,17 +3,18 @@ import { LIMITS } from './limits.js';
 import { traced } from './tracing.js';
 import { resolvePolicy, retryAfter, retryHooks, type RetryPolicy } from './retry.js';
 import type { Command, StockStore, StoreOutcome, StoredHold, SweepOutcome, VerifyChunk } from './store.js';
-import { levelOf, publicReservation, zeroCounters } from './decide.js';
+import { levelOf, policyOf, publicReservation, zeroCounters } from './decide.js';
 import type {
   AdjustInput, AdjustResult, AmendInput, AmendResult, Applied, BuyerTotal, BuyerTotalsQuery, CommitInput, CommitResult, DeductInput, DeductResult, Drift, EntriesPage, EntriesQuery, ExtendInput, ExtendResult,
   Hold, HoldsPage, HoldsQuery,
-  Level, OperationResult, ReleaseInput, ReleaseResult, RequestRecord, Reservation, ReserveApplied, ReserveInput, ReserveResult,
+  CompactInput, CompactReport, Level, LevelsPage, LevelsQuery, OperationResult, StockEvent, StockEventsOptions, ReleaseInput, ReleaseResult, RequestRecord, Reservation, ReserveApplied, ReserveInput, ReserveResult,
   RestockInput, RestockResult, ReverseInput, ReverseResult, RevokeInput, RevokeResult, SetPolicyInput, SetPolicyResult, SweepInput, SweepResult, VerifyReport,
 } from './types.js';
 import {
   checkRequestId, checkSku, checkSkus, holdsCursor, toBuyerTotalsQuery, retimed, toAdjust, toAmend, toCommit, toDeduct, toEntriesQuery, toExtend, toHoldsQuery, toRelease, toReserve, toRestock, toReverse,
-  toRevoke, toSetPolicy, toSweep,
+  toRevoke, toSetPolicy, toSweep, toCompact, toLevelsQuery, windowOf,
 } from './validate.js';
+import { followStockEvents, readFeed, toEventsOptions } from './events.js';
 import { verifyItem } from './verify.js';
 
 /** Per-call options of the write operations. */
@@ -39,6 +40,11 @@ export interface StockLedgerOptions {
    * idempotent). Partial policies fill in from `DEFAULT_RETRY_POLICY`; `false` disables.
    */
   retry?: Partial<RetryPolicy> | false;
+  /**
+   * How long request records, finished reservations and entries are kept: `compact()` removes
+   * what is older than `windowMs`. A retry of a request older than the window is a new request.
+   */
+  retention?: { windowMs: number };
 }
 
 /**
@@ -62,6 +68,7 @@ export class StockLedger {
   readonly #clock: () => number;
   readonly #retry: RetryPolicy | null;
   readonly #hooks = retryHooks();
+  readonly #windowMs: number | null;
   #closed = false;
 
   constructor(options: StockLedgerOptions) {
@@ -69,6 +76,7 @@ export class StockLedger {
     this.store = options.store;
     this.#clock = options.clock ?? Date.now;
     this.#retry = options.retry === false ? null : resolvePolicy(options.retry);
+    this.#windowMs = options.retention === undefined ? null : windowOf(options.retention?.windowMs, 'retention.windowMs');
   }
 
   /**
@@ -386,9 +394,85 @@ export class StockLedger {
    */
   async entries(query: EntriesQuery = {}): Promise<EntriesPage> {
     const checked = toEntriesQuery(query);
-    const entries = await this.#read(() => this.store.entries(checked));
+    const entries = await this.#read(() => readFeed(this.store, checked));
     const last = entries[entries.length - 1];
     return { entries, next: last === undefined ? null : last.seq };
+  }
+
+  /**
+   * Levels of every SKU a page at a time, in the store's SKU order, optionally only those with
+   * `available <= availableAtMost`: the low-stock report. With a filter a page may be short or
+   * empty while `next` still says there is more.
+   *
+   * @example
+   * ```ts
+   * let page = await ledger.levels({ availableAtMost: 5 });
+   * for (;;) { report(page.levels); if (page.next === null) break; page = await ledger.levels({ availableAtMost: 5, after: page.next }); }
+   * ```
+   */
+  async levels(query: LevelsQuery = {}): Promise<LevelsPage> {
+    const checked = toLevelsQuery(query);
+    const read = this.store.levels;
+    if (read === undefined) throw new InvalidInputError('store', 'this store cannot list levels');
+    const now = this.#now();
+    return this.#read(() => read.call(this.store, { ...checked, now }));
+  }
+
+  /**
+   * Stock events (`depleted`, `belowThreshold`, `replenished`) derived from the entries feed:
+   * edge-triggered, in feed order, exactly once per crossing for a follower that stores each
+   * event's `cursor` and passes it back as `after` when it starts again.
+   *
+   * @example
+   * ```ts
+   * for await (const event of ledger.stockEvents({ after: await loadCursor(), signal })) {
+   *   if (event.type === 'replenished') await emailWaitlist(event.sku);
+   *   await saveCursor(event.cursor);
+   * }
+   * ```
+   */
+  stockEvents(options: StockEventsOptions = {}): AsyncIterable<StockEvent> {
+    const checked = toEventsOptions(options);
+    return followStockEvents(checked, {
+      page: (after, limit) => this.entries(after === null ? { limit } : { after, limit }),
+      skuPage: async (sku, after, limit) => (await this.entries({ sku, after, limit })).entries,
+      record: (id) => this.request(id),
+      policies: async (skus) => (await this.stocks(skus)).map(policyOf),
+    });
+  }
+
+  /**
+   * Removes what is older than the window (`windowMs`, or the ledger's `retention.windowMs`):
+   * request records, closed ids, finished reservations and entries, in bounded atomic steps
+   * while writes go on, after sweeping due holds. Each SKU keeps a checkpoint of what its
+   * removed entries folded to, so `verify()` stays exact; a feed cursor below
+   * `compactedThrough` then throws `FeedCompactedError`. A held reservation keeps its entries,
+   * and those after them, until it ends.
+   *
+   * @example
+   * ```ts
+   * const report = await ledger.compact({ windowMs: 7 * 24 * 3600_000 });
+   * console.log(`removed ${report.entries} entries, feed starts after ${report.compactedThrough}`);
+   * ```
+   */
+  async compact(input?: CompactInput): Promise<CompactReport> {
+    const { windowMs } = toCompact(input, this.#windowMs);
+    const step = this.store.compact;
+    if (step === undefined) throw new InvalidInputError('store', 'this store cannot compact');
+    while ((await this.sweepExpired()).more);
+    const now = this.#now();
+    const before = now - windowMs;
+    const report: CompactReport = { before, requests: 0, reservations: 0, entries: 0, compactedThrough: 0, steps: 0 };
+    for (let i = 0; i < LIMITS.compactStepsMax; i += 1) {
+      const done = await this.#read(() => step.call(this.store, { before, limit: LIMITS.compactStepItemsMax, now }));
+      report.requests += done.requests;
+      report.reservations += done.reservations;
+      report.entries += done.entries;
+      report.compactedThrough = done.compactedThrough;
+      report.steps += 1;
+      if (!done.more) return report;
+    }
+    throw new InvariantViolationError(`compact: the store still had more after ${LIMITS.compactStepsMax} steps`);
   }
 
   /**

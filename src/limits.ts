@@ -48,6 +48,14 @@ export const LIMITS = Object.freeze({
   expiriesPerSkuMax: 1000,
   /** Most holds one `sweepExpired()` call expires. */
   sweepHoldsMax: 1000,
+  /** Most entries (and, separately, closed request ids) one atomic step of `compact()` removes. */
+  compactStepItemsMax: 1000,
+  /** Upper bound on the steps one `compact()` takes. */
+  compactStepsMax: 1_000_000,
+  /** Longest idempotency window, in ms (ten years). */
+  windowMsMax: 3660 * 24 * 60 * 60 * 1000,
+  /** Largest page of `levels()`. */
+  levelsPageMax: 1000,
   /** Fingerprints longer than this are stored as a SHA-256 digest. */
   fingerprintInlineCharsMax: 256,
 });

@@ -19,6 +19,7 @@ export {
 } from './decide.js';
 export { canonicalJson, fingerprint } from './fingerprint.js';
 export { verifyItem } from './verify.js';
+export { emptyCheckpoint, foldIntoCheckpoint, holderOf, reservationOf, isSettled, endsReservation, ownsRecord, withCheckpoint, type Checkpoint } from './checkpoint.js';
 export { inAppTransaction } from './errors.js';
 export { byCodeUnits, compareCodePoints } from './order.js';
 export type * from './store.js';

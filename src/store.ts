@@ -263,6 +263,53 @@ export interface StoredHold {
   buyer?: string;
 }
 
+/**
+ * One atomic step of compaction, with cutoff `before` (ms). A store walks its entries in `seq`
+ * order from the compacted part on, at most `limit` of them, and stops at the first entry that
+ * must stay. An entry may go when `at < before` and its reservation (`reservationId`, else the
+ * `requestId` of a reserve, commit, release or expire entry), if still recorded, is settled (not
+ * held, no live hold). Each entry that goes is folded into its SKU's checkpoint (counters,
+ * per-reservation holds, per-buyer totals: what `verifyChunk` adds to the fold of the entries
+ * kept) and deleted; with it goes the request record of its `requestId` when that is a request
+ * of its own (restock, deduct, adjust, reverse, policy, amend: with its reversal tally), and for
+ * a commit, release or expire entry of a settled reservation, the reservation record, the
+ * reserve's request record and its reversal tally. Separately, at most `limit` closed ids
+ * (revoke records) with `at < before` go. All in one atomic step.
+ */
+export interface CompactQuery {
+  before: number;
+  limit: number;
+  now: number;
+}
+
+/** What one compaction step removed. */
+export interface CompactStep {
+  requests: number;
+  reservations: number;
+  entries: number;
+  /** The highest `seq` removed so far (this step or earlier): the feed starts after it. */
+  compactedThrough: number;
+  /** True when a limit cut the step short: call again. */
+  more: boolean;
+}
+
+/** A page of a store's SKUs with their levels as of `now`. */
+export interface LevelsQueryOfStore {
+  /** The last SKU of the previous page, or null for the first. */
+  after: string | null;
+  /** SKUs looked at (every SKU with a level), before the filter. */
+  limit: number;
+  /** Keep only levels with `available <= availableAtMost` (as of `now`); null keeps all. */
+  availableAtMost: number | null;
+  now: number;
+}
+
+export interface StoredLevelsPage {
+  levels: Level[];
+  /** The last SKU looked at when `limit` SKUs were looked at (there may be more); else null. */
+  next: string | null;
+}
+
 /** Capabilities a store declares (differences between stores are flags, not `instanceof`). */
 export interface StoreCapabilities {
   /** It can run an operation inside a transaction the app opened and will commit itself. */
@@ -338,6 +385,19 @@ export interface StockStore {
    * atomically; pass the returned cursor back for the next chunk, null for the first.
    */
   verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk>;
+  /**
+   * One atomic compaction step (see {@link CompactQuery}). Optional: a store without it cannot
+   * `compact()`. A store with it implements `compactedThrough` too, and `verifyChunk` adds each
+   * SKU's checkpoint to what its kept entries fold to (a SKU with only a checkpoint is still walked).
+   */
+  compact?(query: CompactQuery): Promise<CompactStep>;
+  /** The highest `seq` compaction removed (0 when none): `entries()` below it would have a gap. */
+  compactedThrough?(): Promise<number>;
+  /**
+   * SKUs after `after` in the store's order (an order of its own: the ledger passes back the
+   * `next` it got), with their levels as of `now` (due holds count as expired). Optional.
+   */
+  levels?(query: LevelsQueryOfStore): Promise<StoredLevelsPage>;
   /** Releases what the store opened; never what it was handed. Idempotent. */
   close(): Promise<void>;
 }

@@ -454,7 +454,10 @@ export interface SweepInput {
 }
 
 export interface EntriesQuery {
-  /** Return entries with `seq` greater than this (default 0). */
+  /**
+   * Return entries with `seq` greater than this. Omitted: from the oldest entry kept. A cursor
+   * below the compacted part of the feed throws `FeedCompactedError` (`FEED_COMPACTED`).
+   */
   after?: number;
   /** Only this SKU's entries. */
   sku?: string;
@@ -511,6 +514,83 @@ export interface EntriesPage {
   entries: FeedEntry[];
   /** The `seq` to pass as `after` for the next page; null when this page is empty. */
   next: number | null;
+}
+
+export interface CompactInput {
+  /**
+   * Keep what is younger than this many ms; remove older request records, finished
+   * reservations and entries. Default: the ledger's `retention.windowMs`.
+   */
+  windowMs?: number;
+}
+
+/** What one `compact()` removed, in bounded atomic steps. */
+export interface CompactReport {
+  /** The cutoff: what is older than this time (ms) was removable. */
+  before: number;
+  /** Request records removed (closed ids included). */
+  requests: number;
+  /** Reservation records removed (finished ones only). */
+  reservations: number;
+  /** Entries removed (folded into their SKU's checkpoint first). */
+  entries: number;
+  /** Entries with `seq` up to this are gone from the feed; 0 when nothing was ever compacted. */
+  compactedThrough: number;
+  /** Atomic steps taken. */
+  steps: number;
+}
+
+export interface LevelsQuery {
+  /** The `next` of the previous page; the first page when omitted. */
+  after?: string;
+  /** SKUs looked at per page, 1 to 1000, default 100 (with a filter, a page may hold fewer). */
+  limit?: number;
+  /** Only SKUs whose `available` is at most this (a low-stock report). */
+  availableAtMost?: number;
+}
+
+/** A page of levels, in the store's SKU order. */
+export interface LevelsPage {
+  levels: Level[];
+  /** Opaque cursor: pass it as `after` for the next page; null when this page is the last. */
+  next: string | null;
+}
+
+/**
+ * An edge of a SKU's `available`, derived from one entry of the feed:
+ * - `depleted`: it reached 0 (from above);
+ * - `belowThreshold`: it fell to or below the SKU's `lowStockAt` (or the follower's default), from above;
+ * - `replenished`: it rose above the threshold again (above 0 when the SKU has none).
+ */
+export type StockEventType = 'depleted' | 'belowThreshold' | 'replenished';
+
+export interface StockEvent {
+  type: StockEventType;
+  sku: string;
+  /** `available` before and after the entry. */
+  availableBefore: number;
+  available: number;
+  /** The threshold that was crossed: `lowStockAt` (or the default) for `belowThreshold`; for `replenished`, that, or 0 without one; 0 for `depleted`. */
+  threshold: number;
+  /** The entry that caused it. */
+  entry: FeedEntry;
+  /** Store this; pass it as `after` to go on after this event, with no duplicate and no gap. */
+  cursor: string;
+}
+
+export interface StockEventsOptions {
+  /** The `cursor` of the last event handled (or an entries `seq`); from the oldest entry kept when omitted. */
+  after?: string | number;
+  /** Threshold for SKUs whose policy has no `lowStockAt`; none by default. */
+  lowStockAt?: number;
+  /** Keep polling the feed when caught up (default true); false ends the iteration there. */
+  follow?: boolean;
+  /** Wait between polls when caught up, in ms (default 500). */
+  pollMs?: number;
+  /** Ends the iteration (between polls or pages). */
+  signal?: AbortSignal;
+  /** Entries read per page (default 500, at most 1000). */
+  pageSize?: number;
 }
 
 /** What `request(id)` returns: the stored outcome of an applied request. */

@@ -480,10 +480,10 @@ function holdCursorOf(value: unknown): HoldCursor {
 }
 
 /** Normalizes an entries query. */
-export function toEntriesQuery(input: unknown): { after: number; sku: string | null; limit: number } {
+export function toEntriesQuery(input: unknown): { after: number | null; sku: string | null; limit: number } {
   // Stryker disable next-line ConditionalExpression: the ledger passes {} for a missing input already
   const b = input === undefined ? {} : bag(input, 'query');
-  const after = b['after'] === undefined || b['after'] === null ? 0 : cursorOf(b['after']);
+  const after = b['after'] === undefined || b['after'] === null ? null : cursorOf(b['after']);
   const sku = b['sku'] === undefined ? null : checkSku(b['sku']);
   const limit = b['limit'] === undefined ? LIMITS.entriesPageDefault : limitOf(b['limit']);
   return { after, sku, limit };
@@ -501,6 +501,41 @@ function limitOf(value: unknown): number {
   // Stryker disable next-line ConditionalExpression: the Number.is... test is false for a non-number anyway
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > LIMITS.entriesPageMax) {
     throw new InvalidInputError('limit', `must be an integer from 1 to ${LIMITS.entriesPageMax}`);
+  }
+  return value;
+}
+
+/** The window of a `compact()` call, or the ledger's default when the call names none. */
+export function toCompact(input: unknown, fallback: number | null): { windowMs: number } {
+  const b = input === undefined ? {} : bag(input, 'input');
+  const given = b['windowMs'] === undefined ? fallback : b['windowMs'];
+  if (given === null) throw new InvalidInputError('windowMs', 'is required: pass it, or give the ledger retention.windowMs');
+  return { windowMs: windowOf(given, 'windowMs') };
+}
+
+/** A retention window in ms: an integer from 0 to {@link LIMITS.windowMsMax}. */
+export function windowOf(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > LIMITS.windowMsMax) {
+    throw new InvalidInputError(field, `must be an integer from 0 to ${LIMITS.windowMsMax}`);
+  }
+  return value;
+}
+
+/** Normalizes a levels query. */
+export function toLevelsQuery(input: unknown): { after: string | null; limit: number; availableAtMost: number | null } {
+  const b = input === undefined ? {} : bag(input, 'query');
+  const after = b['after'] === undefined ? null : checkSku(b['after'], 'after');
+  const limit = b['limit'] === undefined ? LIMITS.entriesPageDefault : pageOf(b['limit'], LIMITS.levelsPageMax);
+  const most = b['availableAtMost'];
+  if (most !== undefined && (typeof most !== 'number' || !Number.isSafeInteger(most))) {
+    throw new InvalidInputError('availableAtMost', 'must be a safe integer');
+  }
+  return { after, limit, availableAtMost: most ?? null };
+}
+
+function pageOf(value: unknown, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new InvalidInputError('limit', `must be an integer from 1 to ${max}`);
   }
   return value;
 }

@@ -19,6 +19,8 @@ import { anyOfCase, anyOfStormCase } from './anyof.js';
 import { BAD_INPUT_GROUPS, badInputCase, boundaryCase } from './bad-input.js';
 import { bulkCase } from './bulk.js';
 import { closedIdCase } from './closed-ids.js';
+import { compactionCase, compactionRaceCase } from './compaction.js';
+import { levelsCase, stockEventsCase } from './stock-events.js';
 import { extendCase } from './extend.js';
 import { holdsCase } from './holds.js';
 import { policyCase } from './policy.js';
@@ -110,6 +112,14 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     amendCase(createStore));
   add(`bulk restock and adjust: a purchase order of ${LIMITS.linesPerOperationMax} lines, merged lines, a stocktake one stale version refuses, QUANTITY_LIMIT naming the line, replays in either form`, 60_000, () =>
     bulkCase(createStore));
+  add('compact(): records, closed ids, finished reservations and entries older than the window go; a held reservation pins; replays inside the window, levels, buyer totals and verify() stay exact; FEED_COMPACTED below the horizon', 60_000, () =>
+    compactionCase(createStore));
+  add('compact() under concurrent writes and retries: nothing inside the window is lost, every retry inside it replays, levels are what was applied', 120_000, () =>
+    compactionRaceCase(createStore, { waves: Math.max(8, Math.round(16 * scale)) }));
+  add('stockEvents(): depleted, belowThreshold (policy or default), replenished, exactly once per crossing, resumable from any cursor, a waiting follower, FEED_COMPACTED', 60_000, () =>
+    stockEventsCase(createStore));
+  add('levels(): every SKU once in pages of any size, as stocks() reads it (due holds expired), availableAtMost keeps exactly the low ones', 60_000, () =>
+    levelsCase(createStore));
   add('holds() lists a SKU\'s live holds once each, by expiry then reservation id (odd ids included), in pages of any size', 60_000, () =>
     holdsCase(createStore));
   add('keys of two caller strings never collide: reservation "a" holding "b\\u0000c" vs "a\\u0000b" holding "c" (and ":", "|")', 60_000, () =>
@@ -133,6 +143,8 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
       concurrentLoadProperty(n, (seed) => interleaved(jitter(seed)), runs(15, scale)));
     add('concurrent small batches on the interleaved store (seeded jitter): linearizable', 120_000, (n) =>
       concurrentBatchesProperty(n, (seed) => interleaved(jitter(seed)), runs(100, scale)));
+    add('compact() under concurrent writes on the interleaved store (seeded jitter): nothing inside the window lost', 120_000, () =>
+      compactionRaceCase(() => interleaved(jitter(4_000)), { waves: Math.max(8, Math.round(16 * scale)) }));
     add('retry storm on the interleaved store (seeded jitter)', 120_000, () => retryStorm(() => interleaved(jitter(2_000))));
     runSeeds(1).forEach((seed) => {
       add('two ledgers, one clock 5 s behind, on the interleaved store (seeded jitter): invariants hold, nothing oversold', 120_000, () =>
@@ -144,6 +156,8 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
 }
 
 export { ReferenceModel } from './model.js';
+export { compactionCase, compactionRaceCase } from './compaction.js';
+export { levelsCase, stockEventsCase } from './stock-events.js';
 export { checkReservations, readAllEntries, reservationProblems, reservationRaceCases } from './reservation-races.js';
 export { checkLinearizable, type HistoryEvent, type SequentialSpec, type LinearizabilityResult } from './linearizability.js';
 export { checkInvariants, type InvariantSnapshot, type ExpectedOperation } from './invariants.js';

@@ -1,8 +1,12 @@
 import { InvariantViolationError, StoreUnavailableError } from '../../src/index.js';
-import { DEFAULT_POLICY, decide, namedSkus, levelAsOf, levelOf, materialize, publicReservation, withPolicy, zeroCounters } from '../../src/store-kit.js';
+import {
+  DEFAULT_POLICY, decide, emptyCheckpoint, endsReservation, foldIntoCheckpoint, isSettled, namedSkus, levelAsOf, levelOf, materialize, ownsRecord, publicReservation, reservationOf, withCheckpoint,
+  withPolicy, zeroCounters, type Checkpoint,
+} from '../../src/store-kit.js';
 import type { Allocation, Applied, Reservation, Counters, Entry, EntryKind, FeedEntry, Level, OperationKind, StockPolicy, StockStore } from '../../src/index.js';
 import type {
-  Command, Decision, HoldCheck, HoldCursor, HoldRef, StateView, StoredHold, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
+  Command, CompactQuery, CompactStep, Decision, HoldCheck, HoldCursor, HoldRef, LevelsQueryOfStore, StateView, StoredHold, StoredLevelsPage, StoreOutcome, StoredRequest,
+  StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
 import { HoldIndex, type HoldItem } from './memory-holds.js';
 import { KeyedLocks } from './memory-locks.js';
@@ -47,6 +51,12 @@ export class MemoryStore implements StockStore {
   readonly #buyers = new Map<string, Map<string, number>>();
   readonly #holds = new HoldIndex();
   readonly #holdsBySku = new Map<string, HoldIndex>();
+  /** What each SKU's compacted entries folded to. */
+  readonly #checkpoints = new Map<string, Checkpoint>();
+  /** The highest seq compacted away: `#entries[0]` has seq `#horizon + 1`. */
+  #horizon = 0;
+  /** Closed ids (revoke records) in the order they were recorded, for compaction. */
+  readonly #closedIds: string[] = [];
   readonly #locks = new KeyedLocks();
   readonly #interleave: (() => Promise<void>) | null;
   readonly #view: StateView;
@@ -133,7 +143,10 @@ export class MemoryStore implements StockStore {
   async entries(query: { after: number; sku: string | null; limit: number }): Promise<FeedEntry[]> {
     this.#open();
     const { after, sku, limit } = query;
-    if (sku === null) return this.#entries.slice(after, after + limit).map(copyEntry);
+    if (sku === null) {
+      const from = Math.max(after - this.#horizon, 0);
+      return this.#entries.slice(from, from + limit).map(copyEntry);
+    }
     const list = this.#entriesBySku.get(sku) ?? [];
     const from = firstAbove(list, after);
     return list.slice(from, from + limit).map(copyEntry);
@@ -180,9 +193,106 @@ export class MemoryStore implements StockStore {
     const from = cursor === null ? 0 : firstAfter(all, cursor);
     const skus = all.slice(from, from + limit);
     const items = skus.map((sku): VerifyItem => ({
-      sku, stored: { ...(this.#levels.get(sku) ?? zeroCounters()) }, ...this.#fold(sku), holds: this.#holdChecks(sku),
+      sku, stored: { ...(this.#levels.get(sku) ?? zeroCounters()) }, ...this.#foldWithCheckpoint(sku), holds: this.#holdChecks(sku),
     }));
     return { items, cursor: skus.length < limit ? null : (skus[skus.length - 1] ?? null) };
+  }
+
+  /**
+   * One compaction step. Lock-free, it runs in one turn; with `interleave` it first locks the
+   * request ids, reservations and SKUs of what it plans to remove, then removes only what it
+   * still plans and holds locks for, so an operation in flight never sees half of it.
+   */
+  async compact(query: CompactQuery): Promise<CompactStep> {
+    this.#open();
+    if (this.#interleave === null) return this.#compactStep(query, null);
+    const keys = [...this.#walk(query, null).flatMap(entryKeys), ...this.#oldClosedIds(query, null).map((id) => `a:${id}`)];
+    const release = await this.#locks.acquire(keys);
+    try {
+      this.#open();
+      return this.#compactStep(query, new Set(keys));
+    } finally {
+      release();
+    }
+  }
+
+  async compactedThrough(): Promise<number> {
+    this.#open();
+    return this.#horizon;
+  }
+
+  async levels(query: LevelsQueryOfStore): Promise<StoredLevelsPage> {
+    this.#open();
+    const all = this.#skusInOrder();
+    const from = query.after === null ? 0 : firstAfter(all, query.after);
+    const skus = all.slice(from, from + query.limit);
+    const levels = (await this.stocks(skus, query.now)).filter((l) => query.availableAtMost === null || l.available <= query.availableAtMost);
+    return { levels, next: skus.length < query.limit ? null : (skus[skus.length - 1] ?? null) };
+  }
+
+  #compactStep(query: CompactQuery, held: ReadonlySet<string> | null): CompactStep {
+    const gone = this.#walk(query, held);
+    let requests = 0;
+    let reservations = 0;
+    const perSku = new Map<string, number>();
+    for (const entry of gone) {
+      const cp = this.#checkpoints.get(entry.sku) ?? emptyCheckpoint();
+      this.#checkpoints.set(entry.sku, cp);
+      foldIntoCheckpoint(cp, entry);
+      perSku.set(entry.sku, (perSku.get(entry.sku) ?? 0) + 1);
+      this.#policyAt.delete(entry.seq);
+      if (ownsRecord(entry)) requests += this.#dropRequest(entry.requestId);
+      const reservation = this.#reservations.get(entry.requestId);
+      if (endsReservation(entry) && reservation !== undefined && isSettled(reservation)) {
+        requests += this.#dropRequest(entry.requestId);
+        reservations += this.#dropReservation(entry.requestId);
+      }
+    }
+    // The walk takes a prefix of the feed, so of each SKU's list too.
+    for (const [sku, count] of perSku) this.#entriesBySku.get(sku)?.splice(0, count);
+    this.#entries.splice(0, gone.length);
+    const last = gone[gone.length - 1];
+    if (last !== undefined) this.#horizon = last.seq;
+    const closed = this.#oldClosedIds(query, held);
+    for (const id of closed) requests += this.#dropRequest(id);
+    this.#closedIds.splice(0, closed.length);
+    return { requests, reservations, entries: gone.length, compactedThrough: this.#horizon, more: gone.length === query.limit || closed.length === query.limit };
+  }
+
+  /** The entries a step may remove: a prefix of the feed, cut at the first that must stay (or is not locked). */
+  #walk(query: CompactQuery, held: ReadonlySet<string> | null): FeedEntry[] {
+    const gone: FeedEntry[] = [];
+    for (const entry of this.#entries) {
+      if (gone.length >= query.limit || entry.at >= query.before) break;
+      const id = reservationOf(entry);
+      const reservation = id === null ? undefined : this.#reservations.get(id);
+      if (reservation !== undefined && !isSettled(reservation)) break;
+      if (held !== null && !entryKeys(entry).every((key) => held.has(key))) break;
+      gone.push(entry);
+    }
+    return gone;
+  }
+
+  /** Closed ids a step may remove: the oldest, recorded before the cutoff (and locked). */
+  #oldClosedIds(query: CompactQuery, held: ReadonlySet<string> | null): string[] {
+    const old: string[] = [];
+    for (const id of this.#closedIds) {
+      const at = this.#requests.get(id)?.at ?? Number.NEGATIVE_INFINITY;
+      if (old.length >= query.limit || at >= query.before || (held !== null && !held.has(`a:${id}`))) break;
+      old.push(id);
+    }
+    return old;
+  }
+
+  #dropRequest(id: string): number {
+    this.#reversed.delete(id);
+    return this.#requests.delete(id) ? 1 : 0;
+  }
+
+  #dropReservation(id: string): number {
+    this.#madeUntil.delete(id);
+    this.#reversed.delete(id);
+    return this.#reservations.delete(id) ? 1 : 0;
   }
 
   /** Every SKU with entries, sorted; rebuilt only when a new SKU has appeared since. */
@@ -195,6 +305,11 @@ export class MemoryStore implements StockStore {
 
   async close(): Promise<void> {
     this.#closed = true;
+  }
+
+  #foldWithCheckpoint(sku: string): Pick<VerifyItem, 'folded' | 'foldedHolds' | 'repeated' | 'buyers'> {
+    const fold = this.#fold(sku);
+    return { ...fold, ...withCheckpoint(fold, this.#checkpoints.get(sku) ?? null) };
   }
 
   /** The SKU's entries folded: its counters, and per reservation the units they still hold. */
@@ -249,9 +364,10 @@ export class MemoryStore implements StockStore {
   #storedRequest(requestId: string): StoredRequest | null {
     const slot = this.#requests.get(requestId);
     if (slot === undefined) return null;
-    const entries = this.#entries.slice(slot.seq - 1, slot.seq - 1 + slot.count).map(copyEntry);
+    const from = slot.seq - 1 - this.#horizon;
+    const entries = this.#entries.slice(from, from + slot.count).map(copyEntry);
     const levels = entries.map((e) => {
-      const version = firstAbove(this.#entriesBySku.get(e.sku) ?? [], e.seq - 1) + 1;
+      const version = (this.#checkpoints.get(e.sku)?.version ?? 0) + firstAbove(this.#entriesBySku.get(e.sku) ?? [], e.seq - 1) + 1;
       const counters = withPolicy({ onHand: e.onHandAfter, reserved: e.reservedAfter, version }, this.#policyAt.get(e.seq) ?? DEFAULT_POLICY);
       return levelOf(e.sku, counters);
     });
@@ -277,7 +393,7 @@ export class MemoryStore implements StockStore {
 
   /** Writes everything synchronously, so no reader ever sees half of an operation. */
   #apply(write: Write): StoreOutcome {
-    const { outcome, entries } = materialize(write, this.#entries.length + 1);
+    const { outcome, entries } = materialize(write, this.#horizon + this.#entries.length + 1);
     for (const entry of entries) {
       const own = copyEntry(entry);
       this.#entries.push(own);
@@ -300,6 +416,7 @@ export class MemoryStore implements StockStore {
       if (write.allocations !== null) slot.allocations = structuredClone(write.allocations);
       if (write.amended !== null) slot.amended = publicReservation(structuredClone(write.amended), write.at);
       this.#requests.set(request.requestId, slot);
+      if (request.kind === 'revoke') this.#closedIds.push(request.requestId);
     }
     if (write.reversal !== null) this.#tally(write.reversal.of, write.reversal.lines);
     for (const { sku, buyer, taken } of write.buyerTotals) this.#setBuyer(sku, buyer, taken);
@@ -458,6 +575,12 @@ function upfrontKeys(command: Command): string[] {
     case 'sweep':
       return [];
   }
+}
+
+/** The lock keys of what removing an entry touches: its request id, its reservation, its SKU. */
+function entryKeys(entry: Entry): string[] {
+  const reservation = reservationOf(entry);
+  return [`a:${entry.requestId}`, `c:${entry.sku}`, ...(reservation === null ? [] : [`a:${reservation}`])];
 }
 
 /** Index of the first string above `after` in a sorted list. */
