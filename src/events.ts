@@ -89,15 +89,16 @@ export interface EventSource {
 }
 
 /**
- * The events of the feed from `plan.from` on, as an async iterable. A SKU's policy is read
- * from its level the first time the follower meets it, then followed through the feed's policy
- * entries.
+ * The events of the feed from the options' cursor on, as an async iterable. Bad options reject
+ * the first `next()` (an operation never throws synchronously). A SKU's policy comes from the
+ * record of the first entry the follower meets of it, then from the feed's policy entries.
  */
-export function followStockEvents(plan: EventsPlan, source: EventSource): AsyncIterable<StockEvent> {
-  return { [Symbol.asyncIterator]: () => run(plan, source) };
+export function followStockEvents(options: unknown, source: EventSource): AsyncIterable<StockEvent> {
+  return { [Symbol.asyncIterator]: () => run(options, source) };
 }
 
-async function* run(plan: EventsPlan, source: EventSource): AsyncGenerator<StockEvent> {
+async function* run(options: unknown, source: EventSource): AsyncGenerator<StockEvent> {
+  const plan = toEventsOptions(options);
   const policies = new Map<string, StockPolicy>();
   let after = plan.from === null ? null : plan.from.seq;
   // Inside an entry: skip its events the follower already handled.

@@ -14,7 +14,7 @@ import {
   checkRequestId, checkSku, checkSkus, holdsCursor, toBuyerTotalsQuery, retimed, toAdjust, toAmend, toCommit, toDeduct, toEntriesQuery, toExtend, toHoldsQuery, toRelease, toReserve, toRestock, toReverse,
   toRevoke, toSetPolicy, toSweep, toCompact, toLevelsQuery, windowOf,
 } from './validate.js';
-import { followStockEvents, readFeed, toEventsOptions } from './events.js';
+import { followStockEvents, readFeed } from './events.js';
 import { verifyItem } from './verify.js';
 
 /** Per-call options of the write operations. */
@@ -432,8 +432,7 @@ export class StockLedger {
    * ```
    */
   stockEvents(options: StockEventsOptions = {}): AsyncIterable<StockEvent> {
-    const checked = toEventsOptions(options);
-    return followStockEvents(checked, {
+    return followStockEvents(options, {
       page: (after, limit) => this.entries(after === null ? { limit } : { after, limit }),
       skuPage: async (sku, after, limit) => (await this.entries({ sku, after, limit })).entries,
       record: (id) => this.request(id),
