@@ -10,7 +10,7 @@ export class UsageError extends Error {
 }
 
 /** The commands of this CLI, in the order `--help` lists them. */
-export const COMMANDS = ['verify', 'stock', 'entries', 'request', 'reservation', 'holds', 'sweep'] as const;
+export const COMMANDS = ['verify', 'stock', 'levels', 'entries', 'events', 'request', 'reservation', 'holds', 'sweep', 'compact'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** What a command line asks for, checked. */
@@ -27,6 +27,16 @@ export interface ParsedArgs {
   limit: number | undefined;
   follow: boolean;
   intervalMs: number;
+  /** `levels --below N`: only SKUs with available <= N. */
+  below: number | undefined;
+  /** `levels --from <sku>`: start after this SKU (the `next` a page printed). */
+  from: string | undefined;
+  /** `events --after <cursor>`: an event cursor (or an entry seq). */
+  cursor: string | undefined;
+  /** `events --low-stock-at N`: threshold for SKUs whose policy has none. */
+  lowStockAt: number | undefined;
+  /** `compact --window <duration>`, in ms. */
+  windowMs: number | undefined;
 }
 
 type OptionSpec = { type: 'string' | 'boolean'; short?: string };
@@ -41,6 +51,9 @@ const COMMON: Record<string, OptionSpec> = {
 const OWN: Record<CommandName, Record<string, OptionSpec>> = {
   verify: {},
   stock: {},
+  levels: { below: { type: 'string' }, limit: { type: 'string' }, from: { type: 'string' } },
+  events: { after: { type: 'string' }, 'low-stock-at': { type: 'string' }, follow: { type: 'boolean' }, 'interval-ms': { type: 'string' } },
+  compact: { window: { type: 'string' } },
   entries: {
     after: { type: 'string' }, sku: { type: 'string' }, limit: { type: 'string' },
     follow: { type: 'boolean' }, 'interval-ms': { type: 'string' },
@@ -55,6 +68,9 @@ const OWN: Record<CommandName, Record<string, OptionSpec>> = {
 const ARITY: Record<CommandName, [number, number, string]> = {
   verify: [0, 0, ''],
   stock: [1, Infinity, '<sku...>'],
+  levels: [0, 0, ''],
+  events: [0, 0, ''],
+  compact: [0, 0, ''],
   entries: [0, 0, ''],
   request: [1, 1, '<id>'],
   reservation: [1, 1, '<id>'],
@@ -92,11 +108,16 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     json: values['json'] === true,
     store: storeFlag ?? (fromEnv === undefined || fromEnv === '' ? undefined : fromEnv),
     positionals: rest,
-    after: integerFlag(values['after'], 'after', 0),
+    after: command === 'events' ? undefined : integerFlag(values['after'], 'after', 0),
     sku: stringValue(values['sku']),
     limit: integerFlag(values['limit'], 'limit', 1),
     follow: values['follow'] === true,
     intervalMs: intervalFlag(values['interval-ms'], values['follow'] === true),
+    below: signedFlag(values['below'], 'below'),
+    from: stringValue(values['from']),
+    cursor: command === 'events' ? cursorFlag(values['after']) : undefined,
+    lowStockAt: integerFlag(values['low-stock-at'], 'low-stock-at', 0),
+    windowMs: durationFlag(values['window']),
   };
 }
 
@@ -136,6 +157,30 @@ function integerFlag(value: unknown, name: string, min: number): number | undefi
   return Number(text);
 }
 
+function signedFlag(value: unknown, name: string): number | undefined {
+  const text = stringValue(value);
+  if (text === undefined) return undefined;
+  if (!/^-?\d{1,15}$/.test(text)) throw new UsageError(`--${name} must be an integer, got "${text}"`);
+  return Number(text);
+}
+
+function cursorFlag(value: unknown): string | undefined {
+  const text = stringValue(value);
+  if (text !== undefined && !/^\d{1,15}(\.\d)?$/.test(text)) throw new UsageError(`--after must be an event cursor (as printed) or an entry seq, got "${text}"`);
+  return text;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: digits with a unit (ms, s, m, h, d), or bare digits as ms: `7d`, `36h`, `90000`. */
+function durationFlag(value: unknown): number | undefined {
+  const text = stringValue(value);
+  if (text === undefined) return undefined;
+  const match = /^(\d{1,13})(ms|s|m|h|d)?$/.exec(text);
+  if (match === null) throw new UsageError(`--window must be a duration such as 7d, 36h, 90m or 3600000 (ms), got "${text}"`);
+  return Number(match[1]) * (UNIT_MS[match[2] ?? 'ms'] ?? 1);
+}
+
 function intervalFlag(value: unknown, follow: boolean): number {
   const ms = integerFlag(value, 'interval-ms', INTERVAL_MS_MIN);
   if (ms === undefined) return DEFAULT_INTERVAL_MS;
@@ -160,6 +205,16 @@ Exit codes: 0 ok, 1 drift or not found, 2 usage or connection error.`;
 const COMMAND_USAGE: Record<CommandName, string> = {
   verify: 'Usage: stock-ledger verify --store <url> [--json]\n  Checks every invariant of every SKU; exit 1 when anything drifted.',
   stock: 'Usage: stock-ledger stock <sku...> --store <url> [--json]\n  Levels of the SKUs: on hand, reserved, available, version.',
+  levels: 'Usage: stock-ledger levels --store <url> [--below N] [--limit N] [--from SKU] [--json]\n'
+    + '  Levels of every SKU, in pages of --limit (default 100) walked to the end; --below N keeps those with\n'
+    + '  available <= N (the low-stock report). --from starts after a SKU.',
+  events: 'Usage: stock-ledger events --store <url> [--after CURSOR] [--low-stock-at N] [--follow [--interval-ms N]] [--json]\n'
+    + '  Stock events from the feed: depleted, belowThreshold (the SKU\'s lowStockAt, else --low-stock-at), replenished.\n'
+    + '  Each line ends with its cursor: pass it as --after to go on without a duplicate or a gap.',
+  compact: 'Usage: stock-ledger compact --store <url> --window <duration> [--json]\n'
+    + '  Removes request records, closed ids, settled reservations and entries older than the window\n'
+    + '  (7d, 36h, 90m, or ms), in bounded steps, after sweeping due holds. Retries older than the window\n'
+    + '  are new requests: pick a window longer than any client\'s or queue\'s retry horizon.',
   entries: 'Usage: stock-ledger entries --store <url> [--after N] [--sku S] [--limit N] [--follow [--interval-ms N]] [--json]\n'
     + '  A page of the entry feed after seq N (default 0, limit 1-1000, default 100).\n'
     + '  --follow keeps polling every --interval-ms (default 1000) and prints new entries until Ctrl-C.',
@@ -174,11 +229,14 @@ const TOP_USAGE = `Usage: stock-ledger <command> [args] --store <url> [--json]
 Commands:
   verify                 check every invariant of every SKU (exit 1 on drift)
   stock <sku...>         levels of SKUs
+  levels                 levels of every SKU (--below N for low stock)
   entries                the entry feed (--after, --sku, --limit, --follow, --interval-ms)
+  events                 stock events: depleted, belowThreshold, replenished (--after, --follow)
   request <id>           the stored outcome of a request
   reservation <id>       a reservation as of now
   holds <sku>            live holds of a SKU (--limit)
   sweep                  expire due holds (--limit)
+  compact --window 7d    remove what is older than the idempotency window
 
 Run "stock-ledger <command> --help" for one command.
 

@@ -2,7 +2,7 @@
  * Output for people: aligned tables and short lines. JSON output does not come through here
  * (it prints the library's own objects as they are).
  */
-import type { Entry, Hold, HoldsPage, Level, RequestRecord, Reservation, SweepResult, VerifyReport } from '../src/index.js';
+import type { CompactReport, Entry, Hold, HoldsPage, Level, RequestRecord, Reservation, StockEvent, SweepResult, VerifyReport } from '../src/index.js';
 
 /**
  * Left-aligned columns separated by two spaces, with a header row.
@@ -84,4 +84,16 @@ export function formatHolds(sku: string, page: HoldsPage): string {
 export function formatSweep(result: SweepResult): string {
   const count = `expired ${result.expired} hold${result.expired === 1 ? '' : 's'}`;
   return result.more ? `${count}; more are due: run sweep again` : `${count}; none left due`;
+}
+
+/** One event on one line, its cursor last (what to pass as `--after` to go on). */
+export function formatEvent(e: StockEvent): string {
+  const threshold = e.type === 'depleted' ? '' : ` (threshold ${e.threshold})`;
+  return `${time(e.entry.at)} ${e.type} ${e.sku}: available ${e.availableBefore} -> ${e.available}${threshold}, entry #${e.entry.seq} ${e.entry.kind} ${e.entry.requestId}; cursor ${e.cursor}`;
+}
+
+export function formatCompact(r: CompactReport): string {
+  const removed = `removed ${r.requests} request record${r.requests === 1 ? '' : 's'}, ${r.reservations} reservation${r.reservations === 1 ? '' : 's'}, ${r.entries} entr${r.entries === 1 ? 'y' : 'ies'}`;
+  const feed = r.compactedThrough === 0 ? 'nothing compacted yet' : `the feed now starts after seq ${r.compactedThrough}`;
+  return `${removed} older than ${time(r.before)} in ${r.steps} step${r.steps === 1 ? '' : 's'}; ${feed}`;
 }

@@ -24,7 +24,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(root, 'dist/cli/index.js');
 const RUN_TIMEOUT_MS = 20_000;
 const BUILD_TIMEOUT_MS = 180_000;
-const COMMANDS = ['verify', 'stock', 'entries', 'request', 'reservation', 'holds', 'sweep'];
+const COMMANDS = ['verify', 'stock', 'levels', 'entries', 'events', 'request', 'reservation', 'holds', 'sweep', 'compact'];
 
 interface Run {
   code: number | null;
@@ -159,6 +159,32 @@ function commandTests(url: () => string): void {
     const again = await cli(['sweep', '--store', url()]);
     expect(again).toMatchObject({ code: 0, stdout: 'expired 0 holds; none left due\n' });
   });
+
+  it('levels: every SKU over pages of any size, and --below for low stock', async () => {
+    const human = await cli(['levels', '--store', url()]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^SKU\s+ON HAND\s+RESERVED\s+AVAILABLE\s+VERSION\nA\s+8\s+1\s+7\s+3\nB\s+5\s+0\s+5\s+\d+\n$/);
+    const paged = await cli(['levels', '--limit', '1', '--json', '--store', url()]);
+    expect((JSON.parse(paged.stdout) as { sku: string }[]).map((l) => l.sku)).toEqual(['A', 'B']);
+    const low = await cli(['levels', '--below', '6', '--json', '--store', url()]);
+    expect(JSON.parse(low.stdout)).toMatchObject([{ sku: 'B', available: 5 }]);
+    const none = await cli(['levels', '--below=-1', '--store', url()]);
+    expect(none).toMatchObject({ code: 0, stdout: 'no SKUs\n' });
+  });
+
+  it('events: the crossings with their cursors, a default threshold, and --after a cursor', async () => {
+    const plain = await cli(['events', '--json', '--store', url()]);
+    expect(plain.code, plain.stderr).toBe(0);
+    const parse = (out: string): { type: string; sku: string; available: number; threshold: number; cursor: string }[] =>
+      out.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { type: string; sku: string; available: number; threshold: number; cursor: string });
+    expect(parse(plain.stdout).map((e) => [e.type, e.sku, e.available])).toEqual([['replenished', 'A', 10], ['replenished', 'B', 5]]);
+    const low = parse((await cli(['events', '--low-stock-at', '7', '--json', '--store', url()])).stdout);
+    expect(low.map((e) => [e.type, e.sku, e.available, e.threshold])).toEqual([['replenished', 'A', 10, 7], ['belowThreshold', 'A', 7, 7]]);
+    const rest = parse((await cli(['events', '--low-stock-at', '7', '--after', low[0]?.cursor ?? '', '--json', '--store', url()])).stdout);
+    expect(rest.map((e) => e.type)).toEqual(['belowThreshold']);
+    const human = await cli(['events', '--low-stock-at', '7', '--store', url()]);
+    expect(human.stdout).toMatch(/ belowThreshold A: available 8 -> 7 \(threshold 7\), entry #\d+ reserve cart-1; cursor \d+\n$/);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,6 +256,46 @@ describe('cli on SQLite', () => {
     const json = await cli(['verify', '--json', '--store', url]);
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, drift: [{ sku: 'B', invariant: 'fold' }] });
+  });
+});
+
+describe('cli compact on SQLite', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stock-ledger-cli-compact-'));
+  const path = join(dir, 'stock.db');
+  const url = `sqlite:${path}`;
+
+  beforeAll(async () => {
+    await seed(() => new SqliteStore({ path }));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('compact --window: nothing inside the window goes; with a window of 0, all up to the held cart, with a progress line on a terminal', async () => {
+    const kept = await cli(['compact', '--window', '1h', '--json', '--store', url]);
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(JSON.parse(kept.stdout)).toMatchObject({ requests: 0, reservations: 0, entries: 0, compactedThrough: 0 });
+    await sleep(5);
+    const tty = spawnSync('script', ['-qec', `${process.execPath} ${BIN} compact --window 0 --store ${url}`, '/dev/null'],
+      { cwd: root, encoding: 'utf8', timeout: RUN_TIMEOUT_MS, env: cleanEnv({}), stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(tty.status, tty.stderr).toBe(0);
+    expect(tty.stdout).toMatch(/compact: 1 step done, 3 entries removed/);
+    // po-1 (A, B) and o-1 go; cart-1 is held: its reserve entry (seq 4) and all after it stay.
+    expect(tty.stdout).toMatch(/removed 2 request records, 0 reservations, 3 entries older than \S+ in 1 step; the feed now starts after seq 3/);
+    const verify = await cli(['verify', '--store', url]);
+    expect(verify).toMatchObject({ code: 0, stdout: 'ok: 2 SKUs checked, no drift\n' });
+    const behind = await cli(['entries', '--after', '0', '--store', url]);
+    expect(behind.code).toBe(1);
+    expect(behind.stderr).toMatch(/compacted: the follower fell behind/);
+    const from = await cli(['entries', '--json', '--store', url]);
+    expect((JSON.parse(from.stdout) as { entries: { seq: number }[] }).entries[0]?.seq).toBe(4);
+    expect((await cli(['request', 'o-1', '--store', url])).code).toBe(1);
+    expect((await cli(['stock', 'A', '--json', '--store', url])).stdout).toMatch(/"onHand": 8/);
+  });
+
+  it('compact without --window, or with a bad one, is a usage error', async () => {
+    for (const args of [['compact'], ['compact', '--window', '7 days'], ['compact', '--window', '-1']]) {
+      const run = await cli([...args, '--store', url]);
+      expect(run.code, args.join(' ')).toBe(2);
+    }
   });
 });
 
