@@ -39,6 +39,7 @@ export default defineConfig({
       'test/decide.test.ts',
       'test/ledger-edges.test.ts',
       'test/conformance.memory.test.ts',
+      'test/stock-events.test.ts',
     ],
     setupFiles: [SETUP_ID],
     env: {

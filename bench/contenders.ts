@@ -215,8 +215,9 @@ export function sqliteContenders(dir: string): Contender[] {
       baseline: NAMES.rawSqlite,
       open: rawOpen('raw-batch', (path) => new RawSqliteBatch({ path, synchronous: 'FULL', batchOperationsMax: 100 })),
     },
-    sqliteStoreContender(files, false),
-    sqliteStoreContender(files, true),
+    sqliteStoreContender(files, { policed: false, traced: false }),
+    sqliteStoreContender(files, { policed: true, traced: false }),
+    sqliteStoreContender(files, { policed: false, traced: true }),
   ];
 }
 
@@ -225,7 +226,8 @@ export function sqliteContenders(dir: string): Contender[] {
  * ledger at FULL takes seconds, so each workload is stocked once into a template file (at
  * NORMAL: only the setup is faster) and every measurement opens a fresh copy of it.
  */
-function sqliteStoreContender(files: DbFiles, policed: boolean): Contender {
+function sqliteStoreContender(files: DbFiles, variant: { policed: boolean; traced: boolean }): Contender {
+  const { policed, traced } = variant;
   const templates = new Map<string, string>();
   const template = async (workload: Workload): Promise<string> => {
     const known = templates.get(workload.name);
@@ -237,13 +239,14 @@ function sqliteStoreContender(files: DbFiles, policed: boolean): Contender {
     return path;
   };
   return {
-    name: policed ? withPolicyName(NAMES.sqliteStore) : NAMES.sqliteStore,
+    name: policed ? withPolicyName(NAMES.sqliteStore) : traced ? withTracingName(NAMES.sqliteStore) : NAMES.sqliteStore,
     group: 'sqlite',
-    baseline: policed ? NAMES.sqliteStore : NAMES.rawSqlite,
+    baseline: policed || traced ? NAMES.sqliteStore : NAMES.rawSqlite,
     async open(workload) {
       const path = files.next('store');
       files.copy(await template(workload), path);
-      return ledgerRunner(new StockLedger({ store: new SqliteStore({ path }) }), async () => files.remove(path), policed);
+      const runner = ledgerRunner(new StockLedger({ store: new SqliteStore({ path }) }), async () => files.remove(path), policed);
+      return traced ? tracedRunner(runner) : runner;
     },
     async dispose() {
       for (const path of templates.values()) files.remove(path);
