@@ -76,7 +76,7 @@ const BAD_LINES: Array<[string, unknown]> = [
 type Loose = (input?: unknown, options?: unknown) => Promise<unknown>;
 type Method =
   | 'restock' | 'deduct' | 'adjust' | 'reverse' | 'reserve' | 'revoke' | 'setPolicy' | 'amend' | 'commit' | 'release' | 'extend' | 'sweepExpired'
-  | 'stock' | 'stocks' | 'entries' | 'request' | 'reservation' | 'buyerTotals';
+  | 'stock' | 'stocks' | 'entries' | 'request' | 'reservation' | 'buyerTotals' | 'compact' | 'levels';
 const op = (ledger: StockLedger, name: Method): Loose => (ledger[name] as Loose).bind(ledger);
 
 /** The reservation the bad commits and releases name: held for a minute, so they would apply if let through. */
@@ -222,7 +222,28 @@ function badCalls(): Record<string, BadCall[]> {
   add('buyerTotals', 'skus missing', (l) => op(l, 'buyerTotals')({ buyer: 'b' }));
   add('buyerTotals', `${LIMITS.skusPerReadMax + 1} SKUs`, (l) => op(l, 'buyerTotals')({ buyer: 'b', skus: lines(LIMITS.skusPerReadMax + 1).map((x) => x.sku) }));
   addAnyOf(add);
+  addOperatorReads(add);
   return table;
+}
+
+const BAD_WINDOWS: Array<[string, unknown]> = [
+  ['negative', -1], ['fractional', 1.5], ['NaN', NaN], ['Infinity', Infinity], ['string', '1000'], ['null', null], ['object', {}],
+  [`over LIMITS.windowMsMax (${LIMITS.windowMsMax + 1})`, LIMITS.windowMsMax + 1],
+];
+
+/** `compact()` and `levels()`: refused before the store is touched (compact sweeps nothing first). */
+function addOperatorReads(add: (group: string, name: string, call: (ledger: StockLedger) => unknown) => void): void {
+  for (const [what, windowMs] of BAD_WINDOWS) add('compact', `windowMs ${what}`, (l) => op(l, 'compact')({ windowMs }));
+  add('compact', 'no windowMs and no retention on the ledger', (l) => op(l, 'compact')({}));
+  for (const [what, input] of BAD_INPUTS.filter(([, v]) => v !== undefined)) add('compact', `input ${what}`, (l) => op(l, 'compact')(input));
+  for (const [what, limit] of [['0', 0], [`${LIMITS.levelsPageMax + 1}`, LIMITS.levelsPageMax + 1], ['fractional', 2.5], ['NaN', NaN], ['string', '10'], ['null', null]] as const) {
+    add('levels', `limit ${what}`, (l) => op(l, 'levels')({ limit }));
+  }
+  for (const [what, after] of badTexts(LIMITS.skuBytesMax)) if (after !== undefined) add('levels', `after ${what}`, (l) => op(l, 'levels')({ after }));
+  for (const [what, most] of [['fractional', 0.5], ['NaN', NaN], ['Infinity', -Infinity], ['string', '5'], ['past 2^53', 2 ** 53], ['null', null]] as const) {
+    add('levels', `availableAtMost ${what}`, (l) => op(l, 'levels')({ availableAtMost: most }));
+  }
+  for (const [what, input] of BAD_INPUTS.filter(([, v]) => v !== undefined)) add('levels', `query ${what}`, (l) => op(l, 'levels')(input));
 }
 
 function counts(count: number): Array<{ sku: string; onHand: number }> {
@@ -365,7 +386,7 @@ async function snapshot(ledger: StockLedger): Promise<unknown> {
 /** Names of the groups of {@link badInputCase}: one conformance case each. */
 export const BAD_INPUT_GROUPS = [
   'restock', 'deduct', 'adjust', 'reverse', 'reserve', 'revoke', 'setPolicy', 'commit', 'release', 'extend', 'sweepExpired', 'stock', 'stocks', 'entries', 'request',
-  'reservation', 'buyerTotals', 'anyOf', 'amend',
+  'reservation', 'buyerTotals', 'anyOf', 'amend', 'compact', 'levels',
 ] as const;
 
 /**
