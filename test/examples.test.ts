@@ -15,6 +15,23 @@ async function example(file: string): Promise<string> {
 }
 
 describe('examples', () => {
+  it('operations: stock events resumed from a cursor, low stock, compaction inside a window, verify ok, a follower told it fell behind', async () => {
+    const out = await example('examples/operations.ts');
+    expect(out).toContain('the first run of the events follower:\n  replenished CAP: available 0 -> 9 (threshold 1), by restock po-1\n  replenished MUG: available 0 -> 6 (threshold 1), by restock po-1\n'
+      + '  replenished TOTE: available 0 -> 2 (threshold 1), by restock po-1\n  belowThreshold MUG: available 6 -> 3 (threshold 3), by deduct order-1\n'
+      + '  belowThreshold TOTE: available 2 -> 0 (threshold 1), by deduct order-1\n  depleted TOTE: available 2 -> 0, by deduct order-1\n');
+    expect(out).toContain('after a restart, from its stored cursor:\n  depleted MUG: available 3 -> 0, by deduct order-2\n  replenished TOTE: available 0 -> 5 (threshold 1), by restock po-2\n');
+    expect(out).toContain('low stock (available <= 3): MUG 0\n');
+    expect(out).toContain('compact(): removed 5 request records and 8 entries in 1 step(s); the feed starts after seq 8');
+    expect(out).toContain('a retry inside the window still replays: true; now po-3 is kept');
+    expect(out).toContain('order-1 (8 days old) is gone');
+    expect(out).toContain('verify() after compaction: ok (3 SKUs, checkpoints plus kept entries)');
+    expect(out).toContain('levels are unchanged: MUG 10 (v5), TOTE 5 (v3), CAP 9 (v1)');
+    expect(out).toContain('the first follower, eight days later:\n  replenished MUG: available 0 -> 10 (threshold 3), by restock po-3\n');
+    expect(out).toContain('the follower fell behind: FEED_COMPACTED (the feed starts after seq 8)');
+    expect(out).toContain('the weekly follower, from the compacted part:\n  replenished MUG: available 0 -> 10 (threshold 3), by restock po-3\n');
+  });
+
   it('commerce-rules: preorders, purchase limits, several warehouses and a cart that changes; verify is ok', async () => {
     const out = await example('examples/commerce-rules.ts');
     expect(out).toContain('60 buyers at once: 50 sold, 10 refused (INSUFFICIENT_STOCK)');

@@ -141,10 +141,11 @@ describe('SqliteStore: schema', () => {
     const names = (db.prepare("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
     expect(names).toContain('stock_entries_by_sku'); // the app's index, on the app's table
     expect(names.filter((n) => n.startsWith('stock_ledger_')).sort()).toEqual([
-      'stock_ledger_buyer_totals', 'stock_ledger_entries', 'stock_ledger_entries_by_sku', 'stock_ledger_holds', 'stock_ledger_holds_by_expiry', 'stock_ledger_holds_by_sku',
+      'stock_ledger_buyer_totals', 'stock_ledger_checkpoint_buyers', 'stock_ledger_checkpoint_holds', 'stock_ledger_checkpoints', 'stock_ledger_closed_ids_by_at',
+      'stock_ledger_entries', 'stock_ledger_entries_by_sku', 'stock_ledger_holds', 'stock_ledger_holds_by_expiry', 'stock_ledger_holds_by_sku', 'stock_ledger_horizon',
       'stock_ledger_levels', 'stock_ledger_requests', 'stock_ledger_reservations', 'stock_ledger_reversals', 'stock_ledger_schema',
     ]);
-    expect(names.filter((n) => n.startsWith('outlet_'))).toHaveLength(11);
+    expect(names.filter((n) => n.startsWith('outlet_'))).toHaveLength(16);
     expect(schemaVersion(db, 'outlet_')).toBe(SCHEMA_VERSION);
     expect(await shop.verify()).toMatchObject({ ok: true });
     expect(await outlet.verify()).toMatchObject({ ok: true });
@@ -206,7 +207,7 @@ describe('SqliteStore: schema', () => {
     expect(await ledger.verify()).toMatchObject({ ok: true });
     const names = (db.prepare("SELECT name FROM sqlite_master WHERE name LIKE 'stock_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
     expect(names.every((n) => n.startsWith('stock_ledger_'))).toBe(true);
-    expect(names).toHaveLength(11);
+    expect(names).toHaveLength(16);
     await ledger.close();
     db.close();
   });
@@ -341,10 +342,13 @@ describe('SqliteStore: a lock held by another connection', () => {
       const result = await ledger.deduct({ requestId: 'd1', sku: 'A', qty: 2 });
       // Applied after the holder rolled back: its uncommitted +1000 never leaked in.
       expect(result).toMatchObject({ ok: true, replayed: false, levels: [{ sku: 'A', onHand: 3, version: 2 }] });
+      // The holder exits on its own once it has rolled back: wait for it (bounded) before the
+      // clean-up below, which would otherwise kill a child that is only finishing.
+      const code = await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+      expect(code, stderr.join('')).toBe(0);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
-    expect(await closed).toBe(0);
     expect((await ledger.verify()).ok).toBe(true);
     await ledger.close();
   });
@@ -776,7 +780,7 @@ describe('SqliteStore: migration to the current schema', () => {
     expect(levelsSql).toContain('on_hand - reserved + backorder_max >= 0');
     expect(levelsSql).not.toContain('on_hand >= reserved');
     const names = (db.prepare("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-    expect(names.filter((n) => n.startsWith(tablePrefix))).toHaveLength(11);
+    expect(names.filter((n) => n.startsWith(tablePrefix))).toHaveLength(16);
     expect(names.filter((n) => !n.startsWith(tablePrefix))).toEqual(['app_orders']);
     expect(db.prepare('SELECT id FROM app_orders').all()).toEqual([{ id: 'o1' }]);
 

@@ -21,6 +21,14 @@ export interface SqliteTables {
   readonly holds: string;
   /** What each buyer holds plus has bought of each SKU (purchase limits). */
   readonly buyerTotals: string;
+  /** Per SKU, what its compacted entries folded to: counters. */
+  readonly checkpoints: string;
+  /** Per SKU and reservation, the `reserved_delta`s of its compacted entries (non-zero sums only). */
+  readonly checkpointHolds: string;
+  /** Per SKU and buyer, `reserved_delta - on_hand_delta` of its compacted entries (non-zero sums only). */
+  readonly checkpointBuyers: string;
+  /** One row: the highest entry `seq` compaction removed. */
+  readonly horizon: string;
   /** The store's own schema-version table (not `user_version`, which belongs to the app). */
   readonly schema: string;
 }
@@ -41,6 +49,7 @@ export function tablesOf(prefix: string = DEFAULT_TABLE_PREFIX): SqliteTables {
   return Object.freeze({
     prefix, levels: name('levels'), entries: name('entries'), requests: name('requests'), reversals: name('reversals'),
     reservations: name('reservations'), holds: name('holds'), buyerTotals: name('buyer_totals'), schema: name('schema'),
+    checkpoints: name('checkpoints'), checkpointHolds: name('checkpoint_holds'), checkpointBuyers: name('checkpoint_buyers'), horizon: name('horizon'),
   });
 }
 
@@ -133,6 +142,44 @@ function addAmends(db: SqliteDatabase, t: SqliteTables): void {
 }
 
 /**
+ * Version 7: retention. Compaction deletes old entries, request records and finished
+ * reservations, and folds each deleted entry into its SKU's checkpoint (counters, holds per
+ * reservation, totals per buyer: what verify adds to the fold of the entries kept). The
+ * horizon row keeps the highest `seq` removed, so the feed knows where it starts and a new
+ * entry is never numbered at or below it, even once every entry is gone. Closed ids (revoke
+ * records, which have no entries) are found by time through a partial index, so it costs
+ * nothing on other requests. Only new tables and an index: every row stays valid.
+ */
+function addRetention(db: SqliteDatabase, t: SqliteTables): void {
+  db.exec(`
+  CREATE TABLE ${t.checkpoints} (
+    sku TEXT PRIMARY KEY NOT NULL,
+    on_hand INTEGER NOT NULL,
+    reserved INTEGER NOT NULL,
+    version INTEGER NOT NULL CHECK (version > 0)
+  ) WITHOUT ROWID;
+  CREATE TABLE ${t.checkpointHolds} (
+    sku TEXT NOT NULL,
+    reservation_id TEXT NOT NULL,
+    qty INTEGER NOT NULL CHECK (qty <> 0),
+    PRIMARY KEY (sku, reservation_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE ${t.checkpointBuyers} (
+    sku TEXT NOT NULL,
+    buyer TEXT NOT NULL,
+    taken INTEGER NOT NULL CHECK (taken <> 0),
+    PRIMARY KEY (sku, buyer)
+  ) WITHOUT ROWID;
+  CREATE TABLE ${t.horizon} (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    compacted_through INTEGER NOT NULL CHECK (compacted_through >= 0)
+  );
+  INSERT INTO ${t.horizon} (id, compacted_through) VALUES (1, 0);
+  CREATE INDEX ${t.prefix}closed_ids_by_at ON ${t.requests} (at) WHERE kind = 'revoke';
+  `);
+}
+
+/**
  * Schema migrations, in order; the index + 1 is the schema version they lead to. The version
  * is recorded in the store's own table (not `user_version`, which belongs to the app when it
  * hands its own database in).
@@ -200,6 +247,7 @@ const MIGRATIONS: readonly ((db: SqliteDatabase, t: SqliteTables, from: number) 
   addPolicy,
   addBuyers,
   addAmends,
+  addRetention,
 ];
 
 /** The schema version this code writes. */

@@ -1,14 +1,16 @@
 import { createRequire } from 'node:module';
 import { InvalidInputError, InvariantViolationError, StoreUnavailableError, isStockLedgerError } from '../../src/index.js';
-import { byCodeUnits, compareCodePoints, decide, inAppTransaction, levelAsOf, materialize, policyOf, withPolicy, zeroCounters } from '../../src/store-kit.js';
+import { byCodeUnits, compareCodePoints, decide, inAppTransaction, levelAsOf, materialize, policyOf, withCheckpoint, withPolicy, zeroCounters } from '../../src/store-kit.js';
 import type {
   Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Level, Line, OperationKind, ReservationState, StockPolicy, StockStore,
 } from '../../src/index.js';
 import type {
-  Command, ExecuteOptions, HoldCheck, HoldCursor, StateView, StoredHold, StoreCapabilities, StoreOutcome, StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
+  Command, CompactQuery, CompactStep, ExecuteOptions, HoldCheck, HoldCursor, LevelsQueryOfStore, StateView, StoredHold, StoredLevelsPage, StoreCapabilities, StoreOutcome,
+  StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
 import { BatchQueue, batchWriter, checkGroupCommit, type GroupCommitOptions } from './sqlite-batch.js';
 import type { SqliteDatabase, SqliteDatabaseConstructor, SqliteStatement } from './sqlite-database.js';
+import { SqliteRetention } from './sqlite-retention.js';
 import { migrate, tablesOf, type SqliteTables } from './sqlite-schema.js';
 
 /** How hard each commit is pushed to disk. */
@@ -97,6 +99,7 @@ interface Statements {
   buyersFoldedFrom: SqliteStatement;
   buyersStoredRange: SqliteStatement;
   buyersStoredFrom: SqliteStatement;
+  levelsPage: SqliteStatement;
 }
 
 interface ReservationRow {
@@ -111,7 +114,7 @@ interface EntryRow {
 }
 
 interface LevelRow {
-  on_hand: number; reserved: number; version: number; backorder_max: number; low_stock_at: number | null; buyer_max: number | null;
+  sku: string; on_hand: number; reserved: number; version: number; backorder_max: number; low_stock_at: number | null; buyer_max: number | null;
 }
 
 /** Per SKU and buyer (nested, so no two pairs share a key): the stored total and the fold of the entries. */
@@ -150,6 +153,9 @@ export class SqliteStore implements StockStore {
   readonly #verifyChunk: (cursor: string | null, limit: number) => VerifyChunk;
   /** Runs reads of several statements in one snapshot, even while other processes write. */
   readonly #snapshot: (read: () => unknown) => unknown;
+  readonly #retention: SqliteRetention;
+  /** One compaction step: its own `BEGIN IMMEDIATE` transaction, between batches of operations. */
+  readonly #compact: (query: CompactQuery) => CompactStep;
 
   constructor(options: SqliteStoreOptions) {
     const busyTimeoutMs = checkBusyTimeout(options.busyTimeoutMs);
@@ -163,6 +169,7 @@ export class SqliteStore implements StockStore {
       configure(this.#db, { busyTimeoutMs, durability, owned: this.#owned });
       migrate(this.#db, tables);
       this.#sql = prepare(this.#db, tables);
+      this.#retention = new SqliteRetention(this.#db, tables);
     } catch (error) {
       if (this.#owned) this.#db.close();
       throw openFailure(error);
@@ -188,6 +195,8 @@ export class SqliteStore implements StockStore {
         });
     this.#verifyChunk = this.#db.transaction((cursor: string | null, limit: number) => this.#chunk(cursor, limit)).deferred;
     this.#snapshot = this.#db.transaction((read: () => unknown) => read()).deferred;
+    const oldest = (after: number, limit: number): Entry[] => (this.#sql.entries.all(after, limit) as EntryRow[]).map(entryOf);
+    this.#compact = this.#db.transaction((query: CompactQuery) => this.#retention.step(query, oldest)).immediate;
   }
 
   /** The database in use (the one handed in, or the one opened). */
@@ -279,6 +288,30 @@ export class SqliteStore implements StockStore {
     return this.#guard(() => this.#verifyChunk(query.cursor, query.limit));
   }
 
+  /**
+   * One compaction step (see `CompactQuery`), in a transaction of its own. Batches of operations
+   * are written in a single synchronous call each, so a step never lands inside one; it waits,
+   * as an operation does, until no transaction of the app's is open on a shared connection.
+   */
+  async compact(query: CompactQuery): Promise<CompactStep> {
+    await this.#outsideAppTransaction();
+    // Same turn as the check: nothing can open a transaction in between.
+    return this.#guard(() => this.#compact(query));
+  }
+
+  async compactedThrough(): Promise<number> {
+    return this.#guard(() => this.#retention.horizon());
+  }
+
+  /**
+   * A page of SKUs in byte order (code points), each level as of `now` in one snapshot. Only
+   * SKUs whose stored available is within the bound can qualify (due holds only raise it): the
+   * others skip the due-holds read.
+   */
+  async levels(query: LevelsQueryOfStore): Promise<StoredLevelsPage> {
+    return this.#guard(() => this.#snapshot(() => this.#levelsPage(query)) as StoredLevelsPage);
+  }
+
   async close(): Promise<void> {
     // Operations already accepted are written now, not dropped (on a closed database they
     // reject with STORE_UNAVAILABLE): no promise is left hanging.
@@ -296,12 +329,7 @@ export class SqliteStore implements StockStore {
 
   #counters(sku: string): Counters {
     const row = this.#sql.level.get(sku) as LevelRow | undefined;
-    if (row === undefined) return zeroCounters();
-    // withPolicy drops a default policy: counters (and levels) carry one only when it differs.
-    return withPolicy(
-      { onHand: row.on_hand, reserved: row.reserved, version: row.version },
-      { backorderMax: row.backorder_max, lowStockAt: row.low_stock_at, buyerMax: row.buyer_max },
-    );
+    return row === undefined ? zeroCounters() : countersOf(row);
   }
 
   /** A missing row is 0: rows whose total falls to 0 are deleted. */
@@ -316,6 +344,20 @@ export class SqliteStore implements StockStore {
       const due = this.#sql.dueTotals.get(sku, now) as { qty: number; count: number };
       return levelAsOf(sku, c, due);
     });
+  }
+
+  #levelsPage({ after, limit, availableAtMost, now }: LevelsQueryOfStore): StoredLevelsPage {
+    // SKUs are never empty, so '' is below every SKU.
+    const rows = this.#sql.levelsPage.all({ after: after ?? '', limit, most: availableAtMost }) as Array<LevelRow & { candidate: number }>;
+    const levels = rows.filter((row) => row.candidate === 1).map((row) => {
+      const due = this.#sql.dueTotals.get(row.sku, now) as { qty: number; count: number };
+      return levelAsOf(row.sku, countersOf(row), due);
+    });
+    const last = rows[rows.length - 1];
+    return {
+      levels: availableAtMost === null ? levels : levels.filter((level) => level.available <= availableAtMost),
+      next: rows.length < limit || last === undefined ? null : last.sku,
+    };
   }
 
   #reservation(id: string): StoredReservation | null {
@@ -379,8 +421,9 @@ export class SqliteStore implements StockStore {
   }
 
   /**
-   * Appends the entries, letting SQLite number them (max + 1: consecutive, as nothing else
-   * writes inside this `BEGIN IMMEDIATE` transaction), and puts each number on its entry.
+   * Appends the entries, numbered max + 1 (above the compacted horizon when no entry is left:
+   * consecutive, as nothing else writes inside this `BEGIN IMMEDIATE` transaction), and puts
+   * each number on its entry.
    */
   #insertEntries(entries: Entry[]): void {
     let firstSeq = 0;
@@ -425,11 +468,13 @@ export class SqliteStore implements StockStore {
       sku: string; request_id: string; kind: EntryKind; count: number;
     }>, (r) => ({ requestId: r.request_id, kind: r.kind, count: r.count }));
     const buyers = this.#chunkBuyers(after, upper);
-    const all = [...new Set([...skus, ...folded.keys(), ...holds.keys(), ...buyers.keys()])].sort(compareCodePoints);
-    const items: VerifyItem[] = all.map((sku) => ({
-      sku, stored: this.#counters(sku), folded: folded.get(sku) ?? zeroCounters(), holds: holds.get(sku) ?? [], foldedHolds: foldedHolds.get(sku) ?? [],
-      repeated: repeated.get(sku) ?? [], buyers: buyerItems(buyers.get(sku)),
-    }));
+    // What compacted entries folded to: the fold of the kept ones is added to it.
+    const checkpoints = this.#retention.checkpoints(after, upper);
+    const all = [...new Set([...skus, ...folded.keys(), ...holds.keys(), ...buyers.keys(), ...checkpoints.keys()])].sort(compareCodePoints);
+    const items: VerifyItem[] = all.map((sku) => {
+      const fold = { folded: folded.get(sku) ?? zeroCounters(), foldedHolds: foldedHolds.get(sku) ?? [], buyers: buyerItems(buyers.get(sku)) };
+      return { sku, stored: this.#counters(sku), holds: holds.get(sku) ?? [], repeated: repeated.get(sku) ?? [], ...withCheckpoint(fold, checkpoints.get(sku) ?? null) };
+    });
     return { items, cursor: upper };
   }
 
@@ -469,6 +514,14 @@ export class SqliteStore implements StockStore {
     for (const row of folded) slot(row).folded = row.taken;
     return checks;
   }
+}
+
+/** A level row as counters; withPolicy drops a default policy: counters (and levels) carry one only when it differs. */
+function countersOf(row: Omit<LevelRow, 'sku'>): Counters {
+  return withPolicy(
+    { onHand: row.on_hand, reserved: row.reserved, version: row.version },
+    { backorderMax: row.backorder_max, lowStockAt: row.low_stock_at, buyerMax: row.buyer_max },
+  );
 }
 
 /** One SKU's buyer checks as a verify item lists them: by buyer, only pairs where either side is not 0. */
@@ -545,7 +598,12 @@ function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
     level: db.prepare(`SELECT on_hand, reserved, version, backorder_max, low_stock_at, buyer_max FROM ${t.levels} WHERE sku = ?`),
     request: db.prepare(`SELECT kind, fingerprint, at, outcome FROM ${t.requests} WHERE request_id = ?`),
     reversed: db.prepare(`SELECT qty FROM ${t.reversals} WHERE of_request = ? AND sku = ?`),
-    insertEntry: db.prepare(`INSERT INTO ${t.entries} (${entryColumns}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    // The next seq: one above the last entry, or above the compacted horizon once compaction
+    // removed every entry (SQLite alone would start again from 1).
+    insertEntry: db.prepare(
+      `INSERT INTO ${t.entries} (${entryColumns}) VALUES (` +
+        `COALESCE((SELECT MAX(seq) FROM ${t.entries}), (SELECT compacted_through FROM ${t.horizon} WHERE id = 1), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
     upsertLevel: db.prepare(
       `INSERT INTO ${t.levels} (sku, on_hand, reserved, version, backorder_max, low_stock_at, buyer_max) VALUES (?, ?, ?, ?, ?, ?, ?) ` +
         'ON CONFLICT (sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved, version = excluded.version, ' +
@@ -570,6 +628,11 @@ function prepare(db: SqliteDatabase, t: SqliteTables): Statements {
     buyersFoldedFrom: db.prepare(buyersFolded('sku > ?')),
     buyersStoredRange: db.prepare(`SELECT sku, buyer, taken FROM ${t.buyerTotals} WHERE sku > ? AND sku <= ?`),
     buyersStoredFrom: db.prepare(`SELECT sku, buyer, taken FROM ${t.buyerTotals} WHERE sku > ?`),
+    // Every SKU of the page, flagged when its stored available is within the bound (null: no bound).
+    levelsPage: db.prepare(
+      `SELECT sku, on_hand, reserved, version, backorder_max, low_stock_at, buyer_max, ` +
+        `(@most IS NULL OR on_hand - reserved + backorder_max <= @most) AS candidate FROM ${t.levels} WHERE sku > @after ORDER BY sku LIMIT @limit`,
+    ),
     reservation: db.prepare(`SELECT id, state, lines, expires_at, created_at, committed, meta, outcome, buyer FROM ${t.reservations} WHERE id = ?`),
     holdsOf: db.prepare(`SELECT sku FROM ${t.holds} WHERE reservation_id = ? ORDER BY sku`),
     dueHolds: db.prepare(`SELECT reservation_id FROM ${t.holds} WHERE sku = ? AND expires_at <= ? ORDER BY expires_at, reservation_id LIMIT ?`),
