@@ -35,7 +35,10 @@ const SCRIPTS = {
   holds: { files: ['read-holds.lua'], op: 'holds' },
   buyerTotals: { files: ['read-buyers.lua'], op: 'buyer_totals' },
   verifyChunk: { files: ['verify-chunk.lua'], op: 'verify_chunk' },
-  verifyFold: { files: ['verify-fold.lua'], op: 'fold' },
+  verifyFold: { files: ['checkpoint.lua', 'verify-fold.lua'], op: 'fold' },
+  compact: { files: ['checkpoint.lua', 'compact.lua'], op: 'compact' },
+  levels: { files: ['read-stocks.lua', 'read-levels.lua'], op: 'levels' },
+  horizon: { files: ['read-horizon.lua'], op: 'horizon' },
   batch: {
     files: [
       'settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'extend.lua', 'sweep.lua',

@@ -2,7 +2,8 @@ import { InvalidInputError, InvariantViolationError } from '../../src/index.js';
 import { byCodeUnits, namedSkus, withPolicy } from '../../src/store-kit.js';
 import type { Applied, Counters, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState, StockPolicy } from '../../src/index.js';
 import type {
-  AmendCommand, Command, Count, DeductCommand, HoldCheck, ReserveCommand, StoreOutcome, StoredHold, StoredRequest, StoredReservation,
+  AmendCommand, Checkpoint, Command, CompactStep, Count, DeductCommand, HoldCheck, ReserveCommand, StoreOutcome, StoredHold, StoredRequest,
+  StoredReservation,
 } from '../../src/store-kit.js';
 import type { LuaScriptName } from './redis-scripts.js';
 
@@ -205,17 +206,21 @@ export interface ChunkSku {
   /** Its buyer totals as stored then, by buyer (0 where the index names a buyer the totals lack, as a missing total reads). */
   buyers: Map<string, number>;
   holds: HoldCheck[];
+  /** What its compacted entries folded to, read with the rest; null when none was compacted. */
+  checkpoint: Checkpoint | null;
 }
 
 /** Strings each hold takes in verify-chunk.lua's reply. */
 const HOLD_FIELDS = 7;
+/** Strings each checkpoint part takes in verify-chunk.lua's reply: tag, name, value. */
+const CHECKPOINT_FIELDS = 3;
 
 /**
  * verify-chunk.lua's reply: whether the walk goes on after this chunk, and its SKUs.
  *
  * @example
  * ```ts
- * verifyChunkOf(['0', 'A', '5,2,3', '3', '1', 'ann', '2', '1', 'cart', '2', '1700', 'held', '1700', '2', '1']).skus[0]?.holds.length === 1;
+ * verifyChunkOf(['0', 'A', '5,2,3', '3', '1', 'ann', '2', '1', 'cart', '2', '1700', 'held', '1700', '2', '1', '0']).skus[0]?.holds.length === 1;
  * ```
  */
 export function verifyChunkOf(reply: unknown): { more: boolean; skus: ChunkSku[] } {
@@ -224,7 +229,7 @@ export function verifyChunkOf(reply: unknown): { more: boolean; skus: ChunkSku[]
   const field = (i: number): string => text(items[i], 'verifyChunk');
   const skus: ChunkSku[] = [];
   let i = 1;
-  // Bounded: every pass consumes at least five items of a finite reply.
+  // Bounded: every pass consumes at least six items of a finite reply.
   while (i < items.length) {
     const sku = field(i);
     const level = field(i + 1);
@@ -241,10 +246,38 @@ export function verifyChunkOf(reply: unknown): { more: boolean; skus: ChunkSku[]
     i += 1;
     const holds: HoldCheck[] = [];
     for (let h = 0; h < count; h += 1, i += HOLD_FIELDS) holds.push(holdCheckOf(field, i));
-    skus.push({ sku, stored, lastSeq, buyers, holds });
+    const parts = integerField(field(i), 'verifyChunk');
+    const checkpoint = checkpointOf(field, i + 1, parts);
+    i += 1 + parts * CHECKPOINT_FIELDS;
+    skus.push({ sku, stored, lastSeq, buyers, holds, checkpoint });
   }
   if (i !== items.length) throw new InvariantViolationError('Redis: verifyChunk replied a truncated chunk');
   return { more: field(0) === '1', skus };
+}
+
+/**
+ * A SKU's checkpoint from `parts` triples (tag, name, value) from item `i` of a verify chunk (see
+ * checkpoint.lua): null when it has no counters part (nothing of the SKU was compacted); a part
+ * missing its value reads as 0, so the comparison shows it.
+ */
+function checkpointOf(field: (i: number) => string, i: number, parts: number): Checkpoint | null {
+  let checkpoint: Checkpoint | null = null;
+  const holds = new Map<string, number>();
+  const buyers = new Map<string, number>();
+  for (let p = 0; p < parts; p += 1, i += CHECKPOINT_FIELDS) {
+    const [tag, name, value] = [field(i), field(i + 1), field(i + 2)];
+    if (tag === 'c') {
+      const [onHand, reserved, version] = value === '' ? [0, 0, 0] : integers(value, 3, 'verifyChunk checkpoint');
+      checkpoint = { onHand: onHand ?? 0, reserved: reserved ?? 0, version: version ?? 0, holds, buyers };
+    } else if (tag === 'h' || tag === 'b') {
+      (tag === 'h' ? holds : buyers).set(name, value === '' ? 0 : integerField(value, 'verifyChunk'));
+    } else {
+      throw new InvariantViolationError(`Redis: verifyChunk replied a checkpoint part tagged ${JSON.stringify(tag)}`);
+    }
+  }
+  // Parts without counters (foreign damage) still count: as a checkpoint of zero counters.
+  if (checkpoint === null && (holds.size > 0 || buyers.size > 0)) checkpoint = { onHand: 0, reserved: 0, version: 0, holds, buyers };
+  return checkpoint;
 }
 
 function holdCheckOf(field: (i: number) => string, i: number): HoldCheck {
@@ -279,14 +312,16 @@ export interface FoldPage {
 }
 
 /**
- * verify-fold.lua's reply.
+ * verify-fold.lua's reply; null when the SKU's checkpoint moved since its chunk was read (the
+ * page was not read: the SKU is read again).
  *
  * @example
  * ```ts
  * foldPageOf(['0,2,1,3', '1', 'cart', '2', '1', 'ann', '2', 'reserve', 'cart', '1']).bought; // [['ann', 2]]
  * ```
  */
-export function foldPageOf(reply: unknown): FoldPage {
+export function foldPageOf(reply: unknown): FoldPage | null {
+  if (Array.isArray(reply) && reply.length === 1 && text(reply[0], 'verifyFold') === 'moved') return null;
   if (!Array.isArray(reply) || reply.length < 2) throw new InvariantViolationError('Redis: verifyFold replied no page');
   const items = reply as unknown[];
   const field = (i: number): string => text(items[i], 'verifyFold');
@@ -385,4 +420,32 @@ export function holdsOf(reply: unknown): StoredHold[] {
 export function buyerTotalsOf(reply: unknown, count: number): number[] {
   if (!Array.isArray(reply) || reply.length !== count) throw new InvariantViolationError('Redis: buyerTotals replied no total per SKU');
   return (reply as unknown[]).map((item) => integerField(text(item, 'buyerTotals'), 'buyerTotals'));
+}
+
+/**
+ * compact.lua's reply: "requests,reservations,entries,compactedThrough,more".
+ *
+ * @example
+ * ```ts
+ * compactStepOf('2,1,5,40,0'); // { requests: 2, reservations: 1, entries: 5, compactedThrough: 40, more: false }
+ * ```
+ */
+export function compactStepOf(reply: unknown): CompactStep {
+  const [requests, reservations, entries, compactedThrough, more] = integers(reply, 5, 'compact') as [number, number, number, number, number];
+  return { requests, reservations, entries, compactedThrough, more: more === 1 };
+}
+
+/**
+ * read-levels.lua's reply: pairs of a SKU and its stock string (as {@link stockOf} reads it).
+ *
+ * @example
+ * ```ts
+ * levelsOf(['A', '5,2,3,0,0']); // [{ sku: 'A', stock: { counters: { onHand: 5, reserved: 2, version: 3 }, dueQty: 0, dueCount: 0 } }]
+ * ```
+ */
+export function levelsOf(reply: unknown): Array<{ sku: string; stock: ReturnType<typeof stockOf> }> {
+  if (!Array.isArray(reply) || reply.length % 2 !== 0) throw new InvariantViolationError('Redis: levels replied something else than pairs');
+  const out: Array<{ sku: string; stock: ReturnType<typeof stockOf> }> = [];
+  for (let i = 0; i < reply.length; i += 2) out.push({ sku: text(reply[i], 'levels'), stock: stockOf(reply[i + 1]) });
+  return out;
 }

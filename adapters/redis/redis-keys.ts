@@ -12,7 +12,8 @@ const tagOf = (prefix: string): string => `stock-ledger:{${prefix}}:`;
  * brace, so the tag is exactly the prefix and every key of a ledger lands in one Cluster slot.
  * SKUs, ids and buyers never appear in key names, only in fields and members, so no SKU can
  * move a key to another slot or collide with another ledger's keys. The last two (buyer totals
- * and their per-SKU index) came with purchase limits; the first ten are as they were.
+ * and their per-SKU index) came with purchase limits; the first ten are as they were. The
+ * store hands every script these twelve and then the four of {@link retentionKeys}.
  *
  * @example
  * ```ts
@@ -29,11 +30,28 @@ export function ledgerKeys(prefix: string): readonly string[] {
 }
 
 /**
+ * The four keys of retention (compaction), after the twelve in every script's KEYS (see
+ * adapters/redis/lua/lib.lua): each SKU's checkpoint and its index, the feed's horizon, and where
+ * compaction's pass over the request records for closed ids stands. Only compaction writes them,
+ * so a ledger of the earlier layout opens as it is and operations write what they always wrote.
+ * Kept apart from `ledgerKeys`, whose twelve are the keys every operation needs.
+ *
+ * @example
+ * ```ts
+ * retentionKeys('shop-1')[2] === 'stock-ledger:{shop-1}:horizon';
+ * ```
+ */
+export function retentionKeys(prefix: string): readonly string[] {
+  const tag = tagOf(prefix);
+  return Object.freeze(['checkpoints', 'checkpoints-by-sku', 'horizon', 'closed-scan'].map((name) => tag + name));
+}
+
+/**
  * The ledger's AOF marker: with `waitForAof`, the store INCRs it right after every script call,
  * on the same connection and in the same pipeline, so that connection has written something
  * after the state its script read (even for a replay or a rejection, which write nothing), and
  * WAITAOF then confirms that write, and everything before it in the append-only file. It is no
- * script's key: `ledgerKeys` lists the twelve the scripts receive.
+ * script's key: the scripts receive `ledgerKeys` and `retentionKeys`.
  *
  * @example
  * ```ts

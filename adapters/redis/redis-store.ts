@@ -1,14 +1,18 @@
-import { InvalidInputError, StoreUnavailableError } from '../../src/index.js';
-import { byCodeUnits, levelAsOf } from '../../src/store-kit.js';
+import { InvalidInputError, InvariantViolationError, StoreUnavailableError } from '../../src/index.js';
+import { byCodeUnits, levelAsOf, withCheckpoint } from '../../src/store-kit.js';
 import type { Counters, EntryKind, FeedEntry, Level, StockStore } from '../../src/index.js';
-import type { Command, HoldCursor, StoreOutcome, StoredHold, StoredRequest, StoredReservation, VerifyChunk, VerifyItem } from '../../src/store-kit.js';
+import type {
+  Command, CompactQuery, CompactStep, HoldCursor, LevelsQueryOfStore, StoreOutcome, StoredHold, StoredLevelsPage, StoredRequest, StoredReservation,
+  VerifyChunk, VerifyItem,
+} from '../../src/store-kit.js';
 import { aofInvoker, type AofWait } from './redis-aof.js';
 import { ScriptBatcher } from './redis-batch.js';
 import {
-  buyerTotalsOf, entriesOf, foldPageOf, holdsOf, outcomeOf, requestOf, reservationOf, scriptCall, stockOf, verifyChunkOf, type ChunkSku,
+  buyerTotalsOf, compactStepOf, entriesOf, foldPageOf, holdsOf, integers, levelsOf, outcomeOf, requestOf, reservationOf, scriptCall, stockOf,
+  verifyChunkOf, type ChunkSku,
 } from './redis-codec.js';
 import { redisFailure, scriptCaller, type RedisClientLike, type ScriptCaller } from './redis-client.js';
-import { aofKey, checkPrefix, ledgerKeys } from './redis-keys.js';
+import { aofKey, checkPrefix, ledgerKeys, retentionKeys } from './redis-keys.js';
 import { ScriptRunner, type LuaScriptName } from './redis-scripts.js';
 
 /** Options of {@link RedisStore}. */
@@ -64,6 +68,11 @@ const FOLD_PAGE = 1000;
  * time one chunk script holds the server (one SKU's are still read whole, with its level).
  */
 const VERIFY_CHUNK_ROWS_MAX = 2000;
+/**
+ * Reads of one SKU's verify item before giving up while compaction keeps moving its entries into
+ * its checkpoint (each read folds only entries compaction had not reached).
+ */
+const VERIFY_ITEM_ATTEMPTS_MAX = 8;
 
 /**
  * A ledger in Redis (or Redis Cluster): each operation is one Lua script, run by EVALSHA, that
@@ -95,7 +104,7 @@ export class RedisStore implements StockStore {
 
   constructor(options: RedisStoreOptions) {
     const prefix = checkPrefix(options.prefix);
-    this.#keys = ledgerKeys(prefix);
+    this.#keys = Object.freeze([...ledgerKeys(prefix), ...retentionKeys(prefix)]);
     this.#caller = scriptCaller(options.client);
     this.#scripts = new ScriptRunner(this.#caller);
     this.#aof = aofWait(options.waitForAof);
@@ -149,9 +158,12 @@ export class RedisStore implements StockStore {
   }
 
   /**
-   * Reads each SKU's level, the seq of its last entry, its buyer totals and its live holds with
-   * their records in one script, then folds its entries up to that seq in bounded pages: entries never change,
-   * so the comparison is as exact as one atomic read, and no script runs long.
+   * Reads each SKU's level, the seq of its last entry, its buyer totals, its live holds with
+   * their records and its checkpoint in one script, then folds its entries up to that seq in
+   * bounded pages, each read only while the checkpoint is still the one read with the level:
+   * entries never change, and only compaction removes them (into the checkpoint, which then
+   * moves, and the SKU is read again), so the comparison is as exact as one atomic read, and no
+   * script runs long.
    */
   async verifyChunk(query: { cursor: string | null; limit: number }): Promise<VerifyChunk> {
     const args = [query.cursor ?? '', String(query.limit), String(VERIFY_CHUNK_ROWS_MAX)];
@@ -159,6 +171,38 @@ export class RedisStore implements StockStore {
     const items = await Promise.all(chunk.skus.map((sku) => this.#verifyItem(sku)));
     const last = items[items.length - 1];
     return { items, cursor: chunk.more && last !== undefined ? last.sku : null };
+  }
+
+  /**
+   * One compaction step in one script (compact.lua): entries from the horizon on, older than
+   * `before` and not pinned by a reservation still in force, are folded into their SKUs'
+   * checkpoints and deleted with the records they own; then closed ids older than `before`.
+   * A write like an operation: with `waitForAof` it is confirmed in the AOF too.
+   */
+  async compact(query: CompactQuery): Promise<CompactStep> {
+    if (this.#aof !== null) await this.#aofReady();
+    const args = [String(query.before), String(query.limit), String(query.now)];
+    return compactStepOf(await this.#call(() => this.#writes.run('compact', this.#keys, args)));
+  }
+
+  async compactedThrough(): Promise<number> {
+    const [horizon] = integers(await this.#run('horizon', []), 1, 'horizon');
+    return horizon ?? 0;
+  }
+
+  /**
+   * A page of the SKUs that have a level, in byte (code point) order, each read as `stocks`
+   * reads it, in one script; the filter applies after, so `next` follows what was looked at.
+   */
+  async levels(query: LevelsQueryOfStore): Promise<StoredLevelsPage> {
+    const { after, limit, availableAtMost, now } = query;
+    const page = levelsOf(await this.#run('levels', [after ?? '', String(limit), String(now)]));
+    const levels = page.map(({ sku, stock }) => levelAsOf(sku, stock.counters, { qty: stock.dueQty, count: stock.dueCount }));
+    const last = page[page.length - 1];
+    return {
+      levels: availableAtMost === null ? levels : levels.filter((level) => level.available <= availableAtMost),
+      next: page.length === limit && last !== undefined ? last.sku : null,
+    };
   }
 
   /** Never closes the client: it is the app's. Later calls fail as `STORE_UNAVAILABLE`. */
@@ -203,30 +247,45 @@ export class RedisStore implements StockStore {
     return this.#call(() => this.#caller.command(args));
   }
 
-  async #verifyItem(chunk: ChunkSku): Promise<VerifyItem> {
-    const { folded, held, bought, applied } = await this.#fold(chunk.sku, chunk.lastSeq);
-    const foldedHolds = [...held].filter(([, qty]) => qty !== 0).map(([reservationId, qty]) => ({ reservationId, qty }));
-    const repeated = [...applied].flatMap(([kind, ids]) =>
-      [...ids].filter(([, count]) => count > 1).map(([requestId, count]) => ({ requestId, kind, count })));
-    const buyers = [...new Set([...chunk.buyers.keys(), ...bought.keys()])].sort(byCodeUnits)
-      .map((buyer) => ({ buyer, stored: chunk.buyers.get(buyer) ?? 0, folded: bought.get(buyer) ?? 0 }))
-      .filter((b) => b.stored !== 0 || b.folded !== 0);
-    return { sku: chunk.sku, stored: chunk.stored, folded, holds: chunk.holds, foldedHolds, repeated, buyers };
+  /**
+   * The SKU's item: its kept entries folded in pages while its checkpoint stays the one read with
+   * its level; when compaction moved it meanwhile (some of those entries went into it), the SKU
+   * is read again, level, holds and checkpoint together.
+   */
+  async #verifyItem(first: ChunkSku): Promise<VerifyItem> {
+    let chunk = first;
+    for (let attempt = 0; attempt < VERIFY_ITEM_ATTEMPTS_MAX; attempt += 1) {
+      const fold = await this.#fold(chunk.sku, chunk.lastSeq, chunk.checkpoint?.version ?? 0);
+      if (fold !== null) return itemOf(chunk, fold);
+      chunk = await this.#chunkOf(chunk.sku);
+    }
+    throw new StoreUnavailableError(`verify: SKU ${JSON.stringify(first.sku)} kept being compacted while its entries were read; retry`);
+  }
+
+  /** One SKU read again as a verify chunk reads it. */
+  async #chunkOf(sku: string): Promise<ChunkSku> {
+    const chunk = verifyChunkOf(await this.#run('verifyChunk', [sku, '1', String(VERIFY_CHUNK_ROWS_MAX), '1']));
+    const found = chunk.skus[0];
+    // Levels are never removed: a SKU once walked is always there.
+    if (found?.sku !== sku) throw new InvariantViolationError(`Redis: verify lost SKU ${JSON.stringify(sku)} between two reads`);
+    return found;
   }
 
   /**
    * The SKU's entries up to seq `upto`, folded in bounded pages: its counters, per reservation
    * its net held units, per buyer its net units taken, and per kind and request id its number
-   * of entries (nested maps, so no two pairs share a key).
+   * of entries (nested maps, so no two pairs share a key). Null when its checkpoint is no
+   * longer at version `checkpointVersion` (compaction took some of those entries meanwhile).
    */
-  async #fold(sku: string, upto: number): Promise<Folded> {
+  async #fold(sku: string, upto: number, checkpointVersion: number): Promise<Folded | null> {
     const folded = { onHand: 0, reserved: 0, version: 0 };
     const held = new Map<string, number>();
     const bought = new Map<string, number>();
     const applied = new Map<EntryKind, Map<string, number>>();
     let after = 0;
     for (let page = 0; page <= upto / FOLD_PAGE + 1 && after < upto; page += 1) {
-      const fold = foldPageOf(await this.#run('verifyFold', [sku, String(after), String(upto), String(FOLD_PAGE)]));
+      const fold = foldPageOf(await this.#run('verifyFold', [sku, String(after), String(upto), String(FOLD_PAGE), String(checkpointVersion)]));
+      if (fold === null) return null;
       folded.onHand += fold.onHand;
       folded.reserved += fold.reserved;
       folded.version += fold.count;
@@ -255,6 +314,20 @@ export class RedisStore implements StockStore {
       throw redisFailure(error);
     }
   }
+}
+
+/** A verify item from the SKU as read and the fold of its kept entries, with its checkpoint added. */
+function itemOf(chunk: ChunkSku, fold: Folded): VerifyItem {
+  const { folded, held, bought, applied } = fold;
+  const foldedHolds = [...held].filter(([, qty]) => qty !== 0).map(([reservationId, qty]) => ({ reservationId, qty }));
+  const repeated = [...applied].flatMap(([kind, ids]) =>
+    [...ids].filter(([, count]) => count > 1).map(([requestId, count]) => ({ requestId, kind, count })));
+  const buyers = [...new Set([...chunk.buyers.keys(), ...bought.keys()])]
+    .map((buyer) => ({ buyer, stored: chunk.buyers.get(buyer) ?? 0, folded: bought.get(buyer) ?? 0 }))
+    .filter((b) => b.stored !== 0 || b.folded !== 0);
+  const total = withCheckpoint({ folded, foldedHolds, buyers }, chunk.checkpoint);
+  total.buyers.sort((a, b) => byCodeUnits(a.buyer, b.buyer));
+  return { sku: chunk.sku, stored: chunk.stored, holds: chunk.holds, repeated, ...total };
 }
 
 function batchSize(option: RedisStoreOptions['batch']): number | null {

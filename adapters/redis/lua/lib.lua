@@ -1,8 +1,8 @@
 --[[
   stock-ledger: the library every script of the Redis store opens with.
 
-  KEYS (the same twelve, in this order, for every script; built in redis-keys.ts; all carry the
-  ledger's hash tag, so they share one slot):
+  KEYS (the same twelve, in this order, for every script, then the four of retention below;
+  built in redis-keys.ts; all carry the ledger's hash tag, so they share one slot):
     1 levels        hash   sku -> "onHand,reserved,version" (the default policy), or
                            "onHand,reserved,version,backorderMax,lowStockAt" (lowStockAt "" for
                            none) when the policy is not the default and has no buyerMax, or
@@ -26,6 +26,22 @@
    12 buyersBySku   zset   (score 0) enc(sku) .. buyer: the fields of `buyers`, so a SKU's
                            buyers are one range (the verify walk reads them with its level)
 
+  Then four keys of retention (compaction), which came later: compaction writes them, so a
+  ledger of the earlier layout lacks them and works as it is. Only the compaction and read
+  scripts use them; a script called with the twelve alone (an older caller) still works.
+   13 checkpoints   hash   enc(sku) .. "c" -> "onHand,reserved,version": what the SKU's removed
+                           entries folded to; enc(sku) .. "h" .. reservationId -> the summed
+                           reservedDelta of its removed entries holding for that reservation;
+                           enc(sku) .. "b" .. buyer -> their summed reservedDelta - onHandDelta
+                           naming that buyer (both only when not 0). enc() ends the SKU, and one
+                           tag byte follows, so no SKU, id or buyer can make two fields the same.
+   14 cpBySku       zset   (score 0) the fields of `checkpoints`, so a SKU's checkpoint is one range
+   15 horizon       string the highest seq compaction removed ("0" or missing: none); the entries
+                           from horizon + 1 to seq are all there
+   16 closedScan    string "cursor,start": compaction's pass over `requests` for closed ids (which
+                           have no entry to walk): the HSCAN cursor ("0": no pass under way) and
+                           the `now` the last pass started at (see compact.lua)
+
   One more key of the ledger is no script's: with waitForAof the store INCRs
   stock-ledger:{<prefix>}:aof after every script call, on the same connection (redis-keys.ts).
 
@@ -47,6 +63,7 @@
 local K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_REQUESTS, K_REVERSED, K_RESERVATIONS, K_HOLDS_BY_SKU, K_HOLDS_DUE = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local K_BUYERS, K_BUYERS_BY_SKU = KEYS[11], KEYS[12]
+local K_CHECKPOINTS, K_CP_BY_SKU, K_HORIZON, K_CLOSED_SCAN = KEYS[13], KEYS[14], KEYS[15], KEYS[16]
 local QUANTITY_MAX = tonumber('__QUANTITY_MAX__')
 local EXPIRIES_PER_SKU_MAX = tonumber('__EXPIRIES_PER_SKU_MAX__')
 

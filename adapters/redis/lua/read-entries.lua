@@ -1,7 +1,9 @@
 --[[
   read-entries: a page of entries with seq > after, of the whole ledger or of one SKU.
   Composed with: lib.lua, read-entries.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys (lib.lua).
+  Only what compaction kept: a page of the whole ledger starts after the horizon at the
+  earliest (the store tells a cursor below it by the horizon, read after the page).
+  KEYS: the twelve ledger keys, then the four of retention (lib.lua).
   ARGV: after, sku or "" (every SKU), limit (at most 1000)
   Reply: an array of entry JSON strings, in seq order.
 ]]
@@ -14,6 +16,7 @@ OPS.entries = function(a)
     for i, m in ipairs(members) do seqs[i] = tonumber(string.sub(m, #prefix + 1)) end
   else
     local last = tonumber(redis.call('GET', K_SEQ) or '0')
+    after = math.max(after, tonumber(redis.call('GET', K_HORIZON) or '0'))
     for s = after + 1, math.min(last, after + limit) do seqs[#seqs + 1] = s end
   end
   if #seqs == 0 then return {} end

@@ -4,10 +4,12 @@
   id as their requestId, and amend, which carry it as their reservationId) on the SKU,
   per buyer the reservedDelta - onHandDelta of the entries that name it, and how many entries
   each (kind, requestId) has on the page (the store sums the pages).
-  Composed with: lib.lua, verify-fold.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys (lib.lua).
-  ARGV: sku, after, upto, limit
-  Reply: an array: "onHandSum,reservedSum,count,lastSeq" (lastSeq = after when the page is
+  The page is read only while the SKU's checkpoint version is the one the verify chunk read:
+  else compaction removed some of the SKU's entries since, and the page would miss them.
+  Composed with: lib.lua, checkpoint.lua, verify-fold.lua (scripts/embed-lua.mjs).
+  KEYS: the twelve ledger keys, then the four of retention (lib.lua).
+  ARGV: sku, after, upto, limit, the checkpoint version read with the chunk ("0" for none)
+  Reply: { "moved" } when the SKU's checkpoint version is another one (nothing summed); else an array: "onHandSum,reservedSum,count,lastSeq" (lastSeq = after when the page is
          empty); h; h pairs reservationId, its reservedDelta sum on this page (non-zero only);
          b; b pairs buyer, its reservedDelta - onHandDelta sum on this page (non-zero only);
          then triples kind, requestId, its number of entries on this page.
@@ -38,6 +40,7 @@ end
 
 OPS.fold = function(a)
   local sku, after, upto, limit = a[1], tonumber(a[2]), tonumber(a[3]), tonumber(a[4])
+  if cp_counters(sku).ver ~= tonumber(a[5]) then return { 'moved' } end
   local prefix = enc(sku)
   local members = redis.call('ZRANGEBYLEX', K_BY_SKU, '(' .. prefix .. pad16(after), '[' .. prefix .. pad16(upto), 'LIMIT', 0, limit)
   if #members == 0 then return { '0,0,0,' .. fmt(after), '0', '0' } end
