@@ -61,7 +61,8 @@ describeOwnCluster('PostgreSQL: processes, kills, terminated backends and a serv
       expect(await schemaVersion({ client: pools[0] as pg.Pool, schema: 'first_start' })).toBe(SCHEMA_VERSION);
       const tables = await (pools[0] as pg.Pool).query("SELECT tablename FROM pg_tables WHERE schemaname = 'first_start' ORDER BY tablename");
       expect(tables.rows.map((r: { tablename: string }) => r.tablename)).toEqual([
-        'buyer_totals', 'entries', 'holds', 'levels', 'requests', 'reservations', 'reversals', 'schema_version',
+        'buyer_totals', 'checkpoint_buyers', 'checkpoint_holds', 'checkpoints', 'compaction', 'entries', 'holds', 'levels', 'requests', 'reservations',
+        'reversals', 'schema_version',
       ]);
     } finally {
       await Promise.all(pools.map((p) => p.end()));

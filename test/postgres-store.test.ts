@@ -464,7 +464,7 @@ describePostgres('PostgreSQL store', () => {
       const policyOfA = { backorderMax: 1, lowStockAt: null, buyerMax: null };
       expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 8, reserved: 2, available: 7, version: 4, policy: policyOfA });
       expect(await schemaVersion({ client: pool, schema })).toBe(SCHEMA_VERSION);
-      expect(SCHEMA_VERSION).toBe(7);
+      expect(SCHEMA_VERSION).toBe(8);
       expect(await ledger.setPolicy({ requestId: 'p', sku: 'A', backorderMax: 1 })).toEqual({
         ok: true, replayed: true, levels: [{ sku: 'A', onHand: 10, reserved: 0, available: 11, version: 2, policy: policyOfA }],
         entries: [{ seq: 2, requestId: 'p', kind: 'policy', sku: 'A', onHandDelta: 0, reservedDelta: 0, onHandAfter: 10, reservedAfter: 0, at: now - 3000, policy: policyOfA }],
@@ -620,7 +620,7 @@ describePostgres('PostgreSQL store', () => {
       const ledger = new StockLedger({ store: new PostgresStore({ client: pool, schema }) });
       expect(await ledger.stock('A')).toEqual({ sku: 'A', onHand: 8, reserved: 0, available: 8, version: 2 });
       expect(await schemaVersion({ client: pool, schema })).toBe(SCHEMA_VERSION);
-      expect(SCHEMA_VERSION).toBe(7);
+      expect(SCHEMA_VERSION).toBe(8);
       const old = await ledger.deduct({ requestId: 'd', sku: 'A', qty: 2 });
       expect(old).toMatchObject({ ok: true, replayed: true, entries: [{ seq: 2, onHandDelta: -2 }] });
       expect(old).not.toHaveProperty('allocations');
@@ -675,7 +675,7 @@ describePostgres('PostgreSQL store', () => {
       const made = await ledger.reserve(reserveInput);
       expect(made).toMatchObject({ ok: true, replayed: true, reservation: { id: 'h', lines: [{ sku: 'A', qty: 2 }], buyer: 'ann', expiresAt: reserve.expiresAt } });
       expect(await schemaVersion({ client: pool, schema })).toBe(SCHEMA_VERSION);
-      expect(SCHEMA_VERSION).toBe(7);
+      expect(SCHEMA_VERSION).toBe(8);
 
       // A SKU with U+0000: escaped in the entries' columns, as JSON text in the stored reservation.
       const odd = 'b\u0000c';

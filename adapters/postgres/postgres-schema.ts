@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../../src/index.js';
 import { connectorOf, type Connection, type Connector, type PostgresClient } from './postgres-client.js';
 import { storeError } from './postgres-errors.js';
+import { retentionFunctions, retentionTables } from './postgres-retention.js';
 
 /**
  * The schema the store uses when the app names none: no app table can collide with it.
@@ -57,8 +58,10 @@ export function lockKey(schema: string): number {
  * which that last write numbers its own entries as it inserts them; the lock is then held only
  * for that statement and the COMMIT flush.
  * Returns the highest seq and the seqs of the entries of the ops in \`mine\` (a JSON array).
+ * \`compacted\`: from schema version 8 on, the highest seq is never below the compaction horizon
+ * (compaction may have removed every entry up to it; a seq must never be handed out twice).
  */
-function sequencerFunction(s: string): string {
+function sequencerFunction(s: string, compacted: boolean): string {
   return `
   CREATE OR REPLACE FUNCTION ${s}.number_entries(batch int, rounds int, mine text, wait boolean) RETURNS text LANGUAGE plpgsql AS $fn$
   DECLARE
@@ -85,7 +88,7 @@ function sequencerFunction(s: string): string {
       RETURN NULL;
     END IF;
     FOR i IN 1..rounds LOOP
-      SELECT COALESCE(max(seq), 0) INTO last FROM ${s}.entries;
+      SELECT ${highestSeq(s, compacted)} INTO last;
       WITH todo AS (SELECT op, pos, row_number() OVER (ORDER BY op, pos) AS n FROM ${s}.entries WHERE seq IS NULL ORDER BY op, pos LIMIT batch)
       UPDATE ${s}.entries e SET seq = last + todo.n FROM todo WHERE e.op = todo.op AND e.pos = todo.pos;
       GET DIAGNOSTICS done = ROW_COUNT;
@@ -97,11 +100,20 @@ function sequencerFunction(s: string): string {
   $fn$;`;
 }
 
+/**
+ * The highest seq handed out, as one SQL expression: the highest kept, or (version 8 on) the
+ * compaction horizon when that is higher, both read in one snapshot.
+ */
+function highestSeq(s: string, compacted: boolean): string {
+  const kept = `(SELECT COALESCE(max(seq), 0) FROM ${s}.entries)`;
+  return compacted ? `GREATEST(${kept}, (SELECT through FROM ${s}.compaction WHERE id = 1))` : kept;
+}
+
 /** The sequencer's reply: how many it numbered, the highest seq, and the seqs of the entries of `ops`. */
-function numberedReplyFunction(s: string): string {
+function numberedReplyFunction(s: string, compacted: boolean): string {
   return `
   CREATE OR REPLACE FUNCTION ${s}.numbered_reply(total int, ops bigint[]) RETURNS text LANGUAGE sql STABLE AS $fn$
-    SELECT json_build_object('numbered', total, 'last', (SELECT COALESCE(max(seq), 0) FROM ${s}.entries),
+    SELECT json_build_object('numbered', total, 'last', ${highestSeq(s, compacted)},
       'seqs', (SELECT COALESCE(json_agg(json_build_object('op', op, 'pos', pos, 'seq', seq)), '[]')
         FROM ${s}.entries WHERE op = ANY(ops) AND seq IS NOT NULL))::text
   $fn$;`;
@@ -172,13 +184,13 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
   );
   CREATE INDEX holds_by_sku ON ${s}.holds (sku, expires_at, reservation_id);
   CREATE INDEX holds_by_expiry ON ${s}.holds (expires_at, reservation_id, sku);
-  ${numberedReplyFunction(s)}
-  ${sequencerFunction(s)}
+  ${numberedReplyFunction(s, false)}
+  ${sequencerFunction(s, false)}
   `,
   // Version 2: a sequencer call whose entries are already numbered returns without numbering
   // (one writer per wave of commits instead of one per commit).
-  (s) => `${numberedReplyFunction(s)}
-  ${sequencerFunction(s)}`,
+  (s) => `${numberedReplyFunction(s, false)}
+  ${sequencerFunction(s, false)}`,
   // Version 3: extend moves expires_at; the expiry a reservation was made with stays here
   // (null until the first extend), for its reserve's replay.
   (s) => `ALTER TABLE ${s}.reservations ADD COLUMN first_expires_at bigint;`,
@@ -220,6 +232,13 @@ const MIGRATIONS: ReadonlyArray<(s: string) => string> = [
   (s) => `
   ALTER TABLE ${s}.entries ADD COLUMN reservation_id text COLLATE "C";
   ALTER TABLE ${s}.requests ADD COLUMN amended text;`,
+  // Version 8: retention. Compaction removes old entries and records, leaving per-SKU
+  // checkpoints and the feed's horizon (see postgres-retention.ts). The sequencer then numbers
+  // from the horizon when every entry up to it is gone: a seq is never handed out twice.
+  (s) => `${retentionTables(s)}
+  ${numberedReplyFunction(s, true)}
+  ${sequencerFunction(s, true)}
+  ${retentionFunctions(s)}`,
 ];
 
 /**

@@ -32,6 +32,12 @@ export interface Statements {
   /** Per SKU ($2, a JSON list), the total of buyer $1 as stored, less its holds due by $3 (reads count them as expired). */
   buyerTotals: string;
   verifyChunk: string;
+  /** One compaction step ($1 the cutoff, $2 the limit): the step's JSON reply (see postgres-retention.ts). */
+  compact: string;
+  /** The horizon: the highest seq compaction removed. */
+  compactedThrough: string;
+  /** A page of levels: $1 after (escaped; '' for the first), $2 SKUs per page, $3 availableAtMost (null: all), $4 now. */
+  levels: string;
 }
 
 /**
@@ -44,8 +50,10 @@ const anyOf = (n: number): string => `ANY(ARRAY(SELECT value FROM json_array_ele
 const entriesOf = (s: string, id: string, kind: string): string =>
   `(SELECT COALESCE(json_agg(${ENTRY_JSON} ORDER BY e.op, e.pos), '[]') FROM ${s}.entries e WHERE e.request_id = ${id} AND e.kind = ${kind})`;
 
+// A reserve whose entries compaction removed keeps them with its record (kept_entries, schema 8).
 const requestJson = (s: string): string =>
-  `json_build_object('id', r.request_id, 'k', r.kind, 'f', r.fingerprint, 'at', r.at, 'a', r.allocations, 'am', r.amended, 'e', ${entriesOf(s, 'r.request_id', 'r.kind')})`;
+  `json_build_object('id', r.request_id, 'k', r.kind, 'f', r.fingerprint, 'at', r.at, 'a', r.allocations, 'am', r.amended, ` +
+  `'e', COALESCE(r.kept_entries::json, ${entriesOf(s, 'r.request_id', 'r.kind')}))`;
 
 const reservationJson = (s: string): string =>
   `json_build_object('id', v.id, 'st', v.state, 'l', v.lines, 'xp', v.expires_at, 'fx', v.first_expires_at, 'c', v.created_at, 'cm', v.committed, 'm', v.meta, 'b', v.buyer, ` +
@@ -146,29 +154,57 @@ const flushSql = (s: string): string => `
 
 const ENTRY_COLUMNS_JSON = ENTRY_JSON;
 
-const verifySql = (s: string): string => `
+/**
+ * One chunk of SKUs, in one statement (one snapshot: a compaction step moves a part of a SKU
+ * from its entries to its checkpoint atomically, and both are read together). Each fold is
+ * the checkpoint's plus the kept entries'; `rep` looks at kept entries only.
+ */
+const verifySql = (s: string): string => {
+  const inChunk = (a: string): string => `${a}.sku > $1::text AND (bound.upper IS NULL OR ${a}.sku <= bound.upper)`;
+  return `
   WITH chunk AS (SELECT sku FROM ${s}.levels WHERE sku > $1::text ORDER BY sku LIMIT $2::int),
   bound AS (SELECT CASE WHEN (SELECT count(*) FROM chunk) < $2::int THEN NULL ELSE (SELECT max(sku) FROM chunk) END AS upper),
-  es AS (SELECT e.* FROM ${s}.entries e, bound WHERE e.sku > $1::text AND (bound.upper IS NULL OR e.sku <= bound.upper)),
-  hs AS (SELECT h.* FROM ${s}.holds h, bound WHERE h.sku > $1::text AND (bound.upper IS NULL OR h.sku <= bound.upper)),
-  bs AS (SELECT t.sku, t.buyer, t.qty FROM ${s}.buyer_totals t, bound WHERE t.sku > $1::text AND (bound.upper IS NULL OR t.sku <= bound.upper)),
-  bf AS (SELECT sku, buyer, sum(reserved_delta - on_hand_delta) AS q FROM es WHERE buyer IS NOT NULL GROUP BY sku, buyer)
+  es AS (SELECT e.* FROM ${s}.entries e, bound WHERE ${inChunk('e')}),
+  hs AS (SELECT h.* FROM ${s}.holds h, bound WHERE ${inChunk('h')}),
+  bs AS (SELECT t.sku, t.buyer, t.qty FROM ${s}.buyer_totals t, bound WHERE ${inChunk('t')}),
+  cp AS (SELECT c.sku, c.on_hand, c.reserved, c.version FROM ${s}.checkpoints c, bound WHERE ${inChunk('c')}),
+  ch AS (SELECT c.sku, c.reservation_id, c.qty FROM ${s}.checkpoint_holds c, bound WHERE ${inChunk('c')}),
+  cb AS (SELECT c.sku, c.buyer, c.qty FROM ${s}.checkpoint_buyers c, bound WHERE ${inChunk('c')}),
+  bf AS (SELECT sku, buyer, sum(q) AS q FROM (SELECT sku, buyer, reserved_delta - on_hand_delta AS q FROM es WHERE buyer IS NOT NULL
+    UNION ALL SELECT sku, buyer, qty FROM cb) x GROUP BY sku, buyer)
   SELECT json_build_object(
     'upper', (SELECT upper FROM bound),
-    'levels', (SELECT COALESCE(json_agg(json_build_object(${levelFields('l')})), '[]')
-      FROM ${s}.levels l, bound WHERE l.sku > $1::text AND (bound.upper IS NULL OR l.sku <= bound.upper)),
+    'levels', (SELECT COALESCE(json_agg(json_build_object(${levelFields('l')})), '[]') FROM ${s}.levels l, bound WHERE ${inChunk('l')}),
     'folded', (SELECT COALESCE(json_agg(json_build_object('s', f.sku, 'h', f.h, 'r', f.r, 'v', f.v)), '[]') FROM
-      (SELECT sku, sum(on_hand_delta) AS h, sum(reserved_delta) AS r, count(*) AS v FROM es GROUP BY sku) f),
+      (SELECT sku, sum(h) AS h, sum(r) AS r, sum(v) AS v FROM (SELECT sku, on_hand_delta AS h, reserved_delta AS r, 1::bigint AS v FROM es
+        UNION ALL SELECT sku, on_hand, reserved, version FROM cp) x GROUP BY sku) f),
     'holds', (SELECT COALESCE(json_agg(json_build_object('s', h.sku, 'r', h.reservation_id, 'q', h.qty, 'xp', h.expires_at,
       'st', v.state, 'rx', v.expires_at, 'l', v.lines)), '[]') FROM hs h LEFT JOIN ${s}.reservations v ON v.id = h.reservation_id),
     'fh', (SELECT COALESCE(json_agg(json_build_object('s', g.sku, 'r', g.request_id, 'q', g.q)), '[]') FROM
-      (SELECT sku, COALESCE(reservation_id, request_id) AS request_id, sum(reserved_delta) AS q FROM es WHERE reserved_delta <> 0
-        GROUP BY sku, COALESCE(reservation_id, request_id) HAVING sum(reserved_delta) <> 0) g),
+      (SELECT sku, request_id, sum(q) AS q FROM (SELECT sku, COALESCE(reservation_id, request_id) AS request_id, reserved_delta AS q FROM es
+        WHERE reserved_delta <> 0 UNION ALL SELECT sku, reservation_id, qty FROM ch) x GROUP BY sku, request_id HAVING sum(q) <> 0) g),
     'rep', (SELECT COALESCE(json_agg(json_build_object('s', g.sku, 'r', g.request_id, 'k', g.kind, 'n', g.n)), '[]') FROM
       (SELECT sku, request_id, kind, count(*) AS n FROM es GROUP BY sku, request_id, kind HAVING count(*) > 1) g),
     'bt', (SELECT COALESCE(json_agg(json_build_object('s', COALESCE(bs.sku, bf.sku), 'b', COALESCE(bs.buyer, bf.buyer),
       'st', COALESCE(bs.qty, 0), 'f', COALESCE(bf.q, 0))), '[]')
       FROM bs FULL JOIN bf ON bf.sku = bs.sku AND bf.buyer = bs.buyer WHERE COALESCE(bs.qty, 0) <> 0 OR COALESCE(bf.q, 0) <> 0)
+  )::text AS j`;
+};
+
+/**
+ * A page of SKUs with a level ever written (version 0: a row a rejected operation of a batch
+ * created, never written), in byte order of the stored key (code points of the SKU), each
+ * with its due holds as of $4. Rows whose stored `available` is above $3 are left out (due
+ * holds only raise it); `next` counts every SKU looked at, filtered or not.
+ */
+const levelsSql = (s: string): string => `
+  WITH page AS (SELECT * FROM ${s}.levels WHERE sku > $1::text AND version > 0 ORDER BY sku LIMIT $2::int)
+  SELECT json_build_object(
+    'next', CASE WHEN (SELECT count(*) FROM page) < $2::int THEN NULL ELSE (SELECT max(sku) FROM page) END,
+    'levels', (SELECT COALESCE(json_agg(json_build_object(${levelFields('l')},
+      'dq', (SELECT COALESCE(sum(qty), 0) FROM ${s}.holds h WHERE h.sku = l.sku AND h.expires_at <= $4::bigint),
+      'dn', (SELECT count(*) FROM ${s}.holds h WHERE h.sku = l.sku AND h.expires_at <= $4::bigint)) ORDER BY l.sku), '[]')
+      FROM page l WHERE $3::bigint IS NULL OR l.on_hand - l.reserved + l.backorder_max <= $3::bigint)
   )::text AS j`;
 
 /**
@@ -236,5 +272,8 @@ export function statements(s: string): Statements {
         WHERE h.sku = k.sku AND h.expires_at <= $3::bigint AND v.buyer = $1::text), 0) ORDER BY k.n), '[]')::text AS j
       FROM json_array_elements_text($2::text::json) WITH ORDINALITY AS k(sku, n)`,
     verifyChunk: verifySql(s),
+    compact: `SELECT ${s}.compact_step($1::bigint, $2::int) AS j`,
+    compactedThrough: `SELECT through::text AS t FROM ${s}.compaction WHERE id = 1`,
+    levels: levelsSql(s),
   };
 }

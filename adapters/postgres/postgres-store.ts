@@ -2,12 +2,14 @@ import { InvalidInputError, StoreUnavailableError } from '../../src/index.js';
 import type { Entry, FeedEntry, JsonObject, Level, ReservationState, StockStore } from '../../src/index.js';
 import { compareCodePoints, inAppTransaction, levelAsOf, zeroCounters } from '../../src/store-kit.js';
 import type {
-  Command, ExecuteOptions, HoldCheck, HoldCursor, StoreCapabilities, StoreOutcome, StoredHold, StoredRequest, StoredReservation, VerifyChunk, VerifyItem,
+  Command, CompactQuery, CompactStep, ExecuteOptions, HoldCheck, HoldCursor, LevelsQueryOfStore, StoreCapabilities, StoreOutcome, StoredHold, StoredLevelsPage,
+  StoredRequest, StoredReservation, VerifyChunk, VerifyItem,
 } from '../../src/store-kit.js';
 import { BatchQueue, checkGroupCommit, type Pending, type PostgresGroupCommitOptions } from './postgres-batch.js';
 import { connectorOf, joinedOf, type Connector, type PostgresClient } from './postgres-client.js';
 import { countersOf, decodeKey, encodeKey, feedEntryOf, int, linesOf, str, type EntryJson, type LevelJson } from './postgres-codec.js';
 import { isRetryableConflict, joinedConflict, sqlState, storeError } from './postgres-errors.js';
+import { compactStep, levelsPageOf, type LevelsJson } from './postgres-retention.js';
 import { checkSchema, migrateWith } from './postgres-schema.js';
 import { sealSweep, sequence, sequenceIfNeeded, seqOf, SweepRaced, unnumbered } from './postgres-sequencer.js';
 import { statements, type Statements } from './postgres-sql.js';
@@ -169,6 +171,29 @@ export class PostgresStore implements StockStore {
     // SKUs are never empty, so '' is below every SKU. One statement: one snapshot for the chunk.
     const data = await this.#read<VerifyJson>(this.#sql.verifyChunk, [encodeKey(query.cursor ?? ''), query.limit]);
     return verifyChunkOf(data);
+  }
+
+  /**
+   * One compaction step, in a transaction of its own (see `compact_step` in
+   * postgres-retention.ts): numbered entries only, in seq order. It locks the level rows of
+   * every SKU the records it removes touch, as writers lock them, so a step and an operation
+   * on the same request (a reverse writing a tally) never interleave.
+   */
+  async compact(query: CompactQuery): Promise<CompactStep> {
+    await this.#open();
+    return this.#guard(() => compactStep(this.#connector, this.#sql, query, this.#lockTimeoutMs));
+  }
+
+  async compactedThrough(): Promise<number> {
+    await this.#open();
+    const rows = await this.#guard(() => this.#connector.query(this.#sql.compactedThrough));
+    return int(rows[0]?.['t'], 'compaction horizon');
+  }
+
+  async levels(query: LevelsQueryOfStore): Promise<StoredLevelsPage> {
+    // SKUs are never empty, so '' is below every SKU. One statement: each level is read with its due holds.
+    const data = await this.#read<LevelsJson>(this.#sql.levels, [encodeKey(query.after ?? ''), query.limit, query.availableAtMost, query.now]);
+    return levelsPageOf(data, query);
   }
 
   async close(): Promise<void> {

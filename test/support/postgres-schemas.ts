@@ -6,7 +6,9 @@
 import { PostgresStore, type PostgresClient, type PostgresStoreOptions } from 'stock-ledger/postgres';
 
 // buyer_totals first: it refers to levels.
-const TABLES = ['buyer_totals', 'entries', 'levels', 'requests', 'reversals', 'holds', 'reservations'] as const;
+const TABLES = [
+  'buyer_totals', 'entries', 'levels', 'requests', 'reversals', 'holds', 'reservations', 'checkpoints', 'checkpoint_holds', 'checkpoint_buyers',
+] as const;
 
 /**
  * Hands out stores on empty schemas `<prefix>_<n>`, recycling the schemas of closed stores.
@@ -30,7 +32,9 @@ export class RecycledSchemas {
   async store(options: Omit<PostgresStoreOptions, 'schema'>): Promise<PostgresStore> {
     const reused = this.#free.pop();
     const schema = reused ?? `${this.#prefix}_${(this.#made += 1)}`;
-    if (reused !== undefined) await this.#admin.query(TABLES.map((t) => `DELETE FROM ${schema}.${t}`).join('; '));
+    // The compaction horizon goes back to 0 too: the next ledger numbers its entries from 1.
+    const empty = [...TABLES.map((t) => `DELETE FROM ${schema}.${t}`), `UPDATE ${schema}.compaction SET through = 0`];
+    if (reused !== undefined) await this.#admin.query(empty.join('; '));
     const free = this.#free;
     let closed = false;
     return new (class extends PostgresStore {
