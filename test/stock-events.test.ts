@@ -91,6 +91,64 @@ describe('stockEvents()', () => {
   });
 });
 
+describe('stockEvents() edges', () => {
+  it('an entry that leaves a sold-out SKU at 0 (a stocktake of 0) is no new depleted; a single event\'s cursor is its entry\'s seq', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 1 });
+    await ledger.deductOrThrow({ requestId: 'd', sku: 'A', qty: 1 });
+    await ledger.adjustOrThrow({ requestId: 'count', sku: 'A', onHand: 0 });
+    const events = await collect(ledger);
+    expect(events.map(brief)).toEqual(['replenished A 0->1 @0', 'depleted A 1->0 @0']);
+    expect(events.map((e) => e.cursor)).toEqual(['1', '2']);
+  });
+
+  it('read without a cursor while compaction moves the start: reads again from the new start, never below it', async () => {
+    const full = new MemoryStore();
+    const seed = new StockLedger({ store: full });
+    for (let i = 0; i < 5; i += 1) await seed.restockOrThrow({ requestId: `r${i}`, sku: 'A', qty: 1 });
+    const horizons = [0, 3, 3];
+    const asked: number[] = [];
+    const store: StockStore = {
+      execute: (c) => full.execute(c), stocks: (sk, n) => full.stocks(sk, n), request: (id) => full.request(id),
+      reservation: (id) => full.reservation(id), verifyChunk: (q) => full.verifyChunk(q), close: () => full.close(),
+      entries: (q) => {
+        asked.push(q.after);
+        return full.entries(q);
+      },
+      compactedThrough: () => Promise.resolve(horizons.shift() ?? 3),
+    };
+    const page = await new StockLedger({ store }).entries();
+    expect(asked).toEqual([0, 3]);
+    expect(page.entries.map((e) => e.seq)).toEqual([4, 5]);
+  });
+});
+
+describe('compact() steps', () => {
+  it('goes on step after step until the store has no more, and sweeps due holds first so their reservations can go', async () => {
+    let now = 1_000_000;
+    const ledger = new StockLedger({ store: new MemoryStore(), clock: () => now });
+    await ledger.restockOrThrow({ requestId: 'po', lines: Array.from({ length: 100 }, (_, i) => ({ sku: `S${i}`, qty: 1 })) });
+    for (let i = 0; i < 1_050; i += 1) await ledger.restockOrThrow({ requestId: `r${i}`, sku: 'A', qty: 1 });
+    await ledger.reserveOrThrow({ requestId: 'cart', lines: [{ sku: 'A', qty: 1 }], ttlMs: 1_000 });
+    now += 60_000;
+    const report = await ledger.compact({ windowMs: 30_000 });
+    // 1,151 entries in two steps of at most 1,000: the cart, due, was swept first, so its reserve entry
+    // goes; its record stays with its expire entry, which is new.
+    expect(report).toMatchObject({ steps: 2, entries: 1_151, requests: 1_051, reservations: 0, compactedThrough: 1_151 });
+    expect(await ledger.reservation('cart')).toMatchObject({ state: 'expired' });
+    expect((await ledger.verify()).ok).toBe(true);
+  });
+
+  it('accepts the largest window and page, and a negative availableAtMost', async () => {
+    const ledger = new StockLedger({ store: new MemoryStore() });
+    const { LIMITS } = await import('stock-ledger');
+    await expect(ledger.compact({ windowMs: LIMITS.windowMsMax })).resolves.toMatchObject({ entries: 0 });
+    await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 1 });
+    await expect(ledger.levels({ limit: LIMITS.levelsPageMax, availableAtMost: -1 })).resolves.toEqual({ levels: [], next: null });
+    await expect(ledger.levels({ limit: 1 })).resolves.toMatchObject({ levels: [{ sku: 'A', available: 1 }], next: 'A' });
+  });
+});
+
 describe('compact() and levels() input', () => {
   it('compact needs a window (its own or the ledger\'s retention), an integer from 0 to the limit', async () => {
     const ledger = new StockLedger({ store: new MemoryStore() });
