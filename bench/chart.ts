@@ -1,14 +1,15 @@
 /**
- * bench/chart.svg, written by hand (no dependency): one panel per workload, ops/s of every
- * contender across the in-flight counts on a shared log scale, raw baselines dashed, stores
- * solid, a legend below.
+ * bench/chart.svg, written by hand (no dependency): one panel per workload (three to a row),
+ * ops/s of every contender across the in-flight counts on a shared log scale, raw baselines
+ * dashed, stores solid, a legend below.
  */
 import { NAMES } from './contenders.js';
 import type { Results } from './results.js';
 
-const PANEL = { width: 400, height: 300, top: 96, left: 80, gap: 100 };
+const PANEL = { width: 400, height: 300, top: 96, left: 80, gap: 100, perRow: 3, rowGap: 100 };
 const RIGHT_MARGIN = 30;
-const LEGEND = { top: PANEL.top + PANEL.height + 56, rowHeight: 22, columnWidth: 230, columns: 4 };
+/** `top` is below the last row of panels. */
+const LEGEND = { top: 56, rowHeight: 22, columnWidth: 230, columns: 4 };
 
 interface Style {
   color: string;
@@ -59,22 +60,28 @@ function decades(values: readonly number[]): { low: number; high: number } {
 
 interface Frame {
   x0: number;
+  top: number;
   y: (opsPerSecond: number) => number;
   x: (index: number) => number;
 }
 
+/** The top of row `row` of panels. */
+const rowTop = (row: number): number => PANEL.top + row * (PANEL.height + PANEL.rowGap);
+
 function frameOf(panelIndex: number, span: { low: number; high: number }, points: number): Frame {
-  const x0 = PANEL.left + panelIndex * (PANEL.width + PANEL.gap);
+  const x0 = PANEL.left + (panelIndex % PANEL.perRow) * (PANEL.width + PANEL.gap);
+  const top = rowTop(Math.floor(panelIndex / PANEL.perRow));
   const step = PANEL.width / points;
   return {
     x0,
+    top,
     x: (index) => x0 + step * (index + 0.5),
-    y: (ops) => PANEL.top + PANEL.height * (1 - (Math.log10(ops) - span.low) / (span.high - span.low)),
+    y: (ops) => top + PANEL.height * (1 - (Math.log10(ops) - span.low) / (span.high - span.low)),
   };
 }
 
 function axes(frame: Frame, span: { low: number; high: number }, input: ChartInput, title: string): string[] {
-  const out = [`<text x="${frame.x0 + PANEL.width / 2}" y="${PANEL.top - 20}" class="panel">${escapeXml(title)}</text>`];
+  const out = [`<text x="${frame.x0 + PANEL.width / 2}" y="${frame.top - 20}" class="panel">${escapeXml(title)}</text>`];
   for (let decade = span.low; decade <= span.high; decade += 1) {
     for (const factor of [1, 2, 5]) {
       const value = factor * 10 ** decade;
@@ -84,10 +91,10 @@ function axes(frame: Frame, span: { low: number; high: number }, input: ChartInp
       if (factor === 1) out.push(`<text x="${frame.x0 - 8}" y="${y}" class="ytick">${shortCount(value)}</text>`);
     }
   }
-  input.inFlight.forEach((n, i) => out.push(`<text x="${frame.x(i).toFixed(1)}" y="${PANEL.top + PANEL.height + 20}" class="xtick">${n}</text>`));
-  out.push(`<rect x="${frame.x0}" y="${PANEL.top}" width="${PANEL.width}" height="${PANEL.height}" class="frame"/>`);
-  out.push(`<text x="${frame.x0 + PANEL.width / 2}" y="${PANEL.top + PANEL.height + 40}" class="axis">operations in flight</text>`);
-  const midY = PANEL.top + PANEL.height / 2;
+  input.inFlight.forEach((n, i) => out.push(`<text x="${frame.x(i).toFixed(1)}" y="${frame.top + PANEL.height + 20}" class="xtick">${n}</text>`));
+  out.push(`<rect x="${frame.x0}" y="${frame.top}" width="${PANEL.width}" height="${PANEL.height}" class="frame"/>`);
+  out.push(`<text x="${frame.x0 + PANEL.width / 2}" y="${frame.top + PANEL.height + 40}" class="axis">operations in flight</text>`);
+  const midY = frame.top + PANEL.height / 2;
   out.push(`<text x="${frame.x0 - 58}" y="${midY}" class="axis" transform="rotate(-90 ${frame.x0 - 58} ${midY})">ops/s (log scale)</text>`);
   return out;
 }
@@ -106,10 +113,10 @@ function series(frame: Frame, input: ChartInput, workload: string, contender: st
   ];
 }
 
-function legend(contenders: readonly string[]): string[] {
+function legend(contenders: readonly string[], top: number): string[] {
   return contenders.flatMap((name, i) => {
     const x = PANEL.left + (i % LEGEND.columns) * LEGEND.columnWidth;
-    const y = LEGEND.top + Math.floor(i / LEGEND.columns) * LEGEND.rowHeight;
+    const y = top + Math.floor(i / LEGEND.columns) * LEGEND.rowHeight;
     const { color, dash } = styleOf(name);
     const dashAttr = dash === '' ? '' : ` stroke-dasharray="${dash}"`;
     return [
@@ -136,11 +143,13 @@ const CSS = `
 
 export function chartSvg(input: ChartInput): string {
   const panelCount = Math.max(1, input.workloads.length);
-  const width = PANEL.left + panelCount * PANEL.width + (panelCount - 1) * PANEL.gap + RIGHT_MARGIN;
+  const columns = Math.min(panelCount, PANEL.perRow);
+  const width = PANEL.left + columns * PANEL.width + (columns - 1) * PANEL.gap + RIGHT_MARGIN;
+  const legendTop = rowTop(Math.ceil(panelCount / PANEL.perRow) - 1) + PANEL.height + LEGEND.top;
   const contenders = [...new Set(input.results.rows.map((r) => r.contender))];
   const span = decades(input.results.rows.map((r) => r.measurement.opsPerSecond));
   const legendRows = Math.ceil(contenders.length / LEGEND.columns);
-  const height = LEGEND.top + legendRows * LEGEND.rowHeight + 10;
+  const height = legendTop + legendRows * LEGEND.rowHeight + 10;
   const panels = input.workloads.flatMap((workload, i) => {
     const frame = frameOf(i, span, input.inFlight.length);
     return [...axes(frame, span, input, workload), ...contenders.flatMap((c) => series(frame, input, workload, c))];
@@ -149,10 +158,10 @@ export function chartSvg(input: ChartInput): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`,
     `<style>${CSS}</style>`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
-    `<text x="${width / 2}" y="26" class="title">stock-ledger bench: deducts per second by operations in flight</text>`,
+    `<text x="${width / 2}" y="26" class="title">stock-ledger bench: operations per second by operations in flight</text>`,
     `<text x="${width / 2}" y="46" class="subtitle">${escapeXml(input.subtitle)}</text>`,
     ...panels,
-    ...legend(contenders),
+    ...legend(contenders, legendTop),
     '</svg>',
     '',
   ].join('\n');

@@ -7,7 +7,7 @@
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tracingChannel } from 'node:diagnostics_channel';
-import { OPERATION_CHANNEL, StockLedger, type OperationTrace } from 'stock-ledger';
+import { LIMITS, OPERATION_CHANNEL, StockLedger, type OperationTrace } from 'stock-ledger';
 import { MemoryStore } from 'stock-ledger/memory';
 import { SqliteStore } from 'stock-ledger/sqlite';
 import { RawMapStock } from './raw-map.js';
@@ -17,14 +17,28 @@ import type { Workload } from './workloads.js';
 
 export type Group = 'memory' | 'sqlite' | 'redis' | 'postgres';
 
+/**
+ * What the load runs on a contender. Every call takes 1 unit of each SKU it names (distinct
+ * SKUs); a workload's operation is one call or a pair of them (see `perform` in
+ * bench/workloads.ts).
+ */
 export interface Runner {
-  /** Deducts one unit of `sku`: true if sold, false if short of stock; throws on anything else. */
-  deduct(requestId: string, sku: string): Promise<boolean>;
-  /** Units of `sku` left, to check a run never sold more than it had. */
-  onHand(sku: string): Promise<number>;
+  /** Deducts 1 unit of each SKU, all or none: true if sold, false if short of stock; throws on anything else. */
+  deduct(requestId: string, skus: readonly string[]): Promise<boolean>;
+  /** Holds 1 unit of each SKU for `ttlMs` under reservation id `requestId`, all or none: true if held, false if short. */
+  reserve(requestId: string, skus: readonly string[], ttlMs: number): Promise<boolean>;
+  /** Commits (sells all it holds) or releases a held reservation; throws unless that applied afresh. */
+  settle(reservationId: string, commit: boolean): Promise<void>;
+  /** Units on hand and reserved, summed over `skus`: the bench checks them against what the load says it sold. */
+  totals(skus: readonly string[]): Promise<Totals>;
   close(): Promise<void>;
   /** Called before each of its measured slices; returns what to call after it (a subscription held only while it runs). */
   onSlice?(): () => void;
+}
+
+export interface Totals {
+  onHand: number;
+  reserved: number;
 }
 
 export interface Contender {
@@ -32,6 +46,8 @@ export interface Contender {
   group: Group;
   /** The contender this one's ratio is taken against; absent for the baseline itself. */
   baseline?: string;
+  /** A store measured again with something added (a policy, a tracing subscriber), against the plain store: runs only on workloads with `twins`. */
+  twin?: boolean;
   /** Opens a runner on fresh state, every SKU of `workload` stocked. */
   open(workload: Workload): Promise<Runner>;
   /** Frees what the contender keeps between measurements. */
@@ -117,17 +133,41 @@ export async function seedLedger(ledger: StockLedger, workload: Workload, police
   return ledger;
 }
 
+const linesOf = (skus: readonly string[]): Array<{ sku: string; qty: number }> => skus.map((sku) => ({ sku, qty: 1 }));
+
+/** True if applied afresh, false if short of stock; throws on anything else (a replay of a fresh request included). */
+function appliedOrShort(what: string, result: { ok: true; replayed: boolean } | { ok: false; code: string }): boolean {
+  if (result.ok && !result.replayed) return true;
+  if (!result.ok && result.code === 'INSUFFICIENT_STOCK') return false;
+  throw new Error(`${what} neither applied nor was short of stock: ${JSON.stringify(result)}`);
+}
+
 export function ledgerRunner(ledger: StockLedger, cleanUp: () => Promise<void>, policed = false): Runner {
   let calls = 0;
+  const buyer = (): { buyer?: string } => (policed ? { buyer: `buyer-${(calls += 1) % POLICED.buyers}` } : {});
   return {
-    async deduct(requestId, sku) {
-      const buyer = policed ? { buyer: `buyer-${(calls += 1) % POLICED.buyers}` } : {};
-      const result = await ledger.deduct({ requestId, sku, qty: 1, ...buyer });
-      if (result.ok && !result.replayed) return true;
-      if (!result.ok && result.code === 'INSUFFICIENT_STOCK') return false;
-      throw new Error(`deduct ${requestId} neither sold nor was short of stock: ${JSON.stringify(result)}`);
+    async deduct(requestId, skus) {
+      // One SKU in its shorthand form, as the single-line workloads always measured it.
+      const input = skus.length === 1 ? { requestId, sku: skus[0] as string, qty: 1, ...buyer() } : { requestId, lines: linesOf(skus), ...buyer() };
+      return appliedOrShort(`deduct ${requestId}`, await ledger.deduct(input));
     },
-    onHand: async (sku) => (await ledger.stock(sku)).onHand,
+    async reserve(requestId, skus, ttlMs) {
+      return appliedOrShort(`reserve ${requestId}`, await ledger.reserve({ requestId, lines: linesOf(skus), ttlMs, ...buyer() }));
+    },
+    async settle(reservationId, commit) {
+      const result = commit ? await ledger.commit({ reservationId }) : await ledger.release({ reservationId });
+      if (!result.ok || result.replayed) throw new Error(`${commit ? 'commit' : 'release'} of ${reservationId} did not apply: ${JSON.stringify(result)}`);
+    },
+    async totals(skus) {
+      const totals: Totals = { onHand: 0, reserved: 0 };
+      for (let from = 0; from < skus.length; from += LIMITS.skusPerReadMax) {
+        for (const level of await ledger.stocks(skus.slice(from, from + LIMITS.skusPerReadMax))) {
+          totals.onHand += level.onHand;
+          totals.reserved += level.reserved;
+        }
+      }
+      return totals;
+    },
     async close() {
       await ledger.close();
       await cleanUp();
@@ -135,21 +175,48 @@ export function ledgerRunner(ledger: StockLedger, cleanUp: () => Promise<void>, 
   };
 }
 
-/** What the raw baselines share: deduct returns an outcome, `{ ok, replayed? }`. */
-interface RawStock {
-  deduct(options: { requestId: string; sku: string; qty: number }): Promise<{ ok: boolean; replayed?: boolean }>;
-  onHand(sku: string): Promise<number>;
+/** A line of a raw baseline's deduct or reserve. */
+export interface RawLine {
+  sku: string;
+  qty: number;
+}
+
+/**
+ * What the raw baselines share. deduct, deductLines and reserve return `{ ok, replayed }` (ok
+ * false: short of stock); commit and release `{ ok, replayed }` too, ok false meaning refused
+ * (no such reservation, expired, or settled the other way). Lines name distinct SKUs.
+ */
+export interface RawStock {
+  deduct(options: { requestId: string; sku: string; qty: number }): Promise<RawResult>;
+  deductLines(options: { requestId: string; lines: readonly RawLine[] }): Promise<RawResult>;
+  reserve(options: { requestId: string; lines: readonly RawLine[]; ttlMs: number }): Promise<RawResult>;
+  commit(reservationId: string): Promise<RawResult>;
+  release(reservationId: string): Promise<RawResult>;
+  totals(skus: readonly string[]): Promise<Totals>;
   close?(): Promise<void>;
 }
 
+export interface RawResult {
+  ok: boolean;
+  replayed?: boolean;
+}
+
 export function rawRunner(stock: RawStock, cleanUp: () => Promise<void>): Runner {
+  const fresh = (requestId: string, result: RawResult): boolean => {
+    if (result.replayed === true) throw new Error(`fresh request ${requestId} came back as a replay`);
+    return result.ok;
+  };
   return {
-    async deduct(requestId, sku) {
-      const result = await stock.deduct({ requestId, sku, qty: 1 });
-      if (result.replayed === true) throw new Error(`fresh request ${requestId} came back as a replay`);
-      return result.ok;
+    async deduct(requestId, skus) {
+      const result = skus.length === 1 ? await stock.deduct({ requestId, sku: skus[0] as string, qty: 1 }) : await stock.deductLines({ requestId, lines: linesOf(skus) });
+      return fresh(requestId, result);
     },
-    onHand: (sku) => stock.onHand(sku),
+    reserve: async (requestId, skus, ttlMs) => fresh(requestId, await stock.reserve({ requestId, lines: linesOf(skus), ttlMs })),
+    async settle(reservationId, commit) {
+      const result = commit ? await stock.commit(reservationId) : await stock.release(reservationId);
+      if (!result.ok || result.replayed === true) throw new Error(`${commit ? 'commit' : 'release'} of ${reservationId} did not apply: ${JSON.stringify(result)}`);
+    },
+    totals: (skus) => stock.totals(skus),
     async close() {
       await stock.close?.();
       await cleanUp();
@@ -173,12 +240,14 @@ export function memoryContenders(): Contender[] {
     name: policed ? withPolicyName(NAMES.memoryStore) : NAMES.memoryStore,
     group: 'memory',
     baseline: policed ? NAMES.memoryStore : NAMES.rawMap,
+    twin: policed,
     open: async (workload) => ledgerRunner(await seedLedger(new StockLedger({ store: new MemoryStore() }), workload, policed), noCleanUp, policed),
   });
   const traced: Contender = {
     name: withTracingName(NAMES.memoryStore),
     group: 'memory',
     baseline: NAMES.memoryStore,
+    twin: true,
     open: async (workload) => tracedRunner(ledgerRunner(await seedLedger(new StockLedger({ store: new MemoryStore() }), workload), noCleanUp)),
   };
   return [rawMap, memoryStore(false), memoryStore(true), traced];
@@ -223,25 +292,28 @@ export function sqliteContenders(dir: string): Contender[] {
 
 /**
  * The SQLite store with default options (synchronous=FULL). Stocking 10,000 SKUs through the
- * ledger at FULL takes seconds, so each workload is stocked once into a template file (at
- * NORMAL: only the setup is faster) and every measurement opens a fresh copy of it.
+ * ledger at FULL takes seconds, so each stock a workload starts with is stocked once into a
+ * template file (at NORMAL: only the setup is faster; workloads that start alike share it) and
+ * every measurement opens a fresh copy of it.
  */
 function sqliteStoreContender(files: DbFiles, variant: { policed: boolean; traced: boolean }): Contender {
   const { policed, traced } = variant;
   const templates = new Map<string, string>();
   const template = async (workload: Workload): Promise<string> => {
-    const known = templates.get(workload.name);
+    const key = `${workload.skus.length} SKUs from ${workload.skus[0] ?? ''}, ${workload.unitsPerSku} units each`;
+    const known = templates.get(key);
     if (known !== undefined) return known;
     const path = files.next('store-template');
     const ledger = await seedLedger(new StockLedger({ store: new SqliteStore({ path, durability: 'normal' }) }), workload, policed);
     await ledger.close();
-    templates.set(workload.name, path);
+    templates.set(key, path);
     return path;
   };
   return {
     name: policed ? withPolicyName(NAMES.sqliteStore) : traced ? withTracingName(NAMES.sqliteStore) : NAMES.sqliteStore,
     group: 'sqlite',
     baseline: policed || traced ? NAMES.sqliteStore : NAMES.rawSqlite,
+    twin: policed || traced,
     async open(workload) {
       const path = files.next('store');
       files.copy(await template(workload), path);

@@ -41,12 +41,14 @@ export class LatencyHistogram {
   }
 }
 
-/** What one measurement gives: throughput, latency, and how the deducts ended. */
+/** What one measurement gives: throughput, latency, and how the operations ended. */
 export interface Measurement {
   inFlight: number;
-  /** Completed operations, sold and rejected alike. */
+  /** Completed operations, rejected ones included. */
   ops: number;
-  sold: number;
+  /** Units sold, over all lines of all operations (a one-line deduct sells 1, a released checkout 0). */
+  unitsSold: number;
+  /** Operations rejected as short of stock. */
   rejected: number;
   elapsedMs: number;
   opsPerSecond: number;
@@ -61,8 +63,8 @@ export interface LoadOptions {
   inFlight: number;
   /** Hard cap on operations started over all slices, whatever the clock says. */
   opsMax: number;
-  /** Operation `i`: resolves true if it sold, false if it was rejected; throws on anything else. */
-  operation: (i: number) => Promise<boolean>;
+  /** Operation `i`: resolves to the units it sold, or null if it was rejected as short of stock; throws on anything else. */
+  operation: (i: number) => Promise<number | null>;
 }
 
 /**
@@ -75,7 +77,7 @@ export class LoadSession {
   readonly #histogram = new LatencyHistogram();
   readonly #slices: number[] = [];
   #started = 0;
-  #sold = 0;
+  #unitsSold = 0;
   #rejected = 0;
   #elapsedMs = 0;
 
@@ -95,10 +97,10 @@ export class LoadSession {
       while (this.#started < this.#options.opsMax) {
         const opStartedAt = performance.now();
         if (opStartedAt >= deadline) return;
-        const sold = await this.#options.operation(this.#started++);
+        const units = await this.#options.operation(this.#started++);
         this.#histogram.record(performance.now() - opStartedAt);
-        if (sold) this.#sold += 1;
-        else this.#rejected += 1;
+        if (units === null) this.#rejected += 1;
+        else this.#unitsSold += units;
       }
     };
     await Promise.all(Array.from({ length: this.#options.inFlight }, worker));
@@ -112,7 +114,7 @@ export class LoadSession {
     return {
       inFlight: this.#options.inFlight,
       ops,
-      sold: this.#sold,
+      unitsSold: this.#unitsSold,
       rejected: this.#rejected,
       elapsedMs: this.#elapsedMs,
       opsPerSecond: (ops / this.#elapsedMs) * 1000,

@@ -11,6 +11,7 @@ function contender(url: string, name: string, groupCommit: boolean, policed = fa
   return {
     name: policed ? withPolicyName(name) : name,
     group: 'postgres',
+    twin: policed,
     baseline: policed ? name : NAMES.rawPostgres,
     async open(workload) {
       const pool = pgPool(url);

@@ -5,11 +5,23 @@
  * rejection records nothing), called once per transaction, or for up to 100 deducts in one
  * transaction (one statement over arrays, one commit flush for the batch).
  *
+ * A deduct of several lines, a reserve, and a commit or release are one function each: lock the
+ * lines' levels in SKU order (so transactions that touch several SKUs never deadlock), check,
+ * then write. Reservations: `levels.qty` is the units free to take (on hand minus held), so a
+ * deduct reads nothing else; `levels.reserved` counts what is held, and a reservation row (its
+ * id the reserve's request id, a replay if it was there) keeps its state, expiry and lines. A
+ * commit takes the units off `reserved` (sold), a release gives them back to `qty`, once, by
+ * the reservation's state, refusing a held reservation past its expiry. Nothing gives an expired
+ * hold back (a sweep would; the bench's holds never expire): safe, it only sells less. Batched,
+ * these operations go through one function per batch that first locks every level the batch
+ * touches, in SKU order, then runs them in arrival order (single-line deducts keep their own
+ * batch statement, sorted by SKU).
+ *
  * Also the PostgreSQL helpers the bench shares: a pool, a fresh schema per measurement, and
  * dropping it afterwards (never anything else: the server may be shared).
  */
 import pg from 'pg';
-import type { Contender } from './contenders.js';
+import type { Contender, RawLine, Totals } from './contenders.js';
 import { NAMES, rawRunner } from './contenders.js';
 import type { Workload } from './workloads.js';
 
@@ -52,33 +64,132 @@ export async function dropSchema(pool: pg.Pool, schema: string): Promise<void> {
   await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 }
 
-/** Tables and the deduct function, in `schema`. Returns 1 applied, 0 replayed, -1 short. */
+/**
+ * Tables and functions, in `schema`. Each function returns 1 applied, 0 replayed, -1 short of
+ * stock (a settle: -1 not held). Lines name distinct SKUs.
+ */
 function ddl(schema: string): string {
+  const s = schema;
   return `
-    CREATE SCHEMA ${schema};
-    CREATE TABLE ${schema}.levels (sku text COLLATE "C" PRIMARY KEY, qty bigint NOT NULL CHECK (qty >= 0));
-    CREATE TABLE ${schema}.requests (request_id text COLLATE "C" PRIMARY KEY, on_hand_after bigint NOT NULL);
-    CREATE TABLE ${schema}.entries (
-      seq bigserial PRIMARY KEY, request_id text NOT NULL, sku text NOT NULL, delta bigint NOT NULL, after bigint NOT NULL, at bigint NOT NULL
+    CREATE SCHEMA ${s};
+    CREATE TABLE ${s}.levels (
+      sku text COLLATE "C" PRIMARY KEY, qty bigint NOT NULL CHECK (qty >= 0), reserved bigint NOT NULL DEFAULT 0 CHECK (reserved >= 0)
     );
-    CREATE FUNCTION ${schema}.deduct(p_request text, p_sku text, p_qty bigint, p_at bigint) RETURNS int
+    CREATE TABLE ${s}.requests (request_id text COLLATE "C" PRIMARY KEY, on_hand_after bigint);
+    CREATE TABLE ${s}.entries (
+      seq bigserial PRIMARY KEY, request_id text NOT NULL, sku text NOT NULL, delta bigint NOT NULL,
+      reserved_delta bigint NOT NULL DEFAULT 0, after bigint NOT NULL, at bigint NOT NULL
+    );
+    CREATE TABLE ${s}.reservations (
+      id text COLLATE "C" PRIMARY KEY, state text NOT NULL, expires_at bigint NOT NULL, skus text[] NOT NULL, qtys bigint[] NOT NULL
+    );
+    CREATE FUNCTION ${s}.deduct(p_request text, p_sku text, p_qty bigint, p_at bigint) RETURNS int
     LANGUAGE plpgsql AS $$
     DECLARE v_after bigint;
     BEGIN
-      PERFORM 1 FROM ${schema}.requests WHERE request_id = p_request;
+      PERFORM 1 FROM ${s}.requests WHERE request_id = p_request;
       IF FOUND THEN RETURN 0; END IF;
-      UPDATE ${schema}.levels SET qty = qty - p_qty WHERE sku = p_sku AND qty >= p_qty RETURNING qty INTO v_after;
+      UPDATE ${s}.levels SET qty = qty - p_qty WHERE sku = p_sku AND qty >= p_qty RETURNING qty INTO v_after;
       IF NOT FOUND THEN RETURN -1; END IF;
-      INSERT INTO ${schema}.requests (request_id, on_hand_after) VALUES (p_request, v_after);
-      INSERT INTO ${schema}.entries (request_id, sku, delta, after, at) VALUES (p_request, p_sku, -p_qty, v_after, p_at);
+      INSERT INTO ${s}.requests (request_id, on_hand_after) VALUES (p_request, v_after);
+      INSERT INTO ${s}.entries (request_id, sku, delta, after, at) VALUES (p_request, p_sku, -p_qty, v_after, p_at);
       RETURN 1;
+    END $$;
+    -- Locks the lines' levels in SKU order; true if each has p_qtys[i] free.
+    CREATE FUNCTION ${s}.lock_free(p_skus text[], p_qtys bigint[]) RETURNS boolean
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM 1 FROM ${s}.levels WHERE sku = ANY(p_skus) ORDER BY sku FOR UPDATE;
+      RETURN NOT EXISTS (
+        SELECT 1 FROM unnest(p_skus, p_qtys) AS t(s, q) LEFT JOIN ${s}.levels l ON l.sku = t.s WHERE l.qty IS NULL OR l.qty < t.q
+      );
+    END $$;
+    CREATE FUNCTION ${s}.deduct_lines(p_request text, p_skus text[], p_qtys bigint[], p_at bigint) RETURNS int
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM 1 FROM ${s}.requests WHERE request_id = p_request;
+      IF FOUND THEN RETURN 0; END IF;
+      IF NOT ${s}.lock_free(p_skus, p_qtys) THEN RETURN -1; END IF;
+      INSERT INTO ${s}.requests (request_id) VALUES (p_request);
+      WITH taken AS (
+        UPDATE ${s}.levels l SET qty = l.qty - t.q FROM unnest(p_skus, p_qtys) AS t(s, q) WHERE l.sku = t.s RETURNING l.sku, t.q, l.qty
+      )
+      INSERT INTO ${s}.entries (request_id, sku, delta, after, at) SELECT p_request, sku, -q, qty, p_at FROM taken;
+      RETURN 1;
+    END $$;
+    CREATE FUNCTION ${s}.reserve(p_request text, p_skus text[], p_qtys bigint[], p_expires bigint, p_at bigint) RETURNS int
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM 1 FROM ${s}.reservations WHERE id = p_request;
+      IF FOUND THEN RETURN 0; END IF;
+      IF NOT ${s}.lock_free(p_skus, p_qtys) THEN RETURN -1; END IF;
+      INSERT INTO ${s}.reservations (id, state, expires_at, skus, qtys) VALUES (p_request, 'held', p_expires, p_skus, p_qtys);
+      WITH held AS (
+        UPDATE ${s}.levels l SET qty = l.qty - t.q, reserved = l.reserved + t.q FROM unnest(p_skus, p_qtys) AS t(s, q) WHERE l.sku = t.s
+        RETURNING l.sku, t.q, l.qty
+      )
+      INSERT INTO ${s}.entries (request_id, sku, delta, reserved_delta, after, at) SELECT p_request, sku, 0, q, qty, p_at FROM held;
+      RETURN 1;
+    END $$;
+    -- Commits (p_to 'committed') or releases (p_to 'released') a held reservation.
+    CREATE FUNCTION ${s}.settle(p_id text, p_to text, p_at bigint) RETURNS int
+    LANGUAGE plpgsql AS $$
+    DECLARE v ${s}.reservations;
+    BEGIN
+      SELECT * INTO v FROM ${s}.reservations WHERE id = p_id FOR UPDATE;
+      IF NOT FOUND THEN RETURN -1; END IF;
+      IF v.state = p_to THEN RETURN 0; END IF;
+      IF v.state <> 'held' OR p_at >= v.expires_at THEN RETURN -1; END IF;
+      PERFORM 1 FROM ${s}.levels WHERE sku = ANY(v.skus) ORDER BY sku FOR UPDATE;
+      UPDATE ${s}.reservations SET state = p_to WHERE id = p_id;
+      WITH settled AS (
+        UPDATE ${s}.levels l SET reserved = l.reserved - t.q, qty = l.qty + CASE WHEN p_to = 'released' THEN t.q ELSE 0 END
+        FROM unnest(v.skus, v.qtys) AS t(s, q) WHERE l.sku = t.s RETURNING l.sku, t.q, l.qty
+      )
+      INSERT INTO ${s}.entries (request_id, sku, delta, reserved_delta, after, at)
+      SELECT p_id, sku, CASE WHEN p_to = 'committed' THEN -q ELSE 0 END, -q, qty, p_at FROM settled;
+      RETURN 1;
+    END $$;
+    -- A batch of deduct_lines, reserve and settle calls (p_kinds: 'deduct', 'reserve', 'committed',
+    -- 'released'); op i's lines are p_skus/p_qtys[p_firsts[i] : p_firsts[i] + p_counts[i] - 1].
+    -- Every level the batch touches is locked first, in SKU order: batches in flight never deadlock.
+    CREATE FUNCTION ${s}.run_batch(
+      p_kinds text[], p_ids text[], p_firsts int[], p_counts int[], p_skus text[], p_qtys bigint[], p_expires bigint[], p_ats bigint[]
+    ) RETURNS int[]
+    LANGUAGE plpgsql AS $$
+    DECLARE v_codes int[] := '{}'; v_last int;
+    BEGIN
+      PERFORM 1 FROM ${s}.levels
+      WHERE sku IN (SELECT unnest(p_skus) UNION SELECT unnest(r.skus) FROM ${s}.reservations r WHERE r.id = ANY(p_ids))
+      ORDER BY sku FOR UPDATE;
+      FOR i IN 1 .. cardinality(p_kinds) LOOP
+        v_last := p_firsts[i] + p_counts[i] - 1;
+        v_codes := v_codes || CASE p_kinds[i]
+          WHEN 'deduct' THEN ${s}.deduct_lines(p_ids[i], p_skus[p_firsts[i]:v_last], p_qtys[p_firsts[i]:v_last], p_ats[i])
+          WHEN 'reserve' THEN ${s}.reserve(p_ids[i], p_skus[p_firsts[i]:v_last], p_qtys[p_firsts[i]:v_last], p_expires[i], p_ats[i])
+          ELSE ${s}.settle(p_ids[i], p_kinds[i], p_ats[i])
+        END;
+      END LOOP;
+      RETURN v_codes;
     END $$;`;
 }
 
+/** A single-line deduct of the batch statement that keeps the first baseline's shape. */
 interface Pending {
   requestId: string;
   sku: string;
   qty: number;
+  at: number;
+  resolve: (outcome: { ok: boolean; replayed: boolean }) => void;
+  reject: (error: Error) => void;
+}
+
+/** Any other operation, for `run_batch`: kind 'deduct' (lines), 'reserve', 'committed' or 'released'. */
+interface PendingOp {
+  kind: 'deduct' | 'reserve' | 'committed' | 'released';
+  id: string;
+  lines: readonly RawLine[];
+  expiresAt: number;
   at: number;
   resolve: (outcome: { ok: boolean; replayed: boolean }) => void;
   reject: (error: Error) => void;
@@ -91,6 +202,7 @@ export class RawPostgresStock {
   readonly #schema: string;
   readonly #batched: boolean;
   #queue: Pending[] = [];
+  #ops: PendingOp[] = [];
   #scheduled = false;
 
   constructor(options: { pool: pg.Pool; schema: string; batched: boolean }) {
@@ -116,9 +228,29 @@ export class RawPostgresStock {
     });
   }
 
-  async onHand(sku: string): Promise<number> {
-    const { rows } = await this.#pool.query<{ qty: string }>(`SELECT qty FROM ${this.#schema}.levels WHERE sku = $1`, [sku]);
-    return Number(rows[0]?.qty ?? 0);
+  deductLines(options: { requestId: string; lines: readonly RawLine[] }): Promise<{ ok: boolean; replayed: boolean }> {
+    return this.#op('deduct', options.requestId, options.lines, 0);
+  }
+
+  reserve(options: { requestId: string; lines: readonly RawLine[]; ttlMs: number }): Promise<{ ok: boolean; replayed: boolean }> {
+    return this.#op('reserve', options.requestId, options.lines, Date.now() + options.ttlMs);
+  }
+
+  commit(reservationId: string): Promise<{ ok: boolean; replayed: boolean }> {
+    return this.#op('committed', reservationId, [], 0);
+  }
+
+  release(reservationId: string): Promise<{ ok: boolean; replayed: boolean }> {
+    return this.#op('released', reservationId, [], 0);
+  }
+
+  async totals(skus: readonly string[]): Promise<Totals> {
+    const { rows } = await this.#pool.query<{ free: string | null; held: string | null }>(
+      `SELECT sum(qty) AS free, sum(reserved) AS held FROM ${this.#schema}.levels WHERE sku = ANY($1::text[])`,
+      [skus],
+    );
+    const held = Number(rows[0]?.held ?? 0);
+    return { onHand: Number(rows[0]?.free ?? 0) + held, reserved: held };
   }
 
   async #alone(op: { requestId: string; sku: string; qty: number; at: number }): Promise<{ ok: boolean; replayed: boolean }> {
@@ -126,7 +258,28 @@ export class RawPostgresStock {
     return outcomeOf(rows[0]?.code ?? -2);
   }
 
-  /** setImmediate, not a microtask: every deduct issued in this turn joins the batch. */
+  /** One function call in its own transaction, or a place in the next `run_batch`. */
+  #op(kind: PendingOp['kind'], id: string, lines: readonly RawLine[], expiresAt: number): Promise<{ ok: boolean; replayed: boolean }> {
+    const at = Date.now();
+    if (this.#batched) {
+      return new Promise((resolve, reject) => {
+        this.#ops.push({ kind, id, lines, expiresAt, at, resolve, reject });
+        this.#schedule();
+      });
+    }
+    const skus = lines.map((l) => l.sku);
+    const qtys = lines.map((l) => l.qty);
+    const s = this.#schema;
+    const call =
+      kind === 'deduct'
+        ? this.#pool.query<{ code: number }>(`SELECT ${s}.deduct_lines($1, $2, $3, $4) AS code`, [id, skus, qtys, at])
+        : kind === 'reserve'
+          ? this.#pool.query<{ code: number }>(`SELECT ${s}.reserve($1, $2, $3, $4, $5) AS code`, [id, skus, qtys, expiresAt, at])
+          : this.#pool.query<{ code: number }>(`SELECT ${s}.settle($1, $2, $3) AS code`, [id, kind, at]);
+    return call.then(({ rows }) => outcomeOf(rows[0]?.code ?? -2));
+  }
+
+  /** setImmediate, not a microtask: every operation issued in this turn joins the batch. */
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -135,8 +288,9 @@ export class RawPostgresStock {
 
   #flush(): void {
     this.#scheduled = false;
-    // Bounded: every pass takes at least one deduct off a finite queue.
+    // Bounded: every pass takes at least one operation off a finite queue.
     while (this.#queue.length > 0) void this.#send(this.#queue.splice(0, BATCH_OPERATIONS_MAX));
+    while (this.#ops.length > 0) void this.#sendOps(this.#ops.splice(0, BATCH_OPERATIONS_MAX));
   }
 
   /**
@@ -155,12 +309,39 @@ export class RawPostgresStock {
       for (const p of batch) p.reject(error instanceof Error ? error : new Error(String(error)));
     }
   }
+
+  /** One `run_batch` call, one implicit transaction; its lines flattened into arrays. */
+  async #sendOps(batch: PendingOp[]): Promise<void> {
+    const firsts: number[] = [];
+    const lines: RawLine[] = [];
+    for (const op of batch) {
+      firsts.push(lines.length + 1);
+      lines.push(...op.lines);
+    }
+    try {
+      const { rows } = await this.#pool.query<{ codes: number[] }>(`SELECT ${this.#schema}.run_batch($1, $2, $3, $4, $5, $6, $7, $8) AS codes`, [
+        batch.map((op) => op.kind),
+        batch.map((op) => op.id),
+        firsts,
+        batch.map((op) => op.lines.length),
+        lines.map((l) => l.sku),
+        lines.map((l) => l.qty),
+        batch.map((op) => op.expiresAt),
+        batch.map((op) => op.at),
+      ]);
+      const codes = rows[0]?.codes ?? [];
+      batch.forEach((op, i) => op.resolve(outcomeOf(codes[i] ?? -2)));
+    } catch (error) {
+      for (const op of batch) op.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
 }
 
 function contender(url: string, name: string, batched: boolean): Contender {
   return {
     name,
     group: 'postgres',
+    ...(batched ? { baseline: NAMES.rawPostgres } : {}),
     async open(workload: Workload) {
       const pool = pgPool(url);
       const schema = freshSchema();

@@ -1,16 +1,20 @@
 /**
  * The batching SQLite baseline: the same schema and statements as bench/raw-sqlite.ts, but
- * deducts that arrive while the event loop is busy queue up, and one `BEGIN IMMEDIATE`
+ * operations that arrive while the event loop is busy queue up, and one `BEGIN IMMEDIATE`
  * transaction applies up to `batchOperationsMax` of them, so one fsync covers the batch.
  *
- * Per deduct it runs the very step of the one-transaction-per-deduct loop (`rawDeductStep`):
- * conditional `UPDATE`, record the request id, append an entry. A rejection writes nothing, so
- * it needs no rollback inside the shared transaction.
+ * Per operation it runs the very step of the one-transaction-per-operation loop (`rawSteps`):
+ * for a deduct, conditional `UPDATE`, record the request id, append an entry. A rejection
+ * leaves nothing behind (a short line of a deduct gives back the lines taken before it), so it
+ * needs no rollback inside the shared transaction.
  */
 import type Database from 'better-sqlite3';
-import { onHandOf, openRawDatabase, rawDeductStep, restockAll, type RawDeduct, type RawSqliteOutcome, type Synchronous } from './raw-sqlite.js';
+import type { RawLine } from './contenders.js';
+import { openRawDatabase, rawSteps, restockAll, totalsOf, type RawSqliteOutcome, type RawSteps, type Synchronous } from './raw-sqlite.js';
 
-interface Pending extends RawDeduct {
+interface Pending {
+  /** Runs the operation's step, inside the batch's transaction. */
+  apply: () => RawSqliteOutcome;
   resolve: (outcome: RawSqliteOutcome) => void;
   reject: (error: Error) => void;
 }
@@ -18,6 +22,7 @@ interface Pending extends RawDeduct {
 export class RawSqliteBatch {
   readonly #db: Database.Database;
   readonly #batchOperationsMax: number;
+  readonly #steps: RawSteps;
   readonly #apply: (batch: readonly Pending[]) => RawSqliteOutcome[];
   #queue: Pending[] = [];
   #scheduled = false;
@@ -25,8 +30,8 @@ export class RawSqliteBatch {
   constructor(options: { path: string; synchronous: Synchronous; batchOperationsMax: number }) {
     this.#db = openRawDatabase(options.path, options.synchronous);
     this.#batchOperationsMax = options.batchOperationsMax;
-    const step = rawDeductStep(this.#db);
-    this.#apply = this.#db.transaction((batch: readonly Pending[]) => batch.map(step)).immediate;
+    this.#steps = rawSteps(this.#db);
+    this.#apply = this.#db.transaction((batch: readonly Pending[]) => batch.map((p) => p.apply())).immediate;
   }
 
   async restockAll(skus: readonly string[], qty: number): Promise<void> {
@@ -35,14 +40,33 @@ export class RawSqliteBatch {
 
   /** Queues the deduct; it is applied, with whatever else queued, once the event loop is free. */
   deduct(options: { requestId: string; sku: string; qty: number }): Promise<RawSqliteOutcome> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ ...options, at: Date.now(), resolve, reject });
-      this.#schedule();
-    });
+    const d = { ...options, at: Date.now() };
+    return this.#enqueue(() => this.#steps.deduct(d));
   }
 
-  async onHand(sku: string): Promise<number> {
-    return onHandOf(this.#db, sku);
+  deductLines(options: { requestId: string; lines: readonly RawLine[] }): Promise<RawSqliteOutcome> {
+    const d = { ...options, at: Date.now() };
+    return this.#enqueue(() => this.#steps.deductLines(d));
+  }
+
+  reserve(options: { requestId: string; lines: readonly RawLine[]; ttlMs: number }): Promise<RawSqliteOutcome> {
+    const at = Date.now();
+    const d = { requestId: options.requestId, lines: options.lines, expiresAt: at + options.ttlMs, at };
+    return this.#enqueue(() => this.#steps.reserve(d));
+  }
+
+  commit(reservationId: string): Promise<RawSqliteOutcome> {
+    const d = { reservationId, to: 'committed' as const, at: Date.now() };
+    return this.#enqueue(() => this.#steps.settle(d));
+  }
+
+  release(reservationId: string): Promise<RawSqliteOutcome> {
+    const d = { reservationId, to: 'released' as const, at: Date.now() };
+    return this.#enqueue(() => this.#steps.settle(d));
+  }
+
+  async totals(skus: readonly string[]): Promise<{ onHand: number; reserved: number }> {
+    return totalsOf(this.#db, skus);
   }
 
   async close(): Promise<void> {
@@ -51,7 +75,14 @@ export class RawSqliteBatch {
     this.#db.close();
   }
 
-  /** setImmediate, not a microtask: every deduct issued in this turn joins the batch. */
+  #enqueue(apply: () => RawSqliteOutcome): Promise<RawSqliteOutcome> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ apply, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** setImmediate, not a microtask: every operation issued in this turn joins the batch. */
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;

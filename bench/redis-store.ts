@@ -11,6 +11,7 @@ function contender(url: string, name: string, batch: boolean, policed = false): 
   return {
     name: policed ? withPolicyName(name) : name,
     group: 'redis',
+    twin: policed,
     baseline: policed ? name : NAMES.rawRedis,
     async open(workload) {
       const client = await connectRedis(url);

@@ -42,7 +42,7 @@ function workloadTable(results: Results, workload: string): Table {
   const align: Align[] = ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'];
   const cells = (r: ResultRow): string[] => {
     const m = r.measurement;
-    const sold = r.hotUnits === null ? [] : [`${fmtInt(m.sold)} of ${fmtInt(r.hotUnits)}`];
+    const sold = r.hotUnits === null ? [] : [`${fmtInt(m.unitsSold)} of ${fmtInt(r.hotUnits)}`];
     const slices = `${fmtShort(Math.min(...m.sliceOpsPerSecond))}-${fmtShort(Math.max(...m.sliceOpsPerSecond))}`;
     const tail = (m.p99Ms / m.p50Ms).toFixed(2);
     return [r.contender, String(m.inFlight), fmtInt(m.opsPerSecond), fmtMs(m.p50Ms), fmtMs(m.p99Ms), tail, fmtRatio(results.vsBaseline(r)), slices, ...sold];
@@ -74,8 +74,9 @@ function markdownLines(table: Table): string[] {
 
 export const BASELINES_NOTE =
   'vs baseline: memory store over raw Map; raw SQLite 100 ops/tx and SQLite store over raw SQLite 1 op/tx; ' +
-  'Redis store over raw Redis EVALSHA; each at the same workload and in-flight count. ' +
-  'slices ops/s: the slowest and the fastest slice of the measurement.';
+  'Redis store over raw Redis EVALSHA; raw PostgreSQL 100 ops/tx and PostgreSQL store over raw PostgreSQL 1 op/tx; ' +
+  'a twin (policy, traced) over its plain store; each at the same workload and in-flight count, the raw side running ' +
+  'the same operations (a cart, a checkout) by hand. slices ops/s: the slowest and the fastest slice of the measurement.';
 
 export function printWorkload(results: Results, workload: string): void {
   console.log(`\n${workload}`);

@@ -1,15 +1,22 @@
 /**
  * `npm run bench`: every store against its raw baseline, in one run, at several counts of
- * operations in flight, on two workloads (10,000 SKUs; one hot SKU with more buyers than
- * units). Prints a table per workload and the issues' targets as ratios from this run; a full
- * run also writes bench/results.md and bench/chart.svg.
+ * operations in flight, on five workloads (bench/workloads.ts): 10,000 SKUs; one hot SKU with
+ * more buyers than units; the same SKU stocked so that every deduct succeeds (the write path
+ * under contention); three-line carts over the 10,000 SKUs (one all-or-none deduct each); and a
+ * checkout mix over them (reserve one to three lines, then commit 80% / release 20%; the pair is
+ * one operation). Each raw baseline runs the same operations, hand-written. After every
+ * measurement the bench checks the store against the load: the units sold are what left the
+ * store, nothing is left reserved, and a well-stocked workload rejected nothing. The stores'
+ * twins (with a policy, traced) run on the first two workloads only. Prints a table per workload
+ * and the issues' targets as ratios from this run; a full run also writes bench/results.md and
+ * bench/chart.svg.
  *
  * Knobs: BENCH_ROUND_MS (time per measurement, default 1500), BENCH_SLICES (turns it is cut
  * into, default 3), BENCH_WARMUP_MS (default 300),
- * BENCH_CONCURRENCY (default 1,16,64,256), BENCH_ONLY=memory|sqlite|redis|postgres, BENCH_HOT_UNITS
- * (default 2000), REDIS_URL (default redis://127.0.0.1:6379), PG_URL (default
- * postgres://postgres@127.0.0.1:5432/postgres). PostgreSQL also runs a third workload, one hot
- * SKU stocked so that every deduct succeeds: there a sale's commit flush is what each waits for.
+ * BENCH_CONCURRENCY (default 1,16,64,256), BENCH_ONLY=memory|sqlite|redis|postgres,
+ * BENCH_WORKLOADS (comma list of workload ids: spread, hot, stocked, carts, checkout; or names
+ * without a comma; default all), BENCH_HOT_UNITS (default 2000), REDIS_URL (default
+ * redis://127.0.0.1:6379), PG_URL (default postgres://postgres@127.0.0.1:5432/postgres).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, tmpdir, totalmem } from 'node:os';
@@ -25,25 +32,24 @@ import { postgresStoreContenders } from './postgres-store.js';
 import { redisStoreContenders } from './redis-store.js';
 import { fmtInt, fmtMs, markdown, printTargets, printWorkload } from './report.js';
 import { checkTargets, Results } from './results.js';
-import { hotWorkload, spreadWorkload, type Workload } from './workloads.js';
+import { allWorkloads, perform, type Workload } from './workloads.js';
 
 const DEFAULT_IN_FLIGHT = [1, 16, 64, 256];
 const ROUND_MS = envInt('BENCH_ROUND_MS', 1500, 50, 60_000);
 const WARMUP_MS = envInt('BENCH_WARMUP_MS', 300, 0, 10_000);
 const SLICES = envInt('BENCH_SLICES', 3, 1, 20);
 const HOT_UNITS = envInt('BENCH_HOT_UNITS', 2000, 1, 1_000_000_000);
-/** The stocked hot SKU: far more units than any measurement sells. */
-const HOT_STOCKED_UNITS = 1_000_000_000;
-const HOT_STOCKED_NAME = 'hot SKU, stocked';
 const IN_FLIGHT = envIntList('BENCH_CONCURRENCY', DEFAULT_IN_FLIGHT, 1, 4096);
 const ONLY = envChoice('BENCH_ONLY', ['all', 'memory', 'sqlite', 'redis', 'postgres'] as const);
+const ALL_WORKLOADS = allWorkloads(HOT_UNITS);
+const WORKLOADS = envWorkloads('BENCH_WORKLOADS', ALL_WORKLOADS);
 const REDIS_URL = process.env['REDIS_URL'] || DEFAULT_REDIS_URL;
 const PG_URL = process.env['PG_URL'] || DEFAULT_PG_URL;
 /** Hard cap on operations per measurement, whatever the clock says. */
 const OPS_PER_MEASUREMENT_MAX = 50_000_000;
 /** In flight during the warmup that precedes a contender's first measurement. */
 const WARMUP_IN_FLIGHT = 16;
-const KNOBS = ['BENCH_ROUND_MS', 'BENCH_SLICES', 'BENCH_WARMUP_MS', 'BENCH_CONCURRENCY', 'BENCH_ONLY', 'BENCH_HOT_UNITS', 'REDIS_URL', 'PG_URL'];
+const KNOBS = ['BENCH_ROUND_MS', 'BENCH_SLICES', 'BENCH_WARMUP_MS', 'BENCH_CONCURRENCY', 'BENCH_ONLY', 'BENCH_WORKLOADS', 'BENCH_HOT_UNITS', 'REDIS_URL', 'PG_URL'];
 
 /** A full garbage collection before each measurement, so none pays for the previous one's garbage. */
 setFlagsFromString('--expose-gc');
@@ -72,23 +78,38 @@ function envChoice<T extends string>(name: string, choices: readonly T[]): T {
   return found;
 }
 
-/** Checks what a measurement sold against what the store says is left; throws on a mismatch. */
-async function checkSold(contender: Contender, workload: Workload, m: Measurement, onHand: (sku: string) => Promise<number>): Promise<void> {
-  const hot = workload.skus.length === 1;
-  if (!hot) {
-    if (m.rejected > 0) throw new Error(`${contender.name} rejected ${m.rejected} deducts of ${workload.name}, stocked plenty`);
-    return;
+/** The workloads named in `name` (ids or names, comma-separated), in run order; all when unset. */
+function envWorkloads(name: string, all: readonly Workload[]): Workload[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return [...all];
+  const wanted = raw.split(',').map((w) => w.trim().toLowerCase());
+  const known = (w: Workload, key: string): boolean => w.id === key || w.name.toLowerCase() === key;
+  if (wanted.some((key) => !all.some((w) => known(w, key)))) {
+    throw new RangeError(`${name} must list workloads by id or name: ${all.map((w) => `${w.id} (${w.name})`).join(', ')}`);
   }
-  const sku = workload.skus[0] as string;
-  const soldPerStore = workload.unitsPerSku - (await onHand(sku));
-  if (m.sold > workload.unitsPerSku || soldPerStore !== m.sold) {
-    throw new Error(`${contender.name} on ${workload.name}: ${m.sold} deducts sold, the store says ${soldPerStore}, of ${workload.unitsPerSku} units`);
+  return all.filter((w) => wanted.some((key) => known(w, key)));
+}
+
+/**
+ * Checks a measurement against what the store says is left, summed over the workload's SKUs:
+ * the units the load sold are the units that left the store (so no run sells more than it
+ * had), nothing is left reserved once every checkout committed or released, and a workload
+ * stocked plenty rejected nothing. Throws on a mismatch.
+ */
+async function checkOutcomes(contender: Contender, workload: Workload, m: Measurement, runner: Runner): Promise<void> {
+  const what = `${contender.name} on ${workload.name}`;
+  if (workload.plenty && m.rejected > 0) throw new Error(`${what} rejected ${m.rejected} operations, stocked plenty`);
+  const stocked = workload.skus.length * workload.unitsPerSku;
+  const { onHand, reserved } = await runner.totals(workload.skus);
+  if (reserved !== 0) throw new Error(`${what}: ${reserved} units still reserved once every operation ended`);
+  if (m.unitsSold > stocked || stocked - onHand !== m.unitsSold) {
+    throw new Error(`${what}: the load sold ${m.unitsSold} units, the store says ${stocked - onHand}, of ${stocked}`);
   }
 }
 
 function sessionOn(runner: Runner, workload: Workload, inFlight: number): LoadSession {
   const pick = workload.picker();
-  return new LoadSession({ inFlight, opsMax: OPS_PER_MEASUREMENT_MAX, operation: (i) => runner.deduct(`op-${i}`, pick()) });
+  return new LoadSession({ inFlight, opsMax: OPS_PER_MEASUREMENT_MAX, operation: (i) => perform(runner, `op-${i}`, pick()) });
 }
 
 /**
@@ -114,7 +135,7 @@ async function measureGroup(group: readonly Contender[], workload: Workload, inF
       }
     }
     const measurements = sessions.map((session) => session.result());
-    for (const [i, contender] of group.entries()) await checkSold(contender, workload, measurements[i] as Measurement, (sku) => (runners[i] as Runner).onHand(sku));
+    for (const [i, contender] of group.entries()) await checkOutcomes(contender, workload, measurements[i] as Measurement, runners[i] as Runner);
     return measurements;
   } finally {
     for (const runner of runners) await runner.close();
@@ -153,12 +174,13 @@ async function addPostgres(groups: Contender[][], notes: string[]): Promise<void
   groups.push([...rawPostgresContenders(PG_URL), ...postgresStoreContenders(PG_URL)]);
 }
 
-/** The stocked hot SKU is PostgreSQL's workload only: the others' targets are stated without it. */
-function runsOn(group: readonly Contender[], workload: Workload): boolean {
-  return workload.name !== HOT_STOCKED_NAME || group[0]?.group === 'postgres';
+/** The contenders of a group that run on `workload`: the stores' twins only where it asks for them. */
+function contendersOn(group: readonly Contender[], workload: Workload): Contender[] {
+  return group.filter((c) => workload.twins || c.twin !== true);
 }
 
-async function runGroup(group: readonly Contender[], workload: Workload, results: Results, warm: Set<Contender>): Promise<void> {
+async function runGroup(all: readonly Contender[], workload: Workload, results: Results, warm: Set<Contender>): Promise<void> {
+  const group = contendersOn(all, workload);
   const cold = group.filter((c) => !warm.has(c));
   if (cold.length > 0 && WARMUP_MS > 0) await measureGroup(cold, workload, WARMUP_IN_FLIGHT, WARMUP_MS, 1);
   for (const c of cold) warm.add(c);
@@ -169,7 +191,7 @@ async function runGroup(group: readonly Contender[], workload: Workload, results
       const hotUnits = workload.skus.length === 1 ? workload.unitsPerSku : null;
       results.add({ workload: workload.name, contender: contender.name, group: contender.group, baseline: contender.baseline, hotUnits, measurement: m });
       console.log(
-        `  ${workload.name.padEnd(9)} ${contender.name.padEnd(23)} ${String(inFlight).padStart(4)} in flight ` +
+        `  ${workload.name.padEnd(16)} ${contender.name.padEnd(23)} ${String(inFlight).padStart(4)} in flight ` +
           `${fmtInt(m.opsPerSecond).padStart(10)} ops/s   p50 ${fmtMs(m.p50Ms).padStart(7)} ms   p99 ${fmtMs(m.p99Ms).padStart(7)} ms`,
       );
     }
@@ -188,17 +210,24 @@ function command(): string {
 
 function method(): string {
   return (
-    `Closed loop: N workers (N = operations in flight) each await one single-line deduct of 1 unit under a fresh ` +
-    `request id, then issue the next, for about ${ROUND_MS} ms per measurement, after a ${WARMUP_MS} ms warmup per ` +
-    `contender. Every measurement starts on fresh state (new map, new SQLite file, new Redis key prefix); the ` +
+    `Closed loop: N workers (N = operations in flight) each await one operation under a fresh request id, then ` +
+    `issue the next, for about ${ROUND_MS} ms per measurement, after a ${WARMUP_MS} ms warmup per contender. Every ` +
+    `measurement starts on fresh state (new map, new SQLite file, new Redis key prefix, new PostgreSQL schema); the ` +
     `contenders of one engine are measured in ${SLICES} slices that take turns (order flipped every slice), so a ` +
     `slow spell of the machine hits them alike. ` +
-    `ops/s counts completed deducts, INSUFFICIENT_STOCK rejections included; p50 and p99 come from a log-bucketed ` +
-    `histogram (within about 1%). SQLite runs WAL at synchronous=FULL on every side. "10k SKUs" picks one of ` +
-    `10,000 well-stocked SKUs at random; "hot SKU" starts one SKU with ${fmtInt(HOT_UNITS)} units, so once it sells ` +
-    `out most deducts are rejections; the bench checks that no run sells more than that. On the hot SKU a ` +
-    `rejection writes nothing (no fsync), so its ratios mostly compare rejection paths, and its p99/p50 sets ` +
-    `the few sales against the many rejections.`
+    `ops/s counts completed operations, INSUFFICIENT_STOCK rejections included; p50 and p99 come from a log-bucketed ` +
+    `histogram (within about 1%). SQLite runs WAL at synchronous=FULL on every side. Workloads: "10k SKUs" deducts ` +
+    `1 unit of one of 10,000 well-stocked SKUs picked at random; "hot SKU" starts one SKU with ${fmtInt(HOT_UNITS)} ` +
+    `units, so once it sells out most deducts are rejections; "hot SKU, stocked" gives that SKU 1,000,000,000 units, ` +
+    `so every deduct succeeds (the write path under contention); "3-line carts" is one all-or-none deduct of 1 unit ` +
+    `of each of 3 distinct SKUs of the 10,000 (one operation = one cart); "checkout" reserves 1 unit of each of 1 to ` +
+    `3 distinct SKUs of the 10,000 (15-minute TTL), then commits the reservation (80%) or releases it (20%): one ` +
+    `operation is the whole pair, two calls, its latency from the reserve's start to the commit's or release's end. ` +
+    `Each raw baseline runs the same operations (its own multi-line deduct, reserve, commit and release). After ` +
+    `every measurement the bench checks that the units the load sold are the units that left the store, that ` +
+    `nothing is left reserved, and that a well-stocked workload rejected nothing. The stores' twins (with a policy, ` +
+    `traced) run on the first two workloads only. On the hot SKU a rejection writes nothing (no fsync), so its ` +
+    `ratios mostly compare rejection paths, and its p99/p50 sets the few sales against the many rejections.`
   );
 }
 
@@ -223,16 +252,15 @@ async function main(): Promise<void> {
   try {
     console.log(`stock-ledger bench: ${machine()}`);
     for (const note of notes) console.log(`note: ${note}`);
-    console.log(`${ROUND_MS} ms per measurement in ${SLICES} slices, in flight ${IN_FLIGHT.join(', ')}\n`);
-    const workloads = [spreadWorkload(), hotWorkload(HOT_UNITS), hotWorkload(HOT_STOCKED_UNITS, HOT_STOCKED_NAME)];
+    console.log(`${ROUND_MS} ms per measurement in ${SLICES} slices, in flight ${IN_FLIGHT.join(', ')}; workloads: ${WORKLOADS.map((w) => w.name).join('; ')}\n`);
     const results = new Results();
     const warm = new Set<Contender>();
-    for (const workload of workloads) for (const group of groups) if (runsOn(group, workload)) await runGroup(group, workload, results, warm);
-    const names = workloads.map((w) => w.name).filter((name) => results.rows.some((r) => r.workload === name));
+    for (const workload of WORKLOADS) for (const group of groups) await runGroup(group, workload, results, warm);
+    const names = WORKLOADS.map((w) => w.name).filter((name) => results.rows.some((r) => r.workload === name));
     for (const name of names) printWorkload(results, name);
     printTargets(checkTargets(results, names));
     const seconds = ((Date.now() - startedAt.getTime()) / 1000).toFixed(0);
-    const full = ONLY === 'all' && IN_FLIGHT.join() === DEFAULT_IN_FLIGHT.join();
+    const full = ONLY === 'all' && IN_FLIGHT.join() === DEFAULT_IN_FLIGHT.join() && WORKLOADS.length === ALL_WORKLOADS.length;
     if (full) writeOutputs(results, names, notes, startedAt);
     console.log(full ? `\nwritten: bench/results.md, bench/chart.svg (${seconds} s in all)` : `\npartial run: bench/results.md and bench/chart.svg left as they were (${seconds} s)`);
   } finally {
