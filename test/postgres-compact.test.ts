@@ -6,7 +6,7 @@
  * (pool connections, the app's own transactions) never lose or orphan anything.
  */
 import type pg from 'pg';
-import { FeedCompactedError, StockLedger, type Applied, type FeedEntry, type StockLedgerOptions } from 'stock-ledger';
+import { FeedCompactedError, StockLedger, type Applied, type StockLedgerOptions } from 'stock-ledger';
 import { PostgresStore, SCHEMA_VERSION, schemaVersion, type PostgresStoreOptions } from 'stock-ledger/postgres';
 import { compareCodePoints } from 'stock-ledger/store';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { connectorOf } from '../adapters/postgres/postgres-client.js';
 import { migrateWith } from '../adapters/postgres/postgres-schema.js';
 import { toDeduct, toReserve, toRestock } from '../src/validate.js';
 import { seededRandom } from '../testing/random.js';
+import { keptEntries } from 'stock-ledger/testing';
 import { codeOf } from './support/codes.js';
 import { createDatabase, describePostgres, quietPool, startPostgres, type PostgresServer } from './support/postgres-server.js';
 
@@ -35,16 +36,6 @@ function ledgerOn(
   return { ledger: new StockLedger({ store, clock: () => clock.now, ...ledgerOptions }), store, clock };
 }
 
-/** Every entry the feed still has, from the horizon on. */
-async function keptFeed(ledger: StockLedger): Promise<FeedEntry[]> {
-  const out: FeedEntry[] = [];
-  let page = await ledger.entries({ limit: 1000 });
-  while (page.next !== null) {
-    out.push(...page.entries);
-    page = await ledger.entries({ after: page.next, limit: 1000 });
-  }
-  return out;
-}
 
 const rowsOf = async (text: string): Promise<Array<Record<string, unknown>>> => (await pool.query(text)).rows as Array<Record<string, unknown>>;
 
@@ -81,7 +72,7 @@ describePostgres('PostgreSQL retention', () => {
     // d2 is old but after the pin: kept, with its record, and still replays.
     expect(await ledger.deduct({ requestId: 'd2', sku: 'A', qty: 1 })).toEqual({ ...d2, replayed: true });
     expect(await ledger.deduct({ requestId: 'd3', sku: 'A', qty: 1 })).toEqual({ ...d3, replayed: true });
-    expect((await keptFeed(ledger)).map((e) => [e.seq, e.requestId])).toEqual([[6, 'held'], [7, 'd2'], [8, 'd3']]);
+    expect((await keptEntries(ledger)).map((e) => [e.seq, e.requestId])).toEqual([[6, 'held'], [7, 'd2'], [8, 'd3']]);
 
     // What went is gone: the same request is a new one; a reverse or commit of what went finds nothing.
     const again = await ledger.deductOrThrow({ requestId: 'd1', sku: 'A', qty: 2, buyer: 'ann' });
@@ -106,7 +97,7 @@ describePostgres('PostgreSQL retention', () => {
     expect(await ledger.compact({ windowMs: HOUR / 2 })).toMatchObject({ requests: 3, reservations: 1, entries: 3, compactedThrough: 10 });
     expect(await ledger.request('held')).toBeNull();
     expect(await ledger.reservation('held')).toBeNull();
-    expect(await keptFeed(ledger)).toEqual([]);
+    expect(await keptEntries(ledger)).toEqual([]);
     expect(await ledger.verify()).toMatchObject({ ok: true, skusChecked: 2 });
     // The buyer's lifetime total is not compacted: buyerMax still counts what went.
     expect(await ledger.buyerTotals({ buyer: 'ann', skus: ['A'] })).toEqual([{ sku: 'A', buyer: 'ann', taken: 4 }]);
@@ -436,7 +427,7 @@ describePostgres('PostgreSQL retention', () => {
     expect(final.compactedThrough).toBeGreaterThan(0);
 
     // The kept feed is gap-free from the horizon on, and every entry inside the window is in it, as its operation reported it.
-    const feed = await keptFeed(compactor);
+    const feed = await keptEntries(compactor);
     expect(feed.map((e) => e.seq)).toEqual(feed.map((_, i) => final.compactedThrough + 1 + i));
     const bySeq = new Map(feed.map((e) => [e.seq, e]));
     let inside = 0;

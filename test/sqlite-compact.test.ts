@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { FeedCompactedError, StockLedger, type Entry, type FeedEntry, type Level } from 'stock-ledger';
+import { FeedCompactedError, StockLedger, type Entry, type Level } from 'stock-ledger';
 import { SCHEMA_VERSION, SqliteStore, schemaVersion, type SqliteStoreOptions } from 'stock-ledger/sqlite';
 import { compareCodePoints, type StockStore } from 'stock-ledger/store';
-import { compactionCase, compactionRaceCase, readAllEntries } from 'stock-ledger/testing';
+import { compactionCase, compactionRaceCase, keptEntries, readAllEntries } from 'stock-ledger/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerConfig } from './fixtures/sqlite-worker.js';
 
@@ -38,16 +38,6 @@ function clocked(options: Omit<SqliteStoreOptions, 'database'> & { path: string 
   return { ledger: new StockLedger({ store, clock: () => clock.now, retention: { windowMs: WINDOW_MS } }), store, clock };
 }
 
-/** The feed from the oldest entry kept (no cursor: the ledger starts after the horizon). */
-async function keptEntries(ledger: StockLedger): Promise<FeedEntry[]> {
-  const all: FeedEntry[] = [];
-  let page = await ledger.entries({ limit: 1000 });
-  while (page.next !== null) {
-    all.push(...page.entries);
-    page = await ledger.entries({ after: page.next, limit: 1000 });
-  }
-  return all;
-}
 
 const rows = (db: Database.Database, sql: string): unknown[] => db.prepare(sql).all();
 

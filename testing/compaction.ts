@@ -6,8 +6,16 @@ import { seededRandom } from './random.js';
 const WINDOW_MS = 60_000;
 const codeOf = (e: unknown): string => (isStockLedgerError(e) ? e.code : String(e));
 
-/** Every entry the feed still has, from the oldest kept. */
-async function keptEntries(ledger: StockLedger): Promise<FeedEntry[]> {
+/**
+ * Every entry the feed still has, from the oldest kept (read without a cursor, so after any
+ * compaction).
+ *
+ * @example
+ * ```ts
+ * const seqs = (await keptEntries(ledger)).map((e) => e.seq);
+ * ```
+ */
+export async function keptEntries(ledger: StockLedger): Promise<FeedEntry[]> {
   const all: FeedEntry[] = [];
   let page = await ledger.entries({ limit: 1000 });
   while (page.next !== null) {

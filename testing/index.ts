@@ -156,7 +156,7 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
 }
 
 export { ReferenceModel } from './model.js';
-export { compactionCase, compactionRaceCase } from './compaction.js';
+export { compactionCase, compactionRaceCase, keptEntries } from './compaction.js';
 export { levelsCase, stockEventsCase } from './stock-events.js';
 export { checkReservations, readAllEntries, reservationProblems, reservationRaceCases } from './reservation-races.js';
 export { checkLinearizable, type HistoryEvent, type SequentialSpec, type LinearizabilityResult } from './linearizability.js';
