@@ -441,7 +441,8 @@ export class StockLedger {
   }
 
   /**
-   * Removes what is older than the window (`windowMs`, or the ledger's `retention.windowMs`):
+   * Removes what is older than the window (`windowMs`, or the ledger's `retention.windowMs`; or
+   * older than the time `before`, in ms):
    * request records, closed ids, finished reservations and entries, in bounded atomic steps
    * while writes go on, after sweeping due holds. Each SKU keeps a checkpoint of what its
    * removed entries folded to, so `verify()` stays exact; a feed cursor below
@@ -455,12 +456,11 @@ export class StockLedger {
    * ```
    */
   async compact(input?: CompactInput): Promise<CompactReport> {
-    const { windowMs } = toCompact(input, this.#windowMs);
+    const { before } = toCompact(input, this.#windowMs, () => this.#now());
     const step = this.store.compact;
     if (step === undefined) throw new InvalidInputError('store', 'this store cannot compact');
     while ((await this.sweepExpired()).more);
     const now = this.#now();
-    const before = now - windowMs;
     const report: CompactReport = { before, requests: 0, reservations: 0, entries: 0, compactedThrough: 0, steps: 0 };
     for (let i = 0; i < LIMITS.compactStepsMax; i += 1) {
       const done = await this.#read(() => step.call(this.store, { before, limit: LIMITS.compactStepItemsMax, now }));

@@ -522,6 +522,8 @@ export interface CompactInput {
    * reservations and entries. Default: the ledger's `retention.windowMs`.
    */
   windowMs?: number;
+  /** Instead of `windowMs`: remove what is older than this time (ms, the ledger clock's scale). */
+  before?: number;
 }
 
 /** What one `compact()` removed, in bounded atomic steps. */

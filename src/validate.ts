@@ -505,12 +505,21 @@ function limitOf(value: unknown): number {
   return value;
 }
 
-/** The window of a `compact()` call, or the ledger's default when the call names none. */
-export function toCompact(input: unknown, fallback: number | null): { windowMs: number } {
+/**
+ * The cutoff of a `compact()` call: `before` (a time in ms), or now minus `windowMs`, or now
+ * minus the ledger's default window when the call names neither.
+ */
+export function toCompact(input: unknown, fallback: number | null, now: () => number): { before: number } {
   const b = input === undefined ? {} : bag(input, 'input');
+  if (b['before'] !== undefined) {
+    if (b['windowMs'] !== undefined) throw new InvalidInputError('before', 'give before or windowMs, not both');
+    const before = b['before'];
+    if (typeof before !== 'number' || !Number.isSafeInteger(before) || before < 0) throw new InvalidInputError('before', 'must be a time in ms from 0 to 2^53');
+    return { before };
+  }
   const given = b['windowMs'] === undefined ? fallback : b['windowMs'];
-  if (given === null) throw new InvalidInputError('windowMs', 'is required: pass it, or give the ledger retention.windowMs');
-  return { windowMs: windowOf(given, 'windowMs') };
+  if (given === null) throw new InvalidInputError('windowMs', 'is required: pass it (or before), or give the ledger retention.windowMs');
+  return { before: now() - windowOf(given, 'windowMs') };
 }
 
 /** A retention window in ms: an integer from 0 to {@link LIMITS.windowMsMax}. */

@@ -139,6 +139,17 @@ describe('compact() steps', () => {
     expect((await ledger.verify()).ok).toBe(true);
   });
 
+  it('compact({ before }) takes a time instead of a window', async () => {
+    let now = 1_000_000;
+    const ledger = new StockLedger({ store: new MemoryStore(), clock: () => now });
+    await ledger.restockOrThrow({ requestId: 'r1', sku: 'A', qty: 1 });
+    now += 10;
+    await ledger.restockOrThrow({ requestId: 'r2', sku: 'A', qty: 1 });
+    now += 10;
+    expect(await ledger.compact({ before: 1_000_010 })).toMatchObject({ before: 1_000_010, entries: 1, compactedThrough: 1 });
+    expect(await ledger.request('r2')).not.toBeNull();
+  });
+
   it('accepts the largest window and page, and a negative availableAtMost', async () => {
     const ledger = new StockLedger({ store: new MemoryStore() });
     const { LIMITS } = await import('stock-ledger');
@@ -153,7 +164,8 @@ describe('compact() and levels() input', () => {
   it('compact needs a window (its own or the ledger\'s retention), an integer from 0 to the limit', async () => {
     const ledger = new StockLedger({ store: new MemoryStore() });
     for (const [input, expected] of [[undefined, 'INVALID_INPUT windowMs'], [{ windowMs: -1 }, 'INVALID_INPUT windowMs'], [{ windowMs: 1.5 }, 'INVALID_INPUT windowMs'],
-      [{ windowMs: '1' }, 'INVALID_INPUT windowMs'], [{ windowMs: 4e11 }, 'INVALID_INPUT windowMs'], ['x', 'INVALID_INPUT input']] as const) {
+      [{ windowMs: '1' }, 'INVALID_INPUT windowMs'], [{ windowMs: 4e11 }, 'INVALID_INPUT windowMs'], ['x', 'INVALID_INPUT input'],
+      [{ before: -1 }, 'INVALID_INPUT before'], [{ before: 1.5 }, 'INVALID_INPUT before'], [{ before: 5, windowMs: 5 }, 'INVALID_INPUT before']] as const) {
       expect(await ledger.compact(input as never).then(() => 'no error', codeOf), JSON.stringify(input)).toBe(expected);
     }
     expect(() => new StockLedger({ store: new MemoryStore(), retention: { windowMs: -5 } })).toThrow(/retention.windowMs/);

@@ -235,6 +235,10 @@ const BAD_WINDOWS: Array<[string, unknown]> = [
 function addOperatorReads(add: (group: string, name: string, call: (ledger: StockLedger) => unknown) => void): void {
   for (const [what, windowMs] of BAD_WINDOWS) add('compact', `windowMs ${what}`, (l) => op(l, 'compact')({ windowMs }));
   add('compact', 'no windowMs and no retention on the ledger', (l) => op(l, 'compact')({}));
+  for (const [what, before] of [['negative', -1], ['fractional', 0.5], ['string', '5'], ['past 2^53', 2 ** 53]] as const) {
+    add('compact', `before ${what}`, (l) => op(l, 'compact')({ before }));
+  }
+  add('compact', 'both before and windowMs', (l) => op(l, 'compact')({ before: 5, windowMs: 5 }));
   for (const [what, input] of BAD_INPUTS.filter(([, v]) => v !== undefined)) add('compact', `input ${what}`, (l) => op(l, 'compact')(input));
   for (const [what, limit] of [['0', 0], [`${LIMITS.levelsPageMax + 1}`, LIMITS.levelsPageMax + 1], ['fractional', 2.5], ['NaN', NaN], ['string', '10'], ['null', null]] as const) {
     add('levels', `limit ${what}`, (l) => op(l, 'levels')({ limit }));
