@@ -284,9 +284,10 @@ export function sqliteContenders(dir: string): Contender[] {
       baseline: NAMES.rawSqlite,
       open: rawOpen('raw-batch', (path) => new RawSqliteBatch({ path, synchronous: 'FULL', batchOperationsMax: 100 })),
     },
-    sqliteStoreContender(files, { policed: false, traced: false }),
-    sqliteStoreContender(files, { policed: true, traced: false }),
-    sqliteStoreContender(files, { policed: false, traced: true }),
+    sqliteStoreContender(files, 'plain'),
+    sqliteStoreContender(files, 'policy'),
+    sqliteStoreContender(files, 'traced'),
+    sqliteStoreContender(files, 'writer thread'),
   ];
 }
 
@@ -296,8 +297,9 @@ export function sqliteContenders(dir: string): Contender[] {
  * template file (at NORMAL: only the setup is faster; workloads that start alike share it) and
  * every measurement opens a fresh copy of it.
  */
-function sqliteStoreContender(files: DbFiles, variant: { policed: boolean; traced: boolean }): Contender {
-  const { policed, traced } = variant;
+function sqliteStoreContender(files: DbFiles, variant: 'plain' | 'policy' | 'traced' | 'writer thread'): Contender {
+  const policed = variant === 'policy';
+  const traced = variant === 'traced';
   const templates = new Map<string, string>();
   const template = async (workload: Workload): Promise<string> => {
     const key = `${workload.skus.length} SKUs from ${workload.skus[0] ?? ''}, ${workload.unitsPerSku} units each`;
@@ -310,14 +312,15 @@ function sqliteStoreContender(files: DbFiles, variant: { policed: boolean; trace
     return path;
   };
   return {
-    name: policed ? withPolicyName(NAMES.sqliteStore) : traced ? withTracingName(NAMES.sqliteStore) : NAMES.sqliteStore,
+    name: policed ? withPolicyName(NAMES.sqliteStore) : traced ? withTracingName(NAMES.sqliteStore) : variant === 'plain' ? NAMES.sqliteStore : `${NAMES.sqliteStore}, writer thread`,
     group: 'sqlite',
-    baseline: policed || traced ? NAMES.sqliteStore : NAMES.rawSqlite,
-    twin: policed || traced,
+    baseline: variant === 'plain' ? NAMES.rawSqlite : NAMES.sqliteStore,
+    twin: variant !== 'plain',
     async open(workload) {
       const path = files.next('store');
       files.copy(await template(workload), path);
-      const runner = ledgerRunner(new StockLedger({ store: new SqliteStore({ path }) }), async () => files.remove(path), policed);
+      const store = new SqliteStore({ path, writerThread: variant === 'writer thread' });
+      const runner = ledgerRunner(new StockLedger({ store }), async () => files.remove(path), policed);
       return traced ? tracedRunner(runner) : runner;
     },
     async dispose() {

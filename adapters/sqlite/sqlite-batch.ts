@@ -172,6 +172,10 @@ const GATE_POLL_MS = 2;
  * event-loop turn and nothing more; otherwise a `batchWaitMs` timer); a full batch is written
  * at once.
  *
+ * A `write` that returns a promise (the batch is written elsewhere, on the writer thread) may
+ * have up to `inFlightMax` batches out at once; operations that arrive meanwhile gather into the
+ * next batch, which is handed over as soon as one comes back.
+ *
  * @example
  * ```ts
  * const queue = new BatchQueue(settings, batchWriter(db, apply, toStoreError));
@@ -180,23 +184,34 @@ const GATE_POLL_MS = 2;
  */
 export class BatchQueue<C, R> {
   readonly #settings: GroupCommitSettings;
-  readonly #write: (batch: readonly Pending<C, R>[]) => void;
+  readonly #write: (batch: readonly Pending<C, R>[]) => void | Promise<void>;
   readonly #gate: BatchGate | null;
+  readonly #inFlightMax: number;
   #queue: Pending<C, R>[] = [];
   #cancel: (() => void) | null = null;
   /** When the gate was first found closed, for the batch now waiting; null when not waiting. */
   #gateClosedSinceMs: number | null = null;
+  /** Batches handed to an asynchronous `write` and not yet back. */
+  readonly #inFlight = new Set<Promise<void>>();
 
-  constructor(settings: GroupCommitSettings, write: (batch: readonly Pending<C, R>[]) => void, gate: BatchGate | null = null) {
+  constructor(
+    settings: GroupCommitSettings,
+    write: (batch: readonly Pending<C, R>[]) => void | Promise<void>,
+    gate: BatchGate | null = null,
+    inFlightMax = 1,
+  ) {
     this.#settings = settings;
     this.#write = write;
     this.#gate = gate;
+    this.#inFlightMax = inFlightMax;
   }
 
   /** Queues one command; resolves or rejects once the batch holding it is committed (or failed). */
   push(command: C): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#queue.push({ command, resolve, reject });
+      // With every batch slot taken, the next one to come back hands this one over.
+      if (this.#inFlight.size >= this.#inFlightMax) return;
       if (this.#queue.length >= this.#settings.batchOperationsMax) this.#flush();
       else if (this.#cancel === null) this.#schedule();
     });
@@ -213,6 +228,20 @@ export class BatchQueue<C, R> {
     while (this.#queue.length > 0) this.#writeNext();
   }
 
+  /**
+   * {@link drain} for an asynchronous `write`: hands over everything queued, at most
+   * `inFlightMax` batches out at a time, and resolves once every batch has come back.
+   */
+  async drainAll(): Promise<void> {
+    this.#cancel?.();
+    this.#cancel = null;
+    if (this.#gate?.closed() === true) this.#failQueued(this.#gate.timedOut());
+    while (this.#queue.length > 0 || this.#inFlight.size > 0) {
+      if (this.#queue.length > 0 && this.#inFlight.size < this.#inFlightMax) this.#writeNext();
+      else await Promise.race(this.#inFlight);
+    }
+  }
+
   #schedule(): void {
     if (this.#settings.batchWaitMs === 0) {
       const immediate = setImmediate(() => this.#flush());
@@ -226,13 +255,14 @@ export class BatchQueue<C, R> {
   #flush(): void {
     this.#cancel?.();
     this.#cancel = null;
+    if (this.#inFlight.size >= this.#inFlightMax) return;
     if (this.#gate !== null && this.#gate.closed()) {
       this.#waitForGate(this.#gate);
       return;
     }
     this.#gateClosedSinceMs = null;
     this.#writeNext();
-    if (this.#queue.length > 0) this.#schedule();
+    if (this.#queue.length > 0 && this.#inFlight.size < this.#inFlightMax) this.#schedule();
   }
 
   /** Looks again shortly, or fails what waits once the gate has been closed for too long. */
@@ -254,12 +284,32 @@ export class BatchQueue<C, R> {
 
   #writeNext(): void {
     const batch = this.#queue.splice(0, this.#settings.batchOperationsMax);
+    let written: void | Promise<void>;
     try {
-      this.#write(batch);
+      written = this.#write(batch);
     } catch (error) {
       // `write` resolves or rejects every promise itself; this only guards against a bug leaving one
       // hanging (rejecting a finished promise does nothing).
       for (const pending of batch) pending.reject(error);
+      return;
     }
+    if (written === undefined) return;
+    const out: Promise<void> = written.then(
+      () => this.#returned(out),
+      (error: unknown) => {
+        for (const pending of batch) pending.reject(error);
+        this.#returned(out);
+      },
+    );
+    this.#inFlight.add(out);
+  }
+
+  /**
+   * A batch came back: what gathered meanwhile goes out on the next turn, with the operations
+   * its callers issue on being answered now (they join, rather than splitting the batch).
+   */
+  #returned(out: Promise<void>): void {
+    this.#inFlight.delete(out);
+    if (this.#queue.length > 0 && this.#cancel === null) this.#schedule();
   }
 }

@@ -8,10 +8,11 @@ import type {
   Command, CompactQuery, CompactStep, ExecuteOptions, HoldCheck, HoldCursor, LevelsQueryOfStore, StateView, StoredHold, StoredLevelsPage, StoreCapabilities, StoreOutcome,
   StoredRequest, StoredReservation, VerifyChunk, VerifyItem, Write,
 } from '../../src/store-kit.js';
-import { BatchQueue, batchWriter, checkGroupCommit, type GroupCommitOptions } from './sqlite-batch.js';
+import { BatchQueue, batchWriter, checkGroupCommit, type GroupCommitOptions, type Pending } from './sqlite-batch.js';
 import type { SqliteDatabase, SqliteDatabaseConstructor, SqliteStatement } from './sqlite-database.js';
 import { SqliteRetention } from './sqlite-retention.js';
 import { migrate, tablesOf, type SqliteTables } from './sqlite-schema.js';
+import { WriterThread } from './sqlite-thread.js';
 
 /** How hard each commit is pushed to disk. */
 export type SqliteDurability = 'full' | 'normal';
@@ -39,6 +40,15 @@ interface CommonOptions {
    * an app's own (`stock_levels`, say). Two ledgers can share one file under two prefixes.
    */
   tablePrefix?: string;
+  /**
+   * Off by default. `true` (needs `path` and group commit): operations are written by a worker
+   * thread with its own connection to the file, so the app's event loop keeps running while a
+   * batch commits and fsyncs; operations that arrive meanwhile gather into the next batch. A
+   * promise still resolves only after its batch's COMMIT returned at the configured
+   * `durability`. Reads, compaction and joined transactions (`{ transaction: store.database }`)
+   * stay on the main thread's connection, as without it.
+   */
+  writerThread?: boolean;
 }
 
 /** Options of {@link SqliteStore}: a file to open, or a database the app owns. */
@@ -122,6 +132,21 @@ type BuyerChecks = Map<string, Map<string, { stored: number; folded: number }>>;
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
+/**
+ * The door the writer thread runs batches through (set by {@link SqliteStore}'s static block):
+ * per command, its outcome or the error it failed with, after COMMIT returned.
+ */
+export let batchRunnerOf: (store: SqliteStore) => BatchRun;
+
+/** Writes a batch of commands synchronously: per command, its outcome or the error it failed with. */
+type BatchRun = (commands: readonly Command[]) => Array<{ ok: true; value: StoreOutcome } | { ok: false; error: unknown }>;
+
+/**
+ * Batches out to the writer thread at once: one commits while the next ones wait there, and
+ * the thread writes every batch that waited in one transaction (one fsync).
+ */
+const WRITER_THREAD_BATCHES_OUT = 4;
+
 /** How often an operation looks again whether the app's transaction on the shared connection has ended. */
 const APP_TRANSACTION_POLL_MS = 2;
 
@@ -156,11 +181,19 @@ export class SqliteStore implements StockStore {
   readonly #retention: SqliteRetention;
   /** One compaction step: its own `BEGIN IMMEDIATE` transaction, between batches of operations. */
   readonly #compact: (query: CompactQuery) => CompactStep;
+  /** The thread that writes the batches (`writerThread: true`); null when they are written here. */
+  readonly #writer: WriterThread | null;
+
+  static {
+    // The writer thread runs batches on a store of its own, through this door only.
+    batchRunnerOf = (store) => store.#batchRunner();
+  }
 
   constructor(options: SqliteStoreOptions) {
     const busyTimeoutMs = checkBusyTimeout(options.busyTimeoutMs);
     const durability = checkDurability(options.durability);
     const groupCommit = checkGroupCommit(options.groupCommit);
+    const writerThread = checkWriterThread(options.writerThread, options.path, groupCommit !== null);
     const tables = tablesOf(options.tablePrefix);
     this.#busyTimeoutMs = busyTimeoutMs;
     this.#owned = options.database === undefined;
@@ -186,13 +219,22 @@ export class SqliteStore implements StockStore {
     };
     this.#execute = this.#db.transaction((command: Command) => this.#decideAndWrite(command)).immediate;
     this.#inSavepoint = this.#db.transaction((command: Command) => this.#decideAndWrite(command));
+    this.#writer = writerThread
+      ? new WriterThread({ path: options.path as string, durability, busyTimeoutMs, tablePrefix: options.tablePrefix, batchOperationsMax: groupCommit?.batchOperationsMax ?? 1 })
+      : null;
+    // An app's transaction open on this connection holds the batches back even with the writer
+    // thread (whose connection it would otherwise block, or not): the same behaviour either way.
+    const gate = {
+      closed: () => this.#db.inTransaction,
+      waitMsMax: busyTimeoutMs,
+      timedOut: () => appTransactionOpen(busyTimeoutMs),
+    };
+    const writer = this.#writer;
     this.#batches = groupCommit === null
       ? null
-      : new BatchQueue(groupCommit, batchWriter(this.#db, (command: Command) => this.#decideAndWrite(command), unavailable), {
-          closed: () => this.#db.inTransaction,
-          waitMsMax: busyTimeoutMs,
-          timedOut: () => appTransactionOpen(busyTimeoutMs),
-        });
+      : writer === null
+        ? new BatchQueue(groupCommit, batchWriter(this.#db, (command: Command) => this.#decideAndWrite(command), unavailable), gate)
+        : new BatchQueue(groupCommit, (batch: readonly Pending<Command, StoreOutcome>[]) => writer.write(batch), gate, WRITER_THREAD_BATCHES_OUT);
     this.#verifyChunk = this.#db.transaction((cursor: string | null, limit: number) => this.#chunk(cursor, limit)).deferred;
     this.#snapshot = this.#db.transaction((read: () => unknown) => read()).deferred;
     const oldest = (after: number, limit: number): Entry[] => (this.#sql.entries.all(after, limit) as EntryRow[]).map(entryOf);
@@ -315,8 +357,29 @@ export class SqliteStore implements StockStore {
   async close(): Promise<void> {
     // Operations already accepted are written now, not dropped (on a closed database they
     // reject with STORE_UNAVAILABLE): no promise is left hanging.
-    this.#batches?.drain();
+    if (this.#writer === null) this.#batches?.drain();
+    else {
+      await this.#batches?.drainAll();
+      await this.#writer.close();
+    }
     if (this.#owned && this.#db.open) this.#db.close();
+  }
+
+  /**
+   * Writes a batch of commands here, synchronously, as group commit does (the writer thread's
+   * side): per command, its outcome or its error (a failed BEGIN or COMMIT: the same error for each).
+   */
+  #batchRunner(): BatchRun {
+    const write = batchWriter(this.#db, (command: Command) => this.#decideAndWrite(command), unavailable);
+    return (commands) => {
+      const results: Array<{ ok: true; value: StoreOutcome } | { ok: false; error: unknown }> = new Array(commands.length);
+      write(commands.map((command, i) => ({
+        command,
+        resolve: (value: StoreOutcome) => (results[i] = { ok: true, value }),
+        reject: (error: unknown) => (results[i] = { ok: false, error }),
+      })));
+      return results;
+    };
   }
 
   #guard<T>(fn: () => T): T {
@@ -696,6 +759,16 @@ function openFailure(error: unknown): unknown {
   if (isStockLedgerError(error)) return error;
   if (typeof (error as { code?: unknown } | null)?.code === 'string') return unavailable(error);
   return new StoreUnavailableError(`SQLite: cannot open the ledger: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+function checkWriterThread(value: unknown, path: unknown, groupCommit: boolean): boolean {
+  if (value === undefined || value === false) return false;
+  if (value !== true) throw new InvalidInputError('writerThread', 'must be a boolean');
+  if (typeof path !== 'string' || path === '' || path === ':memory:' || path.startsWith('file::memory:')) {
+    throw new InvalidInputError('writerThread', 'needs the path of a database file: the thread opens its own connection to it');
+  }
+  if (!groupCommit) throw new InvalidInputError('writerThread', 'needs group commit: the thread writes batches');
+  return true;
 }
 
 function checkBusyTimeout(value: unknown): number {
