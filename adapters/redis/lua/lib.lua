@@ -80,7 +80,11 @@ end
 local function fmt(n) return string.format('%d', n) end
 local function pad16(n) return string.format('%016d', n) end
 local function q(s) return cjson.encode(s) end
-local function enc(s) return (string.gsub(s, '%z', '\0\255')) .. '\0' end
+local function enc(s)
+  -- Most strings hold no NUL: a plain find is far cheaper than the pattern substitution.
+  if not string.find(s, '\0', 1, true) then return s .. '\0' end
+  return (string.gsub(s, '%z', '\0\255')) .. '\0'
+end
 
 -- The string enc() wrote at position i, and the position after its terminator.
 local function dec(s, i)
@@ -251,6 +255,14 @@ local function move_buyer(d, sku, buyer, delta)
   end
 end
 
+-- A SKU's counters after a change must stay within the model: a bug otherwise.
+local function check_after(sku, after)
+  if after.res < 0 or available(after) < 0 or after.on > QUANTITY_MAX then
+    invariant('SKU ' .. q(sku) .. ' would reach onHand ' .. fmt(after.on) .. ', reserved ' .. fmt(after.res) .. ', available ' ..
+      fmt(available(after)))
+  end
+end
+
 -- deltas: { { sku, onHandDelta, reservedDelta, policy = { bo =, ls =, bm = } or nil }, ... }: the
 -- policy is carried unchanged unless the delta names a new one (a policy step). A step with a
 -- buyer moves that buyer's total of each SKU by reservedDelta - onHandDelta (the core's step).
@@ -263,10 +275,7 @@ local function step(d, request_id, kind, meta, deltas, buyer, reservation_id)
     local policy = delta.policy or before
     local after = { on = before.on + delta[2], res = before.res + delta[3], ver = before.ver + 1, bo = policy.bo, ls = policy.ls,
       bm = policy.bm }
-    if after.res < 0 or available(after) < 0 or after.on > QUANTITY_MAX then
-      invariant('SKU ' .. q(sku) .. ' would reach onHand ' .. fmt(after.on) .. ', reserved ' .. fmt(after.res) .. ', available ' ..
-        fmt(available(after)))
-    end
+    check_after(sku, after)
     d.cache[sku] = after
     if not d.changed[sku] then
       d.changed[sku] = true
@@ -476,6 +485,16 @@ local function changed_json(r, lines, expires_at)
   return public_reservation_json({ id = r.id, lines = lines, expiresAt = expires_at, createdAt = r.createdAt, meta = r.meta, buyer = r.buyer })
 end
 
+-- An applied outcome's JSON up to its levels (the closing brace and any further field follow).
+local function applied_json(entries, levels)
+  return '{"ok":true,"replayed":false,"entries":[' .. table.concat(entries, ',') .. '],"levels":[' .. table.concat(levels, ',') .. ']'
+end
+
+-- The stored request record (see the header: `requests`).
+local function request_record(kind, at, fingerprint, outcome)
+  return kind .. '\n' .. fmt(at) .. '\n' .. fingerprint .. '\n' .. outcome
+end
+
 -- Writes the draft; returns the outcome JSON of the operation (with replayed false).
 local function persist(d)
   local all, own_entries = write_entries(d)
@@ -484,8 +503,7 @@ local function persist(d)
   local levels = {}
   for i, sku in ipairs(d.levels) do levels[i] = level_json(sku, counters(d, sku)) end
   local entries = d.sweep and all or own_entries
-  local outcome = '{"ok":true,"replayed":false,"entries":[' .. table.concat(entries, ',') .. '],"levels":[' ..
-    table.concat(levels, ',') .. ']'
+  local outcome = applied_json(entries, levels)
   if d.sweep then
     outcome = outcome .. ',"expired":' .. fmt(#d.ended_list) .. ',"more":' .. tostring(d.sweep.more)
   end
@@ -501,7 +519,7 @@ local function persist(d)
   end
   outcome = outcome .. '}'
   if d.request then
-    write('HSET', K_REQUESTS, d.request.id, d.request.kind .. '\n' .. fmt(d.at) .. '\n' .. d.request.fingerprint .. '\n' .. outcome)
+    write('HSET', K_REQUESTS, d.request.id, request_record(d.request.kind, d.at, d.request.fingerprint, outcome))
   end
   if d.reversal then
     for _, l in ipairs(d.reversal.lines) do write('HINCRBY', K_REVERSED, enc(d.reversal.of) .. l.sku, fmt(l.qty)) end
@@ -569,14 +587,18 @@ local function recorded(request_id, fingerprint, kind)
   return 'C' .. stored.kind
 end
 
+-- The draft of a request-carrying operation whose id was found free (begin's second half).
+local function draft_of(a, kind)
+  local d = new_draft(tonumber(a[3]))
+  d.request = { id = a[1], kind = kind, fingerprint = a[2] }
+  return d, nil, a[1], opt(a[4])
+end
+
 -- Fields every request-carrying operation sends first: requestId, fingerprint, at, meta.
 local function begin(a, kind)
-  local request_id, fingerprint = a[1], a[2]
-  local done = recorded(request_id, fingerprint, kind)
+  local done = recorded(a[1], a[2], kind)
   if done then return nil, done end
-  local d = new_draft(tonumber(a[3]))
-  d.request = { id = request_id, kind = kind, fingerprint = fingerprint }
-  return d, nil, request_id, opt(a[4])
+  return draft_of(a, kind)
 end
 
 -- An amend's credit: what its reservation holds of each SKU (sku -> qty), which its new lines

@@ -1,0 +1,136 @@
+/**
+ * The Redis store's deduct fast path (plain_deduct in deduct.lua) against the general path it
+ * short-cuts: the same script calls run on two ledgers, one with the scripts as shipped and one
+ * with the fast path switched off in the Lua source, and every reply and every stored byte of
+ * both ledgers must be the same. The calls reach the fast path (one and several lines, meta,
+ * a policy with a backorder and a low-stock threshold, quantities near the limit, a SKU holding
+ * NUL, rejections, replays, conflicts) and each way out of it (a buyer, an anyOf line, a SKU
+ * without a level, units reserved, a buyerMax, a SKU sent twice), one script per call and all in
+ * one batch.
+ */
+import { type Redis } from 'ioredis';
+import { LIMITS } from 'stock-ledger';
+import { ledgerKeys, retentionKeys } from 'stock-ledger/redis';
+import { expect, it } from 'vitest';
+import { LUA_SOURCES, type LuaScriptName } from '../adapters/redis/redis-lua.generated.js';
+import { describeRedis, redisSuiteHooks } from './support/redis-server.js';
+
+let client: Redis;
+
+const MAX = LIMITS.quantityMax;
+const FAST_CALL = 'local reply, seen = plain_deduct(a)';
+
+/** A script's body as the store builds it; `general` switches the deduct fast path off. */
+function body(name: LuaScriptName, general: boolean): string {
+  const source: string = LUA_SOURCES[name];
+  const filled = source.replaceAll('__QUANTITY_MAX__', String(LIMITS.quantityMax)).replaceAll('__EXPIRIES_PER_SKU_MAX__', String(LIMITS.expiriesPerSkuMax));
+  if (!general || !filled.includes('plain_deduct')) return filled;
+  expect(filled).toContain(FAST_CALL);
+  return filled.replace(FAST_CALL, 'local reply, seen = nil, nil');
+}
+
+type ScriptCall = [LuaScriptName, string[]];
+
+const at = (n: number): string => String(1_700_000_000_000 + n);
+const restock = (id: string, sku: string, qty: number): ScriptCall => ['restock', [id, `fp-${id}`, at(0), '', '1', sku, String(qty)]];
+const deduct = (id: string, lines: Array<[string, number]>, options: { fp?: string; meta?: string; buyer?: string; given?: string[] } = {}): ScriptCall => [
+  'deduct',
+  [id, options.fp ?? `fp-${id}`, at(1), options.meta ?? '', options.buyer ?? '', String(lines.length), ...lines.flatMap(([sku, qty]) => [sku, String(qty)]),
+    ...(options.given ?? ['0'])],
+];
+const policy = (id: string, sku: string, bo: string, ls: string, bm: string): ScriptCall => ['policy', [id, `fp-${id}`, at(0), '', sku, bo, ls, bm]];
+const reserve = (id: string, sku: string, qty: number): ScriptCall => ['reserve', [id, `fp-${id}`, at(0), '', at(3_600_000), '', '1', sku, String(qty), '0']];
+
+const setup: ScriptCall[] = [
+  restock('s-a', 'A', 10),
+  restock('s-b', 'B', 5),
+  restock('s-nul', 'b\u0000c', 3),
+  restock('s-big', 'BIG', MAX),
+  restock('s-p', 'P', 1),
+  restock('s-l', 'L', 9),
+  restock('s-r', 'R', 4),
+  policy('p-p', 'P', '2', '1', 'null'),
+  policy('p-l', 'L', 'keep', 'keep', '3'),
+  reserve('hold-r', 'R', 1),
+];
+
+const calls: ScriptCall[] = [
+  deduct('one', [['A', 1]]),
+  deduct('two', [['A', 2], ['B', 1]], { meta: '{"order":"o-1","n":12345678901234}' }),
+  deduct('one', [['A', 1]]),
+  deduct('one', [['A', 2]], { fp: 'fp-other' }),
+  deduct('short', [['A', 1], ['B', 9]]),
+  deduct('nul', [['b\u0000c', 3]]),
+  deduct('nul-short', [['b\u0000c', 1]]),
+  deduct('big', [['BIG', MAX - 1]]),
+  deduct('big-short', [['BIG', 2]]),
+  // A backorder: onHand goes below 0, and the level shows the policy.
+  deduct('backorder', [['P', 3]]),
+  deduct('backorder-short', [['P', 1]]),
+  // Ways out of the fast path.
+  deduct('limited', [['L', 1]]),
+  deduct('limited-buyer', [['L', 2]], { buyer: 'ann' }),
+  deduct('buyer', [['A', 1]], { buyer: 'bob' }),
+  deduct('missing', [['A', 1], ['NOPE', 1]]),
+  deduct('reserved', [['R', 3]]),
+  deduct('reserved-short', [['A', 1], ['R', 1]]),
+  deduct('any', [['A', 1]], { given: ['2', '2', 'A', 'B', 'sku', 'A', '1', 'anyOf', '1', '0', 'order', '2', 'B', 'A'] }),
+  deduct('after', [['A', 1], ['B', 1]]),
+  // Lines the caller did not merge (the store always does): the general path, step by step.
+  deduct('unmerged', [['B', 1], ['B', 1]]),
+];
+
+/** Every key of a ledger, read whole. */
+async function dump(prefix: string): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const key of [...ledgerKeys(prefix), ...retentionKeys(prefix)]) {
+    const type = await client.type(key);
+    // As bytes: members hold NUL and 0xFF (enc() in lib.lua), which no UTF-8 decoding keeps.
+    const hex = (values: Buffer[]): string[] => values.map((b) => b.toString('hex'));
+    if (type === 'hash') {
+      const flat = hex((await client.callBuffer('HGETALL', key)) as Buffer[]);
+      const pairs = Array.from({ length: flat.length / 2 }, (_, i) => `${flat[2 * i]}=${flat[2 * i + 1]}`);
+      out.push(type, pairs.sort());
+    } else if (type === 'zset') out.push(type, hex((await client.callBuffer('ZRANGE', key, '0', '-1', 'WITHSCORES')) as Buffer[]));
+    else if (type === 'string') out.push(type, (await client.getBuffer(key))?.toString('hex'));
+    else out.push(type);
+  }
+  return out;
+}
+
+let ledgers = 0;
+
+/** Runs `setup` one by one, then `calls` one by one or in one batch script; the replies and the stored ledger. */
+async function run(general: boolean, batched: boolean): Promise<{ replies: unknown; stored: unknown[] }> {
+  const prefix = `hotpath-${process.pid}-${(ledgers += 1)}`;
+  const keys = [...ledgerKeys(prefix), ...retentionKeys(prefix)];
+  const evalScript = (name: LuaScriptName, args: string[]): Promise<unknown> => client.eval(body(name, general), keys.length, ...keys, ...args);
+  for (const [name, args] of setup) expect(String(await evalScript(name, args))).toMatch(/^A/);
+  let replies: unknown;
+  if (batched) {
+    replies = await evalScript('batch', [String(calls.length), ...calls.flatMap(([name, args]) => [name, String(args.length), ...args])]);
+  } else {
+    replies = [];
+    for (const [name, args] of calls) (replies as unknown[]).push(await evalScript(name, args));
+  }
+  return { replies, stored: await dump(prefix) };
+}
+
+describeRedis('Redis store: the deduct fast path decides and writes as the general path', () => {
+  redisSuiteHooks((_server, connected) => {
+    client = connected;
+  });
+
+  for (const batched of [false, true]) {
+    it(batched ? 'all in one batch script' : 'one script per call', async () => {
+      const general = await run(true, batched);
+      const fast = await run(false, batched);
+      expect(fast.replies).toEqual(general.replies);
+      expect(fast.stored).toEqual(general.stored);
+      // Every way the calls were meant to end: applied, replayed, conflict, refused, no buyer.
+      expect((general.replies as string[]).map((r) => String(r)[0])).toEqual([
+        'A', 'A', 'R', 'C', 'X', 'A', 'X', 'A', 'X', 'A', 'X', 'B', 'A', 'A', 'X', 'A', 'X', 'A', 'A', 'A',
+      ]);
+    });
+  }
+});
