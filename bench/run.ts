@@ -191,7 +191,7 @@ async function runGroup(all: readonly Contender[], workload: Workload, results: 
       const hotUnits = workload.skus.length === 1 ? workload.unitsPerSku : null;
       results.add({ workload: workload.name, contender: contender.name, group: contender.group, baseline: contender.baseline, hotUnits, measurement: m });
       console.log(
-        `  ${workload.name.padEnd(16)} ${contender.name.padEnd(23)} ${String(inFlight).padStart(4)} in flight ` +
+        `  ${workload.name.padEnd(16)} ${contender.name.padEnd(28)} ${String(inFlight).padStart(4)} in flight ` +
           `${fmtInt(m.opsPerSecond).padStart(10)} ops/s   p50 ${fmtMs(m.p50Ms).padStart(7)} ms   p99 ${fmtMs(m.p99Ms).padStart(7)} ms`,
       );
     }
