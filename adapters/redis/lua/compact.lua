@@ -47,16 +47,6 @@ local function reservation_of(e)
   return nil
 end
 
--- The stored reservation, decoded, or false; cached in `records` for the step.
-local function record_of(records, id)
-  local r = records[id]
-  if r == nil then
-    local raw = redis.call('HGET', K_RESERVATIONS, id)
-    r = raw and cjson.decode(raw) or false
-    records[id] = r
-  end
-  return r
-end
 
 -- Whether an entry must stay: at or after the cutoff, or pinned by a reservation still recorded
 -- and not settled (src/checkpoint.ts isSettled).
@@ -64,7 +54,7 @@ local function stays(e, before, records)
   if e.at >= before then return true end
   local id = reservation_of(e)
   if not id then return false end
-  local r = record_of(records, id)
+  local r = cached_reservation(records, id)
   return r ~= false and (r.state == 'held' or #r.holds > 0)
 end
 
@@ -156,17 +146,7 @@ local function write_checkpoints(plan)
     write('HSET', K_CHECKPOINTS, field, fmt(c.on) .. ',' .. fmt(c.res) .. ',' .. fmt(c.ver))
     write('ZADD', K_CP_BY_SKU, 0, field)
   end
-  -- Parts back at 0 are removed: a missing part reads as 0.
-  for _, field in ipairs(plan.order) do
-    local v = plan.parts[field]
-    if v == 0 then
-      write('HDEL', K_CHECKPOINTS, field)
-      write('ZREM', K_CP_BY_SKU, field)
-    else
-      write('HSET', K_CHECKPOINTS, field, fmt(v))
-      write('ZADD', K_CP_BY_SKU, 0, field)
-    end
-  end
+  for _, field in ipairs(plan.order) do set_indexed(K_CHECKPOINTS, K_CP_BY_SKU, field, plan.parts[field]) end
 end
 
 -- Deletes an entry and what goes with it; returns the request records deleted.

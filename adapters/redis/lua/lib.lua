@@ -211,14 +211,19 @@ local function counters(d, sku)
   return c
 end
 
--- The stored reservation (as read before this operation), or false.
-local function reservation(d, id)
-  local r = d.res_cache[id]
+-- A stored reservation, decoded, or false; read once per script into `cache` (by id).
+local function cached_reservation(cache, id)
+  local r = cache[id]
   if r ~= nil then return r end
   local raw = redis.call('HGET', K_RESERVATIONS, id)
   r = raw and cjson.decode(raw) or false
-  d.res_cache[id] = r
+  cache[id] = r
   return r
+end
+
+-- The stored reservation (as read before this operation), or false.
+local function reservation(d, id)
+  return cached_reservation(d.res_cache, id)
 end
 
 local function held_qty(r, sku)
@@ -370,18 +375,21 @@ local function write_levels(d)
   end
 end
 
--- Buyer totals as they stand after the draft: a total back at 0 is removed, as missing reads 0.
-local function write_buyers(d)
-  for _, field in ipairs(d.buyers_list) do
-    local taken = d.buyers[field]
-    if taken == 0 then
-      write('HDEL', K_BUYERS, field)
-      write('ZREM', K_BUYERS_BY_SKU, field)
-    else
-      write('HSET', K_BUYERS, field, fmt(taken))
-      write('ZADD', K_BUYERS_BY_SKU, 0, field)
-    end
+-- A number in a hash whose fields a sorted set indexes: at 0 the field goes from both (a
+-- missing field reads 0).
+local function set_indexed(hash, index, field, value)
+  if value == 0 then
+    write('HDEL', hash, field)
+    write('ZREM', index, field)
+  else
+    write('HSET', hash, field, fmt(value))
+    write('ZADD', index, 0, field)
   end
+end
+
+-- Buyer totals as they stand after the draft.
+local function write_buyers(d)
+  for _, field in ipairs(d.buyers_list) do set_indexed(K_BUYERS, K_BUYERS_BY_SKU, field, d.buyers[field]) end
 end
 
 local function hold_member(r, sku)

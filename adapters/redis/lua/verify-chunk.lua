@@ -58,12 +58,7 @@ local function hold_checks(sku, out, records)
   out[#out + 1] = fmt(#members)
   for _, m in ipairs(members) do
     local id, rest = dec(m, #prefix + 17)
-    local r = records[id]
-    if r == nil then
-      local raw = redis.call('HGET', K_RESERVATIONS, id)
-      r = raw and cjson.decode(raw) or false
-      records[id] = r
-    end
+    local r = cached_reservation(records, id)
     out[#out + 1] = id
     out[#out + 1] = fmt(tonumber(string.sub(m, rest)))
     out[#out + 1] = fmt(tonumber(string.sub(m, #prefix + 1, #prefix + 16)))
