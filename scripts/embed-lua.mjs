@@ -61,11 +61,38 @@ export function generate() {
     'export const LUA_SOURCES = {',
   ];
   for (const [name, { files, op }] of Object.entries(SCRIPTS)) {
-    const body = [lib, ...files.map(read), `return OPS.${op}(ARGV)\n`].join('\n');
+    const body = [lib, ...files.map(read), `bind(KEYS)\nreturn OPS.${op}(ARGV)\n`].join('\n');
     lines.push(`  ${name}: ${JSON.stringify(body)},`);
   }
   lines.push('} as const;', '', '/** The name of a script of the Redis store. */', 'export type LuaScriptName = keyof typeof LUA_SOURCES;', '');
+  lines.push(
+    '/**',
+    ' * Lua source of the function library that holds every script as a function, before its limits',
+    ` * are filled in and before ${LIBRARY} is replaced by the library's name (which the functions' names start with).`,
+    ' */',
+    `export const LUA_LIBRARY = ${JSON.stringify(library(lib))};`,
+    '',
+  );
   return lines.join('\n');
+}
+
+/** Stands for the library's name in LUA_LIBRARY. */
+const LIBRARY = '__LIBRARY__';
+
+/** Scripts that only read: their functions are flagged no-writes (they run under maxmemory too). */
+const READS = new Set(['stocks', 'entries', 'record', 'holds', 'buyerTotals', 'verifyChunk', 'verifyFold', 'levels', 'horizon']);
+
+/**
+ * The library: lib.lua, every file once (in the order the scripts list them, so a file comes
+ * after the ones it uses), then one function per script, named `<library>_<script>`.
+ */
+function library(lib) {
+  const files = [...new Set(Object.values(SCRIPTS).flatMap((s) => s.files))];
+  const functions = Object.entries(SCRIPTS).map(([name, { op }]) => {
+    const flags = READS.has(name) ? ", flags = { 'no-writes' }" : '';
+    return `redis.register_function({ function_name = '${LIBRARY}_${name}', callback = function(keys, args)\n  bind(keys)\n  return OPS.${op}(args)\nend${flags} })`;
+  });
+  return [`#!lua name=${LIBRARY}`, lib, ...files.map(read), ...functions, ''].join('\n');
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

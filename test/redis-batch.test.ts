@@ -13,9 +13,9 @@ import { type Redis } from 'ioredis';
 import { StockLedger, isStockLedgerError } from 'stock-ledger';
 import { RedisStore, ledgerKeys, type RedisClientLike } from 'stock-ledger/redis';
 import { describe, expect, it } from 'vitest';
-import { ScriptBatcher } from '../adapters/redis/redis-batch.js';
+import { SPLIT_FROM, ScriptBatcher, batchSizeFor } from '../adapters/redis/redis-batch.js';
 import type { ScriptCall } from '../adapters/redis/redis-codec.js';
-import { commandCalls, describeRedis, redisSuiteHooks, type NodeRedisClient, type RedisServer } from './support/redis-server.js';
+import { scriptCalls, describeRedis, redisSuiteHooks, type NodeRedisClient, type RedisServer } from './support/redis-server.js';
 
 let server: RedisServer;
 let ioredis: Redis;
@@ -70,13 +70,13 @@ describeRedis('Redis store: a batch stops at the first half-written operation', 
       expect(before).toMatchObject({ levels: ['10,0,1', '10,0,1'], seq: '2', requests: [null, null, null] });
       await ioredis.set(f.keys[4] as string, 'not a sorted set');
 
-      const calls = await commandCalls(server, 'evalsha');
+      const calls = await scriptCalls(server);
       const [restock, deduct, other] = await settled([
         f.ledger.restock({ requestId: 'n', sku: 'NEW', qty: 5 }),
         f.ledger.deduct({ requestId: 'd', sku: 'B', qty: 1 }),
         f.ledger.restock({ requestId: 'r', sku: 'C', qty: 2 }),
       ]);
-      expect(await commandCalls(server, 'evalsha'), 'all three went out in one batch call').toBe(calls + 1);
+      expect(await scriptCalls(server), 'all three went out in one batch call').toBe(calls + 1);
 
       expect(restock).toMatchObject({ code: 'INVARIANT_VIOLATION', message: expect.stringMatching(/half-applied: restock failed after it began writing.*WRONGTYPE/) });
       for (const later of [deduct, other]) {
@@ -108,14 +108,14 @@ describeRedis('Redis store: a batch stops at the first half-written operation', 
     const f = await stocked(ioredis);
     // A level that cannot be parsed: the restock of A fails while it reads, before any write.
     await ioredis.hset(f.keys[0] as string, 'A', 'garbage');
-    const calls = await commandCalls(server, 'evalsha');
+    const calls = await scriptCalls(server);
     const results = await settled([
       f.ledger.deduct({ requestId: 'd1', sku: 'B', qty: 1 }),
       f.ledger.restock({ requestId: 'ra', sku: 'A', qty: 1 }),
       f.ledger.deduct({ requestId: 'd2', sku: 'B', qty: 1 }),
       f.ledger.restock({ requestId: 'rc', sku: 'C', qty: 1 }),
     ]);
-    expect(await commandCalls(server, 'evalsha')).toBe(calls + 1);
+    expect(await scriptCalls(server)).toBe(calls + 1);
     expect(results.map((r) => ('code' in r ? r.code : r.ok))).toEqual([true, 'INVARIANT_VIOLATION', true, true]);
     expect(results[1]).toMatchObject({ message: expect.not.stringMatching(/half-applied/) });
     expect(await f.ledger.stocks(['B', 'C'])).toMatchObject([{ onHand: 8 }, { onHand: 11 }]);
@@ -150,5 +150,27 @@ describe('ScriptBatcher: a call it cannot read', () => {
     expect(sent).toEqual([]);
     expect(await outcomes(batcher, [good])).toEqual(['resolved']);
     expect(sent).toEqual(['restock']);
+  });
+});
+
+describe('batchSizeFor: operations per batch call', () => {
+  it('one call below SPLIT_FROM, at least two from it on, never above operationsMax, sizes even', () => {
+    expect(batchSizeFor(1, 100)).toBe(1);
+    expect(batchSizeFor(SPLIT_FROM - 1, 100)).toBe(SPLIT_FROM - 1);
+    expect(batchSizeFor(SPLIT_FROM, 100)).toBe(SPLIT_FROM / 2);
+    expect(batchSizeFor(64, 100)).toBe(32);
+    expect(batchSizeFor(65, 100)).toBe(33);
+    expect(batchSizeFor(250, 100)).toBe(84);
+    expect(batchSizeFor(50, 7)).toBe(7);
+    expect(batchSizeFor(10, 3)).toBe(3);
+    for (let queued = 1; queued <= 1200; queued += 1) {
+      for (const max of [1, 2, 7, 100, 1000]) {
+        const size = batchSizeFor(queued, max);
+        const calls = Math.ceil(queued / size);
+        expect(size).toBeGreaterThanOrEqual(1);
+        expect(size).toBeLessThanOrEqual(max);
+        expect(calls).toBe(Math.max(Math.ceil(queued / max), queued >= SPLIT_FROM ? 2 : 1));
+      }
+    }
   });
 });

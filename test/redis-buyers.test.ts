@@ -19,7 +19,7 @@ import {
   releaseOf, restockOf, reversalOf, type Call, type Clocked, type Draws, type PlanDraft, type Step,
 } from './support/redis-differential.js';
 import {
-  commandCalls, describeRedis, redisSuiteHooks, writesSoFar, type NodeRedisClient, type RedisServer,
+  scriptCalls, describeRedis, redisSuiteHooks, writesSoFar, type NodeRedisClient, type RedisServer,
 } from './support/redis-server.js';
 
 /** Indexes in `ledgerKeys()` (lib.lua's header). */
@@ -279,9 +279,9 @@ describeRedis('Redis store: purchase limits (buyerMax, buyers, buyerTotals)', ()
       (l) => l.deduct({ requestId: 'd1', sku: 'A', qty: 2, buyer: 'dee' }), // the refused id, now 3 left
     ];
     const expected = await oneByOne(memory.ledger, calls, outcome);
-    const before = await commandCalls(server, 'evalsha');
+    const before = await scriptCalls(server);
     const got = await allAtOnce(redis.ledger, calls, outcome);
-    expect(await commandCalls(server, 'evalsha')).toBe(before + 1);
+    expect(await scriptCalls(server)).toBe(before + 1);
     expect(got).toEqual(expected);
     expect(expected.map((o) => (o as { code?: string; threw?: string }).code ?? (o as { threw?: string }).threw ?? 'ok')).toEqual([
       'ok', 'ok', 'BUYER_LIMIT', 'INVALID_INPUT', 'ok', 'ok', 'ok', 'IDEMPOTENCY_CONFLICT', 'ok', 'ok', 'INSUFFICIENT_STOCK', 'ok', 'ok', 'ok',

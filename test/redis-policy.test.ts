@@ -17,7 +17,7 @@ import {
   releaseOf, restockOf, reversalOf, type Call, type Clocked, type Draws, type PlanDraft, type Step,
 } from './support/redis-differential.js';
 import {
-  commandCalls, describeRedis, redisSuiteHooks, writesSoFar, type NodeRedisClient, type RedisServer,
+  scriptCalls, describeRedis, redisSuiteHooks, writesSoFar, type NodeRedisClient, type RedisServer,
 } from './support/redis-server.js';
 
 let server: RedisServer;
@@ -199,9 +199,9 @@ describeRedis('Redis store: setPolicy', () => {
       (l) => l.setPolicy({ requestId: 'p2', sku: 'A', backorderMax: 1 }),
     ];
     const expected = await oneByOne(memory.ledger, calls, outcome);
-    const before = await commandCalls(server, 'evalsha');
+    const before = await scriptCalls(server);
     const got = await allAtOnce(redis.ledger, calls, outcome);
-    expect(await commandCalls(server, 'evalsha')).toBe(before + 1);
+    expect(await scriptCalls(server)).toBe(before + 1);
     expect(got).toEqual(expected);
     expect(expected[2]).toMatchObject({ ok: false, code: 'BELOW_RESERVED', requested: 1 });
     expect(expected[6]).toMatchObject({ ok: true, levels: [level('A', 0, 0, 4, policy(1, null))] });

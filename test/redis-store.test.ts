@@ -8,7 +8,7 @@ import { IdempotencyConflictError, LIMITS, StockLedger, type Applied } from 'sto
 import { RedisStore, ledgerKeys, type RedisStoreOptions } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
 import { expect, it } from 'vitest';
-import { commandCalls, describeRedis, rawCommand, redisSuiteHooks, writesSoFar as writesOn, type RedisServer } from './support/redis-server.js';
+import { commandCalls, describeRedis, scriptCalls, rawCommand, redisSuiteHooks, writesSoFar as writesOn, type RedisServer } from './support/redis-server.js';
 import { codeOf } from './support/codes.js';
 
 let server: RedisServer;
@@ -39,6 +39,7 @@ describeRedis('Redis store', () => {
     expect(await codeOf(() => new RedisStore({ client: {} as Redis, prefix: 'ok' }))).toBe('INVALID_INPUT');
     expect(await codeOf(() => new RedisStore({ client, prefix: 'ok', batch: { operationsMax: 0 } }))).toBe('INVALID_INPUT');
     expect(await codeOf(() => new RedisStore({ client, prefix: 'ok', waitForAof: { timeoutMs: 0 } }))).toBe('INVALID_INPUT');
+    expect(await codeOf(() => new RedisStore({ client, prefix: 'ok', functions: 'yes' as unknown as boolean }))).toBe('INVALID_INPUT');
     expect(await codeOf(() => new RedisStore({ client, prefix: 'x'.repeat(64) }))).toBe('no error');
   });
 
@@ -104,7 +105,7 @@ describeRedis('Redis store', () => {
   });
 
   it('after SCRIPT FLUSH the script is sent once by EVAL, then EVALSHA again', async () => {
-    const { ledger } = ledgerOn({ batch: false });
+    const { ledger } = ledgerOn({ batch: false, functions: false });
     await ledger.restock({ requestId: 'r', sku: 'A', qty: 10 });
     await rawCommand(server, ['SCRIPT', 'FLUSH']);
     const evals = await calls('eval');
@@ -125,14 +126,14 @@ describeRedis('Redis store', () => {
   it('one batch holding a success, its replay, a conflict and a rejection of one SKU: each its own sequential outcome', async () => {
     const { ledger } = ledgerOn();
     await ledger.restock({ requestId: 'r', sku: 'A', qty: 2 });
-    const before = await calls('evalsha');
+    const before = await scriptCalls(server);
     const results = await Promise.allSettled([
       ledger.deduct({ requestId: 'buy', sku: 'A', qty: 2 }),
       ledger.deduct({ requestId: 'buy', sku: 'A', qty: 2 }),
       ledger.deduct({ requestId: 'buy', sku: 'A', qty: 1 }),
       ledger.deduct({ requestId: 'late', sku: 'A', qty: 1 }),
     ]);
-    expect(await calls('evalsha')).toBe(before + 1);
+    expect(await scriptCalls(server)).toBe(before + 1);
     const [first, replay, conflict, late] = results;
     expect(first).toMatchObject({ status: 'fulfilled', value: { ok: true, replayed: false } });
     expect(replay).toMatchObject({ status: 'fulfilled', value: { ok: true, replayed: true } });
@@ -147,9 +148,9 @@ describeRedis('Redis store', () => {
   it('a batch is bounded by operationsMax', async () => {
     const { ledger } = ledgerOn({ batch: { operationsMax: 7 } });
     await ledger.restock({ requestId: 'r', sku: 'A', qty: 100 });
-    const before = await calls('evalsha');
+    const before = await scriptCalls(server);
     await Promise.all(Array.from({ length: 50 }, (_, i) => ledger.deduct({ requestId: `d${i}`, sku: 'A', qty: 1 })));
-    expect(await calls('evalsha')).toBe(before + Math.ceil(50 / 7));
+    expect(await scriptCalls(server)).toBe(before + Math.ceil(50 / 7));
     expect((await ledger.stock('A')).onHand).toBe(50);
   });
 
@@ -175,7 +176,7 @@ describeRedis('Redis store', () => {
   });
 
   it('after SCRIPT FLUSH, many calls in flight send the script body once', async () => {
-    const { ledger } = ledgerOn({ batch: false });
+    const { ledger } = ledgerOn({ batch: false, functions: false });
     await ledger.restock({ requestId: 'r', sku: 'A', qty: 100 });
     await rawCommand(server, ['SCRIPT', 'FLUSH']);
     const evals = await calls('eval');

@@ -31,6 +31,8 @@ export function aofInvoker(pipeline: Pipeline, key: string, wait: AofWait): Scri
   return {
     evalsha: (sha, keys, args) => send(['EVALSHA', sha, String(keys.length), ...keys, ...args]),
     eval: (body, keys, args) => send(['EVAL', body, String(keys.length), ...keys, ...args]),
+    fcall: (name, keys, args) => send(['FCALL', name, String(keys.length), ...keys, ...args]),
+    functionLoad: (body) => send(['FUNCTION', 'LOAD', body]),
   };
 }
 

@@ -52,9 +52,10 @@ export class ScriptBatcher {
 
   #flush(): void {
     this.#scheduled = false;
+    const size = batchSizeFor(this.#queue.length, this.#operationsMax);
     // Bounded: every pass takes at least one operation off a finite queue.
     while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#operationsMax);
+      const batch = this.#queue.splice(0, size);
       void this.#sendBatch(batch);
     }
   }
@@ -78,6 +79,20 @@ export class ScriptBatcher {
       for (const pending of batch) pending.reject(error);
     }
   }
+}
+
+/** From this many operations queued in one turn, they go as two calls or more (see batchSizeFor). */
+export const SPLIT_FROM = 16;
+
+/**
+ * Operations per call for a queue of `queued`: as few calls as `operationsMax` allows, but at
+ * least two from SPLIT_FROM on, of even size. Two calls in flight overlap: the server runs the
+ * second while the client reads the replies of the first and sends their callers' next
+ * operations, where one call would leave each side idle while the other works.
+ */
+export function batchSizeFor(queued: number, operationsMax: number): number {
+  const calls = Math.max(Math.ceil(queued / operationsMax), queued >= SPLIT_FROM ? 2 : 1);
+  return Math.max(1, Math.ceil(queued / calls));
 }
 
 /** batch.lua's ARGV: the count, then per operation its script name, its ARGV's length and its ARGV. */

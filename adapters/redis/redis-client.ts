@@ -35,10 +35,15 @@ export interface NodeRedisLike {
 /** A Redis client the app owns: ioredis 5 (`Redis` or `Cluster`) or node-redis 5 (client or cluster). */
 export type RedisClientLike = IoredisLike | NodeRedisLike;
 
-/** What runs a script: by its SHA1, or by its body (which also caches it). */
+/**
+ * What runs a script: by its SHA1, or by its body (which also caches it); or as a function of a
+ * loaded library (FCALL), after loading the library (FUNCTION LOAD).
+ */
 export interface ScriptInvoker {
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown>;
   eval(body: string, keys: readonly string[], args: readonly string[]): Promise<unknown>;
+  fcall(name: string, keys: readonly string[], args: readonly string[]): Promise<unknown>;
+  functionLoad(body: string): Promise<unknown>;
 }
 
 /**
@@ -56,6 +61,8 @@ export interface ScriptCaller extends ScriptInvoker {
    * on one connection (a Cluster, a node-redis pool, a client without pipelines).
    */
   pipeline: Pipeline | { refused: string };
+  /** A Cluster client: one that may send a command to any of several servers. */
+  cluster: boolean;
 }
 
 /**
@@ -87,8 +94,11 @@ function nodeRedisCaller(r: NodeRedisLike): ScriptCaller {
   return {
     evalsha: (sha, keys, args) => r.evalSha(sha, { keys: [...keys], arguments: [...args] }),
     eval: (body, keys, args) => r.eval(body, { keys: [...keys], arguments: [...args] }),
+    fcall: (name, keys, args) => r.sendCommand(['FCALL', name, String(keys.length), ...keys, ...args]),
+    functionLoad: (body) => r.sendCommand(['FUNCTION', 'LOAD', body]),
     command: (args) => r.sendCommand([...args]),
     pipeline,
+    cluster,
   };
 }
 
@@ -101,8 +111,11 @@ function ioredisCaller(r: IoredisLike): ScriptCaller {
   return {
     evalsha: (sha, keys, args) => r.evalsha(sha, keys.length, ...keys, ...args),
     eval: (body, keys, args) => r.eval(body, keys.length, ...keys, ...args),
+    fcall: (name, keys, args) => r.call('FCALL', name, keys.length, ...keys, ...args),
+    functionLoad: (body) => r.call('FUNCTION', 'LOAD', body),
     command: ([name = '', ...args]) => r.call(name, ...args),
     pipeline,
+    cluster,
   };
 }
 
@@ -147,12 +160,36 @@ function describe(reply: unknown): string {
 /** Server replies that mean "not now": the script did not run, or its outcome is unknown. */
 const TRANSIENT = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|OOM|NOREPLICAS|MOVED|ASK|UNBLOCKED|NOSCRIPT)\b/;
 /** `ERR` replies that mean the command did not run, and may run later. */
-const TRANSIENT_ERR = /^ERR (max number of clients reached|Script killed by user)/;
+const TRANSIENT_ERR = /^ERR (max number of clients reached|Script killed by user|Function not found)/;
 /** Server replies that mean a bug or foreign data under the ledger's keys. */
 const BROKEN = /^(ERR|WRONGTYPE)\b/;
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** True when Redis answered that no function of that name is loaded. */
+export function isNoFunction(error: unknown): boolean {
+  return /^ERR Function not found\b/.test(messageOf(error));
+}
+
+/**
+ * True when Redis refused to run FCALL at all: a server without functions (before 7.0) or an
+ * ACL that denies the command. Nothing ran. Any other error of a function that started (a Lua
+ * error after a write included) is the operation's own, as with EVALSHA.
+ */
+export function isFcallRefused(error: unknown): boolean {
+  return /^(ERR unknown command|NOPERM)\b/.test(messageOf(error));
+}
+
+/**
+ * True when Redis refused to load the library: an ACL, a server that does not allow functions or
+ * this library's use of them. Not a lost connection, not a server busy or loading: those fail
+ * the operation as any other call would.
+ */
+export function isLoadRefused(error: unknown): boolean {
+  const message = messageOf(error);
+  return /^(ERR|NOPERM)\b/.test(message) && !TRANSIENT_ERR.test(message);
 }
 
 /** True when Redis answered that it does not know the script's SHA. */

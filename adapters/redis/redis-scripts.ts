@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LIMITS } from '../../src/index.js';
-import { isNoScript, type ScriptInvoker } from './redis-client.js';
-import { LUA_SOURCES, type LuaScriptName } from './redis-lua.generated.js';
+import { isFcallRefused, isLoadRefused, isNoFunction, isNoScript, type ScriptInvoker } from './redis-client.js';
+import { LUA_LIBRARY, LUA_SOURCES, type LuaScriptName } from './redis-lua.generated.js';
 
 /** A script with its limits filled in from the library's one limits file, and its SHA1. */
 interface Script {
@@ -9,11 +9,14 @@ interface Script {
   sha: string;
 }
 
+const withLimits = (source: string): string =>
+  source.replaceAll('__QUANTITY_MAX__', String(LIMITS.quantityMax)).replaceAll('__EXPIRIES_PER_SKU_MAX__', String(LIMITS.expiriesPerSkuMax));
+
+const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
+
 function build(source: string): Script {
-  const body = source
-    .replaceAll('__QUANTITY_MAX__', String(LIMITS.quantityMax))
-    .replaceAll('__EXPIRIES_PER_SKU_MAX__', String(LIMITS.expiriesPerSkuMax));
-  return { body, sha: createHash('sha1').update(body).digest('hex') };
+  const body = withLimits(source);
+  return { body, sha: sha1(body) };
 }
 
 const SCRIPTS = Object.fromEntries(Object.entries(LUA_SOURCES).map(([name, source]) => [name, build(source)])) as Record<LuaScriptName, Script>;
@@ -24,7 +27,33 @@ export const SCRIPT_SHAS: Readonly<Record<LuaScriptName, string>> = Object.freez
 );
 
 /**
- * Runs scripts by EVALSHA. On NOSCRIPT (a fresh server, a failover, SCRIPT FLUSH) the script
+ * The function library: its name carries a hash of its body, so two versions of the library
+ * (two apps on one server, or a rolling upgrade) load side by side and never call each other's
+ * functions. A function's name is the library's, `_`, the script's.
+ */
+export const LIBRARY = ((): { name: string; body: string } => {
+  const template = withLimits(LUA_LIBRARY);
+  const name = `stockledger_${sha1(template).slice(0, 16)}`;
+  return { name, body: template.replaceAll('__LIBRARY__', name) };
+})();
+
+/** What #fcall answers when the server refused functions: the call goes by EVALSHA. */
+const REFUSED: unique symbol = Symbol('functions refused');
+
+/** How many times a call loads the library and calls again before it gives up (a server flushing functions meanwhile). */
+const FUNCTION_ATTEMPTS_MAX = 3;
+
+/**
+ * Runs scripts as functions of the library (FCALL), or by EVALSHA.
+ *
+ * Functions first, when asked for: the library's body runs once, when it is loaded, where a
+ * script's runs on every call. When a function is not found (a fresh server, a restart without
+ * persistence, FUNCTION FLUSH) it did not run, so loading the library (FUNCTION LOAD) and
+ * calling again is safe; one call loads it, others meeting the same wait for that load. A
+ * server that refuses functions (before Redis 7.0, an ACL that denies them) turns them off for
+ * this runner, and every call goes by EVALSHA from then on; `functionsRefused` says why.
+ *
+ * By EVALSHA. On NOSCRIPT (a fresh server, a failover, SCRIPT FLUSH) the script
  * did not run, so sending it with EVAL, which also caches it, is safe. One call loads it: calls
  * that meet NOSCRIPT while that load is in flight wait for it and go back to EVALSHA, so the
  * body goes out once, not once per call.
@@ -38,13 +67,70 @@ export const SCRIPT_SHAS: Readonly<Record<LuaScriptName, string>> = Object.freez
 export class ScriptRunner {
   readonly #caller: ScriptInvoker;
   readonly #loading = new Map<LuaScriptName, Promise<void>>();
+  #functions: boolean;
+  #refused: string | null = null;
+  #loadingLibrary: Promise<boolean> | null = null;
 
-  /** `caller` runs one script call: the client itself, or `aofInvoker` for `waitForAof`. */
-  constructor(caller: ScriptInvoker) {
+  /**
+   * `caller` runs one script call: the client itself, or `aofInvoker` for `waitForAof`.
+   * `functions`: call the library's functions (FCALL) while the server allows them.
+   */
+  constructor(caller: ScriptInvoker, options: { functions: boolean }) {
     this.#caller = caller;
+    this.#functions = options.functions;
+  }
+
+  /** Why the server refused functions, when it did (calls go by EVALSHA since); else null. */
+  get functionsRefused(): string | null {
+    return this.#refused;
   }
 
   async run(name: LuaScriptName, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    if (this.#functions) {
+      const reply = await this.#fcall(name, keys, args);
+      if (reply !== REFUSED) return reply;
+    }
+    return this.#evalsha(name, keys, args);
+  }
+
+  /** The function's reply, or REFUSED once the server refused functions (nothing ran). */
+  async #fcall(name: LuaScriptName, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    const fn = `${LIBRARY.name}_${name}`;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.#caller.fcall(fn, keys, args);
+      } catch (error) {
+        if (isFcallRefused(error)) return this.#refuse(error);
+        if (!isNoFunction(error) || attempt === FUNCTION_ATTEMPTS_MAX) throw error;
+      }
+      if (!(await this.#loadLibrary())) return REFUSED;
+    }
+  }
+
+  /** Loads the library once for all calls that need it now: true when it is there, false when refused. */
+  #loadLibrary(): Promise<boolean> {
+    this.#loadingLibrary ??= this.#caller.functionLoad(LIBRARY.body).then(
+      () => true,
+      (error: unknown) => {
+        // Loaded meanwhile, by another runner or another process: there it is.
+        if (/already exists/.test(error instanceof Error ? error.message : String(error))) return true;
+        if (!isLoadRefused(error)) throw error;
+        this.#refuse(error);
+        return false;
+      },
+    ).finally(() => {
+      this.#loadingLibrary = null;
+    });
+    return this.#loadingLibrary;
+  }
+
+  #refuse(error: unknown): typeof REFUSED {
+    this.#functions = false;
+    this.#refused = error instanceof Error ? error.message : String(error);
+    return REFUSED;
+  }
+
+  async #evalsha(name: LuaScriptName, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     const script = SCRIPTS[name];
     try {
       return await this.#caller.evalsha(script.sha, keys, args);

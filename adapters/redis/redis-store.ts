@@ -48,6 +48,15 @@ export interface RedisStoreOptions {
    * turn later. Default on; `false` sends every operation as its own script at once.
    */
   batch?: boolean | { operationsMax?: number };
+  /**
+   * Run the scripts as Redis Functions (Redis 7.0 or later): the store loads its function library
+   * (`FUNCTION LOAD`, once per server; the library's name carries its version) and calls it by
+   * `FCALL`, so no call pays for running the script's body again, as every EVALSHA does. A server
+   * that refuses functions (older than 7.0, or an ACL that denies `FCALL` or `FUNCTION LOAD`) gets
+   * EVALSHA instead, from that call on. Default on, except on a Cluster client, which always uses
+   * EVALSHA (a library would have to be loaded on every primary). `false`: EVALSHA only.
+   */
+  functions?: boolean;
 }
 
 const DEFAULT_BATCH_OPERATIONS_MAX = 100;
@@ -106,9 +115,10 @@ export class RedisStore implements StockStore {
     const prefix = checkPrefix(options.prefix);
     this.#keys = Object.freeze([...ledgerKeys(prefix), ...retentionKeys(prefix)]);
     this.#caller = scriptCaller(options.client);
-    this.#scripts = new ScriptRunner(this.#caller);
+    const functions = { functions: functionsWanted(options.functions) && !this.#caller.cluster };
+    this.#scripts = new ScriptRunner(this.#caller, functions);
     this.#aof = aofWait(options.waitForAof);
-    this.#writes = this.#aof === null ? this.#scripts : new ScriptRunner(aofInvoker(this.#onePipeline(), aofKey(prefix), this.#aof));
+    this.#writes = this.#aof === null ? this.#scripts : new ScriptRunner(aofInvoker(this.#onePipeline(), aofKey(prefix), this.#aof), functions);
     const operationsMax = batchSize(options.batch);
     this.#batcher = operationsMax === null ? null : new ScriptBatcher((script, args) => this.#writes.run(script, this.#keys, args), operationsMax);
   }
@@ -328,6 +338,11 @@ function itemOf(chunk: ChunkSku, fold: Folded): VerifyItem {
   const total = withCheckpoint({ folded, foldedHolds, buyers }, chunk.checkpoint);
   total.buyers.sort((a, b) => byCodeUnits(a.buyer, b.buyer));
   return { sku: chunk.sku, stored: chunk.stored, holds: chunk.holds, repeated, ...total };
+}
+
+function functionsWanted(option: RedisStoreOptions['functions']): boolean {
+  if (option !== undefined && typeof option !== 'boolean') throw new InvalidInputError('functions', 'must be a boolean');
+  return option ?? true;
 }
 
 function batchSize(option: RedisStoreOptions['batch']): number | null {

@@ -542,6 +542,17 @@ export async function commandCalls(endpoint: Endpoint, command: string): Promise
 }
 
 /**
+ * Script calls that ran on the server so far: by EVALSHA or FCALL (the store calls its functions
+ * where the server allows them, else EVALSHA).
+ *
+ * @example
+ * const before = await scriptCalls(server);
+ */
+export async function scriptCalls(endpoint: Endpoint): Promise<number> {
+  return (await commandCalls(endpoint, 'evalsha')) + (await commandCalls(endpoint, 'fcall'));
+}
+
+/**
  * Writes the server has applied since it started or last saved (`rdb_changes_since_last_save`):
  * unchanged across a call means the call wrote nothing.
  *

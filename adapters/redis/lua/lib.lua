@@ -57,20 +57,34 @@
   through `write`, which counts it: a batch tells an operation that failed before its first
   write (it changed nothing) from one that failed after (half-applied), and stops at the latter.
 
-  Composed by scripts/embed-lua.mjs: lib.lua opens every script, then come the files that
-  script needs (each file's header names them), then `return OPS.<op>(ARGV)`.
+  Composed by scripts/embed-lua.mjs in two forms from the same files:
+  - a script per operation (EVALSHA): lib.lua, the files that script needs (each file's header
+    names them), then `bind(KEYS)` and `return OPS.<op>(ARGV)`;
+  - one function library (FUNCTION LOAD, then FCALL): lib.lua, every file once, then one
+    registered function per script, each calling `bind(keys)` and then its OPS entry. The
+    library's body runs once, when it is loaded, not on every call.
 ]]
-local K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_REQUESTS, K_REVERSED, K_RESERVATIONS, K_HOLDS_BY_SKU, K_HOLDS_DUE = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_BUYERS, K_BUYERS_BY_SKU = KEYS[11], KEYS[12]
-local K_CHECKPOINTS, K_CP_BY_SKU, K_HORIZON, K_CLOSED_SCAN = KEYS[13], KEYS[14], KEYS[15], KEYS[16]
-local QUANTITY_MAX = tonumber('__QUANTITY_MAX__')
-local EXPIRIES_PER_SKU_MAX = tonumber('__EXPIRIES_PER_SKU_MAX__')
+local K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS
+local K_REQUESTS, K_REVERSED, K_RESERVATIONS, K_HOLDS_BY_SKU, K_HOLDS_DUE
+local K_BUYERS, K_BUYERS_BY_SKU
+local K_CHECKPOINTS, K_CP_BY_SKU, K_HORIZON, K_CLOSED_SCAN
+local QUANTITY_MAX = __QUANTITY_MAX__
+local EXPIRIES_PER_SKU_MAX = __EXPIRIES_PER_SKU_MAX__
 
 local OPS = {}
 
 -- Successful writes of this script run so far (see the header).
 local WRITES = { n = 0 }
+
+-- Starts a call: the keys it was given (see the header), and no write yet. The only state kept
+-- between calls of a loaded library is the functions themselves: bind resets the rest.
+local function bind(keys)
+  K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS = keys[1], keys[2], keys[3], keys[4], keys[5]
+  K_REQUESTS, K_REVERSED, K_RESERVATIONS, K_HOLDS_BY_SKU, K_HOLDS_DUE = keys[6], keys[7], keys[8], keys[9], keys[10]
+  K_BUYERS, K_BUYERS_BY_SKU = keys[11], keys[12]
+  K_CHECKPOINTS, K_CP_BY_SKU, K_HORIZON, K_CLOSED_SCAN = keys[13], keys[14], keys[15], keys[16]
+  WRITES.n = 0
+end
 local function write(...)
   local reply = redis.call(...)
   WRITES.n = WRITES.n + 1
