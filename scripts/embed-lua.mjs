@@ -39,6 +39,7 @@ const SCRIPTS = {
   compact: { files: ['checkpoint.lua', 'compact.lua'], op: 'compact' },
   levels: { files: ['read-stocks.lua', 'read-levels.lua'], op: 'levels' },
   horizon: { files: ['read-horizon.lua'], op: 'horizon' },
+  layout: { files: ['layout.lua'], op: 'layout' },
   batch: {
     files: [
       'settle.lua', 'restock.lua', 'deduct.lua', 'adjust.lua', 'reverse.lua', 'reserve.lua', 'commit.lua', 'release.lua', 'extend.lua', 'sweep.lua',

@@ -106,7 +106,9 @@ describeRedis('Redis store: compaction, checkpoints, the feed horizon and levels
     // On the store's own keys: the entries and their index members are gone, up to the horizon.
     expect(await client.get(f.key('horizon'))).toBe(String(pinSeq - 1));
     expect((await client.hkeys(f.key('entries'))).map(Number).sort((x, y) => x - y)).toEqual([pinSeq, pinSeq + 1, pinSeq + 2]);
-    expect(await client.zcard(f.key('bySku'))).toBe(3);
+    // Each SKU's entry index (layout 2: by-sku, a colon, the SKU) keeps only its kept entries' seqs.
+    expect(await client.zrange(`${f.key('bySku')}:A`, 0, -1)).toEqual([String(pinSeq), String(pinSeq + 2)]);
+    expect(await client.zrange(`${f.key('bySku')}:B`, 0, -1)).toEqual([String(pinSeq + 1)]);
     expect((await client.hkeys(f.key('requests'))).sort()).toEqual(['cart', 'n-1', 'o-after-pin']);
     expect(await client.hkeys(f.key('reservations'))).toEqual(['cart']);
     expect(await client.hlen(f.key('reversed')), 'reversal tallies of removed requests and reservations').toBe(0);

@@ -199,6 +199,8 @@ describeRedis('Redis store: setPolicy', () => {
       (l) => l.setPolicy({ requestId: 'p2', sku: 'A', backorderMax: 1 }),
     ];
     const expected = await oneByOne(memory.ledger, calls, outcome);
+    // A first read, so the store's layout check is behind it.
+    await redis.ledger.stock('A');
     const before = await scriptCalls(server);
     const got = await allAtOnce(redis.ledger, calls, outcome);
     expect(await scriptCalls(server)).toBe(before + 1);

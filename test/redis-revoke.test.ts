@@ -93,6 +93,8 @@ describeRedis('Redis store: revoke', () => {
     const expected = await oneByOne(memory.ledger, stepCalls, outcome);
     for (const [name, client] of [['ioredis', ioredis], ['node-redis', nodeRedis]] as const) {
       const redis = redisLedger(client, true);
+      // A first read, so the store's layout check is behind it.
+      await redis.ledger.stock('A');
       const before = await scriptCalls(server);
       const got = await allAtOnce(redis.ledger, stepCalls, outcome);
       // All queued in one turn: from SPLIT_FROM on they go as two calls, which run in order.

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { IdempotencyConflictError, LIMITS, StockLedger, type Applied } from 'stock-ledger';
-import { RedisStore, ledgerKeys, type RedisStoreOptions } from 'stock-ledger/redis';
+import { RedisStore, layoutKey, ledgerKeys, type RedisStoreOptions } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
 import { expect, it } from 'vitest';
 import { commandCalls, describeRedis, scriptCalls, rawCommand, redisSuiteHooks, writesSoFar as writesOn, type RedisServer } from './support/redis-server.js';
@@ -51,9 +51,11 @@ describeRedis('Redis store', () => {
     await ledger.reverse({ requestId: 'v', of: 'd' });
     const keys = (await client.keys(`*${prefix}*`)).sort();
     expect(keys.length).toBeGreaterThan(5);
+    // The twelve, the layout stamp, and since layout 2 one entry index per SKU: by-sku, a colon, the SKU.
+    const documented = [...ledgerKeys(prefix), layoutKey(prefix), `stock-ledger:{${prefix}}:by-sku:{other}`];
     for (const key of keys) {
-      expect(key).toContain(`{${prefix}}`);
-      expect(ledgerKeys(prefix)).toContain(key);
+      expect(key.startsWith(`stock-ledger:{${prefix}}:`)).toBe(true);
+      expect(documented).toContain(key);
     }
   });
 

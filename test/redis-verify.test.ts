@@ -138,7 +138,7 @@ describeRedis('Redis store: verify checks every invariant', () => {
     expect(entry).toMatchObject({ requestId: 'pa', kind: 'restock' });
     const seq = await client.incr(g.key('seq'));
     await client.hset(g.key('entries'), String(seq), JSON.stringify({ ...entry, seq }));
-    await client.zadd(g.key('bySku'), 0, `A\u0000${String(seq).padStart(16, '0')}`);
+    await client.zadd(`${g.key('bySku')}:A`, seq, String(seq));
     await client.hset(g.key('levels'), 'A', '20,2,3');
     expect(await driftOf(g.ledger, 'appliedOnce')).toMatchObject([
       { sku: 'A', expected: { requestId: 'pa', kind: 'restock', entries: 1 }, actual: { requestId: 'pa', kind: 'restock', entries: 2 } },

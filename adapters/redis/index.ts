@@ -4,5 +4,5 @@
  * @packageDocumentation
  */
 export { RedisStore, type RedisStoreOptions } from './redis-store.js';
-export { aofKey, ledgerKeys, retentionKeys } from './redis-keys.js';
+export { aofKey, layoutKey, ledgerKeys, retentionKeys } from './redis-keys.js';
 export type { RedisClientLike, IoredisLike, NodeRedisLike } from './redis-client.js';

@@ -10,8 +10,9 @@ const tagOf = (prefix: string): string => `stock-ledger:{${prefix}}:`;
  * The twelve keys of one ledger, in the order every script receives them as KEYS (see
  * adapters/redis/lua/lib.lua). Each carries the hash tag `{<prefix>}`: the prefix holds no
  * brace, so the tag is exactly the prefix and every key of a ledger lands in one Cluster slot.
- * SKUs, ids and buyers never appear in key names, only in fields and members, so no SKU can
- * move a key to another slot or collide with another ledger's keys. The last two (buyer totals
+ * SKUs, ids and buyers appear in key names only after the name of the fourth key (`by-sku`) and
+ * a colon, each SKU's entry index (layout 2): after the hash tag, so no SKU can move a key to
+ * another slot, and after a fixed name, so none can collide with another key. The last two (buyer totals
  * and their per-SKU index) came with purchase limits; the first ten are as they were. The
  * store hands every script these twelve and then the four of {@link retentionKeys}.
  *
@@ -44,6 +45,20 @@ export function ledgerKeys(prefix: string): readonly string[] {
 export function retentionKeys(prefix: string): readonly string[] {
   const tag = tagOf(prefix);
   return Object.freeze(['checkpoints', 'checkpoints-by-sku', 'horizon', 'closed-scan'].map((name) => tag + name));
+}
+
+/**
+ * The ledger's layout version: the store's layout script reads it (and moves an older layout's
+ * keys into this one) before the store's first call of anything else. Each SKU's entry index
+ * is a key of its own from layout 2 on: the bySku key's name, a colon, the SKU (see lib.lua).
+ *
+ * @example
+ * ```ts
+ * layoutKey('shop-1') === 'stock-ledger:{shop-1}:layout';
+ * ```
+ */
+export function layoutKey(prefix: string): string {
+  return `${tagOf(prefix)}layout`;
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   verifyChunkOf, type ChunkSku,
 } from './redis-codec.js';
 import { redisFailure, scriptCaller, type RedisClientLike, type ScriptCaller } from './redis-client.js';
-import { aofKey, checkPrefix, ledgerKeys, retentionKeys } from './redis-keys.js';
+import { aofKey, checkPrefix, layoutKey, ledgerKeys, retentionKeys } from './redis-keys.js';
 import { ScriptRunner, type LuaScriptName } from './redis-scripts.js';
 
 /** Options of {@link RedisStore}. */
@@ -83,6 +83,11 @@ const VERIFY_CHUNK_ROWS_MAX = 2000;
  */
 const VERIFY_ITEM_ATTEMPTS_MAX = 8;
 
+/** Index members the layout script moves per call when it brings a layout 1 ledger to layout 2. */
+const LAYOUT_STEP_MEMBERS = 1000;
+/** Layout script calls before giving up: far above what any ledger needs (a billion entries). */
+const LAYOUT_STEPS_MAX = 1_000_000;
+
 /**
  * A ledger in Redis (or Redis Cluster): each operation is one Lua script, run by EVALSHA, that
  * checks the request id, checks every line, and only then writes. Replies are strings only.
@@ -109,11 +114,14 @@ export class RedisStore implements StockStore {
   readonly #aof: AofWait | null;
   readonly #batcher: ScriptBatcher | null;
   #aofSupported: Promise<void> | null = null;
+  #layout: Promise<void> | null = null;
+  readonly #layoutKeys: readonly string[];
   #closed = false;
 
   constructor(options: RedisStoreOptions) {
     const prefix = checkPrefix(options.prefix);
     this.#keys = Object.freeze([...ledgerKeys(prefix), ...retentionKeys(prefix)]);
+    this.#layoutKeys = Object.freeze([...this.#keys, layoutKey(prefix)]);
     this.#caller = scriptCaller(options.client);
     const functions = { functions: functionsWanted(options.functions) && !this.#caller.cluster };
     this.#scripts = new ScriptRunner(this.#caller, functions);
@@ -253,8 +261,10 @@ export class RedisStore implements StockStore {
     return pipeline;
   }
 
+  /** A command that is no script (the checks of `waitForAof`): no layout check before it. */
   #command(args: readonly string[]): Promise<unknown> {
-    return this.#call(() => this.#caller.command(args));
+    if (this.#closed) throw new StoreUnavailableError('the Redis store is closed');
+    return this.#mapped(() => this.#caller.command(args));
   }
 
   /**
@@ -315,14 +325,51 @@ export class RedisStore implements StockStore {
     return this.#call(() => this.#scripts.run(script, this.#keys, args));
   }
 
-  /** Every trip to Redis: refused once the store is closed; driver failures mapped to the library's errors. */
+  /**
+   * Every trip to Redis: refused once the store is closed; after the layout check; driver
+   * failures mapped to the library's errors.
+   */
   async #call(send: () => Promise<unknown>): Promise<unknown> {
     if (this.#closed) throw new StoreUnavailableError('the Redis store is closed');
+    await this.#layoutReady();
+    return this.#mapped(send);
+  }
+
+  async #mapped(send: () => Promise<unknown>): Promise<unknown> {
     try {
       return await send();
     } catch (error) {
       throw redisFailure(error);
     }
+  }
+
+  /**
+   * Once per store, before its first call of anything else: the ledger's keys in the layout this
+   * version writes (layout.lua), moved there from layout 1 in bounded steps if need be. A ledger
+   * written by a newer version (a layout this one does not know) is refused, nothing touched.
+   * A failure that is not an answer (the server unreachable) is asked again next time.
+   */
+  #layoutReady(): Promise<void> {
+    this.#layout ??= this.#bringLayout().catch((error: unknown) => {
+      this.#layout = null;
+      throw error;
+    });
+    return this.#layout;
+  }
+
+  async #bringLayout(): Promise<void> {
+    for (let step = 0; step < LAYOUT_STEPS_MAX; step += 1) {
+      const reply = String(await this.#mapped(() => this.#scripts.run('layout', this.#layoutKeys, [String(LAYOUT_STEP_MEMBERS)])));
+      if (reply === 'OK') return;
+      if (reply.startsWith('V')) {
+        throw new InvariantViolationError(
+          `Redis: this ledger's keys are in layout ${reply.slice(1)}, written by a newer version of stock-ledger; this version reads layout 2 ` +
+            'and changed nothing: upgrade it',
+        );
+      }
+      if (!reply.startsWith('M')) throw new InvariantViolationError(`Redis: the layout script replied ${JSON.stringify(reply)}`);
+    }
+    throw new StoreUnavailableError(`Redis: the ledger's layout was still being moved after ${LAYOUT_STEPS_MAX} steps; retry`);
   }
 }
 

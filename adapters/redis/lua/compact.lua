@@ -152,7 +152,7 @@ end
 -- Deletes an entry and what goes with it; returns the request records deleted.
 local function drop_entry(e)
   write('HDEL', K_ENTRIES, fmt(e.seq))
-  write('ZREM', K_BY_SKU, enc(e.sku) .. pad16(e.seq))
+  write('ZREM', sku_index(e.sku), fmt(e.seq))
   if RESERVATION_KINDS[e.kind] then return 0 end
   write('HDEL', K_REVERSED, enc(e.requestId) .. e.sku)
   return write('HDEL', K_REQUESTS, e.requestId)

@@ -56,7 +56,7 @@ local function plain_deduct(a)
   for j, l in ipairs(lines) do
     local e = entry_json(seq, s, { sku = l.sku, on_delta = -l.qty, res_delta = 0, after = afters[j] }, at)
     write('HSET', K_ENTRIES, fmt(seq), e)
-    write('ZADD', K_BY_SKU, 0, enc(l.sku) .. pad16(seq))
+    index_entry(l.sku, seq)
     entries[j] = e
     seq = seq + 1
   end

@@ -13,7 +13,10 @@
                            the limit
     2 seq           string last entry seq
     3 entries       hash   seq -> entry JSON
-    4 bySku         zset   (score 0) enc(sku) .. pad16(seq): a SKU's entries in seq order
+    4 bySku         no value of its own since layout 2: its name, a colon and a SKU name that
+                    SKU's entry index, a zset of the SKU's entry seqs (score and member both the
+                    seq, see sku_index). Layout 1 kept one zset here, (score 0) enc(sku) ..
+                    pad16(seq); layout.lua moves it into the per-SKU sets.
     5 skus          zset   (score 0) every SKU with a level, in byte order (the verify walk)
     6 requests      hash   requestId -> kind "\n" at "\n" fingerprint "\n" outcome JSON
                            (kind "revoke": a tombstone, whose outcome has no entry and no level)
@@ -42,6 +45,9 @@
                            have no entry to walk): the HSCAN cursor ("0": no pass under way) and
                            the `now` the last pass started at (see compact.lua)
 
+  And one key of the layout ("2", see layout.lua), which only the layout script reads and writes:
+   17 layout        string the layout version the ledger's keys are written in
+
   One more key of the ledger is no script's: with waitForAof the store INCRs
   stock-ledger:{<prefix>}:aof after every script call, on the same connection (redis-keys.ts).
 
@@ -67,7 +73,7 @@
 local K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS
 local K_REQUESTS, K_REVERSED, K_RESERVATIONS, K_HOLDS_BY_SKU, K_HOLDS_DUE
 local K_BUYERS, K_BUYERS_BY_SKU
-local K_CHECKPOINTS, K_CP_BY_SKU, K_HORIZON, K_CLOSED_SCAN
+local K_CHECKPOINTS, K_CP_BY_SKU, K_HORIZON, K_CLOSED_SCAN, K_LAYOUT
 local QUANTITY_MAX = __QUANTITY_MAX__
 local EXPIRIES_PER_SKU_MAX = __EXPIRIES_PER_SKU_MAX__
 
@@ -82,7 +88,7 @@ local function bind(keys)
   K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS = keys[1], keys[2], keys[3], keys[4], keys[5]
   K_REQUESTS, K_REVERSED, K_RESERVATIONS, K_HOLDS_BY_SKU, K_HOLDS_DUE = keys[6], keys[7], keys[8], keys[9], keys[10]
   K_BUYERS, K_BUYERS_BY_SKU = keys[11], keys[12]
-  K_CHECKPOINTS, K_CP_BY_SKU, K_HORIZON, K_CLOSED_SCAN = keys[13], keys[14], keys[15], keys[16]
+  K_CHECKPOINTS, K_CP_BY_SKU, K_HORIZON, K_CLOSED_SCAN, K_LAYOUT = keys[13], keys[14], keys[15], keys[16], keys[17]
   WRITES.n = 0
 end
 local function write(...)
@@ -114,6 +120,17 @@ local function dec(s, i)
     end
   end
   error({ err = 'STOCK_LEDGER_INVARIANT unterminated field' })
+end
+
+-- A SKU's entry index (layout 2): its entry seqs, score and member both the seq, so adding the
+-- newest is cheap (a small set, or the end of a large one) and a range of seqs is one ZRANGEBYSCORE.
+-- The SKU follows the bySku key's name and a colon: the key keeps the ledger's hash tag (its
+-- first braces), and no two SKUs share a key, whatever bytes they hold.
+local function sku_index(sku) return K_BY_SKU .. ':' .. sku end
+
+local function index_entry(sku, seq)
+  local s = string.format('%d', seq)
+  return write('ZADD', sku_index(sku), s, s)
 end
 
 local function invariant(message) error({ err = 'STOCK_LEDGER_INVARIANT ' .. message }) end
@@ -372,7 +389,7 @@ local function write_entries(d)
     for _, c in ipairs(s.changes) do
       local e = entry_json(seq, s, c, d.at)
       write('HSET', K_ENTRIES, fmt(seq), e)
-      write('ZADD', K_BY_SKU, 0, enc(c.sku) .. pad16(seq))
+      index_entry(c.sku, seq)
       all[#all + 1] = e
       if i >= d.own_from then own_entries[#own_entries + 1] = e end
       seq = seq + 1

@@ -11,9 +11,7 @@ OPS.entries = function(a)
   local after, sku, limit = tonumber(a[1]), opt(a[2]), tonumber(a[3])
   local seqs = {}
   if sku then
-    local prefix = enc(sku)
-    local members = redis.call('ZRANGEBYLEX', K_BY_SKU, '(' .. prefix .. pad16(after), '(' .. prefix .. '\255', 'LIMIT', 0, limit)
-    for i, m in ipairs(members) do seqs[i] = tonumber(string.sub(m, #prefix + 1)) end
+    seqs = redis.call('ZRANGEBYSCORE', sku_index(sku), '(' .. fmt(after), '+inf', 'LIMIT', 0, limit)
   else
     local last = tonumber(redis.call('GET', K_SEQ) or '0')
     after = math.max(after, tonumber(redis.call('GET', K_HORIZON) or '0'))

@@ -41,11 +41,8 @@ end
 OPS.fold = function(a)
   local sku, after, upto, limit = a[1], tonumber(a[2]), tonumber(a[3]), tonumber(a[4])
   if cp_counters(sku).ver ~= tonumber(a[5]) then return { 'moved' } end
-  local prefix = enc(sku)
-  local members = redis.call('ZRANGEBYLEX', K_BY_SKU, '(' .. prefix .. pad16(after), '[' .. prefix .. pad16(upto), 'LIMIT', 0, limit)
-  if #members == 0 then return { '0,0,0,' .. fmt(after), '0', '0' } end
-  local seqs = {}
-  for i, m in ipairs(members) do seqs[i] = tonumber(string.sub(m, #prefix + 1)) end
+  local seqs = redis.call('ZRANGEBYSCORE', sku_index(sku), '(' .. fmt(after), fmt(upto), 'LIMIT', 0, limit)
+  if #seqs == 0 then return { '0,0,0,' .. fmt(after), '0', '0' } end
   local on, res, count = 0, 0, 0
   local held, held_order, seen, seen_order, bought, bought_order = {}, {}, {}, {}, {}, {}
   for _, e in ipairs(redis.call('HMGET', K_ENTRIES, unpack(seqs))) do

@@ -1,0 +1,161 @@
+/**
+ * The Redis store's key layout and its version (layout.lua). Layout 2 gives each SKU its own
+ * entry index (`by-sku:<sku>`); layout 1 kept all of them in one sorted set under `by-sku`.
+ * A store brings a layout 1 ledger to layout 2 before its first call, in bounded steps, and the
+ * ledger reads as it did; a ledger stamped with a layout it does not know is refused untouched;
+ * a read of a new ledger writes nothing.
+ */
+import { type Redis } from 'ioredis';
+import { StockLedger, type FeedEntry } from 'stock-ledger';
+import { RedisStore, layoutKey, ledgerKeys } from 'stock-ledger/redis';
+import { readAllEntries } from 'stock-ledger/testing';
+import { expect, it } from 'vitest';
+import { codeOf } from './support/codes.js';
+import { describeRedis, redisSuiteHooks } from './support/redis-server.js';
+
+let client: Redis;
+let ledgers = 0;
+const freshPrefix = (): string => `layout-${process.pid}-${(ledgers += 1)}`;
+const ledgerOn = (prefix: string, functions = true): StockLedger =>
+  new StockLedger({ store: new RedisStore({ client, prefix, functions }), retry: false });
+
+const SKUS = ['A', 'b\u0000c', '{x}:y', 'pear 🍐'];
+
+/** Every key of the ledger there is, as bytes. */
+async function keysOf(prefix: string): Promise<Buffer[]> {
+  const keys: Buffer[] = [];
+  let cursor = '0';
+  for (let page = 0; page < 1000; page += 1) {
+    const [next, found] = (await client.callBuffer('SCAN', cursor, 'MATCH', `stock-ledger:{${prefix}}:*`, 'COUNT', '1000')) as [Buffer, Buffer[]];
+    keys.push(...found);
+    cursor = next.toString();
+    if (cursor === '0') return keys.sort(Buffer.compare);
+  }
+  throw new Error('SCAN did not end');
+}
+
+/** layout 1's member for a SKU's entry: the SKU with NUL written as NUL 0xFF, a NUL, the seq in 16 digits. */
+function layout1Member(sku: Buffer, seq: string): Buffer {
+  const parts: Buffer[] = [];
+  for (const byte of sku) parts.push(byte === 0 ? Buffer.from([0, 0xff]) : Buffer.from([byte]));
+  return Buffer.concat([...parts, Buffer.from([0]), Buffer.from(seq.padStart(16, '0'))]);
+}
+
+/** Rewrites a layout 2 ledger as layout 1 had it: one index set under by-sku, no layout key. */
+async function toLayout1(prefix: string): Promise<number> {
+  const base = Buffer.from(`${ledgerKeys(prefix)[3] as string}:`);
+  let moved = 0;
+  for (const key of await keysOf(prefix)) {
+    if (!key.subarray(0, base.length).equals(base)) continue;
+    const sku = key.subarray(base.length);
+    for (const seq of await client.zrange(key, 0, -1)) {
+      await client.zadd(ledgerKeys(prefix)[3] as string, 0, layout1Member(sku, seq));
+      moved += 1;
+    }
+    await client.del(key);
+  }
+  await client.del(layoutKey(prefix));
+  return moved;
+}
+
+/** A history over SKUS: restocks, many deducts (batched), a reservation committed and one released. */
+async function history(ledger: StockLedger, deducts: number): Promise<void> {
+  for (const sku of SKUS) await ledger.restockOrThrow({ requestId: `po-${sku}`, sku, qty: 10_000 });
+  for (let from = 0; from < deducts; from += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, deducts - from) }, (_, i) =>
+      ledger.deductOrThrow({ requestId: `o-${from + i}`, sku: SKUS[(from + i) % SKUS.length] as string, qty: 1 })));
+  }
+  await ledger.reserveOrThrow({ requestId: 'cart-1', lines: SKUS.map((sku) => ({ sku, qty: 2 })), ttlMs: 3_600_000 });
+  await ledger.commitOrThrow({ reservationId: 'cart-1' });
+  await ledger.reserveOrThrow({ requestId: 'cart-2', lines: [{ sku: 'A', qty: 1 }], ttlMs: 3_600_000 });
+  await ledger.releaseOrThrow({ reservationId: 'cart-2' });
+}
+
+/** Each SKU's entries, read through the per-SKU index, a page of 1000 at a time. */
+async function entriesBySku(ledger: StockLedger): Promise<Map<string, FeedEntry[]>> {
+  const out = new Map<string, FeedEntry[]>();
+  for (const sku of SKUS) {
+    const all: FeedEntry[] = [];
+    let after = 0;
+    for (let page = 0; page < 100; page += 1) {
+      const { entries } = await ledger.entries({ sku, after, limit: 1000 });
+      all.push(...entries);
+      if (entries.length < 1000) break;
+      after = entries[entries.length - 1]?.seq ?? after;
+    }
+    out.set(sku, all);
+  }
+  return out;
+}
+
+describeRedis('Redis store: key layout and its version', () => {
+  redisSuiteHooks((_server, connected) => {
+    client = connected;
+  });
+
+  for (const functions of [true, false]) {
+    it(`a layout 1 ledger is moved to layout 2 in steps before the first call, and reads as it did (${functions ? 'FCALL' : 'EVALSHA'})`, async () => {
+      const prefix = freshPrefix();
+      const first = ledgerOn(prefix, functions);
+      await history(first, 2_600);
+      const bySku = await entriesBySku(first);
+      const feed = await readAllEntries(first);
+      const levels = await first.stocks(SKUS);
+      expect(await client.get(layoutKey(prefix)), 'not stamped: its store checked while it had no entry').toBeNull();
+      for (const sku of SKUS) expect(bySku.get(sku)?.length).toBeGreaterThan(600);
+
+      // More than two steps' worth (1000 members a step), SKUs with NUL, braces and emoji.
+      const moved = await toLayout1(prefix);
+      expect(moved).toBe(feed.length);
+      expect(await client.zcard(ledgerKeys(prefix)[3] as string)).toBe(feed.length);
+
+      const second = ledgerOn(prefix, functions);
+      expect(await second.stocks(SKUS)).toEqual(levels);
+      expect(await client.get(layoutKey(prefix))).toBe('2');
+      expect(await client.exists(ledgerKeys(prefix)[3] as string), 'layout 1 index gone').toBe(0);
+      expect(await entriesBySku(second)).toEqual(bySku);
+      expect(await readAllEntries(second)).toEqual(feed);
+      const report = await second.verify();
+      expect(report.drift).toEqual([]);
+      expect(report.ok).toBe(true);
+      // And it goes on as layout 2.
+      await second.deductOrThrow({ requestId: 'after', sku: 'b\u0000c', qty: 1 });
+      expect((await second.entries({ sku: 'b\u0000c', after: feed.length })).entries).toMatchObject([{ requestId: 'after' }]);
+    });
+  }
+
+  it('a ledger in a layout this version does not know is refused, and nothing is touched', async () => {
+    const prefix = freshPrefix();
+    await history(ledgerOn(prefix), 10);
+    await client.set(layoutKey(prefix), '3');
+    const before = await Promise.all((await keysOf(prefix)).map(async (key) => [key.toString('hex'), (await client.dumpBuffer(key))?.toString('hex')]));
+    const newer = ledgerOn(prefix);
+    for (const call of [() => newer.stock('A'), () => newer.deduct({ requestId: 'n', sku: 'A', qty: 1 }), () => newer.verify()]) {
+      const error = await call().then(() => null, (e: unknown) => e);
+      expect(error).toMatchObject({ code: 'INVARIANT_VIOLATION' });
+      expect(String((error as Error).message)).toMatch(/layout 3, written by a newer version/);
+    }
+    const after = await Promise.all((await keysOf(prefix)).map(async (key) => [key.toString('hex'), (await client.dumpBuffer(key))?.toString('hex')]));
+    expect(after).toEqual(before);
+  });
+
+  it('reads of a new ledger write nothing; its first write and the next store stamp it', async () => {
+    const prefix = freshPrefix();
+    const ledger = ledgerOn(prefix);
+    expect(await ledger.stock('A')).toMatchObject({ onHand: 0, version: 0 });
+    expect((await ledger.entries({})).entries).toEqual([]);
+    expect(await keysOf(prefix)).toEqual([]);
+    await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 1 });
+    expect(await client.get(layoutKey(prefix)), 'the store checked before the ledger had entries').toBeNull();
+    await ledgerOn(prefix).stock('A');
+    expect(await client.get(layoutKey(prefix))).toBe('2');
+  });
+
+  it('something else than a layout 1 index under by-sku is INVARIANT_VIOLATION', async () => {
+    const prefix = freshPrefix();
+    await ledgerOn(prefix).restockOrThrow({ requestId: 'r', sku: 'A', qty: 1 });
+    await client.del(layoutKey(prefix));
+    await client.set(ledgerKeys(prefix)[3] as string, 'not an index');
+    expect(await codeOf(() => ledgerOn(prefix).stock('A'))).toBe('INVARIANT_VIOLATION');
+  });
+});
