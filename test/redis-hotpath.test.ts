@@ -8,6 +8,8 @@
  * without a level, units reserved, a buyerMax, a SKU sent twice), one script per call and all in
  * one batch.
  */
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { type Redis } from 'ioredis';
 import { LIMITS } from 'stock-ledger';
 import { ledgerKeys, retentionKeys } from 'stock-ledger/redis';
@@ -152,4 +154,23 @@ describeRedis('Redis store: the deduct fast path decides and writes as the gener
       ]);
     });
   }
+});
+
+describeRedis('Redis store: q() writes a string as cjson does', () => {
+  redisSuiteHooks((_server, connected) => {
+    client = connected;
+  });
+
+  it('the same bytes as cjson.encode for ASCII, controls, DEL, quotes, slashes, NUL and any Unicode', async () => {
+    const lib = readFileSync(new URL('../adapters/redis/lua/lib.lua', import.meta.url), 'utf8')
+      .replaceAll('__QUANTITY_MAX__', String(LIMITS.quantityMax)).replaceAll('__EXPIRIES_PER_SKU_MAX__', String(LIMITS.expiriesPerSkuMax));
+    const script = `${lib}\nlocal out = {}\nfor i, s in ipairs(ARGV) do out[i] = q(s) end\nlocal json = {}\nfor i, s in ipairs(ARGV) do json[i] = cjson.encode(s) end\nreturn { out, json }`;
+    const fixed = ['sku-1', '', 'a/b', 'a"b', 'a\\b', 'a\u0000b', 'a\u007fb', 'a\u001fb', '\n', 'pear 🍐', 'é', '{x}:y', ' spaced ', '\u2028'];
+    const seed = Number(process.env['FC_SEED'] ?? Date.now() % 1_000_000);
+    const drawn = fc.sample(fc.string({ unit: 'binary', maxLength: 12 }), { numRuns: 300, seed });
+    const strings = [...fixed, ...drawn];
+    const [ours, cjson] = (await client.eval(script, 0, ...strings)) as [string[], string[]];
+    expect(ours, `seed ${seed}`).toEqual(cjson);
+    expect(ours[0]).toBe('"sku-1"');
+  });
 });

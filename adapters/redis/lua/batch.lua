@@ -18,6 +18,10 @@
            "N" .. why, for every operation after a half-applied one: it did not run.
 ]]
 
+-- Arguments of one operation copied by one unpack (in C) rather than a loop; far below the
+-- Lua stack's limit on values in one call.
+local UNPACK_MAX = 4000
+
 -- The text of an error a pcall caught: a Redis error is a table, a Lua runtime error a bare
 -- string (a bug here).
 local function error_text(e)
@@ -41,8 +45,13 @@ OPS.batch = function(a)
   local i = 2
   for k = 1, count do
     local name, n = a[i], tonumber(a[i + 1])
-    local args = {}
-    for j = 1, n do args[j] = a[i + 1 + j] end
+    local args
+    if n <= UNPACK_MAX then
+      args = { unpack(a, i + 2, i + 1 + n) }
+    else
+      args = {}
+      for j = 1, n do args[j] = a[i + 1 + j] end
+    end
     i = i + 2 + n
     local reply, half = run_one(name, args)
     replies[k] = reply

@@ -99,7 +99,13 @@ end
 
 local function fmt(n) return string.format('%d', n) end
 local function pad16(n) return string.format('%016d', n) end
-local function q(s) return cjson.encode(s) end
+-- A string as JSON, as cjson writes it. Most ids and SKUs hold nothing cjson escapes (control
+-- characters and DEL, '"', '\\', '/') and no byte past ASCII: those are quoted as they are, without
+-- a call into cjson; anything else goes through cjson, so the bytes are the same either way.
+local function q(s)
+  if type(s) == 'string' and not string.find(s, '[%c"\\/\128-\255]') then return '"' .. s .. '"' end
+  return cjson.encode(s)
+end
 local function enc(s)
   -- Most strings hold no NUL: a plain find is far cheaper than the pattern substitution.
   if not string.find(s, '\0', 1, true) then return s .. '\0' end
