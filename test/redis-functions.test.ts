@@ -8,7 +8,8 @@
  */
 import { Redis } from 'ioredis';
 import { StockLedger } from 'stock-ledger';
-import { RedisStore, ledgerKeys, type RedisStoreOptions } from 'stock-ledger/redis';
+import { createClient, createClientPool } from 'redis';
+import { RedisStore, ledgerKeys, type RedisClientLike, type RedisStoreOptions } from 'stock-ledger/redis';
 import { expect, it } from 'vitest';
 import { LIBRARY } from '../adapters/redis/redis-scripts.js';
 import { codeOf } from './support/codes.js';
@@ -73,6 +74,25 @@ describeRedis('Redis store: functions (FCALL) and scripts (EVALSHA)', () => {
     const listed = JSON.stringify(await client.call('FUNCTION', 'LIST', 'LIBRARYNAME', LIBRARY.name));
     expect(listed).toContain(`${LIBRARY.name}_deduct`);
     expect(listed).toContain(`${LIBRARY.name}_batch`);
+  });
+
+  it('on a node-redis client and a node-redis pool, calls are FCALLs too', async () => {
+    const nodeClient = createClient({ url: server.url });
+    const pool = createClientPool({ url: server.url });
+    await nodeClient.connect();
+    await pool.connect();
+    try {
+      for (const on of [nodeClient, pool] as unknown as RedisClientLike[]) {
+        const before = await calls();
+        await sale(new StockLedger({ store: new RedisStore({ client: on, prefix: freshPrefix() }), retry: false }));
+        const after = await calls();
+        expect(after.evalsha, 'no EVALSHA').toBe(before.evalsha);
+        expect(after.fcall - before.fcall).toBeGreaterThanOrEqual(6);
+      }
+    } finally {
+      await nodeClient.close();
+      await pool.close();
+    }
   });
 
   it('with functions: false every call is an EVALSHA, with the same outcomes', async () => {
