@@ -15,7 +15,7 @@ import { LIMITS } from 'stock-ledger';
 import { ledgerKeys, retentionKeys } from 'stock-ledger/redis';
 import { expect, it } from 'vitest';
 import { LUA_SOURCES, type LuaScriptName } from '../adapters/redis/redis-lua.generated.js';
-import { describeRedis, redisSuiteHooks } from './support/redis-server.js';
+import { describeRedis, ledgerKeysThere, redisSuiteHooks } from './support/redis-server.js';
 
 let client: Redis;
 
@@ -82,25 +82,11 @@ const calls: ScriptCall[] = [
   deduct('unmerged', [['B', 1], ['B', 1]]),
 ];
 
-/** Every key of the ledger there is (the per-SKU entry indexes too), as bytes, by name. */
-async function ledgerKeysThere(prefix: string): Promise<Buffer[]> {
-  const keys: Buffer[] = [];
-  let cursor = '0';
-  // Bounded: a test ledger holds far fewer keys than 1000 pages.
-  for (let page = 0; page < 1000; page += 1) {
-    const [next, found] = (await client.callBuffer('SCAN', cursor, 'MATCH', `stock-ledger:{${prefix}}:*`, 'COUNT', '1000')) as [Buffer, Buffer[]];
-    keys.push(...found);
-    cursor = next.toString();
-    if (cursor === '0') break;
-  }
-  return keys.sort(Buffer.compare);
-}
-
 /** Every key of a ledger, read whole: its name after the prefix, its type and its content. */
 async function dump(prefix: string): Promise<unknown[]> {
   const out: unknown[] = [];
   const tag = Buffer.from(`stock-ledger:{${prefix}}:`);
-  for (const key of await ledgerKeysThere(prefix)) {
+  for (const key of await ledgerKeysThere(client, prefix)) {
     out.push(key.subarray(tag.length).toString('hex'));
     const type = await client.type(key);
     // As bytes: members hold NUL and 0xFF (enc() in lib.lua), which no UTF-8 decoding keeps.

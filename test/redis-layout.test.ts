@@ -11,7 +11,7 @@ import { RedisStore, layoutKey, ledgerKeys } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
 import { expect, it } from 'vitest';
 import { codeOf } from './support/codes.js';
-import { describeRedis, redisSuiteHooks } from './support/redis-server.js';
+import { describeRedis, ledgerKeysThere, redisSuiteHooks } from './support/redis-server.js';
 
 let client: Redis;
 let ledgers = 0;
@@ -20,19 +20,6 @@ const ledgerOn = (prefix: string, functions = true): StockLedger =>
   new StockLedger({ store: new RedisStore({ client, prefix, functions }), retry: false });
 
 const SKUS = ['A', 'b\u0000c', '{x}:y', 'pear 🍐'];
-
-/** Every key of the ledger there is, as bytes. */
-async function keysOf(prefix: string): Promise<Buffer[]> {
-  const keys: Buffer[] = [];
-  let cursor = '0';
-  for (let page = 0; page < 1000; page += 1) {
-    const [next, found] = (await client.callBuffer('SCAN', cursor, 'MATCH', `stock-ledger:{${prefix}}:*`, 'COUNT', '1000')) as [Buffer, Buffer[]];
-    keys.push(...found);
-    cursor = next.toString();
-    if (cursor === '0') return keys.sort(Buffer.compare);
-  }
-  throw new Error('SCAN did not end');
-}
 
 /** layout 1's member for a SKU's entry: the SKU with NUL written as NUL 0xFF, a NUL, the seq in 16 digits. */
 function layout1Member(sku: Buffer, seq: string): Buffer {
@@ -45,7 +32,7 @@ function layout1Member(sku: Buffer, seq: string): Buffer {
 async function toLayout1(prefix: string): Promise<number> {
   const base = Buffer.from(`${ledgerKeys(prefix)[3] as string}:`);
   let moved = 0;
-  for (const key of await keysOf(prefix)) {
+  for (const key of await ledgerKeysThere(client, prefix)) {
     if (!key.subarray(0, base.length).equals(base)) continue;
     const sku = key.subarray(base.length);
     for (const seq of await client.zrange(key, 0, -1)) {
@@ -128,14 +115,14 @@ describeRedis('Redis store: key layout and its version', () => {
     const prefix = freshPrefix();
     await history(ledgerOn(prefix), 10);
     await client.set(layoutKey(prefix), '3');
-    const before = await Promise.all((await keysOf(prefix)).map(async (key) => [key.toString('hex'), (await client.dumpBuffer(key))?.toString('hex')]));
+    const before = await Promise.all((await ledgerKeysThere(client, prefix)).map(async (key) => [key.toString('hex'), (await client.dumpBuffer(key))?.toString('hex')]));
     const newer = ledgerOn(prefix);
     for (const call of [() => newer.stock('A'), () => newer.deduct({ requestId: 'n', sku: 'A', qty: 1 }), () => newer.verify()]) {
       const error = await call().then(() => null, (e: unknown) => e);
       expect(error).toMatchObject({ code: 'INVARIANT_VIOLATION' });
       expect(String((error as Error).message)).toMatch(/layout 3, written by a newer version/);
     }
-    const after = await Promise.all((await keysOf(prefix)).map(async (key) => [key.toString('hex'), (await client.dumpBuffer(key))?.toString('hex')]));
+    const after = await Promise.all((await ledgerKeysThere(client, prefix)).map(async (key) => [key.toString('hex'), (await client.dumpBuffer(key))?.toString('hex')]));
     expect(after).toEqual(before);
   });
 
@@ -144,7 +131,7 @@ describeRedis('Redis store: key layout and its version', () => {
     const ledger = ledgerOn(prefix);
     expect(await ledger.stock('A')).toMatchObject({ onHand: 0, version: 0 });
     expect((await ledger.entries({})).entries).toEqual([]);
-    expect(await keysOf(prefix)).toEqual([]);
+    expect(await ledgerKeysThere(client, prefix)).toEqual([]);
     await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 1 });
     expect(await client.get(layoutKey(prefix)), 'the store checked before the ledger had entries').toBeNull();
     await ledgerOn(prefix).stock('A');

@@ -542,6 +542,26 @@ export async function commandCalls(endpoint: Endpoint, command: string): Promise
 }
 
 /**
+ * Every key of a ledger there is (its per-SKU entry indexes too), as bytes, sorted: a bounded
+ * SCAN of `stock-ledger:{<prefix>}:*`.
+ *
+ * @example
+ * const keys = await ledgerKeysThere(client, 'shop-1');
+ */
+export async function ledgerKeysThere(client: Redis, prefix: string): Promise<Buffer[]> {
+  const keys: Buffer[] = [];
+  let cursor = '0';
+  // Bounded: a test ledger holds far fewer keys than 1000 pages of 1000.
+  for (let page = 0; page < 1000; page += 1) {
+    const [next, found] = (await client.callBuffer('SCAN', cursor, 'MATCH', `stock-ledger:{${prefix}}:*`, 'COUNT', '1000')) as [Buffer, Buffer[]];
+    keys.push(...found);
+    cursor = next.toString();
+    if (cursor === '0') return keys.sort(Buffer.compare);
+  }
+  throw new Error(`SCAN of ledger ${prefix} did not end after 1000 pages`);
+}
+
+/**
  * Script calls that ran on the server so far: by EVALSHA or FCALL (the store calls its functions
  * where the server allows them, else EVALSHA).
  *
