@@ -51,7 +51,7 @@ const FUNCTION_ATTEMPTS_MAX = 3;
  * persistence, FUNCTION FLUSH) it did not run, so loading the library (FUNCTION LOAD) and
  * calling again is safe; one call loads it, others meeting the same wait for that load. A
  * server that refuses functions (before Redis 7.0, an ACL that denies them) turns them off for
- * this runner, and every call goes by EVALSHA from then on; `functionsRefused` says why.
+ * this runner, and every call goes by EVALSHA from then on.
  *
  * By EVALSHA. On NOSCRIPT (a fresh server, a failover, SCRIPT FLUSH) the script
  * did not run, so sending it with EVAL, which also caches it, is safe. One call loads it: calls
@@ -68,7 +68,6 @@ export class ScriptRunner {
   readonly #caller: ScriptInvoker;
   readonly #loading = new Map<LuaScriptName, Promise<void>>();
   #functions: boolean;
-  #refused: string | null = null;
   #loadingLibrary: Promise<boolean> | null = null;
 
   /**
@@ -78,11 +77,6 @@ export class ScriptRunner {
   constructor(caller: ScriptInvoker, options: { functions: boolean }) {
     this.#caller = caller;
     this.#functions = options.functions;
-  }
-
-  /** Why the server refused functions, when it did (calls go by EVALSHA since); else null. */
-  get functionsRefused(): string | null {
-    return this.#refused;
   }
 
   async run(name: LuaScriptName, keys: readonly string[], args: readonly string[]): Promise<unknown> {
@@ -100,7 +94,7 @@ export class ScriptRunner {
       try {
         return await this.#caller.fcall(fn, keys, args);
       } catch (error) {
-        if (isFcallRefused(error)) return this.#refuse(error);
+        if (isFcallRefused(error)) return this.#refuse();
         if (!isNoFunction(error) || attempt === FUNCTION_ATTEMPTS_MAX) throw error;
       }
       if (!(await this.#loadLibrary())) return REFUSED;
@@ -115,7 +109,7 @@ export class ScriptRunner {
         // Loaded meanwhile, by another runner or another process: there it is.
         if (/already exists/.test(error instanceof Error ? error.message : String(error))) return true;
         if (!isLoadRefused(error)) throw error;
-        this.#refuse(error);
+        this.#refuse();
         return false;
       },
     ).finally(() => {
@@ -124,9 +118,9 @@ export class ScriptRunner {
     return this.#loadingLibrary;
   }
 
-  #refuse(error: unknown): typeof REFUSED {
+  /** The server refused functions: every call of this runner goes by EVALSHA from now on. */
+  #refuse(): typeof REFUSED {
     this.#functions = false;
-    this.#refused = error instanceof Error ? error.message : String(error);
     return REFUSED;
   }
 

@@ -89,8 +89,9 @@ const LAYOUT_STEP_MEMBERS = 1000;
 const LAYOUT_STEPS_MAX = 1_000_000;
 
 /**
- * A ledger in Redis (or Redis Cluster): each operation is one Lua script, run by EVALSHA, that
- * checks the request id, checks every line, and only then writes. Replies are strings only.
+ * A ledger in Redis (or Redis Cluster): each operation is one Lua function (FCALL) or script
+ * (EVALSHA; see the `functions` option) that checks the request id, checks every line, and only
+ * then writes. Replies are strings only.
  *
  * Durability is Redis's: a write is acknowledged once in memory, before any fsync unless the
  * server runs `appendonly yes` with `appendfsync always`, and a failover to a replica can lose
