@@ -661,6 +661,76 @@ local function insufficient(lines, d, credit)
   return nil
 end
 
+--[[
+  The common deduct or reserve, without the draft: one-SKU lines only (no anyOf line), no buyer,
+  and every line's SKU has a level, no unit reserved (so no hold of it can be due) and no
+  buyerMax (which wants a buyer). For such an operation the general path (deduct.lua,
+  reserve.lua) checks nothing else: no buyer is missing, no due hold expires, no buyer limit
+  applies; so this decides as it does, with the same checks (insufficient, check_after) in the
+  same order, and writes the same keys in the same order with the same encoders (entry_json,
+  level_field, level_json, applied_json, request_record; a reserve's public_reservation_json and
+  insert_reservation). Anything else returns nil, and the counters it read, which no write
+  changed, seed the general path's draft. A rejection writes nothing, as there: no due expiry to
+  write. `a`: the operation's ARGV (deduct.lua, reserve.lua: a reserve has expiresAt before the
+  buyer).
+]]
+local function plain_take(a, kind)
+  local reserve = kind == 'reserve'
+  local b = reserve and 6 or 5
+  if a[b] ~= '' then return nil end
+  local n = tonumber(a[b + 1])
+  if n < 1 or a[b + 2 + 2 * n] ~= '0' then return nil end
+  local lines, cache = {}, {}
+  for j = 1, n do
+    local sku = a[b + 2 * j]
+    -- Lines come merged (one per SKU); a caller that sent a SKU twice gets the general path.
+    if cache[sku] then return nil, cache end
+    local c = read_counters(sku)
+    if not c then return nil, cache end
+    cache[sku] = c
+    if c.res ~= 0 or c.bm ~= nil then return nil, cache end
+    lines[j] = { sku = sku, qty = tonumber(a[b + 1 + 2 * j]) }
+  end
+  local refusal = insufficient(lines, { cache = cache }, nil)
+  if refusal then return 'X' .. refusal end
+  local request_id, at, meta = a[1], tonumber(a[3]), opt(a[4])
+  local s = { request_id = request_id, kind = kind, meta = meta }
+  local afters = {}
+  for j, l in ipairs(lines) do
+    local before = cache[l.sku]
+    local on, res = before.on, before.res
+    if reserve then res = res + l.qty else on = on - l.qty end
+    local after = { on = on, res = res, ver = before.ver + 1, bo = before.bo, ls = before.ls, bm = before.bm }
+    check_after(l.sku, after)
+    afters[j] = after
+  end
+  local seq = write('INCRBY', K_SEQ, n) - n + 1
+  local entries, levels = {}, {}
+  for j, l in ipairs(lines) do
+    local on_delta, res_delta = -l.qty, 0
+    if reserve then on_delta, res_delta = 0, l.qty end
+    local e = entry_json(seq, s, { sku = l.sku, on_delta = on_delta, res_delta = res_delta, after = afters[j] }, at)
+    write('HSET', K_ENTRIES, fmt(seq), e)
+    index_entry(l.sku, seq)
+    entries[j] = e
+    seq = seq + 1
+  end
+  for j, l in ipairs(lines) do
+    write('HSET', K_LEVELS, l.sku, level_field(afters[j]))
+    levels[j] = level_json(l.sku, afters[j])
+  end
+  local outcome = applied_json(entries, levels)
+  local r
+  if reserve then
+    r = { id = request_id, state = 'held', lines = lines, expiresAt = tonumber(a[5]), createdAt = at, meta = meta, holds = skus_of(lines) }
+    outcome = outcome .. ',"reservation":' .. public_reservation_json(r)
+  end
+  outcome = outcome .. '}'
+  write('HSET', K_REQUESTS, request_id, request_record(kind, at, a[2], outcome))
+  if r then insert_reservation(r) end
+  return 'A' .. outcome
+end
+
 -- A deduct or reserve without a buyer on a SKU with a buyerMax: the SKU, or nil. Checked before
 -- anything else of the operation, due expiries included (the core's requireBuyer); it reads only.
 -- `skus`: every SKU the operation names, alternatives included, in JavaScript's order.

@@ -2,7 +2,8 @@
   reserve: reserved += qty on every line, all or none, until expiresAt. The reservation's id is
   its requestId; it keeps the buyer, whose total its commit, release or expiry moves again.
   With anyOf lines, the allocation (lib.lua) decides which SKUs serve them: the reservation
-  holds the merged lines taken, and the outcome shows the allocation ("allocations").
+  holds the merged lines taken, and the outcome shows the allocation ("allocations"). The
+  common case takes plain_take (lib.lua), as a deduct does.
   Composed with: lib.lua, reserve.lua (scripts/embed-lua.mjs); also part of batch.
   KEYS: the twelve ledger keys (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", expiresAt, buyer or "" (none), n, then n
@@ -13,8 +14,14 @@
          named (nothing written).
 ]]
 OPS.reserve = function(a)
-  local d, done, request_id, meta = begin(a, 'reserve')
+  local done = recorded(a[1], a[2], 'reserve')
   if done then return done end
+  local reply, seen = plain_take(a, 'reserve')
+  if reply then return reply end
+  local d, _, request_id, meta = draft_of(a, 'reserve')
+  if seen then
+    for sku, c in pairs(seen) do d.cache[sku] = c end
+  end
   local expires_at = tonumber(a[5])
   local buyer = opt(a[6])
   local lines, given = read_order_lines(a, 7)
