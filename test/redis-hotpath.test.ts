@@ -1,12 +1,14 @@
 /**
- * The Redis store's deduct and reserve fast path (plain_take in lib.lua) against the general
- * path it short-cuts: the same script calls run on two ledgers, one with the scripts as shipped
- * and one with the fast path switched off in the Lua source, and every reply and every stored
- * byte of both ledgers must be the same. The calls reach the fast path (one and several lines,
- * meta, a policy with a backorder and a low-stock threshold, quantities near the limit, a SKU
- * holding NUL, rejections, replays, conflicts, reserves with their reservation records and hold
- * indexes) and each way out of it (a buyer, an anyOf line, a SKU without a level, units
- * reserved, a buyerMax, a SKU sent twice), one script per call and all in one batch.
+ * The Redis store's fast paths (plain_take in lib.lua for deducts and reserves, plain_commit in
+ * commit.lua) against the general path they short-cut: the same script calls run on two
+ * ledgers, one with the scripts as shipped and one with the fast paths switched off in the Lua
+ * source, and every reply and every stored byte of both ledgers must be the same. The calls
+ * reach the fast paths (one and several lines, meta, a policy with a backorder and a low-stock
+ * threshold, quantities near the limit, a SKU holding NUL, rejections, replays, conflicts,
+ * reserves with their records and hold indexes, whole commits) and each way out of them (a
+ * buyer, an anyOf line, a SKU without a level, units reserved, a buyerMax, a SKU sent twice; for
+ * commits a replay, a part, a buyer, an unknown or expired reservation, a due hold of another
+ * reservation on its SKU), one script per call and all in one batch.
  */
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
@@ -21,13 +23,19 @@ let client: Redis;
 
 const MAX = LIMITS.quantityMax;
 const FAST_CALL = 'local reply, seen = plain_take(a, ';
+const COMMIT_CALL = 'local reply, read = plain_commit(a)';
 
 /** A script's body as the store builds it; `general` switches the fast path off (it answers nil). */
 function body(name: LuaScriptName, general: boolean): string {
   const source: string = LUA_SOURCES[name];
   const filled = source.replaceAll('__QUANTITY_MAX__', String(LIMITS.quantityMax)).replaceAll('__EXPIRIES_PER_SKU_MAX__', String(LIMITS.expiriesPerSkuMax));
-  if (!general || !filled.includes(FAST_CALL)) return filled;
-  return filled.replaceAll(FAST_CALL, 'local reply, seen = (function() return nil end)(a, ');
+  if (!general) return filled;
+  const off = filled.replaceAll(FAST_CALL, 'local reply, seen = (function() return nil end)(a, ').replaceAll(COMMIT_CALL, 'local reply, read = nil, nil');
+  // Every script that holds a fast path had it switched off: a renamed call would leave it on.
+  if (['deduct', 'reserve', 'commit', 'batch'].includes(name)) expect(off, name).not.toBe(filled);
+  expect(off).not.toContain(FAST_CALL);
+  expect(off).not.toContain(COMMIT_CALL);
+  return off;
 }
 
 type ScriptCall = [LuaScriptName, string[]];
@@ -39,10 +47,14 @@ const deduct = (id: string, lines: Array<[string, number]>, options: { fp?: stri
   [id, options.fp ?? `fp-${id}`, at(1), options.meta ?? '', options.buyer ?? '', String(lines.length), ...lines.flatMap(([sku, qty]) => [sku, String(qty)]),
     ...(options.given ?? ['0'])],
 ];
+const commit = (id: string, when: number, lines: Array<[string, number]> | null = null): ScriptCall =>
+  ['commit', [id, at(when), ...(lines === null ? ['-1'] : [String(lines.length), ...lines.flatMap(([sku, qty]) => [sku, String(qty)])])]];
 const policy = (id: string, sku: string, bo: string, ls: string, bm: string): ScriptCall => ['policy', [id, `fp-${id}`, at(0), '', sku, bo, ls, bm]];
 const reserve = (id: string, sku: string, qty: number): ScriptCall => reserveLines(id, [[sku, qty]]);
-function reserveLines(id: string, lines: Array<[string, number]>, options: { fp?: string; meta?: string; buyer?: string; given?: string[] } = {}): ScriptCall {
-  return ['reserve', [id, options.fp ?? `fp-${id}`, at(2), options.meta ?? '', at(3_600_000), options.buyer ?? '', String(lines.length),
+function reserveLines(
+  id: string, lines: Array<[string, number]>, options: { fp?: string; meta?: string; buyer?: string; given?: string[]; expires?: number } = {},
+): ScriptCall {
+  return ['reserve', [id, options.fp ?? `fp-${id}`, at(2), options.meta ?? '', at(options.expires ?? 3_600_000), options.buyer ?? '', String(lines.length),
     ...lines.flatMap(([sku, qty]) => [sku, String(qty)]), ...(options.given ?? ['0'])]];
 }
 
@@ -100,6 +112,21 @@ const calls: ScriptCall[] = [
   reserveLines('h-limited', [['L', 1]]),
   reserveLines('h-any', [['D', 1]], { given: ['2', '2', 'C', 'D', 'sku', 'D', '1', 'anyOf', '1', '0', 'order', '2', 'C', 'D'] }),
   reserveLines('h-missing', [['NOPE', 1]]),
+  // Commits: the whole of a held reservation with no buyer and no due hold on its SKUs is the
+  // fast path (plain_commit); a replay, a part, a buyer, one not found, one past its expiry and
+  // one whose SKU holds a due hold of another reservation are not.
+  reserveLines('h-due', [['D', 1]], { expires: 10 }),
+  reserveLines('h-late', [['E', 1]], { expires: 10 }),
+  commit('h-c', 5),
+  commit('h-c', 6),
+  commit('h-de', 7, [['D', 2]]),
+  commit('h-buyer', 8),
+  commit('h-nope', 9),
+  commit('h-big', 9),
+  commit('h-policy', 9),
+  commit('h-late', 20),
+  commit('h-any', 20),
+  commit('h-c2', 21),
 ];
 
 /** Every key of a ledger, read whole: its name after the prefix, its type and its content. */
@@ -140,7 +167,7 @@ async function run(general: boolean, batched: boolean): Promise<{ replies: unkno
   return { replies, stored: await dump(prefix) };
 }
 
-describeRedis('Redis store: the deduct and reserve fast path decides and writes as the general path', () => {
+describeRedis('Redis store: the deduct, reserve and commit fast paths decide and write as the general path', () => {
   redisSuiteHooks((_server, connected) => {
     client = connected;
   });
@@ -158,6 +185,7 @@ describeRedis('Redis store: the deduct and reserve fast path decides and writes 
       expect((general.replies as string[]).map((r) => String(r)[0])).toEqual([
         'A', 'A', 'R', 'C', 'X', 'A', 'X', 'A', 'X', 'A', 'X', 'B', 'A', 'A', 'X', 'A', 'X', 'A', 'A', 'A',
         'A', 'A', 'R', 'C', 'X', 'X', 'A', 'A', 'A', 'B', 'A', 'X',
+        'A', 'A', 'A', 'R', 'A', 'A', 'X', 'A', 'X', 'X', 'A', 'A',
       ]);
     });
   }

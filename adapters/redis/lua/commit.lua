@@ -7,6 +7,7 @@
   ARGV: reservationId, at, n (-1: sell all that is held), then n pairs sku, qty
   Reply: "A"|"R" .. outcome JSON, "X" .. RESERVATION_NOT_FOUND | RESERVATION_EXPIRED |
          RESERVATION_RELEASED | EXCEEDS_RESERVATION JSON, or "Creserve" (another sale committed).
+  The common case takes plain_commit, which decides as the general path.
 ]]
 
 -- What `sold` sells of every reserved SKU (0 where not named), in the reservation's order.
@@ -38,9 +39,59 @@ local function names_held(r, sold)
   return true
 end
 
+--[[
+  The common commit, without the draft: all of a held reservation (n = -1), before its expiry,
+  with no buyer, when no hold of any of its SKUs is due (so the general path would expire
+  nothing first: settling in settle.lua). For it the general path below checks nothing else, so
+  this decides as it does and writes the same keys in the same order with the same encoders:
+  the entries and levels (as persist), then the ended holds and the record (as
+  update_reservations). Anything else returns nil, with the reservation it read, which no write
+  changed, for the general path's cache.
+]]
+local function plain_commit(a)
+  if a[3] ~= '-1' then return nil end
+  local id, at = a[1], tonumber(a[2])
+  local r = cached_reservation({}, id)
+  if not r or r.state ~= 'held' or r.buyer ~= nil or at >= r.expiresAt then return nil, r end
+  local afters = {}
+  for j, l in ipairs(r.lines) do
+    local c = read_counters(l.sku)
+    if not c or #due_holds(l.sku, at, 1) > 0 then return nil, r end
+    afters[j] = { on = c.on - l.qty, res = c.res - l.qty, ver = c.ver + 1, bo = c.bo, ls = c.ls, bm = c.bm }
+    check_after(l.sku, afters[j])
+  end
+  local n = #r.lines
+  local seq = write('INCRBY', K_SEQ, n) - n + 1
+  local s = { request_id = id, kind = 'commit', meta = r.meta }
+  local entries, levels = {}, {}
+  for j, l in ipairs(r.lines) do
+    local e = entry_json(seq, s, { sku = l.sku, on_delta = -l.qty, res_delta = -l.qty, after = afters[j] }, at)
+    write('HSET', K_ENTRIES, fmt(seq), e)
+    index_entry(l.sku, seq)
+    entries[j] = e
+    seq = seq + 1
+  end
+  for j, l in ipairs(r.lines) do
+    write('HSET', K_LEVELS, l.sku, level_field(afters[j]))
+    levels[j] = level_json(l.sku, afters[j])
+  end
+  local outcome = applied_json(entries, levels) .. '}'
+  for _, sku in ipairs(r.holds) do
+    write('ZREM', K_HOLDS_BY_SKU, hold_member(r, sku))
+    write('ZREM', K_HOLDS_DUE, enc(id) .. sku)
+  end
+  r.holds, r.state, r.committed, r.outcome = {}, 'committed', sale_of(r, r.lines), outcome
+  write('HSET', K_RESERVATIONS, id, record_json(r))
+  return 'A' .. outcome
+end
+
 OPS.commit = function(a)
+  local reply, read = plain_commit(a)
+  if reply then return reply end
   local id = a[1]
   local d = new_draft(tonumber(a[2]))
+  -- What the shortcut read (unchanged: it wrote nothing), so it is not read again.
+  if read ~= nil then d.res_cache[id] = read end
   local r, rejection = settling(d, id)
   if not r then return reject(d, rejection) end
   local sold = read_lines(a, 3) or r.lines
