@@ -53,28 +53,15 @@ local function plain_commit(a)
   local id, at = a[1], tonumber(a[2])
   local r = cached_reservation({}, id)
   if not r or r.state ~= 'held' or r.buyer ~= nil or at >= r.expiresAt then return nil, r end
-  local afters = {}
+  local changes = {}
   for j, l in ipairs(r.lines) do
     local c = read_counters(l.sku)
     if not c or #due_holds(l.sku, at, 1) > 0 then return nil, r end
-    afters[j] = { on = c.on - l.qty, res = c.res - l.qty, ver = c.ver + 1, bo = c.bo, ls = c.ls, bm = c.bm }
-    check_after(l.sku, afters[j])
+    local after = { on = c.on - l.qty, res = c.res - l.qty, ver = c.ver + 1, bo = c.bo, ls = c.ls, bm = c.bm }
+    check_after(l.sku, after)
+    changes[j] = { sku = l.sku, on_delta = -l.qty, res_delta = -l.qty, after = after }
   end
-  local n = #r.lines
-  local seq = write('INCRBY', K_SEQ, n) - n + 1
-  local s = { request_id = id, kind = 'commit', meta = r.meta }
-  local entries, levels = {}, {}
-  for j, l in ipairs(r.lines) do
-    local e = entry_json(seq, s, { sku = l.sku, on_delta = -l.qty, res_delta = -l.qty, after = afters[j] }, at)
-    write('HSET', K_ENTRIES, fmt(seq), e)
-    index_entry(l.sku, seq)
-    entries[j] = e
-    seq = seq + 1
-  end
-  for j, l in ipairs(r.lines) do
-    write('HSET', K_LEVELS, l.sku, level_field(afters[j]))
-    levels[j] = level_json(l.sku, afters[j])
-  end
+  local entries, levels = write_changes({ request_id = id, kind = 'commit', meta = r.meta }, changes, at)
   local outcome = applied_json(entries, levels) .. '}'
   for _, sku in ipairs(r.holds) do
     write('ZREM', K_HOLDS_BY_SKU, hold_member(r, sku))

@@ -17,14 +17,8 @@
 ]]
 
 OPS.deduct = function(a)
-  local done = recorded(a[1], a[2], 'deduct')
-  if done then return done end
-  local reply, seen = plain_take(a, 'deduct')
-  if reply then return reply end
-  local d, _, request_id, meta = draft_of(a, 'deduct')
-  if seen then
-    for sku, c in pairs(seen) do d.cache[sku] = c end
-  end
+  local answered, d, request_id, meta = begin_take(a, 'deduct')
+  if answered then return answered end
   local buyer = opt(a[5])
   local lines, given = read_order_lines(a, 6)
   local taken, reply = taking(d, lines, given, buyer)

@@ -661,6 +661,27 @@ local function insufficient(lines, d, credit)
   return nil
 end
 
+-- A fast path's writes, as persist makes them for one step: the entries (seq, entry, its SKU's
+-- index), then the levels. `changes`: { sku, on_delta, res_delta, after }, in order. Returns the
+-- entries' JSON and the levels' JSON.
+local function write_changes(s, changes, at)
+  local n = #changes
+  local seq = write('INCRBY', K_SEQ, n) - n + 1
+  local entries, levels = {}, {}
+  for j, c in ipairs(changes) do
+    local e = entry_json(seq, s, c, at)
+    write('HSET', K_ENTRIES, fmt(seq), e)
+    index_entry(c.sku, seq)
+    entries[j] = e
+    seq = seq + 1
+  end
+  for j, c in ipairs(changes) do
+    write('HSET', K_LEVELS, c.sku, level_field(c.after))
+    levels[j] = level_json(c.sku, c.after)
+  end
+  return entries, levels
+end
+
 --[[
   The common deduct or reserve, without the draft: one-SKU lines only (no anyOf line), no buyer,
   and every line's SKU has a level, no unit reserved (so no hold of it can be due) and no
@@ -694,31 +715,17 @@ local function plain_take(a, kind)
   local refusal = insufficient(lines, { cache = cache }, nil)
   if refusal then return 'X' .. refusal end
   local request_id, at, meta = a[1], tonumber(a[3]), opt(a[4])
-  local s = { request_id = request_id, kind = kind, meta = meta }
-  local afters = {}
+  local changes = {}
   for j, l in ipairs(lines) do
     local before = cache[l.sku]
-    local on, res = before.on, before.res
-    if reserve then res = res + l.qty else on = on - l.qty end
-    local after = { on = on, res = res, ver = before.ver + 1, bo = before.bo, ls = before.ls, bm = before.bm }
-    check_after(l.sku, after)
-    afters[j] = after
-  end
-  local seq = write('INCRBY', K_SEQ, n) - n + 1
-  local entries, levels = {}, {}
-  for j, l in ipairs(lines) do
     local on_delta, res_delta = -l.qty, 0
     if reserve then on_delta, res_delta = 0, l.qty end
-    local e = entry_json(seq, s, { sku = l.sku, on_delta = on_delta, res_delta = res_delta, after = afters[j] }, at)
-    write('HSET', K_ENTRIES, fmt(seq), e)
-    index_entry(l.sku, seq)
-    entries[j] = e
-    seq = seq + 1
+    local after = { on = before.on + on_delta, res = before.res + res_delta, ver = before.ver + 1, bo = before.bo, ls = before.ls,
+      bm = before.bm }
+    check_after(l.sku, after)
+    changes[j] = { sku = l.sku, on_delta = on_delta, res_delta = res_delta, after = after }
   end
-  for j, l in ipairs(lines) do
-    write('HSET', K_LEVELS, l.sku, level_field(afters[j]))
-    levels[j] = level_json(l.sku, afters[j])
-  end
+  local entries, levels = write_changes({ request_id = request_id, kind = kind, meta = meta }, changes, at)
   local outcome = applied_json(entries, levels)
   local r
   if reserve then
@@ -729,6 +736,21 @@ local function plain_take(a, kind)
   write('HSET', K_REQUESTS, request_id, request_record(kind, at, a[2], outcome))
   if r then insert_reservation(r) end
   return 'A' .. outcome
+end
+
+-- How a deduct or reserve begins: the answer of a recorded id, or the fast path's reply; else
+-- the general path's draft (nil, then the draft, the request id and meta), seeded with the
+-- counters the fast path read.
+local function begin_take(a, kind)
+  local done = recorded(a[1], a[2], kind)
+  if done then return done end
+  local reply, seen = plain_take(a, kind)
+  if reply then return reply end
+  local d, _, request_id, meta = draft_of(a, kind)
+  if seen then
+    for sku, c in pairs(seen) do d.cache[sku] = c end
+  end
+  return nil, d, request_id, meta
 end
 
 -- A deduct or reserve without a buyer on a SKU with a buyerMax: the SKU, or nil. Checked before

@@ -14,14 +14,8 @@
          named (nothing written).
 ]]
 OPS.reserve = function(a)
-  local done = recorded(a[1], a[2], 'reserve')
-  if done then return done end
-  local reply, seen = plain_take(a, 'reserve')
-  if reply then return reply end
-  local d, _, request_id, meta = draft_of(a, 'reserve')
-  if seen then
-    for sku, c in pairs(seen) do d.cache[sku] = c end
-  end
+  local answered, d, request_id, meta = begin_take(a, 'reserve')
+  if answered then return answered end
   local expires_at = tonumber(a[5])
   local buyer = opt(a[6])
   local lines, given = read_order_lines(a, 7)
