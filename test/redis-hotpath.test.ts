@@ -98,6 +98,10 @@ const calls: ScriptCall[] = [
   deduct('after', [['A', 1], ['B', 1]]),
   // Lines the caller did not merge (the store always does): the general path, step by step.
   deduct('unmerged', [['B', 1], ['B', 1]]),
+  // Replays of deducts kept once (layout 3): the outcome is rebuilt from the entries the record names.
+  deduct('two', [['A', 2], ['B', 1]], { meta: '{"order":"o-1","n":12345678901234}' }),
+  deduct('buyer', [['A', 1]], { buyer: 'bob' }),
+  deduct('backorder', [['P', 3]]),
   // Reserves: the fast path writes the reservation's record and hold indexes too.
   reserveLines('h-c', [['C', 2]]),
   reserveLines('h-de', [['D', 3], ['E', 1]], { meta: '{"cart":"c-1"}' }),
@@ -183,7 +187,7 @@ describeRedis('Redis store: the deduct, reserve and commit fast paths decide and
       expect(names).toEqual(expect.arrayContaining(['by-sku:A', 'by-sku:B', 'levels', 'entries', 'requests']));
       // Every way the calls were meant to end: applied, replayed, conflict, refused, no buyer.
       expect((general.replies as string[]).map((r) => String(r)[0])).toEqual([
-        'A', 'A', 'R', 'C', 'X', 'A', 'X', 'A', 'X', 'A', 'X', 'B', 'A', 'A', 'X', 'A', 'X', 'A', 'A', 'A',
+        'a', 'a', 'R', 'C', 'X', 'a', 'X', 'a', 'X', 'a', 'X', 'B', 'a', 'a', 'X', 'a', 'X', 'A', 'a', 'a', 'R', 'R', 'R',
         'A', 'A', 'R', 'C', 'X', 'X', 'A', 'A', 'A', 'B', 'A', 'X',
         'A', 'A', 'A', 'R', 'A', 'A', 'X', 'A', 'X', 'X', 'A', 'A',
       ]);

@@ -1,9 +1,11 @@
 /**
- * The Redis store's key layout and its version (layout.lua). Layout 2 gives each SKU its own
+ * The Redis store's key layout and its version (layout.lua). Layout 2 gave each SKU its own
  * entry index (`by-sku:<sku>`); layout 1 kept all of them in one sorted set under `by-sku`.
- * A store brings a layout 1 ledger to layout 2 before its first call, in bounded steps, and the
- * ledger reads as it did; a ledger stamped with a layout it does not know is refused untouched;
- * a read of a new ledger writes nothing.
+ * Layout 3 keeps a deduct's outcome once: its request record names its entries instead of
+ * holding the outcome JSON. A store brings a layout 1 ledger to layout 3 before its first call,
+ * in bounded steps, and a layout 2 one by its stamp, and the ledger reads as it did (deduct
+ * records holding their outcome JSON replay, reverse and read as before); a ledger stamped with
+ * a layout it does not know is refused untouched; a read of a new ledger writes nothing.
  */
 import { type Redis } from 'ioredis';
 import { StockLedger, type FeedEntry } from 'stock-ledger';
@@ -81,7 +83,7 @@ describeRedis('Redis store: key layout and its version', () => {
   });
 
   for (const functions of [true, false]) {
-    it(`a layout 1 ledger is moved to layout 2 in steps before the first call, and reads as it did (${functions ? 'FCALL' : 'EVALSHA'})`, async () => {
+    it(`a layout 1 ledger is moved to layout 3 in steps before the first call, and reads as it did (${functions ? 'FCALL' : 'EVALSHA'})`, async () => {
       const prefix = freshPrefix();
       const first = ledgerOn(prefix, functions);
       await history(first, 2_600);
@@ -98,14 +100,14 @@ describeRedis('Redis store: key layout and its version', () => {
 
       const second = ledgerOn(prefix, functions);
       expect(await second.stocks(SKUS)).toEqual(levels);
-      expect(await client.get(layoutKey(prefix))).toBe('2');
+      expect(await client.get(layoutKey(prefix))).toBe('3');
       expect(await client.exists(ledgerKeys(prefix)[3] as string), 'layout 1 index gone').toBe(0);
       expect(await entriesBySku(second)).toEqual(bySku);
       expect(await readAllEntries(second)).toEqual(feed);
       const report = await second.verify();
       expect(report.drift).toEqual([]);
       expect(report.ok).toBe(true);
-      // And it goes on as layout 2.
+      // And it goes on as layout 3.
       await second.deductOrThrow({ requestId: 'after', sku: 'b\u0000c', qty: 1 });
       expect((await second.entries({ sku: 'b\u0000c', after: feed.length })).entries).toMatchObject([{ requestId: 'after' }]);
     });
@@ -114,13 +116,13 @@ describeRedis('Redis store: key layout and its version', () => {
   it('a ledger in a layout this version does not know is refused, and nothing is touched', async () => {
     const prefix = freshPrefix();
     await history(ledgerOn(prefix), 10);
-    await client.set(layoutKey(prefix), '3');
+    await client.set(layoutKey(prefix), '4');
     const before = await Promise.all((await ledgerKeysThere(client, prefix)).map(async (key) => [key.toString('hex'), (await client.dumpBuffer(key))?.toString('hex')]));
     const newer = ledgerOn(prefix);
     for (const call of [() => newer.stock('A'), () => newer.deduct({ requestId: 'n', sku: 'A', qty: 1 }), () => newer.verify()]) {
       const error = await call().then(() => null, (e: unknown) => e);
       expect(error).toMatchObject({ code: 'INVARIANT_VIOLATION' });
-      expect(String((error as Error).message)).toMatch(/layout 3, written by a newer version/);
+      expect(String((error as Error).message)).toMatch(/layout 4, written by a newer version/);
     }
     const after = await Promise.all((await ledgerKeysThere(client, prefix)).map(async (key) => [key.toString('hex'), (await client.dumpBuffer(key))?.toString('hex')]));
     expect(after).toEqual(before);
@@ -135,7 +137,7 @@ describeRedis('Redis store: key layout and its version', () => {
     await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 1 });
     expect(await client.get(layoutKey(prefix)), 'the store checked before the ledger had entries').toBeNull();
     await ledgerOn(prefix).stock('A');
-    expect(await client.get(layoutKey(prefix))).toBe('2');
+    expect(await client.get(layoutKey(prefix))).toBe('3');
   });
 
   it('something else than a layout 1 index under by-sku is INVARIANT_VIOLATION', async () => {
@@ -144,5 +146,37 @@ describeRedis('Redis store: key layout and its version', () => {
     await client.del(layoutKey(prefix));
     await client.set(ledgerKeys(prefix)[3] as string, 'not an index');
     expect(await codeOf(() => ledgerOn(prefix).stock('A'))).toBe('INVARIANT_VIOLATION');
+  });
+
+  it('a layout 2 ledger (deduct records holding their outcome JSON) is stamped 3 and replays, reverses and reads as it did', async () => {
+    const prefix = freshPrefix();
+    const first = ledgerOn(prefix);
+    await first.restockOrThrow({ requestId: 'po', lines: SKUS.map((sku) => ({ sku, qty: 50 })) });
+    const meta = { order: 'o/1', note: 'pear 🍐 "quoted"' };
+    const deducted = await first.deductOrThrow({ requestId: 'd-1', lines: SKUS.map((sku) => ({ sku, qty: 2 })), meta });
+    const single = await first.deductOrThrow({ requestId: 'd-2', sku: 'A', qty: 1 });
+    const requests = ledgerKeys(prefix)[5] as string;
+    const compact = await client.hget(requests, 'd-1');
+    // Kept once: after kind, at and fingerprint, "~", the first seq, and each SKU's level after it.
+    expect(compact).toMatch(new RegExp(`^deduct\\n\\d+\\n[^\\n]+\\n~\\d+(\\n48,0,2){${SKUS.length}}$`));
+    // Rewrite the deduct records as layout 2 wrote them: kind, at, fingerprint, the outcome JSON.
+    for (const [id, outcome] of [['d-1', deducted], ['d-2', single]] as const) {
+      const [kind, at, fingerprint] = (await client.hget(requests, id))?.split('\n') ?? [];
+      await client.hset(requests, id, `${kind}\n${at}\n${fingerprint}\n${JSON.stringify({ ...outcome, replayed: false })}`);
+    }
+    await client.set(layoutKey(prefix), '2');
+
+    const second = ledgerOn(prefix);
+    expect(await second.deductOrThrow({ requestId: 'd-1', lines: SKUS.map((sku) => ({ sku, qty: 2 })), meta })).toEqual({ ...deducted, replayed: true });
+    expect(await client.get(layoutKey(prefix))).toBe('3');
+    expect(await second.request('d-2')).toMatchObject({ ...single, replayed: true, requestId: 'd-2', kind: 'deduct' });
+    const reversed = await second.reverseOrThrow({ requestId: 'rv-1', of: 'd-1' });
+    expect(reversed.entries.map((e) => [e.sku, e.onHandDelta])).toEqual(SKUS.map((sku) => [sku, 2]).sort());
+    // New deducts are kept once again, and replay the outcome they answered.
+    const later = await second.deductOrThrow({ requestId: 'd-3', lines: [{ sku: 'pear 🍐', qty: 1 }, { sku: '{x}:y', qty: 3 }], meta });
+    expect(await client.hget(requests, 'd-3')).toMatch(/^deduct\n\d+\n[^\n]+\n~\d+\n49,0,4\n47,0,4$/);
+    expect(await second.deductOrThrow({ requestId: 'd-3', lines: [{ sku: 'pear 🍐', qty: 1 }, { sku: '{x}:y', qty: 3 }], meta })).toEqual({ ...later, replayed: true });
+    expect(await second.request('d-3')).toMatchObject({ ...later, replayed: true, requestId: 'd-3', kind: 'deduct' });
+    expect((await second.verify()).ok).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { InvalidInputError, InvariantViolationError } from '../../src/index.js';
-import { byCodeUnits, namedSkus, withPolicy } from '../../src/store-kit.js';
-import type { Applied, Counters, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState, StockPolicy } from '../../src/index.js';
+import { byCodeUnits, levelOf, namedSkus, withPolicy } from '../../src/store-kit.js';
+import type { Applied, Counters, Entry, EntryKind, FeedEntry, JsonObject, Line, OperationKind, ReservationState, StockPolicy } from '../../src/index.js';
 import type {
   AmendCommand, Checkpoint, Command, CompactStep, Count, DeductCommand, HoldCheck, ReserveCommand, StoreOutcome, StoredHold, StoredRequest,
   StoredReservation,
@@ -114,7 +114,36 @@ function parse<T>(json: string, what: string): T {
 }
 
 /**
- * The outcome a script replied for `command` (see lib.lua: A, R, X or C and a body). "B" and a
+ * The outcome of an applied deduct from its compact reply (taken_tail in lib.lua): the seq of
+ * its first entry, then per line (the command's lines, in order) the SKU's level as stored
+ * after it. The entries and levels are what the script would have written as JSON, with the
+ * same fields in the same order; the meta is parsed once per entry, as a JSON reply gives each
+ * entry its own.
+ */
+function takenOutcome(command: Command, tail: string): StoreOutcome {
+  if (command.kind !== 'deduct' || command.given !== null) throw new InvariantViolationError(`Redis: ${command.kind} replied a deduct's compact outcome`);
+  const parts = tail.split('\n');
+  const first = integerField(parts[0] ?? '', 'deduct');
+  if (parts.length !== command.lines.length + 1) throw new InvariantViolationError(`Redis: deduct replied ${parts.length - 1} levels for ${command.lines.length} lines`);
+  const meta = metaArg(command.meta);
+  const entries: Entry[] = [];
+  const levels: Applied['levels'] = [];
+  command.lines.forEach((line, i) => {
+    const counters = countersOf(parts[i + 1] as string, 'deduct');
+    const entry: Entry = {
+      seq: first + i, requestId: command.requestId, kind: 'deduct', sku: line.sku, onHandDelta: -line.qty, reservedDelta: 0,
+      onHandAfter: counters.onHand, reservedAfter: counters.reserved, at: command.at,
+    };
+    if (meta !== '') entry.meta = JSON.parse(meta) as JsonObject;
+    if (command.buyer !== null) entry.buyer = command.buyer;
+    entries.push(entry);
+    levels.push(levelOf(line.sku, counters));
+  });
+  return { ok: true, replayed: false, entries, levels };
+}
+
+/**
+ * The outcome a script replied for `command` (see lib.lua: A, a, R, X or C and a body). "B" and a
  * SKU is the one INVALID_INPUT only the store can find (the core's requireBuyer): a deduct or
  * reserve named no buyer, or an amend's reservation has none, and that SKU has a buyerMax;
  * nothing was written.
@@ -129,6 +158,8 @@ export function outcomeOf(command: Command, reply: unknown): StoreOutcome {
       if (command.kind === 'sweep') outcome.levels.sort((a, b) => byCodeUnits(a.sku, b.sku));
       return outcome;
     }
+    case 'a':
+      return takenOutcome(command, body);
     case 'R':
       return { ...parse<Applied>(body, command.kind), replayed: true };
     case 'X':

@@ -8,7 +8,8 @@
         the lines as given: g (0: no anyOf line, nothing follows), m, the m SKUs they name (sorted
         as JavaScript sorts), then g lines, each "sku", sku, qty or "anyOf", qty, split "1"|"0",
         prefer "order"|"mostAvailable", k, k SKUs (see lib.lua)
-  Reply: "A"|"R" .. outcome JSON, "X" .. BUYER_LIMIT | INSUFFICIENT_STOCK (with "line" and "anyOf"
+  Reply: "a" .. first seq and level fields (taken_tail in lib.lua), or with anyOf lines "A" ..
+         outcome JSON; "R" .. outcome JSON, "X" .. BUYER_LIMIT | INSUFFICIENT_STOCK (with "line" and "anyOf"
          for an anyOf line) | REQUEST_REVOKED JSON, "C" .. stored kind, or "B" .. a SKU with a
          buyerMax when no buyer was named (nothing written).
   A sold-out SKU with no due hold is rejected without a write. The common case (one-SKU lines,

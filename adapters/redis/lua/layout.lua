@@ -1,19 +1,22 @@
 --[[
-  layout: brings the ledger's keys to the layout this version writes (2), a bounded step at a
+  layout: brings the ledger's keys to the layout this version writes (3), a bounded step at a
   time, or says that it cannot. The store runs it before its first call of anything else.
   Composed with: lib.lua, layout.lua (scripts/embed-lua.mjs).
   KEYS: the twelve ledger keys, the four of retention, then the layout key (lib.lua).
   ARGV: limit (index members moved per call)
-  Reply: "OK" (the ledger is in layout 2), "M" .. n (moved n members of layout 1's bySku set into
+  Reply: "OK" (the ledger is in layout 3), "M" .. n (moved n members of layout 1's bySku set into
          the per-SKU indexes: call again), or "V" .. version (a layout this version does not know,
          written by a newer one: nothing changed).
   Layout 1 (no layout key) kept every SKU's entry index in one sorted set under bySku, members
   (score 0) enc(sku) .. pad16(seq); layout 2 gives each SKU its own (sku_index in lib.lua).
-  Everything else of layout 1 is as layout 2 has it. A ledger with no entry yet (no seq) is in
-  every layout: "OK", and nothing is written (a read of a new ledger writes nothing); the first
-  store to open it once it has entries stamps it.
+  Layout 3 keeps a deduct's outcome once (its request record names its entries, taken_tail in
+  lib.lua); records written whole by layouts 1 and 2 read as they are, so layout 2 becomes 3 by
+  its stamp alone, and layout 1 by its index moved, then the stamp. A store of layout 2 would
+  misread the new records: the stamp makes it refuse the ledger. A ledger with no entry yet
+  (no seq) is in every layout: "OK", and nothing is written (a read of a new ledger writes
+  nothing); the first store to open it once it has entries stamps it.
 ]]
-local LAYOUT = '2'
+local LAYOUT = '3'
 
 -- Moves up to `limit` members of layout 1's index into the per-SKU indexes; returns how many.
 local function move_index(limit)
@@ -31,6 +34,10 @@ end
 OPS.layout = function(a)
   local version = redis.call('GET', K_LAYOUT)
   if version == LAYOUT then return 'OK' end
+  if version == '2' then
+    write('SET', K_LAYOUT, LAYOUT)
+    return 'OK'
+  end
   if version then return 'V' .. version end
   if redis.call('EXISTS', K_SEQ) == 0 then return 'OK' end
   local kind = redis.call('TYPE', K_BY_SKU).ok

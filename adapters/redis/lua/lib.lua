@@ -19,7 +19,9 @@
                     pad16(seq); layout.lua moves it into the per-SKU sets.
     5 skus          zset   (score 0) every SKU with a level, in byte order (the verify walk)
     6 requests      hash   requestId -> kind "\n" at "\n" fingerprint "\n" outcome JSON
-                           (kind "revoke": a tombstone, whose outcome has no entry and no level)
+                           (kind "revoke": a tombstone, whose outcome has no entry and no level),
+                           or, for a deduct without anyOf lines (layout 3), "~" and its first
+                           seq and level fields instead of the outcome (taken_tail)
     7 reversed      hash   enc(of) .. sku -> units given back by reversals of request `of`
     8 reservations  hash   id -> reservation record JSON (meta and outcome as JSON strings)
     9 holdsBySku    zset   (score 0) enc(sku) .. pad16(expiresAt) .. enc(id) .. qty
@@ -45,7 +47,7 @@
                            have no entry to walk): the HSCAN cursor ("0": no pass under way) and
                            the `now` the last pass started at (see compact.lua)
 
-  And one key of the layout ("2", see layout.lua), which only the layout script reads and writes:
+  And one key of the layout ("3", see layout.lua), which only the layout script reads and writes:
    17 layout        string the layout version the ledger's keys are written in
 
   One more key of the ledger is no script's: with waitForAof the store INCRs
@@ -384,24 +386,29 @@ local function entry_json(seq, s, c, at)
     (s.reservation_id and (',"reservationId":' .. q(s.reservation_id)) or '') .. '}'
 end
 
--- Appends every entry; returns all of them and the operation's own, as JSON.
+-- Appends every entry; returns all of them and the operation's own, as JSON, and the seq of its
+-- first own entry.
 local function write_entries(d)
   local n = 0
   for _, s in ipairs(d.steps) do n = n + #s.changes end
   local all, own_entries = {}, {}
-  if n == 0 then return all, own_entries end
+  if n == 0 then return all, own_entries, nil end
   local seq = write('INCRBY', K_SEQ, n) - n + 1
+  local own_seq
   for i, s in ipairs(d.steps) do
     for _, c in ipairs(s.changes) do
       local e = entry_json(seq, s, c, d.at)
       write('HSET', K_ENTRIES, fmt(seq), e)
       index_entry(c.sku, seq)
       all[#all + 1] = e
-      if i >= d.own_from then own_entries[#own_entries + 1] = e end
+      if i >= d.own_from then
+        own_entries[#own_entries + 1] = e
+        own_seq = own_seq or seq
+      end
       seq = seq + 1
     end
   end
-  return all, own_entries
+  return all, own_entries, own_seq
 end
 
 local function write_levels(d)
@@ -540,15 +547,29 @@ local function request_record(kind, at, fingerprint, outcome)
   return kind .. '\n' .. fmt(at) .. '\n' .. fingerprint .. '\n' .. outcome
 end
 
--- Writes the draft; returns the outcome JSON of the operation (with replayed false).
-local function persist(d)
-  local all, own_entries = write_entries(d)
-  write_levels(d)
-  write_buyers(d)
+--[[
+  A deduct's outcome, kept once (layout 3). An applied deduct without anyOf lines answers only
+  what the caller cannot know: the seq of its first entry and, per line in its entries' order
+  (the lines, merged and sorted), the SKU's stored level field after it; the store builds the
+  entries and levels from its command (redis-codec.ts, takenOutcome). Its request record keeps
+  the same tail after "~" instead of the outcome JSON, which request_outcome rebuilds from the
+  entries it names (compaction deletes the record with its first entry, so while the record is
+  there its entries are too). `fields`: the level fields, in the entries' order.
+]]
+local function taken_tail(first_seq, fields)
+  return fmt(first_seq) .. '\n' .. table.concat(fields, '\n')
+end
+
+local function record_taken(request_id, at, fingerprint, tail)
+  write('HSET', K_REQUESTS, request_id, request_record('deduct', at, fingerprint, '~' .. tail))
+  return 'a' .. tail
+end
+
+-- The outcome JSON of a written draft (with replayed false).
+local function outcome_json(d, all, own_entries)
   local levels = {}
   for i, sku in ipairs(d.levels) do levels[i] = level_json(sku, counters(d, sku)) end
-  local entries = d.sweep and all or own_entries
-  local outcome = applied_json(entries, levels)
+  local outcome = applied_json(d.sweep and all or own_entries, levels)
   if d.sweep then
     outcome = outcome .. ',"expired":' .. fmt(#d.ended_list) .. ',"more":' .. tostring(d.sweep.more)
   end
@@ -562,21 +583,38 @@ local function persist(d)
     local r = reservation(d, d.amended.id)
     outcome = outcome .. ',"reservation":' .. changed_json(r, d.amended.lines, r.expiresAt)
   end
-  outcome = outcome .. '}'
-  if d.request then
-    write('HSET', K_REQUESTS, d.request.id, request_record(d.request.kind, d.at, d.request.fingerprint, outcome))
+  return outcome .. '}'
+end
+
+-- Writes the draft and records its request; returns the operation's reply: "A" .. its outcome
+-- JSON, or a deduct's "a" .. tail (taken_tail).
+local function persist(d)
+  local all, own_entries, own_seq = write_entries(d)
+  write_levels(d)
+  write_buyers(d)
+  local reply, outcome
+  if d.request and d.request.kind == 'deduct' and not d.allocations then
+    local fields = {}
+    for i, sku in ipairs(d.levels) do fields[i] = level_field(counters(d, sku)) end
+    reply = record_taken(d.request.id, d.at, d.request.fingerprint, taken_tail(own_seq, fields))
+  else
+    outcome = outcome_json(d, all, own_entries)
+    if d.request then
+      write('HSET', K_REQUESTS, d.request.id, request_record(d.request.kind, d.at, d.request.fingerprint, outcome))
+    end
+    reply = 'A' .. outcome
   end
   if d.reversal then
     for _, l in ipairs(d.reversal.lines) do write('HINCRBY', K_REVERSED, enc(d.reversal.of) .. l.sku, fmt(l.qty)) end
   end
   if d.reservation then insert_reservation(d.reservation) end
   update_reservations(d, outcome)
-  return outcome
+  return reply
 end
 
 --------------------------------------------------------------------------------------------
--- How an operation ends. Replies: "A" .. outcome JSON (applied), "R" .. outcome JSON (a
--- replay), "X" .. rejection JSON, "C" .. the stored kind (IDEMPOTENCY_CONFLICT), "B" .. a SKU
+-- How an operation ends. Replies: "A" .. outcome JSON (applied), "a" .. tail (an applied deduct
+-- without anyOf lines, see taken_tail), "R" .. outcome JSON (a replay), "X" .. rejection JSON, "C" .. the stored kind (IDEMPOTENCY_CONFLICT), "B" .. a SKU
 -- (INVALID_INPUT: a deduct or reserve of a SKU with a buyerMax named no buyer, or an amend's
 -- reservation has none; nothing was written). Inside a batch, also "E", "H" and "N" (see batch.lua).
 
@@ -604,7 +642,7 @@ end
 
 local function apply(d, skus)
   d.levels = skus
-  return 'A' .. persist(d)
+  return persist(d)
 end
 
 local function parse_request(raw)
@@ -613,6 +651,27 @@ local function parse_request(raw)
   local c = string.find(raw, '\n', b + 1, true)
   return { kind = string.sub(raw, 1, a - 1), at = tonumber(string.sub(raw, a + 1, b - 1)), fingerprint = string.sub(raw, b + 1, c - 1),
     outcome = string.sub(raw, c + 1) }
+end
+
+-- The outcome JSON of a parsed request record: as kept, or a deduct's tail ("~", see taken_tail)
+-- rebuilt from the entries it names and the level fields it kept, as the general path writes it.
+local function request_outcome(request_id, stored)
+  local kept = stored.outcome
+  if string.sub(kept, 1, 1) ~= '~' then return kept end
+  local parts = {}
+  for part in string.gmatch(string.sub(kept, 2), '[^\n]+') do parts[#parts + 1] = part end
+  local first = tonumber(parts[1])
+  if not first or #parts < 2 then invariant('request ' .. q(request_id) .. ' has a malformed record') end
+  local entries, levels = {}, {}
+  for j = 2, #parts do
+    local seq = fmt(first + j - 2)
+    local e = redis.call('HGET', K_ENTRIES, seq)
+    if not e then invariant('request ' .. q(request_id) .. ' names entry ' .. seq .. ', which is gone') end
+    local sku = cjson.decode(e).sku
+    entries[j - 1] = e
+    levels[j - 1] = level_json(sku, counters_of(sku, parts[j]))
+  end
+  return applied_json(entries, levels) .. '}'
 end
 
 -- What a request id already recorded means for an operation of `kind` under it (as the core's
@@ -628,7 +687,7 @@ local function recorded(request_id, fingerprint, kind)
   if kind == 'revoke' and stored.kind ~= 'revoke' then
     return 'X{"ok":false,"code":"REQUEST_APPLIED","requestId":' .. q(request_id) .. ',"kind":"' .. stored.kind .. '"}'
   end
-  if stored.fingerprint == fingerprint then return 'R' .. stored.outcome end
+  if stored.fingerprint == fingerprint then return 'R' .. request_outcome(request_id, stored) end
   return 'C' .. stored.kind
 end
 
@@ -663,11 +722,11 @@ end
 
 -- A fast path's writes, as persist makes them for one step: the entries (seq, entry, its SKU's
 -- index), then the levels. `changes`: { sku, on_delta, res_delta, after }, in order. Returns the
--- entries' JSON and the levels' JSON.
+-- seq of the first entry, the entries' JSON and the level fields written.
 local function write_changes(s, changes, at)
   local n = #changes
-  local seq = write('INCRBY', K_SEQ, n) - n + 1
-  local entries, levels = {}, {}
+  local first = write('INCRBY', K_SEQ, n) - n + 1
+  local seq, entries, fields = first, {}, {}
   for j, c in ipairs(changes) do
     local e = entry_json(seq, s, c, at)
     write('HSET', K_ENTRIES, fmt(seq), e)
@@ -676,10 +735,17 @@ local function write_changes(s, changes, at)
     seq = seq + 1
   end
   for j, c in ipairs(changes) do
-    write('HSET', K_LEVELS, c.sku, level_field(c.after))
-    levels[j] = level_json(c.sku, c.after)
+    fields[j] = level_field(c.after)
+    write('HSET', K_LEVELS, c.sku, fields[j])
   end
-  return entries, levels
+  return first, entries, fields
+end
+
+-- The levels' JSON of a fast path's changes, in order.
+local function changed_levels(changes)
+  local levels = {}
+  for j, c in ipairs(changes) do levels[j] = level_json(c.sku, c.after) end
+  return levels
 end
 
 --[[
@@ -689,9 +755,9 @@ end
   reserve.lua) checks nothing else: no buyer is missing, no due hold expires, no buyer limit
   applies; so this decides as it does, with the same checks (insufficient, check_after) in the
   same order, and writes the same keys in the same order with the same encoders (entry_json,
-  level_field, level_json, applied_json, request_record; a reserve's public_reservation_json and
-  insert_reservation). Anything else returns nil, and the counters it read, which no write
-  changed, seed the general path's draft. A rejection writes nothing, as there: no due expiry to
+  level_field; a deduct's record_taken; a reserve's level_json, applied_json, request_record,
+  public_reservation_json and insert_reservation). Anything else returns nil, and the counters
+  it read, which no write changed, seed the general path's draft. A rejection writes nothing, as there: no due expiry to
   write. `a`: the operation's ARGV (deduct.lua, reserve.lua: a reserve has expiresAt before the
   buyer).
 ]]
@@ -725,16 +791,12 @@ local function plain_take(a, kind)
     check_after(l.sku, after)
     changes[j] = { sku = l.sku, on_delta = on_delta, res_delta = res_delta, after = after }
   end
-  local entries, levels = write_changes({ request_id = request_id, kind = kind, meta = meta }, changes, at)
-  local outcome = applied_json(entries, levels)
-  local r
-  if reserve then
-    r = { id = request_id, state = 'held', lines = lines, expiresAt = tonumber(a[5]), createdAt = at, meta = meta, holds = skus_of(lines) }
-    outcome = outcome .. ',"reservation":' .. public_reservation_json(r)
-  end
-  outcome = outcome .. '}'
+  local first, entries, fields = write_changes({ request_id = request_id, kind = kind, meta = meta }, changes, at)
+  if not reserve then return record_taken(request_id, at, a[2], taken_tail(first, fields)) end
+  local r = { id = request_id, state = 'held', lines = lines, expiresAt = tonumber(a[5]), createdAt = at, meta = meta, holds = skus_of(lines) }
+  local outcome = applied_json(entries, changed_levels(changes)) .. ',"reservation":' .. public_reservation_json(r) .. '}'
   write('HSET', K_REQUESTS, request_id, request_record(kind, at, a[2], outcome))
-  if r then insert_reservation(r) end
+  insert_reservation(r)
   return 'A' .. outcome
 end
 

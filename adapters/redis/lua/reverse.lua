@@ -15,7 +15,7 @@ local function taken_by(d, of, raw)
   local not_reversible = '{"ok":false,"code":"NOT_REVERSIBLE","requestId":' .. q(of) .. ',"kind":"' .. original.kind .. '"}'
   local taken, order = {}, {}
   if original.kind == 'deduct' then
-    local entries = cjson.decode(original.outcome).entries
+    local entries = cjson.decode(request_outcome(of, original)).entries
     for _, e in ipairs(entries) do
       if not taken[e.sku] then order[#order + 1] = e.sku end
       taken[e.sku] = (taken[e.sku] or 0) - e.onHandDelta
