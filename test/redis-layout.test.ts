@@ -12,6 +12,7 @@ import { StockLedger, type FeedEntry } from 'stock-ledger';
 import { RedisStore, layoutKey, ledgerKeys } from 'stock-ledger/redis';
 import { readAllEntries } from 'stock-ledger/testing';
 import { expect, it } from 'vitest';
+import { LUA_SOURCES } from '../adapters/redis/redis-lua.generated.js';
 import { codeOf } from './support/codes.js';
 import { describeRedis, ledgerKeysThere, redisSuiteHooks } from './support/redis-server.js';
 
@@ -122,7 +123,7 @@ describeRedis('Redis store: key layout and its version', () => {
     for (const call of [() => newer.stock('A'), () => newer.deduct({ requestId: 'n', sku: 'A', qty: 1 }), () => newer.verify()]) {
       const error = await call().then(() => null, (e: unknown) => e);
       expect(error).toMatchObject({ code: 'INVARIANT_VIOLATION' });
-      expect(String((error as Error).message)).toMatch(/layout 4, written by a newer version/);
+      expect(String((error as Error).message)).toMatch(/layout 4, written by a newer version of stock-ledger; this version reads layout 3 /);
     }
     const after = await Promise.all((await ledgerKeysThere(client, prefix)).map(async (key) => [key.toString('hex'), (await client.dumpBuffer(key))?.toString('hex')]));
     expect(after).toEqual(before);
@@ -178,5 +179,35 @@ describeRedis('Redis store: key layout and its version', () => {
     expect(await second.deductOrThrow({ requestId: 'd-3', lines: [{ sku: 'pear 🍐', qty: 1 }, { sku: '{x}:y', qty: 3 }], meta })).toEqual({ ...later, replayed: true });
     expect(await second.request('d-3')).toMatchObject({ ...later, replayed: true, requestId: 'd-3', kind: 'deduct' });
     expect((await second.verify()).ok).toBe(true);
+  });
+
+  it('every script call names one key, the ledger\'s levels, and the scripts derive the rest from it', async () => {
+    const prefix = freshPrefix();
+    const seen: string[][] = [];
+    const monitor = await client.duplicate().monitor();
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^(fcall|evalsha|eval)$/i.test(args[0] ?? '') && String(args[3]).includes(`{${prefix}}`)) seen.push(args.slice(0, 4));
+    });
+    let round = 0;
+    for (const functions of [true, false]) {
+      for (const batch of [true, false]) {
+        const ledger = new StockLedger({ store: new RedisStore({ client, prefix, functions, batch }), retry: false });
+        await ledger.restockOrThrow({ requestId: `r-${functions}-${batch}`, sku: 'A', qty: 5 });
+        await Promise.all([1, 2, 3].map((n) => ledger.deductOrThrow({ requestId: `d-${functions}-${batch}-${n}`, sku: 'A', qty: 1 })));
+        expect(await ledger.stock('A')).toMatchObject({ onHand: 5 * round + 2 });
+        round += 1;
+        await ledger.restockOrThrow({ requestId: `back-${functions}-${batch}`, sku: 'A', qty: 3 });
+      }
+    }
+    await client.ping();
+    await monitor.disconnect();
+    expect(seen.length).toBeGreaterThan(8);
+    for (const call of seen) expect([call[2], call[3]]).toEqual(['1', ledgerKeys(prefix)[0]]);
+    // What the scripts wrote landed under the derived names, the ledger's tag and a fixed name.
+    const names = (await ledgerKeysThere(client, prefix)).map((key) => key.toString().slice(`stock-ledger:{${prefix}}:`.length));
+    expect(names).toEqual(expect.arrayContaining(['levels', 'seq', 'entries', 'requests', 'by-sku:A', 'layout']));
+    // A first key that is not a levels key is refused before anything is read or written.
+    const body = LUA_SOURCES.levels.replaceAll('__QUANTITY_MAX__', '1').replaceAll('__EXPIRIES_PER_SKU_MAX__', '1');
+    await expect(client.eval(body, 1, `stock-ledger:{${prefix}}:seq`, '', '10')).rejects.toThrow(/not a ledger's levels key/);
   });
 });

@@ -7,14 +7,15 @@ const PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
 const tagOf = (prefix: string): string => `stock-ledger:{${prefix}}:`;
 
 /**
- * The twelve keys of one ledger, in the order every script receives them as KEYS (see
- * adapters/redis/lua/lib.lua). Each carries the hash tag `{<prefix>}`: the prefix holds no
- * brace, so the tag is exactly the prefix and every key of a ledger lands in one Cluster slot.
- * SKUs, ids and buyers appear in key names only after the name of the fourth key (`by-sku`) and
- * a colon, each SKU's entry index (layout 2): after the hash tag, so no SKU can move a key to
- * another slot, and after a fixed name, so none can collide with another key. The last two (buyer totals
- * and their per-SKU index) came with purchase limits; the first ten are as they were. The
- * store hands every script these twelve and then the four of {@link retentionKeys}.
+ * The twelve keys of one ledger, in the order of adapters/redis/lua/lib.lua's list. The store
+ * names only the first (levels) in a script call: the scripts derive the others from it, and a
+ * caller that names all of them, in this order, gets the same keys. Each carries the hash tag
+ * `{<prefix>}`: the prefix holds no brace, so the tag is exactly the prefix and every key of a
+ * ledger lands in one Cluster slot. SKUs, ids and buyers appear in key names only after the name
+ * of the fourth key (`by-sku`) and a colon, each SKU's entry index (layout 2): after the hash
+ * tag, so no SKU can move a key to another slot, and after a fixed name, so none can collide with
+ * another key. The last two (buyer totals and their per-SKU index) came with purchase limits;
+ * the first ten are as they were.
  *
  * @example
  * ```ts
@@ -66,7 +67,7 @@ export function layoutKey(prefix: string): string {
  * on the same connection and in the same pipeline, so that connection has written something
  * after the state its script read (even for a replay or a rejection, which write nothing), and
  * WAITAOF then confirms that write, and everything before it in the append-only file. It is no
- * script's key: the scripts receive `ledgerKeys` and `retentionKeys`.
+ * script's key: the scripts derive `ledgerKeys`, `retentionKeys` and `layoutKey` from the first.
  *
  * @example
  * ```ts

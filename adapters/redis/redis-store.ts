@@ -12,7 +12,7 @@ import {
   verifyChunkOf, type ChunkSku,
 } from './redis-codec.js';
 import { redisFailure, scriptCaller, type RedisClientLike, type ScriptCaller } from './redis-client.js';
-import { aofKey, checkPrefix, layoutKey, ledgerKeys, retentionKeys } from './redis-keys.js';
+import { aofKey, checkPrefix, ledgerKeys } from './redis-keys.js';
 import { ScriptRunner, type LuaScriptName } from './redis-scripts.js';
 
 /** Options of {@link RedisStore}. */
@@ -85,6 +85,8 @@ const VERIFY_ITEM_ATTEMPTS_MAX = 8;
 
 /** Index members the layout script moves per call when it brings a layout 1 ledger to layout 2. */
 const LAYOUT_STEP_MEMBERS = 1000;
+/** The layout this version writes (layout.lua). */
+const LAYOUT = 3;
 /** Layout script calls before giving up: far above what any ledger needs (a billion entries). */
 const LAYOUT_STEPS_MAX = 1_000_000;
 
@@ -116,13 +118,12 @@ export class RedisStore implements StockStore {
   readonly #batcher: ScriptBatcher | null;
   #aofSupported: Promise<void> | null = null;
   #layout: Promise<void> | null = null;
-  readonly #layoutKeys: readonly string[];
   #closed = false;
 
   constructor(options: RedisStoreOptions) {
     const prefix = checkPrefix(options.prefix);
-    this.#keys = Object.freeze([...ledgerKeys(prefix), ...retentionKeys(prefix)]);
-    this.#layoutKeys = Object.freeze([...this.#keys, layoutKey(prefix)]);
+    // One key, the ledger's levels: the scripts derive the others from it (bind in lib.lua).
+    this.#keys = Object.freeze([ledgerKeys(prefix)[0] as string]);
     this.#caller = scriptCaller(options.client);
     const functions = { functions: functionsWanted(options.functions) && !this.#caller.cluster };
     this.#scripts = new ScriptRunner(this.#caller, functions);
@@ -360,11 +361,11 @@ export class RedisStore implements StockStore {
 
   async #bringLayout(): Promise<void> {
     for (let step = 0; step < LAYOUT_STEPS_MAX; step += 1) {
-      const reply = String(await this.#mapped(() => this.#scripts.run('layout', this.#layoutKeys, [String(LAYOUT_STEP_MEMBERS)])));
+      const reply = String(await this.#mapped(() => this.#scripts.run('layout', this.#keys, [String(LAYOUT_STEP_MEMBERS)])));
       if (reply === 'OK') return;
       if (reply.startsWith('V')) {
         throw new InvariantViolationError(
-          `Redis: this ledger's keys are in layout ${reply.slice(1)}, written by a newer version of stock-ledger; this version reads layout 2 ` +
+          `Redis: this ledger's keys are in layout ${reply.slice(1)}, written by a newer version of stock-ledger; this version reads layout ${LAYOUT} ` +
             'and changed nothing: upgrade it',
         );
       }

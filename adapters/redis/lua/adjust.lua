@@ -2,7 +2,7 @@
   adjust: sets onHand of every line's SKU (one SKU, or a stocktake), all or none; one entry per
   line records its delta, even a zero one.
   Composed with: lib.lua, adjust.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", n (1 or more), then n triples sku, onHand,
         expectedVersion or "" (each SKU once, sorted by SKU as JavaScript sorts)
   Reply: "A"|"R" .. outcome JSON, "X" .. VERSION_CONFLICT | QUANTITY_LIMIT | BELOW_RESERVED

@@ -8,7 +8,7 @@
   reservation's expiry, which stays. The outcome (the reservation as amended, and the
   allocations with anyOf lines) is the request's record, so its replays give it back.
   Composed with: lib.lua, settle.lua, amend.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", reservationId, n, then n pairs sku, qty (the
         one-SKU lines, merged, sorted by SKU; n may be 0 when there are anyOf lines), then the
         lines as given, as in deduct.lua

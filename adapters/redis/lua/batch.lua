@@ -5,7 +5,7 @@
   Composed with: lib.lua, settle.lua, restock.lua, deduct.lua, adjust.lua, reverse.lua,
   reserve.lua, commit.lua, release.lua, extend.lua, sweep.lua, revoke.lua, policy.lua, amend.lua,
   batch.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: count, then per operation: its script name (restock, deduct, adjust, reverse, reserve,
         commit, release, extend, sweep, revoke, policy, amend), n, and its n ARGV (as in that
         script's header)

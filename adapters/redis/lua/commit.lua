@@ -3,7 +3,7 @@
   a partial commit releases the rest in the same entries (and gives it back to the reservation's
   buyer, if it has one). Idempotent by the reservation's state.
   Composed with: lib.lua, settle.lua, commit.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: reservationId, at, n (-1: sell all that is held), then n pairs sku, qty
   Reply: "A"|"R" .. outcome JSON, "X" .. RESERVATION_NOT_FOUND | RESERVATION_EXPIRED |
          RESERVATION_RELEASED | EXCEEDS_RESERVATION JSON, or "Creserve" (another sale committed).

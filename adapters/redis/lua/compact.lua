@@ -29,7 +29,7 @@
   Everything is read and decided before the first write: Lua has no rollback.
 
   Composed with: lib.lua, checkpoint.lua, compact.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys, then the four of retention (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: before, limit, now
   Reply: "requests,reservations,entries,compactedThrough,more": the request records (closed ids
          included) and reservation records this step deleted, its entries deleted, the horizon

@@ -2,7 +2,7 @@
   deduct: onHand -= qty on every line, all or none. With anyOf lines, the allocation (lib.lua)
   decides which SKUs serve them; the outcome then shows it ("allocations").
   Composed with: lib.lua, deduct.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", buyer or "" (none), n, then n pairs sku, qty
         (the one-SKU lines, merged, sorted by SKU; n may be 0 when there are anyOf lines), then
         the lines as given: g (0: no anyOf line, nothing follows), m, the m SKUs they name (sorted

@@ -2,7 +2,7 @@
   extend: moves a held reservation's expiry to expiresAt; its holds move with it. It writes no
   entry and changes no level. No request id: running it again only moves the expiry again.
   Composed with: lib.lua, settle.lua, extend.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: reservationId, at, expiresAt
   Reply: "A" .. outcome JSON (no entries, the levels of its SKUs, the reservation with its new
          expiry), or "X" .. RESERVATION_NOT_FOUND | RESERVATION_EXPIRED | RESERVATION_COMMITTED |

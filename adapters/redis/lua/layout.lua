@@ -2,7 +2,7 @@
   layout: brings the ledger's keys to the layout this version writes (3), a bounded step at a
   time, or says that it cannot. The store runs it before its first call of anything else.
   Composed with: lib.lua, layout.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys, the four of retention, then the layout key (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: limit (index members moved per call)
   Reply: "OK" (the ledger is in layout 3), "M" .. n (moved n members of layout 1's bySku set into
          the per-SKU indexes: call again), or "V" .. version (a layout this version does not know,

@@ -1,8 +1,9 @@
 --[[
   stock-ledger: the library every script of the Redis store opens with.
 
-  KEYS (the same twelve, in this order, for every script, then the four of retention below;
-  built in redis-keys.ts; all carry the ledger's hash tag, so they share one slot):
+  The ledger's keys (redis-keys.ts), each stock-ledger:{<prefix>}: and the name shown; all carry
+  the ledger's hash tag, so they share one slot. A call names only the first, levels: bind
+  derives the others from it (a caller may name the rest, in this order, as earlier versions did):
     1 levels        hash   sku -> "onHand,reserved,version" (the default policy), or
                            "onHand,reserved,version,backorderMax,lowStockAt" (lowStockAt "" for
                            none) when the policy is not the default and has no buyerMax, or
@@ -33,7 +34,7 @@
 
   Then four keys of retention (compaction), which came later: compaction writes them, so a
   ledger of the earlier layout lacks them and works as it is. Only the compaction and read
-  scripts use them; a script called with the twelve alone (an older caller) still works.
+  scripts use them.
    13 checkpoints   hash   enc(sku) .. "c" -> "onHand,reserved,version": what the SKU's removed
                            entries folded to; enc(sku) .. "h" .. reservationId -> the summed
                            reservedDelta of its removed entries holding for that reservation;
@@ -84,13 +85,23 @@ local OPS = {}
 -- Successful writes of this script run so far (see the header).
 local WRITES = { n = 0 }
 
--- Starts a call: the keys it was given (see the header), and no write yet. The only state kept
--- between calls of a loaded library is the functions themselves: bind resets the rest.
+-- Starts a call: the ledger's keys, and no write yet. A call names one key, the ledger's levels
+-- (stock-ledger:{<prefix>}:levels); every other key is the same tag and a fixed name (the list
+-- above, redis-keys.ts), so bind derives them, in the slot of the key named (the hash tag is the
+-- same), and a call carries one key instead of seventeen. A caller that names them all (an
+-- older one) gets the same keys. The names are kept between calls of a loaded library while the
+-- ledger is the same (they are a function of its levels key); the write count is reset.
 local function bind(keys)
-  K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS = keys[1], keys[2], keys[3], keys[4], keys[5]
-  K_REQUESTS, K_REVERSED, K_RESERVATIONS, K_HOLDS_BY_SKU, K_HOLDS_DUE = keys[6], keys[7], keys[8], keys[9], keys[10]
-  K_BUYERS, K_BUYERS_BY_SKU = keys[11], keys[12]
-  K_CHECKPOINTS, K_CP_BY_SKU, K_HORIZON, K_CLOSED_SCAN, K_LAYOUT = keys[13], keys[14], keys[15], keys[16], keys[17]
+  local levels = keys[1]
+  if levels ~= K_LEVELS then
+    local tag = string.sub(levels, 1, -7)
+    if tag .. 'levels' ~= levels then error({ err = 'STOCK_LEDGER_INVARIANT the first key is not a ledger\'s levels key' }) end
+    K_LEVELS, K_SEQ, K_ENTRIES, K_BY_SKU, K_SKUS = levels, tag .. 'seq', tag .. 'entries', tag .. 'by-sku', tag .. 'skus'
+    K_REQUESTS, K_REVERSED, K_RESERVATIONS = tag .. 'requests', tag .. 'reversed', tag .. 'reservations'
+    K_HOLDS_BY_SKU, K_HOLDS_DUE, K_BUYERS, K_BUYERS_BY_SKU = tag .. 'holds-by-sku', tag .. 'holds-due', tag .. 'buyers', tag .. 'buyers-by-sku'
+    K_CHECKPOINTS, K_CP_BY_SKU, K_HORIZON = tag .. 'checkpoints', tag .. 'checkpoints-by-sku', tag .. 'horizon'
+    K_CLOSED_SCAN, K_LAYOUT = tag .. 'closed-scan', tag .. 'layout'
+  end
   WRITES.n = 0
 end
 local function write(...)

@@ -3,7 +3,7 @@
   with zero deltas and the whole new policy on it; the version grows by one. A new buyerMax
   binds new takes only: what buyers hold or bought stays.
   Composed with: lib.lua, policy.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", sku, backorderMax or "keep",
         lowStockAt or "keep" or "null" (none), buyerMax or "keep" or "null" (no limit)
   Reply: "A"|"R" .. outcome JSON, "X" .. BELOW_RESERVED | REQUEST_REVOKED JSON, or "C" .. stored kind.

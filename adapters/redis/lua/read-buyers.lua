@@ -3,7 +3,7 @@
   less the qty of that buyer's holds of the SKU that are due (expiresAt <= now) and not yet
   expired in storage (reads count due holds as expired).
   Composed with: lib.lua, read-buyers.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: now, buyer, then one or more SKUs
   Reply: an array, one integer string per SKU, in the order given.
 ]]

@@ -3,7 +3,7 @@
   Composed with: lib.lua, read-entries.lua (scripts/embed-lua.mjs).
   Only what compaction kept: a page of the whole ledger starts after the horizon at the
   earliest (the store tells a cursor below it by the horizon, read after the page).
-  KEYS: the twelve ledger keys, then the four of retention (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: after, sku or "" (every SKU), limit (at most 1000)
   Reply: an array of entry JSON strings, in seq order.
 ]]

@@ -3,7 +3,7 @@
   reservation id (enc() keeps byte order, so code-point order), with each reservation's meta and
   buyer.
   Composed with: lib.lua, read-holds.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: sku, now, after expiresAt ("" for the first page), after reservation id, limit
   Reply: a flat array: reservationId, qty, expiresAt, meta JSON or "", buyer or "" (none), for
          each hold.

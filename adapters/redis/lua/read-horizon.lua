@@ -1,7 +1,7 @@
 --[[
   read-horizon: the highest seq compaction removed: the feed has no gap after it.
   Composed with: lib.lua, read-horizon.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys, then the four of retention (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: none
   Reply: the horizon, "0" when nothing was ever compacted.
 ]]

@@ -2,7 +2,7 @@
   read-levels: a page of the SKUs that have a level, in byte order (the `skus` index the verify
   walk reads too), after `after`, each with what read-stocks.lua gives for it as of `now`.
   Composed with: lib.lua, read-stocks.lua, read-levels.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: after (a SKU, or "" to start), limit, now
   Reply: an array of at most `limit` pairs: sku, its stock string as read-stocks.lua replies it.
 ]]

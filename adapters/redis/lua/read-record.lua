@@ -1,7 +1,7 @@
 --[[
   read-record: the stored record of a request or of a reservation.
   Composed with: lib.lua, read-record.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: "request" | "reservation", id
   Reply: the record (see lib.lua), a deduct's with its outcome rebuilt (request_outcome), or ""
          when there is none.

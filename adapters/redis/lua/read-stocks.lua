@@ -2,7 +2,7 @@
   read-stocks: stored counters of SKUs, with the holds due at `now` (not yet expired in storage).
   Composed with: lib.lua, read-stocks.lua (scripts/embed-lua.mjs); the levels script reuses
   `stock_of` (read-levels.lua).
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: now, then one or more SKUs
   Reply: an array, one string per SKU: "onHand,reserved,version,dueQty,dueCount", followed by
          ",backorderMax,lowStockAt" (lowStockAt "" for none) when the SKU's policy is not the default,

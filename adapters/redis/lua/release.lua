@@ -2,7 +2,7 @@
   release: gives a held reservation back: reserved -= qty on every line (and to its buyer, if it
   has one). Idempotent by state.
   Composed with: lib.lua, settle.lua, release.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: reservationId, at
   Reply: "A"|"R" .. outcome JSON, or "X" .. RESERVATION_NOT_FOUND | RESERVATION_EXPIRED |
          RESERVATION_COMMITTED JSON.

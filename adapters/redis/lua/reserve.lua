@@ -5,7 +5,7 @@
   holds the merged lines taken, and the outcome shows the allocation ("allocations"). The
   common case takes plain_take (lib.lua), as a deduct does.
   Composed with: lib.lua, reserve.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", expiresAt, buyer or "" (none), n, then n
         pairs sku, qty (the one-SKU lines, merged, sorted by SKU; n may be 0 when there are anyOf
         lines), then the lines as given, as in deduct.lua

@@ -1,7 +1,7 @@
 --[[
   restock: onHand += qty on every line (one SKU, or a purchase order), all or none.
   Composed with: lib.lua, restock.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", n (1 or more), then n pairs sku, qty
         (merged, sorted by SKU as JavaScript sorts)
   Reply: "A"|"R" .. outcome JSON, "X" .. QUANTITY_LIMIT (the first line in SKU order past the

@@ -2,7 +2,7 @@
   reverse: gives back units an earlier deduct (or committed reservation) took, all or some, and
   gives them back to the buyer the original took for (its entries name the buyer).
   Composed with: lib.lua, reverse.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or "", of, n (-1: everything left), then n pairs sku, qty
   Reply: "A"|"R" .. outcome JSON, "X" .. REQUEST_NOT_FOUND | NOT_REVERSIBLE (also for an `of` that was
          revoked) | REVERSAL_EXCEEDS_ORIGINAL | QUANTITY_LIMIT | REQUEST_REVOKED JSON, or "C" .. stored kind.

@@ -3,7 +3,7 @@
   "revoke"), and no entry, no level, no seq. Every later operation under the id is refused with
   REQUEST_REVOKED (lib.lua `recorded`), before it reads or writes anything else.
   Composed with: lib.lua, revoke.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: requestId, fingerprint, at, meta JSON or ""
   Reply: "A" .. outcome JSON (entries and levels empty), "R" .. the same (a replay),
          "X" .. REQUEST_APPLIED JSON (the id was applied as another kind), or "C" .. "revoke".

@@ -2,7 +2,7 @@
   sweep: expires up to `limit` due holds anywhere in the ledger, soonest first. The holds it
   may touch cannot be named up front, so they live in fields of the ledger's own keys.
   Composed with: lib.lua, sweep.lua (scripts/embed-lua.mjs); also part of batch.
-  KEYS: the twelve ledger keys (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: limit, at
   Reply: "A" .. outcome JSON with every entry, "expired" and "more".
 ]]

@@ -11,7 +11,7 @@
   compaction step moves entries into it, so the fold of the entries kept is compared with the
   checkpoint of the same moment (verify-fold.lua checks that it did not move meanwhile).
   Composed with: lib.lua, verify-chunk.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys, then the four of retention (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: after (a SKU, or "" to start), limit, rowsMax, and optionally "1": `after` itself is
         included (to read one SKU again, whose checkpoint moved while its entries were folded)
   Reply: an array: "1" when SKUs after this chunk's last one may follow, "0" when the walk is

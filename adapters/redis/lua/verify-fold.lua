@@ -7,7 +7,7 @@
   The page is read only while the SKU's checkpoint version is the one the verify chunk read:
   else compaction removed some of the SKU's entries since, and the page would miss them.
   Composed with: lib.lua, checkpoint.lua, verify-fold.lua (scripts/embed-lua.mjs).
-  KEYS: the twelve ledger keys, then the four of retention (lib.lua).
+  KEYS: the ledger's levels key; the others derive from it (lib.lua).
   ARGV: sku, after, upto, limit, the checkpoint version read with the chunk ("0" for none)
   Reply: { "moved" } when the SKU's checkpoint version is another one (nothing summed); else an array: "onHandSum,reservedSum,count,lastSeq" (lastSeq = after when the page is
          empty); h; h pairs reservationId, its reservedDelta sum on this page (non-zero only);
