@@ -200,7 +200,7 @@ describeRedis('Redis store: key layout and its version', () => {
       }
     }
     await client.ping();
-    await monitor.disconnect();
+    monitor.disconnect();
     expect(seen.length).toBeGreaterThan(8);
     for (const call of seen) expect([call[2], call[3]]).toEqual(['1', ledgerKeys(prefix)[0]]);
     // What the scripts wrote landed under the derived names, the ledger's tag and a fixed name.
