@@ -61,7 +61,7 @@ local function plain_commit(a)
     check_after(l.sku, after)
     changes[j] = { sku = l.sku, on_delta = -l.qty, res_delta = -l.qty, after = after }
   end
-  local _, entries = write_changes({ request_id = id, kind = 'commit', meta = r.meta }, changes, at)
+  local _, entries = write_changes({ request_id = id, kind = 'commit', meta = r.meta }, changes, fmt(at))
   local outcome = applied_json(entries, changed_levels(changes)) .. '}'
   for _, sku in ipairs(r.holds) do
     write('ZREM', K_HOLDS_BY_SKU, hold_member(r, sku))

@@ -25,7 +25,7 @@ local function move_index(limit)
     local sku, i = dec(m, 1)
     local seq = tonumber(string.sub(m, i))
     if not seq or #m - i + 1 ~= 16 then invariant('layout 1 index member ' .. q(m) .. ' is not a SKU and a 16-digit seq') end
-    index_entry(sku, seq)
+    index_entry(sku, fmt(seq))
   end
   if #members > 0 then write('ZREM', K_BY_SKU, unpack(members)) end
   return #members

@@ -147,9 +147,9 @@ end
 -- first braces), and no two SKUs share a key, whatever bytes they hold.
 local function sku_index(sku) return K_BY_SKU .. ':' .. sku end
 
+-- `seq`: the entry's seq as text.
 local function index_entry(sku, seq)
-  local s = string.format('%d', seq)
-  return write('ZADD', sku_index(sku), s, s)
+  return write('ZADD', sku_index(sku), seq, seq)
 end
 
 local function invariant(message) error({ err = 'STOCK_LEDGER_INVARIANT ' .. message }) end
@@ -387,10 +387,11 @@ end
 --------------------------------------------------------------------------------------------
 -- Writing a draft.
 
+-- `seq` and `at` as text (each formatted once per entry or operation).
 local function entry_json(seq, s, c, at)
-  return '{"seq":' .. fmt(seq) .. ',"requestId":' .. q(s.request_id) .. ',"kind":"' .. s.kind .. '","sku":' .. q(c.sku) ..
+  return '{"seq":' .. seq .. ',"requestId":' .. q(s.request_id) .. ',"kind":"' .. s.kind .. '","sku":' .. q(c.sku) ..
     ',"onHandDelta":' .. fmt(c.on_delta) .. ',"reservedDelta":' .. fmt(c.res_delta) .. ',"onHandAfter":' .. fmt(c.after.on) ..
-    ',"reservedAfter":' .. fmt(c.after.res) .. ',"at":' .. fmt(at) .. (s.meta and (',"meta":' .. s.meta) or '') ..
+    ',"reservedAfter":' .. fmt(c.after.res) .. ',"at":' .. at .. (s.meta and (',"meta":' .. s.meta) or '') ..
     -- Only policy entries carry the policy, the whole of it (defaults included).
     (s.kind == 'policy' and (',"policy":' .. policy_json(c.after)) or '') .. (s.buyer and (',"buyer":' .. q(s.buyer)) or '') ..
     -- Only amend entries name a reservation: their requestId is the amend's own.
@@ -404,13 +405,15 @@ local function write_entries(d)
   for _, s in ipairs(d.steps) do n = n + #s.changes end
   local all, own_entries = {}, {}
   if n == 0 then return all, own_entries, nil end
-  local seq = write('INCRBY', K_SEQ, n) - n + 1
+  local seq = write('INCRBY', K_SEQ, fmt(n)) - n + 1
   local own_seq
+  local at = fmt(d.at)
   for i, s in ipairs(d.steps) do
     for _, c in ipairs(s.changes) do
-      local e = entry_json(seq, s, c, d.at)
-      write('HSET', K_ENTRIES, fmt(seq), e)
-      index_entry(c.sku, seq)
+      local seq_text = fmt(seq)
+      local e = entry_json(seq_text, s, c, at)
+      write('HSET', K_ENTRIES, seq_text, e)
+      index_entry(c.sku, seq_text)
       all[#all + 1] = e
       if i >= d.own_from then
         own_entries[#own_entries + 1] = e
@@ -553,9 +556,9 @@ local function applied_json(entries, levels)
   return '{"ok":true,"replayed":false,"entries":[' .. table.concat(entries, ',') .. '],"levels":[' .. table.concat(levels, ',') .. ']'
 end
 
--- The stored request record (see the header: `requests`).
+-- The stored request record (see the header: `requests`); `at` as text.
 local function request_record(kind, at, fingerprint, outcome)
-  return kind .. '\n' .. fmt(at) .. '\n' .. fingerprint .. '\n' .. outcome
+  return kind .. '\n' .. at .. '\n' .. fingerprint .. '\n' .. outcome
 end
 
 --[[
@@ -607,11 +610,11 @@ local function persist(d)
   if d.request and d.request.kind == 'deduct' and not d.allocations then
     local fields = {}
     for i, sku in ipairs(d.levels) do fields[i] = level_field(counters(d, sku)) end
-    reply = record_taken(d.request.id, d.at, d.request.fingerprint, taken_tail(own_seq, fields))
+    reply = record_taken(d.request.id, fmt(d.at), d.request.fingerprint, taken_tail(own_seq, fields))
   else
     outcome = outcome_json(d, all, own_entries)
     if d.request then
-      write('HSET', K_REQUESTS, d.request.id, request_record(d.request.kind, d.at, d.request.fingerprint, outcome))
+      write('HSET', K_REQUESTS, d.request.id, request_record(d.request.kind, fmt(d.at), d.request.fingerprint, outcome))
     end
     reply = 'A' .. outcome
   end
@@ -732,16 +735,17 @@ local function insufficient(lines, d, credit)
 end
 
 -- A fast path's writes, as persist makes them for one step: the entries (seq, entry, its SKU's
--- index), then the levels. `changes`: { sku, on_delta, res_delta, after }, in order. Returns the
--- seq of the first entry, the entries' JSON and the level fields written.
+-- index), then the levels. `changes`: { sku, on_delta, res_delta, after }, in order; `at` as
+-- text. Returns the seq of the first entry, the entries' JSON and the level fields written.
 local function write_changes(s, changes, at)
   local n = #changes
-  local first = write('INCRBY', K_SEQ, n) - n + 1
+  local first = write('INCRBY', K_SEQ, fmt(n)) - n + 1
   local seq, entries, fields = first, {}, {}
   for j, c in ipairs(changes) do
-    local e = entry_json(seq, s, c, at)
-    write('HSET', K_ENTRIES, fmt(seq), e)
-    index_entry(c.sku, seq)
+    local seq_text = fmt(seq)
+    local e = entry_json(seq_text, s, c, at)
+    write('HSET', K_ENTRIES, seq_text, e)
+    index_entry(c.sku, seq_text)
     entries[j] = e
     seq = seq + 1
   end
@@ -802,11 +806,12 @@ local function plain_take(a, kind)
     check_after(l.sku, after)
     changes[j] = { sku = l.sku, on_delta = on_delta, res_delta = res_delta, after = after }
   end
-  local first, entries, fields = write_changes({ request_id = request_id, kind = kind, meta = meta }, changes, at)
-  if not reserve then return record_taken(request_id, at, a[2], taken_tail(first, fields)) end
+  local at_text = fmt(at)
+  local first, entries, fields = write_changes({ request_id = request_id, kind = kind, meta = meta }, changes, at_text)
+  if not reserve then return record_taken(request_id, at_text, a[2], taken_tail(first, fields)) end
   local r = { id = request_id, state = 'held', lines = lines, expiresAt = tonumber(a[5]), createdAt = at, meta = meta, holds = skus_of(lines) }
   local outcome = applied_json(entries, changed_levels(changes)) .. ',"reservation":' .. public_reservation_json(r) .. '}'
-  write('HSET', K_REQUESTS, request_id, request_record(kind, at, a[2], outcome))
+  write('HSET', K_REQUESTS, request_id, request_record(kind, at_text, a[2], outcome))
   insert_reservation(r)
   return 'A' .. outcome
 end

@@ -12,5 +12,5 @@ OPS.record = function(a)
   if not raw then return '' end
   local stored = parse_request(raw)
   if string.sub(stored.outcome, 1, 1) ~= '~' then return raw end
-  return request_record(stored.kind, stored.at, stored.fingerprint, request_outcome(a[2], stored))
+  return request_record(stored.kind, fmt(stored.at), stored.fingerprint, request_outcome(a[2], stored))
 end
