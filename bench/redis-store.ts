@@ -1,6 +1,6 @@
 /**
- * The Redis store contenders: `StockLedger` + `RedisStore` on an ioredis client, batched (the
- * default) and with one script call per operation (`batch: false`).
+ * The Redis store contenders: `StockLedger` + `RedisStore` on an ioredis client, batched
+ * (`batch: true`) and with one script call per operation (the default).
  */
 import { StockLedger } from 'stock-ledger';
 import { RedisStore } from 'stock-ledger/redis';

@@ -32,8 +32,8 @@ describeRedis('Redis store conformance', () => {
   // Functions (FCALL) are the default; the EVALSHA scripts are built from the same Lua and
   // run for servers that refuse functions: both pass the whole suite. (The batch script by
   // EVALSHA runs in the Cluster suite, which always uses EVALSHA.)
-  suite('redis (ioredis, batched)', () => clients.ioredis as Redis);
-  suite('redis (ioredis, one call per operation)', () => clients.ioredis as Redis, { batch: false });
+  suite('redis (ioredis, batched)', () => clients.ioredis as Redis, { batch: true });
+  suite('redis (ioredis, one call per operation, the default)', () => clients.ioredis as Redis);
   suite('redis (ioredis, one script per operation, EVALSHA)', () => clients.ioredis as Redis, { batch: false, functions: false });
-  suite('redis (node-redis, batched)', () => clients.nodeRedis as RedisClientLike);
+  suite('redis (node-redis, batched)', () => clients.nodeRedis as RedisClientLike, { batch: true });
 });

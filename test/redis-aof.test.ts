@@ -228,7 +228,7 @@ describe.skipIf(skipReason !== '')(skipReason === '' ? `Redis store: waitForAof 
   }
 
   it('a batch goes out as one pipeline: one script call, one WAITAOF', async () => {
-    const ledger = ledgerOn(await connect('ioredis'), freshPrefix());
+    const ledger = ledgerOn(await connect('ioredis'), freshPrefix(), { batch: true });
     await ledger.restockOrThrow({ requestId: 'r', sku: 'A', qty: 100 });
     // Two sold-out deducts at once load the batch script (a SCRIPT FLUSH case may have run before).
     await Promise.all(['w1', 'w2'].map((requestId) => ledger.deduct({ requestId, sku: 'A', qty: 1_000 })));

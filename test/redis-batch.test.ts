@@ -30,7 +30,7 @@ interface Fixture {
 /** A batched ledger with B and C stocked, no retry (a retried STORE_UNAVAILABLE would run again). */
 async function stocked(client: RedisClientLike): Promise<Fixture> {
   const prefix = `batch-${process.pid}-${(ledgers += 1)}`;
-  const ledger = new StockLedger({ store: new RedisStore({ client, prefix }), retry: false });
+  const ledger = new StockLedger({ store: new RedisStore({ client, prefix, batch: true }), retry: false });
   await ledger.restockOrThrow({ requestId: 'pb', sku: 'B', qty: 10 });
   await ledger.restockOrThrow({ requestId: 'pc', sku: 'C', qty: 10 });
   return { ledger, keys: ledgerKeys(prefix) };
@@ -62,6 +62,20 @@ describeRedis('Redis store: a batch stops at the first half-written operation', 
     server = started;
     ioredis = connected;
   }, { nodeRedis: (client) => (nodeRedis = client) });
+
+  it('by default each operation is its own call, sent at once: three at once are three calls, each with its own outcome', async () => {
+    const prefix = `batch-${process.pid}-${(ledgers += 1)}`;
+    const ledger = new StockLedger({ store: new RedisStore({ client: ioredis, prefix }), retry: false });
+    await ledger.restockOrThrow({ requestId: 'p', sku: 'B', qty: 2 });
+    const calls = await scriptCalls(server);
+    const outcomes = await Promise.all([
+      ledger.deduct({ requestId: 'd1', sku: 'B', qty: 1 }),
+      ledger.deduct({ requestId: 'd2', sku: 'B', qty: 1 }),
+      ledger.deduct({ requestId: 'd3', sku: 'B', qty: 1 }),
+    ]);
+    expect(await scriptCalls(server), 'three calls, no batch').toBe(calls + 3);
+    expect(outcomes.map((o) => o.ok)).toEqual([true, true, false]);
+  });
 
   for (const [name, client] of [['ioredis', () => ioredis], ['node-redis', () => nodeRedis]] as const) {
     it(`${name}: the half-applied restock is INVARIANT_VIOLATION, the deduct and restock after it STORE_UNAVAILABLE and untouched`, async () => {

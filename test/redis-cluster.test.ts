@@ -141,8 +141,9 @@ describeRedis(
       }
     });
 
-    // The whole conformance suite over the cluster client, each store on its own prefix.
-    for (const c of conformanceCases({ name: 'redis cluster (ioredis)', createStore: () => new RedisStore({ client, prefix: uniquePrefix('conf') }) })) {
+    // The whole conformance suite over the cluster client, each store on its own prefix, batched:
+    // the batch script by EVALSHA runs here (a Cluster client always uses EVALSHA).
+    for (const c of conformanceCases({ name: 'redis cluster (ioredis)', createStore: () => new RedisStore({ client, prefix: uniquePrefix('conf'), batch: true }) })) {
       it(c.name, c.run, c.timeoutMs);
     }
   },

@@ -772,9 +772,9 @@ end
   same order, and writes the same keys in the same order with the same encoders (entry_json,
   level_field; a deduct's record_taken; a reserve's level_json, applied_json, request_record,
   public_reservation_json and insert_reservation). Anything else returns nil, and the counters
-  it read, which no write changed, seed the general path's draft. A rejection writes nothing, as there: no due expiry to
-  write. `a`: the operation's ARGV (deduct.lua, reserve.lua: a reserve has expiresAt before the
-  buyer).
+  it read, which no write changed, seed the general path's draft. A rejection writes nothing, as
+  there: no due expiry to write. `a`: the operation's ARGV (deduct.lua, reserve.lua: a reserve
+  has expiresAt before the buyer).
 ]]
 local function plain_take(a, kind)
   local reserve = kind == 'reserve'
