@@ -32,4 +32,9 @@ export default defineConfig([
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     extends: [tseslint.configs.disableTypeChecked],
   },
+  {
+    // The live page's script runs in the browser.
+    files: ['examples/flash-sale-service/public/**/*.js'],
+    languageOptions: { globals: { document: 'readonly', requestAnimationFrame: 'readonly', EventSource: 'readonly' } },
+  },
 ]);
