@@ -126,7 +126,7 @@ describeRedis('Redis store', () => {
   });
 
   it('one batch holding a success, its replay, a conflict and a rejection of one SKU: each its own sequential outcome', async () => {
-    const { ledger } = ledgerOn();
+    const { ledger } = ledgerOn({ batch: true });
     await ledger.restock({ requestId: 'r', sku: 'A', qty: 2 });
     const before = await scriptCalls(server);
     const results = await Promise.allSettled([

@@ -2,7 +2,8 @@
  * The flash-sale service's live page in a real browser: headless Chromium (Debian's `chromium`
  * package, driven by playwright-core) opens the page, a short load runs against the service over
  * loopback, and the numbers on the page must change and end at the ledger's own values (stock per
- * SKU, units sold, orders applied and replayed). A screenshot of the page is saved and checked
+ * SKU, units sold, orders applied and replayed), with a stock event shown for each SKU that sold
+ * out. A screenshot of the page is saved and checked
  * not to be blank (its pixels vary, and the chart drew bars).
  *
  * Needs /usr/bin/chromium (or STOCK_LEDGER_CHROMIUM): `.ci/run` installs it. Without it the suite
@@ -102,6 +103,12 @@ describe.skipIf(!available)('the live page in headless Chromium', () => {
       expect(Number(await cell(sku, 'sold'))).toBe(STOCK[sku as keyof typeof STOCK] - level.onHand);
     }
     await expect.poll(() => page.locator('#applied').textContent(), { timeout: 10_000 }).toBe(String(app.counters.applied));
+    // The SKUs that sold out were announced by their stock events.
+    const soldOut = Object.keys(STOCK).filter((sku) => summary.stockAfter[sku] === 0);
+    expect(soldOut.length).toBeGreaterThan(0);
+    for (const sku of soldOut) {
+      await expect.poll(() => page.locator('#stock-events li.depleted', { hasText: `depleted ${sku}:` }).count(), { timeout: 10_000 }).toBe(1);
+    }
     expect(await page.locator('#replayed').textContent()).toBe(String(app.counters.replayed));
     expect(app.counters.applied).toBe(summary.applied);
 

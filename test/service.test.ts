@@ -162,17 +162,32 @@ describe('over loopback', () => {
     return events;
   }
 
-  it('GET /events: the entries feed as events with their seq as id, resumed with Last-Event-ID; new sales arrive live', async () => {
+  it('GET /events: entries and stock events, each id holding both positions; a reconnect with the last id resumes with no gap and no repeat', async () => {
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
     await order('k-7', { lines: [{ sku: 'CAP', qty: 1 }, { sku: 'SNEAKER-42', qty: 1 }] });
-    const all = await readEvents(await fetch(`${base}/events`), (events) => events.filter((e) => e.event === 'entry').length >= 4);
-    const entries = all.filter((e) => e.event === 'entry');
-    expect(entries.map((e) => [e.id, JSON.parse(e.data).requestId])).toEqual([['1', 'po-1'], ['2', 'po-1'], ['3', 'k-7'], ['4', 'k-7']]);
+    type Sse = { id?: string; event: string; data: string };
+    const kinds = (events: Sse[], kind: string): Sse[] => events.filter((e) => e.event === kind);
+    const all = await readEvents(await fetch(`${base}/events`), (events) => kinds(events, 'entry').length >= 4 && kinds(events, 'stock').length >= 2);
+    expect(kinds(all, 'entry').map((e) => JSON.parse(e.data).requestId)).toEqual(['po-1', 'po-1', 'k-7', 'k-7']);
+    // The restock took both SKUs from nothing: one replenished event each, caused by entries 1 and 2.
+    expect(kinds(all, 'stock').map((e) => JSON.parse(e.data)).map((e) => [e.type, e.sku, e.seq])).toEqual([['replenished', 'CAP', 1], ['replenished', 'SNEAKER-42', 2]]);
     expect(all.find((e) => e.event === 'stats')?.data).toBe(JSON.stringify({ applied: 1, replayed: 0, rejected: 0, conflicts: 0 }));
-    const resumed = await fetch(`${base}/events`, { headers: { 'last-event-id': '3' } });
+    // Each id is "<last entry seq sent>/<last stock cursor sent>", as they stood when it was sent.
+    for (const e of kinds(all, 'entry')) expect(e.id).toMatch(new RegExp(`^${JSON.parse(e.data).seq}/(-|\\d+(\\.\\d+)?)$`));
+    const last = all.filter((e) => e.id !== undefined).at(-1)?.id as string;
+    expect(last).toBe('4/2');
+
+    // Reconnect with the last id; the next sale empties CAP: its entry and a depleted event, nothing again.
+    const resumed = await fetch(`${base}/events`, { headers: { 'last-event-id': last } });
     setTimeout(() => void order('k-8', { lines: [{ sku: 'CAP', qty: 1 }] }), 50);
-    const after = (await readEvents(resumed, (events) => events.filter((e) => e.event === 'entry').length >= 2)).filter((e) => e.event === 'entry');
-    expect(after.map((e) => [e.id, JSON.parse(e.data).requestId])).toEqual([['4', 'k-7'], ['5', 'k-8']]);
+    const after = await readEvents(resumed, (events) => kinds(events, 'entry').length >= 1 && kinds(events, 'stock').length >= 1);
+    expect(kinds(after, 'entry').map((e) => [JSON.parse(e.data).seq, JSON.parse(e.data).requestId])).toEqual([[5, 'k-8']]);
+    expect(kinds(after, 'stock').map((e) => JSON.parse(e.data)).map((e) => [e.type, e.sku, e.seq, e.available])).toEqual([['depleted', 'CAP', 5, 0]]);
+    // An old client's plain seq resumes both after that entry.
+    const fromSeq = await readEvents(await fetch(`${base}/events`, { headers: { 'last-event-id': '1' } }),
+      (events) => kinds(events, 'entry').length >= 4 && kinds(events, 'stock').length >= 2);
+    expect(kinds(fromSeq, 'entry').map((e) => JSON.parse(e.data).seq)).toEqual([2, 3, 4, 5]);
+    expect(kinds(fromSeq, 'stock').map((e) => JSON.parse(e.data).seq)).toEqual([2, 5]);
   });
 
   it('the load script: thousands of requests with twins, retries and reused keys; never oversold, no key charged twice', async () => {

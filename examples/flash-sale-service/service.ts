@@ -1,7 +1,7 @@
 /**
  * A flash-sale service on the ledger (Fastify 5): orders keyed by the `Idempotency-Key` header,
- * carts held, bought or let go, stock reads, the entries feed as server-sent events, and a live
- * page. The ledger makes every rule hold: the header's key is the request id, so a retried POST
+ * carts held, bought or let go, stock reads, the entries feed and the stock events as server-sent
+ * events (events.ts), and a live page. The ledger makes every rule hold: the header's key is the request id, so a retried POST
  * is a replay and never a second sale, whatever the network did.
  *
  * Idempotency-Key rules (POST /orders and POST /carts/:id/hold):
@@ -16,9 +16,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { isStockLedgerError, type Applied, type FeedEntry, type Level, type Rejection, type StockLedger } from 'stock-ledger';
+import { isStockLedgerError, type Applied, type Level, type Rejection, type StockLedger } from 'stock-ledger';
+import { positionOf, streamEvents } from './events.js';
 import { errorProblem, problem, rejectionProblem, type Problem } from './problem.js';
 
 export interface ServiceOptions {
@@ -41,7 +41,6 @@ export interface Counters {
 
 const LINES_MAX = 100;
 const LEVEL_PAGES_MAX = 100;
-const FEED_PAGE = 500;
 const PUBLIC = new URL('./public/', import.meta.url);
 
 const LINE_SCHEMA = {
@@ -214,43 +213,21 @@ export function buildService(options: ServiceOptions): FastifyInstance {
   app.get<{ Querystring: { after?: number } }>('/events', {
     schema: { querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0 } } } },
   }, (request, reply) => {
-    const lastId = Number(request.headers['last-event-id'] ?? request.query.after ?? 0);
+    const lastId = request.headers['last-event-id'];
+    const from = positionOf(typeof lastId === 'string' ? lastId : request.query.after?.toString());
     const stop = new AbortController();
     streams.add(stop);
     request.raw.on('close', () => stop.abort());
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    void streamFeed(reply, Number.isSafeInteger(lastId) && lastId > 0 ? lastId : 0, stop.signal).finally(() => {
-      streams.delete(stop);
-      reply.raw.end();
-    });
+    const write = (block: string): void => void reply.raw.write(block);
+    void streamEvents({ ledger, from, pollMs, signal: stop.signal, write, stats: () => JSON.stringify(counters) })
+      .catch((error: unknown) => app.log.error(error))
+      .finally(() => {
+        streams.delete(stop);
+        reply.raw.end();
+      });
   });
-
-  /** Entries as `entry` events (id: the seq, so a reconnect resumes), and the counters as `stats` when they change. */
-  async function streamFeed(reply: FastifyReply, from: number, signal: AbortSignal): Promise<void> {
-    let after = from;
-    let shown = '';
-    while (!signal.aborted) {
-      let entries: FeedEntry[];
-      try {
-        entries = (await ledger.entries(after === 0 ? { limit: FEED_PAGE } : { after, limit: FEED_PAGE })).entries;
-      } catch (error) {
-        if (!isStockLedgerError(error) || error.code !== 'FEED_COMPACTED') throw error;
-        // Behind the compacted part: say so, and go on from the oldest entry kept.
-        reply.raw.write(`event: compacted\ndata: ${JSON.stringify({ after })}\n\n`);
-        after = 0;
-        continue;
-      }
-      for (const e of entries) reply.raw.write(`id: ${e.seq}\nevent: entry\ndata: ${JSON.stringify(e)}\n\n`);
-      after = entries.at(-1)?.seq ?? after;
-      const stats = JSON.stringify(counters);
-      if (stats !== shown) {
-        reply.raw.write(`event: stats\ndata: ${stats}\n\n`);
-        shown = stats;
-      }
-      if (entries.length < FEED_PAGE) await sleep(pollMs, undefined, { signal }).catch(() => {});
-    }
-  }
 
   const page = (file: string, type: string) => async (_request: FastifyRequest, reply: FastifyReply) =>
     reply.type(type).send(readFileSync(new URL(file, PUBLIC)));

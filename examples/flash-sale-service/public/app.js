@@ -1,7 +1,8 @@
 // The live page: everything comes from GET /events, the ledger's entries feed as server-sent
-// events (each SKU's level after every entry, units sold by deducts and commits) and the
-// service's counters of replayed, rejected and conflicting requests. The browser's EventSource
-// reconnects with Last-Event-ID by itself, so a dropped connection resumes where it stopped.
+// events (each SKU's level after every entry, units sold by deducts and commits), its stock
+// events (a SKU depleted or replenished) and the service's counters of replayed, rejected and
+// conflicting requests. The browser's EventSource reconnects with Last-Event-ID by itself, so a
+// dropped connection resumes where it stopped.
 
 const SOLD_KINDS = new Set(['deduct', 'commit']);
 /** Seconds of history the chart shows. */
@@ -87,6 +88,16 @@ events.addEventListener('error', () => { $('status').textContent = 'reconnecting
 events.addEventListener('entry', (message) => {
   onEntry(JSON.parse(message.data));
   render();
+});
+const STOCK_EVENTS_SHOWN = 5;
+events.addEventListener('stock', (message) => {
+  const e = JSON.parse(message.data);
+  const li = document.createElement('li');
+  li.className = e.type;
+  li.textContent = `${e.type} ${e.sku}: available ${e.availableBefore} -> ${e.available} (by ${e.requestId})`;
+  const list = $('stock-events');
+  list.prepend(li);
+  while (list.children.length > STOCK_EVENTS_SHOWN) list.lastElementChild.remove();
 });
 events.addEventListener('stats', (message) => {
   const stats = JSON.parse(message.data);
