@@ -167,3 +167,4 @@ export { runOp, isRequestOp, type Op, type WriteOp, type RequestOp, type Outcome
 export { HistoryRecorder, assertLinearizable, modelSpec, type Call, type CallEvent } from './history.js';
 export { ConformanceError, assertEqual, deepEqual, firstDifference } from './assert.js';
 export { jitter } from './concurrency.js';
+export { seededRandom } from './random.js';

@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { seededRandom } from 'stock-ledger/testing';
 
 export interface LoadOptions {
   url: string;
@@ -52,18 +53,6 @@ interface Answer {
   body: string;
 }
 
-/** A small seeded generator (mulberry32), so a run can be repeated. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 async function post(url: string, key: string, body: unknown): Promise<Answer> {
   const response = await fetch(`${url}/orders`, {
     method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify(body),
@@ -96,7 +85,7 @@ async function pool(count: number, concurrency: number, task: (i: number) => Pro
  * const summary = await runLoad({ url: 'http://127.0.0.1:3000', buyers: 1000, concurrency: 32 });
  */
 export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
-  const rand = random(options.seed ?? 1);
+  const rand = seededRandom(options.seed ?? 1);
   const { url } = options;
   const stockBefore = await stockOf(url);
   const skus = Object.keys(stockBefore);
